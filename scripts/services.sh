@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Installs (Debian packages, as root) and starts PostgreSQL, Redis and RabbitMQ on
+# 127.0.0.1 when they are missing or stopped, then creates the database named in
+# DATABASE_URL. Idempotent: safe to run again on a machine where all is running.
+set -euo pipefail
+
+log() { printf '[services] %s\n' "$*" >&2; }
+
+need_pkgs=()
+command -v pg_ctlcluster >/dev/null 2>&1 && ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_pkgs+=(postgresql)
+command -v redis-server >/dev/null 2>&1 || need_pkgs+=(redis-server)
+command -v rabbitmq-server >/dev/null 2>&1 || need_pkgs+=(rabbitmq-server)
+command -v psql >/dev/null 2>&1 || need_pkgs+=(postgresql-client)
+command -v node >/dev/null 2>&1 || need_pkgs+=(nodejs npm)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  [ "$(id -u)" -eq 0 ] || { log "need root to install: ${need_pkgs[*]}"; exit 1; }
+  log "installing ${need_pkgs[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+fi
+
+wait_for() { # name, tries, command...
+  local name=$1 tries=$2; shift 2
+  for _ in $(seq "$tries"); do "$@" >/dev/null 2>&1 && return 0; sleep 1; done
+  log "$name did not come up"; return 1
+}
+
+# PostgreSQL: the Debian cluster, password auth for postgres/postgres over TCP.
+pg_ver=$(ls /usr/lib/postgresql | sort -n | tail -1)
+if ! pg_lsclusters -h 2>/dev/null | grep -q .; then
+  pg_createcluster "$pg_ver" main >/dev/null
+fi
+cluster=$(pg_lsclusters -h | head -1 | awk '{print $1" "$2}')
+if ! pg_lsclusters -h | head -1 | grep -q online; then
+  log "starting PostgreSQL $cluster"
+  # Tuned for a small test box: more connections for parallel tests.
+  conf_dir="/etc/postgresql/${cluster% *}/${cluster#* }/conf.d"
+  mkdir -p "$conf_dir"
+  printf "max_connections = 400\nlisten_addresses = '127.0.0.1'\nshared_buffers = 256MB\n" > "$conf_dir/courier.conf"
+  pg_ctlcluster $cluster start
+fi
+wait_for PostgreSQL 30 su postgres -c "psql -qAtc 'select 1'"
+su postgres -c "psql -qAtc \"ALTER USER postgres PASSWORD 'postgres'\"" >/dev/null
+
+# Redis.
+if ! redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; then
+  log "starting Redis"
+  redis-server --bind 127.0.0.1 --port 6379 --daemonize yes --save '' --appendonly no \
+    --logfile /tmp/courier-redis.log
+fi
+wait_for Redis 30 sh -c 'redis-cli -h 127.0.0.1 -p 6379 ping | grep -q PONG'
+
+# RabbitMQ.
+if ! rabbitmq-diagnostics -q check_running >/dev/null 2>&1; then
+  log "starting RabbitMQ"
+  mkdir -p /var/lib/rabbitmq /var/log/rabbitmq
+  chown -R rabbitmq:rabbitmq /var/lib/rabbitmq /var/log/rabbitmq 2>/dev/null || true
+  rabbitmq-server -detached >/dev/null 2>&1 || true
+fi
+wait_for RabbitMQ 90 rabbitmq-diagnostics -q check_running
+wait_for RabbitMQ 30 rabbitmq-diagnostics -q check_port_connectivity
+
+# The database of DATABASE_URL (default courier).
+db=${DATABASE_URL:-postgres://postgres:postgres@127.0.0.1:5432/courier}
+db=${db##*/}; db=${db%%\?*}
+if [ -n "$db" ] && ! su postgres -c "psql -qAtc \"select 1 from pg_database where datname='$db'\"" | grep -q 1; then
+  su postgres -c "createdb '$db'"
+fi
+log "PostgreSQL, Redis and RabbitMQ are up on 127.0.0.1"

@@ -1,0 +1,48 @@
+//! `courier`: API, worker and gateway in one process, REST and Socket.IO on `PORT`.
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use tokio_util::sync::CancellationToken;
+
+use crate::{api, config::Config, gateway, health::Health, server::Service, worker};
+
+pub async fn build(config: &Config) -> anyhow::Result<Service> {
+    let deps = api::Deps::connect(config).await?;
+    crate::db::migrate(config).await?;
+    let stop = CancellationToken::new();
+    let addr = SocketAddr::new(config.bind_host, config.port);
+    let mut service = Service::bind("courier", addr, Router::new(), stop.clone()).await?;
+    let (state, api_link_task) = api::state(config, &deps, &stop);
+    let api_link = state.link.clone();
+    service.spawn_on_run(async move {
+        if let Err(e) = api_link_task.await {
+            tracing::error!(error = %e, "rabbitmq supervisor failed");
+        }
+    });
+    let worker_link = worker::spawn_consumers(&mut service, config, &deps);
+    let layer = gateway::attach(&mut service, config, &deps);
+    // Ready only when both broker links are up.
+    let health = Health { db: Some(deps.pool.clone()), cache: Some(deps.cache.clone()), mq: Some(api_link) };
+    let worker_health = Health { mq: Some(worker_link), ..Health::default() };
+    let router = api::routes(state)
+        .merge(health.router())
+        .route_layer(axum::middleware::from_fn(move |req, next: axum::middleware::Next| {
+            let worker_health = worker_health.clone();
+            async move {
+                readyz_guard(&worker_health, req, next).await
+            }
+        }));
+    Ok(service.with_router(api::finish(router).layer(layer)))
+}
+
+/// Fails `/readyz` while the worker's own broker link is down.
+async fn readyz_guard(h: &Health, req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if req.uri().path() == "/readyz"
+        && let Some(dep) = h.first_down().await
+    {
+        return crate::error::ApiError::Unavailable(dep).into_response();
+    }
+    next.run(req).await
+}

@@ -1,0 +1,164 @@
+//! Chats and participants.
+
+use axum::{
+    Json,
+    extract::State,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{
+    AppState,
+    extract::{ApiJson, ApiPath, AuthUser},
+};
+use crate::{
+    db::{self, chats::Membership},
+    domain::chat::{Chat, ChatType, Role, may_remove},
+    error::{ApiError, ApiResult},
+};
+
+/// Most participants accepted in one request.
+const MAX_IDS: usize = 1000;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateBody {
+    #[serde(rename = "type")]
+    kind: ChatType,
+    #[serde(default)]
+    participant_ids: Vec<Uuid>,
+    title: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AddBody {
+    user_ids: Vec<Uuid>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatWithUnread {
+    #[serde(flatten)]
+    chat: Chat,
+    unread_count: i64,
+}
+
+#[derive(Serialize)]
+pub struct ChatList {
+    chats: Vec<ChatWithUnread>,
+}
+
+/// Loads the caller's membership: 404 if no chat, 403 if not a participant.
+pub async fn require_member(pool: &sqlx::PgPool, chat: Uuid, user: Uuid) -> ApiResult<(ChatType, Role)> {
+    match db::chats::membership(pool, chat, user).await? {
+        Membership::NoChat => Err(ApiError::NotFound("chat not found".into())),
+        Membership::Outsider(_) => Err(ApiError::Forbidden("you are not a participant of this chat".into())),
+        Membership::Member(kind, role) => Ok((kind, role)),
+    }
+}
+
+async fn require_users(state: &AppState, ids: &[Uuid]) -> ApiResult<()> {
+    if ids.len() > MAX_IDS {
+        return Err(ApiError::Validation(format!("at most {MAX_IDS} participants per request")));
+    }
+    let missing = db::users::missing(&state.pool, ids).await?;
+    if let Some(first) = missing.first() {
+        return Err(ApiError::Validation(format!("unknown user id: {first}")));
+    }
+    Ok(())
+}
+
+async fn invalidate(state: &AppState, chat: Uuid) -> ApiResult<()> {
+    state.cache.invalidate_members(chat).await.map_err(Into::into)
+}
+
+pub async fn create(State(state): State<AppState>, AuthUser(me): AuthUser, ApiJson(body): ApiJson<CreateBody>) -> ApiResult<Response> {
+    match body.kind {
+        ChatType::Direct => {
+            let [other] = body.participant_ids[..] else {
+                return Err(ApiError::Validation("a direct chat needs exactly one participantId".into()));
+            };
+            if other == me {
+                return Err(ApiError::Validation("a direct chat needs another user".into()));
+            }
+            require_users(&state, &[other]).await?;
+            let (chat, created) = db::chats::create_direct(&state.pool, me, other).await?;
+            let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+            Ok((status, Json(chat)).into_response())
+        }
+        ChatType::Group => {
+            let title = body.title.as_deref().map(str::trim).unwrap_or_default();
+            if title.is_empty() || title.chars().count() > 128 {
+                return Err(ApiError::Validation("title must be 1 to 128 characters".into()));
+            }
+            let mut ids = body.participant_ids;
+            ids.sort();
+            ids.dedup();
+            require_users(&state, &ids).await?;
+            let chat = db::chats::create_group(&state.pool, me, title, &ids).await?;
+            Ok((StatusCode::CREATED, Json(chat)).into_response())
+        }
+    }
+}
+
+pub async fn list(State(state): State<AppState>, AuthUser(me): AuthUser) -> ApiResult<Json<ChatList>> {
+    let chats = db::chats::list_for(&state.pool, me)
+        .await?
+        .into_iter()
+        .map(|(chat, unread_count)| ChatWithUnread { chat, unread_count })
+        .collect();
+    Ok(Json(ChatList { chats }))
+}
+
+pub async fn get_chat(State(state): State<AppState>, AuthUser(me): AuthUser, ApiPath(chat): ApiPath<Uuid>) -> ApiResult<Json<Chat>> {
+    require_member(&state.pool, chat, me).await?;
+    let chat = db::chats::load(&state.pool, chat).await?.ok_or_else(|| ApiError::NotFound("chat not found".into()))?;
+    Ok(Json(chat))
+}
+
+pub async fn add_participants(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    ApiPath(chat): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<AddBody>,
+) -> ApiResult<Json<Chat>> {
+    let (kind, role) = require_member(&state.pool, chat, me).await?;
+    if kind != ChatType::Group {
+        return Err(ApiError::Validation("participants can only be added to group chats".into()));
+    }
+    if !role.can_manage() {
+        return Err(ApiError::Forbidden("only the owner or an admin can add participants".into()));
+    }
+    if body.user_ids.is_empty() {
+        return Err(ApiError::Validation("userIds must not be empty".into()));
+    }
+    require_users(&state, &body.user_ids).await?;
+    db::chats::add_members(&state.pool, chat, &body.user_ids).await?;
+    invalidate(&state, chat).await?;
+    let chat = db::chats::load(&state.pool, chat).await?.ok_or_else(|| ApiError::NotFound("chat not found".into()))?;
+    Ok(Json(chat))
+}
+
+pub async fn remove_participant(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    ApiPath((chat, target)): ApiPath<(Uuid, Uuid)>,
+) -> ApiResult<StatusCode> {
+    let (kind, role) = require_member(&state.pool, chat, me).await?;
+    if kind != ChatType::Group {
+        return Err(ApiError::Validation("participants can only be removed from group chats".into()));
+    }
+    let target_role = match db::chats::membership(&state.pool, chat, target).await? {
+        Membership::Member(_, r) => r,
+        _ => return Err(ApiError::NotFound("that user is not a participant".into())),
+    };
+    if !may_remove(me, role, target, target_role) {
+        return Err(ApiError::Forbidden("you may not remove that participant".into()));
+    }
+    db::chats::remove_member(&state.pool, chat, target).await?;
+    invalidate(&state, chat).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

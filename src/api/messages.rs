@@ -1,0 +1,153 @@
+//! `POST /chats/:chatId/messages` (202 after the broker's confirm), history, read marks.
+
+use axum::{
+    Json,
+    extract::State,
+    http::{HeaderMap, StatusCode},
+};
+use lapin::types::FieldTable;
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::{
+    AppState, CONFIRM_TIMEOUT,
+    chats::require_member,
+    extract::{ApiJson, ApiPath, ApiQuery, AuthUser, request_id},
+};
+use crate::{
+    cache::membership::LookupError,
+    db::{self, messages::Cursor},
+    domain::message::{Message, SendCommand, normalize_content},
+    error::{ApiError, ApiResult},
+    mq::{self, publish},
+};
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SendBody {
+    content: String,
+    client_message_id: Uuid,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Accepted {
+    broker_message_id: Uuid,
+    client_message_id: Uuid,
+}
+
+#[derive(Deserialize)]
+pub struct HistoryQuery {
+    limit: Option<i64>,
+    before: Option<i64>,
+    after: Option<i64>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Page {
+    messages: Vec<Message>,
+    has_more: bool,
+}
+
+#[derive(Deserialize)]
+pub struct ReadBody {
+    sequence: i64,
+}
+
+impl From<LookupError> for ApiError {
+    fn from(e: LookupError) -> Self {
+        match e {
+            LookupError::Redis(e) => e.into(),
+            LookupError::Db(e) => e.into(),
+        }
+    }
+}
+
+/// Membership for a send, from the Redis cache; PostgreSQL decides 404 vs 403.
+async fn require_sender(state: &AppState, chat: Uuid, me: Uuid) -> ApiResult<()> {
+    let members = state.cache.members(&state.pool, &[chat]).await?;
+    if members.get(&chat).is_some_and(|m| m.contains(&me)) {
+        return Ok(());
+    }
+    require_member(&state.pool, chat, me).await.map(|_| ())
+}
+
+pub async fn send(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    ApiPath(chat): ApiPath<Uuid>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<SendBody>,
+) -> ApiResult<(StatusCode, Json<Accepted>)> {
+    let content = normalize_content(&body.content).map_err(|m| ApiError::Validation(m.into()))?;
+    require_sender(&state, chat, me).await?;
+    let cmd = SendCommand {
+        broker_message_id: Uuid::now_v7(),
+        chat_id: chat,
+        sender_id: me,
+        client_message_id: body.client_message_id,
+        content,
+        accepted_at: chrono::Utc::now(),
+    };
+    let session = state.link.current().ok_or(ApiError::Unavailable("rabbitmq"))?;
+    let payload = serde_json::to_vec(&cmd).map_err(|e| ApiError::Internal(e.into()))?;
+    let mut hdrs = FieldTable::default();
+    hdrs.insert(mq::HEADER_REQUEST_ID.into(), mq::long_string(&request_id(&headers)));
+    let props = publish::json_properties(&cmd.broker_message_id.to_string(), hdrs);
+    let route = state.topology.route(chat);
+    if let Err(e) =
+        publish::publish_confirmed(&session.publish, &state.topology.exchange, &route, &payload, props, CONFIRM_TIMEOUT).await
+    {
+        tracing::warn!(error = %e, %chat, "send not confirmed");
+        return Err(ApiError::Unavailable("rabbitmq"));
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Accepted { broker_message_id: cmd.broker_message_id, client_message_id: cmd.client_message_id }),
+    ))
+}
+
+pub async fn history(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    ApiPath(chat): ApiPath<Uuid>,
+    ApiQuery(q): ApiQuery<HistoryQuery>,
+) -> ApiResult<Json<Page>> {
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::Validation("limit must be 1 to 100".into()));
+    }
+    let cursor = match (q.before, q.after) {
+        (Some(_), Some(_)) => return Err(ApiError::Validation("use either before or after, not both".into())),
+        (Some(b), None) if b >= 0 => Cursor::Before(b),
+        (None, Some(a)) if a >= 0 => Cursor::After(a),
+        (None, None) => Cursor::Newest,
+        _ => return Err(ApiError::Validation("before and after must be non-negative".into())),
+    };
+    require_member(&state.pool, chat, me).await?;
+    let (messages, has_more) = db::messages::history(&state.pool, chat, cursor, limit).await?;
+    Ok(Json(Page { messages, has_more }))
+}
+
+/// Moves the caller's read mark; shared by REST and the gateway's `chat.read`.
+pub async fn apply_read(pool: &PgPool, chat: Uuid, me: Uuid, sequence: i64) -> ApiResult<()> {
+    if sequence < 0 {
+        return Err(ApiError::Validation("sequence must be non-negative".into()));
+    }
+    require_member(pool, chat, me).await?;
+    db::chats::mark_read(pool, chat, me, sequence)
+        .await?
+        .map_err(|last| ApiError::Validation(format!("sequence must not exceed the chat's lastSequence ({last})")))
+}
+
+pub async fn mark_read(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    ApiPath(chat): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<ReadBody>,
+) -> ApiResult<StatusCode> {
+    apply_read(&state.pool, chat, me, body.sequence).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,62 @@
+//! Argon2id password hashing, off the async runtime's worker threads.
+
+use argon2::{
+    Argon2,
+    password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng},
+};
+
+pub const PASSWORD_RULE: &str = "password must be 8 to 128 characters";
+
+pub fn valid_password(p: &str) -> bool {
+    (8..=128).contains(&p.chars().count())
+}
+
+/// Hashes with Argon2id (default parameters: m=19 MiB, t=2, p=1).
+pub async fn hash(password: String) -> anyhow::Result<String> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| anyhow::anyhow!("argon2: {e}"))
+    })
+    .await?
+}
+
+/// Verifies; a malformed stored hash counts as a mismatch.
+pub async fn verify(password: String, stored: String) -> anyhow::Result<bool> {
+    Ok(tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&stored)
+            .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+            .unwrap_or(false)
+    })
+    .await?)
+}
+
+/// A hash of a random password, verified against when the user does not exist so that
+/// unknown users and wrong passwords take the same time.
+pub async fn dummy_hash() -> anyhow::Result<String> {
+    static DUMMY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    DUMMY.get_or_try_init(|| hash(uuid::Uuid::new_v4().to_string())).await.cloned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn hashes_are_argon2id_and_verify() {
+        let h = hash("correct horse".into()).await.unwrap();
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify("correct horse".into(), h.clone()).await.unwrap());
+        assert!(!verify("wrong horse".into(), h).await.unwrap());
+        assert!(!verify("x".into(), "not a hash".into()).await.unwrap());
+    }
+
+    #[test]
+    fn password_rule() {
+        assert!(valid_password("12345678"));
+        assert!(!valid_password("1234567"));
+        assert!(!valid_password(&"x".repeat(129)));
+    }
+}

@@ -1,0 +1,118 @@
+//! Redis: membership cache, socket routing state, and worker → gateway notifications.
+//! Every key and channel starts with `REDIS_KEY_PREFIX`.
+
+pub mod membership;
+pub mod routing;
+
+use std::time::Duration;
+
+use redis::{
+    Client,
+    aio::{ConnectionManager, ConnectionManagerConfig},
+};
+use secrecy::ExposeSecret;
+use uuid::Uuid;
+
+use crate::config::Config;
+
+/// Key and channel names under the deployment's prefix.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    prefix: String,
+    notify: String,
+}
+
+impl Keys {
+    pub fn new(prefix: &str, notification_channel: &str) -> Self {
+        Self { prefix: prefix.to_string(), notify: notification_channel.to_string() }
+    }
+    /// SET of user ids of a chat (cache of `chat_participants`).
+    pub fn members(&self, chat: Uuid) -> String {
+        format!("{}chat:{chat}:members", self.prefix)
+    }
+    /// HASH socket id → gateway id of a user's live sockets.
+    pub fn user_sockets(&self, user: Uuid) -> String {
+        format!("{}user:{user}:sockets", self.prefix)
+    }
+    /// SET of "userId|socketId" registered by one gateway (for crash cleanup).
+    pub fn gateway_sockets(&self, gateway: &str) -> String {
+        format!("{}gateway:{gateway}:sockets", self.prefix)
+    }
+    /// ZSET gateway id → last heartbeat (ms since epoch).
+    pub fn gateways(&self) -> String {
+        format!("{}gateways", self.prefix)
+    }
+    /// Pub/sub channel of one gateway instance.
+    pub fn gateway_channel(&self, gateway: &str) -> String {
+        format!("{}{}.{gateway}", self.prefix, self.notify)
+    }
+}
+
+/// A shared, self-reconnecting Redis connection plus the key names.
+#[derive(Clone)]
+pub struct Cache {
+    pub(crate) conn: ConnectionManager,
+    client: Client,
+    pub keys: Keys,
+}
+
+impl Cache {
+    /// Connects, retrying for up to `patience` while Redis starts.
+    pub async fn connect(config: &Config, patience: Duration) -> anyhow::Result<Self> {
+        let client = Client::open(config.redis_url().expose_secret())?;
+        let cm_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(5)))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_secs(1));
+        let deadline = tokio::time::Instant::now() + patience;
+        let conn = loop {
+            match ConnectionManager::new_with_config(client.clone(), cm_config.clone()).await {
+                Ok(c) => break c,
+                Err(e) if tokio::time::Instant::now() < deadline => {
+                    tracing::warn!(error = %e, "redis not reachable yet, retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => return Err(anyhow::anyhow!("redis at {}:{}: {e}", config.redis.host, config.redis.port)),
+            }
+        };
+        Ok(Self {
+            conn,
+            client,
+            keys: Keys::new(&config.redis.key_prefix, &config.notification_channel),
+        })
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub async fn ping(&self) -> bool {
+        let mut c = self.conn.clone();
+        redis::cmd("PING").query_async::<String>(&mut c).await.is_ok()
+    }
+
+    /// Deletes every key under the prefix (tests and teardown only).
+    pub async fn purge_prefix(&self) -> redis::RedisResult<()> {
+        let mut c = self.conn.clone();
+        let pattern = format!("{}*", self.keys.prefix);
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(500)
+                .query_async(&mut c)
+                .await?;
+            if !keys.is_empty() {
+                redis::cmd("DEL").arg(&keys).query_async::<()>(&mut c).await?;
+            }
+            if next == 0 {
+                return Ok(());
+            }
+            cursor = next;
+        }
+    }
+}

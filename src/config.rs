@@ -1,0 +1,297 @@
+//! Typed configuration read from the environment (and `.env`), with the contract's names.
+//!
+//! Every problem is reported as one line naming the variable, so a process stops at
+//! start with a message an operator can act on.
+
+use std::{collections::HashMap, fmt, net::IpAddr, time::Duration};
+
+use secrecy::{ExposeSecret, SecretString};
+
+/// A bad or missing configuration variable.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {var}: {reason}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub reason: String,
+}
+
+/// How access tokens are signed.
+#[derive(Clone)]
+pub enum JwtKeyConfig {
+    Hs256(SecretString),
+    Rs256 { private_pem: SecretString, public_pem: String },
+}
+
+impl fmt::Debug for JwtKeyConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Hs256(_) => f.write_str("Hs256([REDACTED])"),
+            Self::Rs256 { .. } => f.write_str("Rs256([REDACTED])"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    pub host: String,
+    pub port: u16,
+    pub password: Option<SecretString>,
+    pub db: i64,
+    pub key_prefix: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct RabbitConfig {
+    /// Full AMQP URI (from `RABBITMQ_URI` or built from the parts).
+    pub uri: SecretString,
+    pub exchange: String,
+    pub dlx_exchange: String,
+    pub queue_prefix: String,
+    pub dlq_name: String,
+    pub partition_count: u16,
+    pub max_retries: u32,
+    pub prefetch: u16,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database_url: SecretString,
+    pub database_max_connections: u32,
+    pub redis: RedisConfig,
+    pub rabbitmq: RabbitConfig,
+    pub notification_channel: String,
+    pub jwt: JwtKeyConfig,
+    pub jwt_expiration: Duration,
+    pub refresh_token_ttl: Duration,
+    pub bind_host: IpAddr,
+    pub port: u16,
+    pub gateway_port: u16,
+    pub worker_port: u16,
+    pub gateway_id: String,
+    pub cors_origins: Vec<String>,
+}
+
+impl Config {
+    /// Reads `.env` (if present) and then the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        // A missing .env is normal; a malformed one is reported.
+        if let Err(e) = dotenvy::dotenv()
+            && !e.not_found()
+        {
+            return Err(ConfigError { var: ".env", reason: e.to_string() });
+        }
+        let vars: HashMap<String, String> = std::env::vars().collect();
+        Self::from_lookup(|k| vars.get(k).cloned())
+    }
+
+    /// Builds the configuration from any variable lookup (used by tests).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(&get);
+        let redis = RedisConfig {
+            host: env.string("REDIS_HOST", "127.0.0.1"),
+            port: env.parse("REDIS_PORT", 6379)?,
+            password: env.secret_opt("REDIS_PASSWORD"),
+            db: env.parse("REDIS_DB", 0)?,
+            key_prefix: env.string("REDIS_KEY_PREFIX", "courier:"),
+        };
+        let partition_count: u16 = env.parse("RABBITMQ_CHAT_PARTITION_COUNT", 8)?;
+        if partition_count == 0 {
+            return Err(env.bad("RABBITMQ_CHAT_PARTITION_COUNT", "must be at least 1"));
+        }
+        let rabbitmq = RabbitConfig {
+            uri: rabbit_uri(&env)?,
+            exchange: env.name("RABBITMQ_CHAT_EXCHANGE", "chat.events")?,
+            dlx_exchange: env.name("RABBITMQ_CHAT_DLX_EXCHANGE", "chat.dlx")?,
+            queue_prefix: env.name("RABBITMQ_CHAT_QUEUE_PREFIX", "chat.message.send")?,
+            dlq_name: env.name("RABBITMQ_CHAT_DLQ_NAME", "chat.message.send.dlq")?,
+            partition_count,
+            max_retries: env.parse("RABBITMQ_CHAT_MAX_RETRIES", 5)?,
+            prefetch: env.parse("RABBITMQ_CHAT_CONSUMER_PREFETCH", 256)?,
+        };
+        let jwt_expiration = Duration::from_secs(env.parse("JWT_EXPIRATION_TIME", 3600)?);
+        if jwt_expiration.is_zero() {
+            return Err(env.bad("JWT_EXPIRATION_TIME", "must be at least 1 second"));
+        }
+        let bind_host = env.string("HOST", "0.0.0.0");
+        Ok(Config {
+            database_url: env.secret(
+                "DATABASE_URL",
+                "postgres://postgres:postgres@127.0.0.1:5432/courier",
+            ),
+            database_max_connections: env.parse("DATABASE_MAX_CONNECTIONS", 20)?,
+            redis,
+            rabbitmq,
+            notification_channel: env.name("CHAT_NOTIFICATION_CHANNEL", "chat.notifications")?,
+            jwt: jwt_keys(&env)?,
+            jwt_expiration,
+            refresh_token_ttl: Duration::from_secs(
+                env.parse("REFRESH_TOKEN_TTL", 30 * 24 * 3600)?,
+            ),
+            bind_host: bind_host
+                .parse()
+                .map_err(|_| env.bad("HOST", &format!("not an IP address: {bind_host:?}")))?,
+            port: env.parse("PORT", 3000)?,
+            gateway_port: env.parse("GATEWAY_PORT", 3001)?,
+            worker_port: env.parse("WORKER_PORT", 3002)?,
+            gateway_id: get("GATEWAY_ID")
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()),
+            cors_origins: env
+                .string("CORS_ORIGINS", "")
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect(),
+        })
+    }
+
+    /// The Redis connection URL built from the parts.
+    pub fn redis_url(&self) -> SecretString {
+        let r = &self.redis;
+        let auth = match &r.password {
+            Some(p) => format!(":{}@", urlencode(p.expose_secret())),
+            None => String::new(),
+        };
+        format!("redis://{auth}{}:{}/{}", r.host, r.port, r.db).into()
+    }
+}
+
+struct Env<'a, F: Fn(&str) -> Option<String>>(&'a F);
+
+impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
+    fn raw(&self, var: &str) -> Option<String> {
+        (self.0)(var).filter(|v| !v.trim().is_empty())
+    }
+    fn string(&self, var: &str, default: &str) -> String {
+        self.raw(var).unwrap_or_else(|| default.to_string())
+    }
+    fn secret(&self, var: &str, default: &str) -> SecretString {
+        self.string(var, default).into()
+    }
+    fn secret_opt(&self, var: &str) -> Option<SecretString> {
+        self.raw(var).map(Into::into)
+    }
+    fn bad(&self, var: &'static str, reason: &str) -> ConfigError {
+        ConfigError { var, reason: reason.to_string() }
+    }
+    fn parse<T: std::str::FromStr>(&self, var: &'static str, default: T) -> Result<T, ConfigError> {
+        match self.raw(var) {
+            None => Ok(default),
+            Some(v) => v.trim().parse().map_err(|_| {
+                self.bad(var, &format!("expected {}, got {v:?}", std::any::type_name::<T>()))
+            }),
+        }
+    }
+    /// An AMQP/Redis name: non-empty, printable, no spaces.
+    fn name(&self, var: &'static str, default: &str) -> Result<String, ConfigError> {
+        let v = self.string(var, default);
+        if v.len() > 200 || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(self.bad(var, "must be at most 200 characters without spaces"));
+        }
+        Ok(v)
+    }
+}
+
+fn rabbit_uri<F: Fn(&str) -> Option<String>>(env: &Env<'_, F>) -> Result<SecretString, ConfigError> {
+    if let Some(uri) = env.raw("RABBITMQ_URI") {
+        if !(uri.starts_with("amqp://") || uri.starts_with("amqps://")) {
+            return Err(env.bad("RABBITMQ_URI", "must start with amqp:// or amqps://"));
+        }
+        return Ok(uri.into());
+    }
+    let host = env.string("RABBITMQ_HOST", "127.0.0.1");
+    let port: u16 = env.parse("RABBITMQ_PORT", 5672)?;
+    let user = env.string("RABBITMQ_USERNAME", "guest");
+    let pass = env.string("RABBITMQ_PASSWORD", "guest");
+    let vhost = env.string("RABBITMQ_VHOST", "/");
+    Ok(format!(
+        "amqp://{}:{}@{host}:{port}/{}",
+        urlencode(&user),
+        urlencode(&pass),
+        urlencode(&vhost)
+    )
+    .into())
+}
+
+fn jwt_keys<F: Fn(&str) -> Option<String>>(env: &Env<'_, F>) -> Result<JwtKeyConfig, ConfigError> {
+    match (env.raw("JWT_PRIVATE_KEY"), env.raw("JWT_PUBLIC_KEY")) {
+        (Some(private), Some(public)) => Ok(JwtKeyConfig::Rs256 {
+            // PEM passed through env files often has literal "\n".
+            private_pem: private.replace("\\n", "\n").into(),
+            public_pem: public.replace("\\n", "\n"),
+        }),
+        (Some(_), None) => Err(env.bad("JWT_PUBLIC_KEY", "required with JWT_PRIVATE_KEY")),
+        (None, Some(_)) => Err(env.bad("JWT_PRIVATE_KEY", "required with JWT_PUBLIC_KEY")),
+        (None, None) => match env.raw("JWT_SECRET") {
+            Some(s) if s.len() >= 16 => Ok(JwtKeyConfig::Hs256(s.into())),
+            Some(_) => Err(env.bad("JWT_SECRET", "must be at least 16 characters")),
+            None => Err(env.bad("JWT_SECRET", "missing (or set JWT_PRIVATE_KEY and JWT_PUBLIC_KEY)")),
+        },
+    }
+}
+
+/// Percent-encodes everything but unreserved characters (for URI user, password, vhost).
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let c = cfg(&[("JWT_SECRET", "0123456789abcdef0123")]).unwrap();
+        assert_eq!(c.rabbitmq.partition_count, 8);
+        assert_eq!(c.rabbitmq.exchange, "chat.events");
+        assert_eq!(c.rabbitmq.uri.expose_secret(), "amqp://guest:guest@127.0.0.1:5672/%2F");
+        assert_eq!(c.redis.key_prefix, "courier:");
+        assert_eq!(c.port, 3000);
+        assert_eq!(c.jwt_expiration, Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn bad_variables_are_named() {
+        let e = cfg(&[("JWT_SECRET", "0123456789abcdef0123"), ("REDIS_PORT", "abc")]).unwrap_err();
+        assert_eq!(e.var, "REDIS_PORT");
+        let e = cfg(&[]).unwrap_err();
+        assert_eq!(e.var, "JWT_SECRET");
+        assert!(e.to_string().starts_with("configuration error: JWT_SECRET"));
+        let e = cfg(&[("JWT_SECRET", "0123456789abcdef0123"), ("RABBITMQ_CHAT_PARTITION_COUNT", "0")])
+            .unwrap_err();
+        assert_eq!(e.var, "RABBITMQ_CHAT_PARTITION_COUNT");
+    }
+
+    #[test]
+    fn rabbit_uri_wins_and_parts_are_encoded() {
+        let c = cfg(&[
+            ("JWT_SECRET", "0123456789abcdef0123"),
+            ("RABBITMQ_URI", "amqp://u:p@h:1/v"),
+            ("RABBITMQ_HOST", "ignored"),
+        ])
+        .unwrap();
+        assert_eq!(c.rabbitmq.uri.expose_secret(), "amqp://u:p@h:1/v");
+        let c = cfg(&[("JWT_SECRET", "0123456789abcdef0123"), ("RABBITMQ_PASSWORD", "p@ss/w")]).unwrap();
+        assert!(c.rabbitmq.uri.expose_secret().contains("guest:p%40ss%2Fw@"));
+    }
+
+    #[test]
+    fn secrets_are_not_printed() {
+        let c = cfg(&[("JWT_SECRET", "super-secret-value-123")]).unwrap();
+        assert!(!format!("{c:?}").contains("super-secret-value-123"));
+    }
+}

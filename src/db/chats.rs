@@ -1,0 +1,247 @@
+//! Chats and participants.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::domain::chat::{Chat, ChatType, Participant, Role, direct_key};
+
+#[derive(sqlx::FromRow)]
+struct ChatRow {
+    id: Uuid,
+    #[sqlx(rename = "type")]
+    kind: ChatType,
+    title: Option<String>,
+    last_sequence: i64,
+    created_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct ParticipantRow {
+    chat_id: Uuid,
+    user_id: Uuid,
+    role: Role,
+    joined_at: DateTime<Utc>,
+}
+
+/// The caller's relation to a chat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Membership {
+    NoChat,
+    Outsider(ChatType),
+    Member(ChatType, Role),
+}
+
+const CHAT_COLUMNS: &str = "c.id, c.type, c.title, c.last_sequence, c.created_at";
+
+async fn participants_of(
+    pool: &PgPool,
+    chat_ids: &[Uuid],
+) -> Result<HashMap<Uuid, Vec<Participant>>, sqlx::Error> {
+    let rows: Vec<ParticipantRow> = sqlx::query_as(
+        "SELECT chat_id, user_id, role, joined_at FROM chat_participants
+         WHERE chat_id = ANY($1) ORDER BY joined_at, user_id",
+    )
+    .bind(chat_ids)
+    .fetch_all(pool)
+    .await?;
+    let mut map: HashMap<Uuid, Vec<Participant>> = HashMap::new();
+    for r in rows {
+        map.entry(r.chat_id).or_default().push(Participant {
+            user_id: r.user_id,
+            role: r.role,
+            joined_at: r.joined_at,
+        });
+    }
+    Ok(map)
+}
+
+fn assemble(row: ChatRow, participants: &mut HashMap<Uuid, Vec<Participant>>) -> Chat {
+    Chat {
+        id: row.id,
+        kind: row.kind,
+        title: row.title,
+        participants: participants.remove(&row.id).unwrap_or_default(),
+        created_at: row.created_at,
+        last_sequence: row.last_sequence,
+    }
+}
+
+pub async fn load(pool: &PgPool, chat_id: Uuid) -> Result<Option<Chat>, sqlx::Error> {
+    let row: Option<ChatRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {CHAT_COLUMNS} FROM chats c WHERE c.id = $1")))
+        .bind(chat_id)
+        .fetch_optional(pool)
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let mut parts = participants_of(pool, &[chat_id]).await?;
+    Ok(Some(assemble(row, &mut parts)))
+}
+
+/// The caller's chats with unread counts, most recently active first.
+pub async fn list_for(pool: &PgPool, user: Uuid) -> Result<Vec<(Chat, i64)>, sqlx::Error> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        chat: ChatRow,
+        unread: i64,
+    }
+    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {CHAT_COLUMNS},
+            (SELECT count(*) FROM messages m
+              WHERE m.chat_id = c.id AND m.sequence > p.last_read_sequence AND m.sender_id <> $1) AS unread
+         FROM chats c JOIN chat_participants p ON p.chat_id = c.id AND p.user_id = $1
+         ORDER BY COALESCE(c.last_message_at, c.created_at) DESC, c.id"
+    )))
+    .bind(user)
+    .fetch_all(pool)
+    .await?;
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.chat.id).collect();
+    let mut parts = participants_of(pool, &ids).await?;
+    Ok(rows.into_iter().map(|r| (assemble(r.chat, &mut parts), r.unread)).collect())
+}
+
+pub async fn membership(pool: &PgPool, chat_id: Uuid, user: Uuid) -> Result<Membership, sqlx::Error> {
+    let row: Option<(ChatType, Option<Role>)> = sqlx::query_as(
+        "SELECT c.type, p.role FROM chats c
+         LEFT JOIN chat_participants p ON p.chat_id = c.id AND p.user_id = $2 WHERE c.id = $1",
+    )
+    .bind(chat_id)
+    .bind(user)
+    .fetch_optional(pool)
+    .await?;
+    Ok(match row {
+        None => Membership::NoChat,
+        Some((kind, None)) => Membership::Outsider(kind),
+        Some((kind, Some(role))) => Membership::Member(kind, role),
+    })
+}
+
+async fn insert_chat(
+    tx: &mut Transaction<'_, Postgres>,
+    kind: ChatType,
+    title: Option<&str>,
+    direct: Option<String>,
+    creator: Uuid,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO chats (id, type, title, direct_key, created_by) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (direct_key) DO NOTHING RETURNING id",
+    )
+    .bind(Uuid::now_v7())
+    .bind(kind)
+    .bind(title)
+    .bind(direct)
+    .bind(creator)
+    .fetch_optional(&mut **tx)
+    .await
+}
+
+async fn insert_participants(
+    tx: &mut Transaction<'_, Postgres>,
+    chat: Uuid,
+    users: &[Uuid],
+    roles: &[Role],
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO chat_participants (chat_id, user_id, role)
+         SELECT $1, u, r FROM UNNEST($2::uuid[], $3::text[]) AS t(u, r)
+         ON CONFLICT (chat_id, user_id) DO NOTHING",
+    )
+    .bind(chat)
+    .bind(users)
+    .bind(roles.iter().map(|r| role_name(*r)).collect::<Vec<_>>())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+fn role_name(r: Role) -> &'static str {
+    match r {
+        Role::Owner => "owner",
+        Role::Admin => "admin",
+        Role::Member => "member",
+    }
+}
+
+/// The direct chat between two users; `true` if it was created now.
+pub async fn create_direct(pool: &PgPool, me: Uuid, other: Uuid) -> Result<(Chat, bool), sqlx::Error> {
+    let key = direct_key(me, other);
+    let mut tx = pool.begin().await?;
+    let created = insert_chat(&mut tx, ChatType::Direct, None, Some(key.clone()), me).await?;
+    if let Some(id) = created {
+        insert_participants(&mut tx, id, &[me, other], &[Role::Member, Role::Member]).await?;
+    }
+    tx.commit().await?;
+    let id = match created {
+        Some(id) => id,
+        None => sqlx::query_scalar("SELECT id FROM chats WHERE direct_key = $1").bind(&key).fetch_one(pool).await?,
+    };
+    let chat = load(pool, id).await?.ok_or(sqlx::Error::RowNotFound)?;
+    Ok((chat, created.is_some()))
+}
+
+/// A group chat with the caller as owner and the others as members.
+pub async fn create_group(pool: &PgPool, me: Uuid, title: &str, others: &[Uuid]) -> Result<Chat, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let id = insert_chat(&mut tx, ChatType::Group, Some(title), None, me)
+        .await?
+        .ok_or(sqlx::Error::RowNotFound)?;
+    insert_participants(&mut tx, id, &[me], &[Role::Owner]).await?;
+    let members: Vec<Uuid> = others.iter().copied().filter(|u| *u != me).collect();
+    insert_participants(&mut tx, id, &members, &vec![Role::Member; members.len()]).await?;
+    tx.commit().await?;
+    load(pool, id).await?.ok_or(sqlx::Error::RowNotFound)
+}
+
+pub async fn add_members(pool: &PgPool, chat: Uuid, users: &[Uuid]) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    insert_participants(&mut tx, chat, users, &vec![Role::Member; users.len()]).await?;
+    tx.commit().await
+}
+
+/// Removes a participant; `false` if they were not one.
+pub async fn remove_member(pool: &PgPool, chat: Uuid, user: Uuid) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM chat_participants WHERE chat_id = $1 AND user_id = $2")
+        .bind(chat)
+        .bind(user)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Moves the read mark forward (never back). `Err(last_sequence)` if beyond the chat's last.
+pub async fn mark_read(pool: &PgPool, chat: Uuid, user: Uuid, sequence: i64) -> Result<Result<(), i64>, sqlx::Error> {
+    let last: i64 = sqlx::query_scalar("SELECT last_sequence FROM chats WHERE id = $1")
+        .bind(chat)
+        .fetch_one(pool)
+        .await?;
+    if sequence > last {
+        return Ok(Err(last));
+    }
+    sqlx::query(
+        "UPDATE chat_participants SET last_read_sequence = GREATEST(last_read_sequence, $3)
+         WHERE chat_id = $1 AND user_id = $2",
+    )
+    .bind(chat)
+    .bind(user)
+    .bind(sequence)
+    .execute(pool)
+    .await?;
+    Ok(Ok(()))
+}
+
+/// Member ids per chat, for the membership cache.
+pub async fn member_ids(pool: &PgPool, chats: &[Uuid]) -> Result<HashMap<Uuid, Vec<Uuid>>, sqlx::Error> {
+    let rows: Vec<(Uuid, Uuid)> =
+        sqlx::query_as("SELECT chat_id, user_id FROM chat_participants WHERE chat_id = ANY($1)")
+            .bind(chats)
+            .fetch_all(pool)
+            .await?;
+    let mut map: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    for (c, u) in rows {
+        map.entry(c).or_default().push(u);
+    }
+    Ok(map)
+}

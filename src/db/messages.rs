@@ -1,0 +1,228 @@
+//! Messages: batch persistence with per-chat sequences, history and sync reads.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::domain::message::{Message, Rejection, SendCommand};
+
+const MESSAGE_COLUMNS: &str =
+    "id, chat_id, sender_id, client_message_id, content, message_type, sequence, sent_at";
+
+#[derive(sqlx::FromRow)]
+struct MessageRow {
+    id: Uuid,
+    chat_id: Uuid,
+    sender_id: Uuid,
+    client_message_id: Uuid,
+    content: String,
+    message_type: String,
+    sequence: i64,
+    sent_at: DateTime<Utc>,
+}
+
+impl From<MessageRow> for Message {
+    fn from(r: MessageRow) -> Self {
+        Message {
+            id: r.id,
+            chat_id: r.chat_id,
+            sender_id: r.sender_id,
+            client_message_id: r.client_message_id,
+            content: r.content,
+            message_type: r.message_type,
+            status: "sent".into(),
+            sequence: r.sequence,
+            sent_at: r.sent_at,
+        }
+    }
+}
+
+/// What became of one command of a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Persisted now (`fresh`) or earlier (a redelivery or a client retry).
+    Persisted { message: Message, fresh: bool },
+    /// Can never be persisted.
+    Rejected(Rejection),
+}
+
+type IdemKey = (Uuid, Uuid, Uuid);
+
+/// Persists a batch in one transaction. Sequences are assigned per chat under a row
+/// lock on the chat, so there are no gaps and no repeats, even with two workers racing
+/// during a partition handover; a command whose `(chat, sender, clientMessageId)` is
+/// already stored yields the stored message instead of a new row.
+pub async fn persist_batch(pool: &PgPool, cmds: &[SendCommand]) -> Result<Vec<Outcome>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let mut chat_ids: Vec<Uuid> = cmds.iter().map(|c| c.chat_id).collect();
+    chat_ids.sort();
+    chat_ids.dedup();
+    let mut last_seq: HashMap<Uuid, i64> = sqlx::query_as::<_, (Uuid, i64)>(
+        "SELECT id, last_sequence FROM chats WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+    )
+    .bind(&chat_ids)
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .collect();
+
+    let chats: Vec<Uuid> = cmds.iter().map(|c| c.chat_id).collect();
+    let senders: Vec<Uuid> = cmds.iter().map(|c| c.sender_id).collect();
+    let client_ids: Vec<Uuid> = cmds.iter().map(|c| c.client_message_id).collect();
+    let members: HashSet<(Uuid, Uuid)> = sqlx::query_as::<_, (Uuid, Uuid)>(
+        "SELECT chat_id, user_id FROM chat_participants
+         WHERE (chat_id, user_id) IN (SELECT * FROM UNNEST($1::uuid[], $2::uuid[]))",
+    )
+    .bind(&chats)
+    .bind(&senders)
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .collect();
+    let mut known: HashMap<IdemKey, Message> = sqlx::query_as::<_, MessageRow>(sqlx::AssertSqlSafe(format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE (chat_id, sender_id, client_message_id) IN
+         (SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[]))"
+    )))
+    .bind(&chats)
+    .bind(&senders)
+    .bind(&client_ids)
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .map(|r| ((r.chat_id, r.sender_id, r.client_message_id), Message::from(r)))
+    .collect();
+
+    let now = Utc::now();
+    let mut fresh: Vec<(Uuid, Message)> = Vec::new(); // (broker message id, message)
+    let mut outcomes = Vec::with_capacity(cmds.len());
+    for cmd in cmds {
+        let key = (cmd.chat_id, cmd.sender_id, cmd.client_message_id);
+        let outcome = if let Some(m) = known.get(&key) {
+            Outcome::Persisted { message: m.clone(), fresh: false }
+        } else if let Some(last) = last_seq.get_mut(&cmd.chat_id) {
+            if members.contains(&(cmd.chat_id, cmd.sender_id)) {
+                *last += 1;
+                let m = Message {
+                    id: Uuid::now_v7(),
+                    chat_id: cmd.chat_id,
+                    sender_id: cmd.sender_id,
+                    client_message_id: cmd.client_message_id,
+                    content: cmd.content.clone(),
+                    message_type: "text".into(),
+                    status: "sent".into(),
+                    sequence: *last,
+                    sent_at: now,
+                };
+                known.insert(key, m.clone());
+                fresh.push((cmd.broker_message_id, m.clone()));
+                Outcome::Persisted { message: m, fresh: true }
+            } else {
+                Outcome::Rejected(Rejection::NotParticipant)
+            }
+        } else {
+            Outcome::Rejected(Rejection::ChatGone)
+        };
+        outcomes.push(outcome);
+    }
+
+    if !fresh.is_empty() {
+        insert_messages(&mut tx, &fresh).await?;
+        let (ids, seqs): (Vec<Uuid>, Vec<i64>) = chat_ids
+            .iter()
+            .filter_map(|c| last_seq.get(c).map(|s| (*c, *s)))
+            .unzip();
+        sqlx::query(
+            "UPDATE chats c SET last_sequence = v.seq, last_message_at = $3
+             FROM UNNEST($1::uuid[], $2::bigint[]) AS v(id, seq)
+             WHERE c.id = v.id AND c.last_sequence <> v.seq",
+        )
+        .bind(&ids)
+        .bind(&seqs)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(outcomes)
+}
+
+async fn insert_messages(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    fresh: &[(Uuid, Message)],
+) -> Result<(), sqlx::Error> {
+    let col = |f: fn(&Message) -> Uuid| fresh.iter().map(|(_, m)| f(m)).collect::<Vec<_>>();
+    sqlx::query(
+        "INSERT INTO messages (id, chat_id, sender_id, client_message_id, broker_message_id,
+                               content, message_type, sequence, sent_at)
+         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[],
+                              $6::text[], $7::text[], $8::bigint[], $9::timestamptz[])",
+    )
+    .bind(col(|m| m.id))
+    .bind(col(|m| m.chat_id))
+    .bind(col(|m| m.sender_id))
+    .bind(col(|m| m.client_message_id))
+    .bind(fresh.iter().map(|(b, _)| *b).collect::<Vec<_>>())
+    .bind(fresh.iter().map(|(_, m)| m.content.as_str()).collect::<Vec<_>>())
+    .bind(fresh.iter().map(|(_, m)| m.message_type.as_str()).collect::<Vec<_>>())
+    .bind(fresh.iter().map(|(_, m)| m.sequence).collect::<Vec<_>>())
+    .bind(fresh.iter().map(|(_, m)| m.sent_at).collect::<Vec<_>>())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Which page of a chat's history to read.
+#[derive(Debug, Clone, Copy)]
+pub enum Cursor {
+    Newest,
+    Before(i64),
+    After(i64),
+}
+
+/// A page of history, ascending by sequence, and whether more lies beyond it.
+pub async fn history(pool: &PgPool, chat: Uuid, cursor: Cursor, limit: i64) -> Result<(Vec<Message>, bool), sqlx::Error> {
+    let (cond, order, bound) = match cursor {
+        Cursor::Newest => ("TRUE", "DESC", 0),
+        Cursor::Before(s) => ("sequence < $2", "DESC", s),
+        Cursor::After(s) => ("sequence > $2", "ASC", s),
+    };
+    let mut rows: Vec<MessageRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE chat_id = $1 AND ($2 = $2) AND {cond}
+         ORDER BY sequence {order} LIMIT $3"
+    )))
+    .bind(chat)
+    .bind(bound)
+    .bind(limit + 1)
+    .fetch_all(pool)
+    .await?;
+    let has_more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    if order == "DESC" {
+        rows.reverse();
+    }
+    Ok((rows.into_iter().map(Into::into).collect(), has_more))
+}
+
+/// Messages persisted after the given sequences, in the chats the user is part of,
+/// oldest first, at most `cap`.
+pub async fn since(pool: &PgPool, user: Uuid, seen: &[(Uuid, i64)], cap: i64) -> Result<(Vec<Message>, bool), sqlx::Error> {
+    let (chats, seqs): (Vec<Uuid>, Vec<i64>) = seen.iter().copied().unzip();
+    let mut rows: Vec<MessageRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {} FROM messages m
+         JOIN UNNEST($2::uuid[], $3::bigint[]) AS s(chat_id, seq) ON m.chat_id = s.chat_id AND m.sequence > s.seq
+         JOIN chat_participants p ON p.chat_id = m.chat_id AND p.user_id = $1
+         ORDER BY m.sent_at, m.chat_id, m.sequence LIMIT $4",
+        MESSAGE_COLUMNS.split(", ").map(|c| format!("m.{c}")).collect::<Vec<_>>().join(", ")
+    )))
+    .bind(user)
+    .bind(&chats)
+    .bind(&seqs)
+    .bind(cap + 1)
+    .fetch_all(pool)
+    .await?;
+    let has_more = rows.len() as i64 > cap;
+    rows.truncate(cap as usize);
+    Ok((rows.into_iter().map(Into::into).collect(), has_more))
+}

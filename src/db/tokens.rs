@@ -1,0 +1,68 @@
+//! Refresh tokens: issue, rotate, and revoke a family on reuse.
+
+use std::time::Duration;
+
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::auth::refresh;
+
+/// What presenting a refresh token led to.
+pub enum Rotation {
+    /// Valid: the caller issues a new token in `family` for `user`.
+    Rotated { user: Uuid, family: Uuid },
+    /// Unknown or expired.
+    Invalid,
+    /// Already used or revoked: the whole family has been revoked.
+    Reused,
+}
+
+/// Stores a new refresh token; returns the opaque token for the client.
+pub async fn issue(pool: &PgPool, user: Uuid, family: Uuid, ttl: Duration) -> Result<String, sqlx::Error> {
+    let token = refresh::generate();
+    sqlx::query(
+        "INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, expires_at)
+         VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))",
+    )
+    .bind(Uuid::now_v7())
+    .bind(user)
+    .bind(family)
+    .bind(refresh::digest(&token))
+    .bind(ttl.as_secs_f64())
+    .execute(pool)
+    .await?;
+    Ok(token)
+}
+
+/// Marks the presented token used (row-locked, so two concurrent uses cannot both win).
+pub async fn rotate(pool: &PgPool, token: &str) -> Result<Rotation, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let row: Option<(Uuid, Uuid, bool, bool)> = sqlx::query_as(
+        "SELECT user_id, family_id, (used_at IS NOT NULL OR revoked_at IS NOT NULL), expires_at < now()
+         FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE",
+    )
+    .bind(refresh::digest(token))
+    .fetch_optional(&mut *tx)
+    .await?;
+    let outcome = match row {
+        None => Rotation::Invalid,
+        Some((_, family, true, _)) => {
+            sqlx::query("UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL")
+                .bind(family)
+                .execute(&mut *tx)
+                .await?;
+            tracing::warn!(%family, "refresh token reused: family revoked");
+            Rotation::Reused
+        }
+        Some((_, _, false, true)) => Rotation::Invalid,
+        Some((user, family, false, false)) => {
+            sqlx::query("UPDATE refresh_tokens SET used_at = now() WHERE token_hash = $1")
+                .bind(refresh::digest(token))
+                .execute(&mut *tx)
+                .await?;
+            Rotation::Rotated { user, family }
+        }
+    };
+    tx.commit().await?;
+    Ok(outcome)
+}

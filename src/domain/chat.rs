@@ -1,0 +1,106 @@
+//! Chats, participants and their roles.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, sqlx::Type)]
+#[serde(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
+pub enum ChatType {
+    Direct,
+    Group,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, sqlx::Type)]
+#[serde(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
+pub enum Role {
+    Owner,
+    Admin,
+    Member,
+}
+
+impl Role {
+    pub fn can_manage(self) -> bool {
+        matches!(self, Role::Owner | Role::Admin)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Participant {
+    pub user_id: Uuid,
+    pub role: Role,
+    #[serde(with = "super::time")]
+    pub joined_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Chat {
+    pub id: Uuid,
+    #[serde(rename = "type")]
+    pub kind: ChatType,
+    pub title: Option<String>,
+    pub participants: Vec<Participant>,
+    #[serde(with = "super::time")]
+    pub created_at: DateTime<Utc>,
+    pub last_sequence: i64,
+}
+
+/// The unique key of the direct chat between two users, whatever their order.
+pub fn direct_key(a: Uuid, b: Uuid) -> String {
+    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+    format!("{lo}:{hi}")
+}
+
+/// Whether `actor` (with `actor_role`) may remove `target` from a group.
+pub fn may_remove(actor: Uuid, actor_role: Role, target: Uuid, target_role: Role) -> bool {
+    if actor == target {
+        return true;
+    }
+    match actor_role {
+        Role::Owner => true,
+        Role::Admin => target_role == Role::Member,
+        Role::Member => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn direct_key_is_symmetric() {
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        assert_eq!(direct_key(a, b), direct_key(b, a));
+        assert_ne!(direct_key(a, b), direct_key(a, Uuid::new_v4()));
+    }
+
+    #[test]
+    fn removal_rules() {
+        let (me, other) = (Uuid::new_v4(), Uuid::new_v4());
+        assert!(may_remove(me, Role::Member, me, Role::Member));
+        assert!(!may_remove(me, Role::Member, other, Role::Member));
+        assert!(may_remove(me, Role::Admin, other, Role::Member));
+        assert!(!may_remove(me, Role::Admin, other, Role::Owner));
+        assert!(may_remove(me, Role::Owner, other, Role::Admin));
+    }
+
+    #[test]
+    fn chat_json_uses_contract_names() {
+        let c = Chat {
+            id: Uuid::nil(),
+            kind: ChatType::Group,
+            title: None,
+            participants: vec![],
+            created_at: Utc::now(),
+            last_sequence: 0,
+        };
+        let v = serde_json::to_value(c).unwrap();
+        assert_eq!(v["type"], "group");
+        assert_eq!(v["lastSequence"], 0);
+        assert!(v["title"].is_null());
+    }
+}

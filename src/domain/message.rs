@@ -1,0 +1,133 @@
+//! Messages: the persisted record, the command carried through the broker, and content rules.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub const MAX_CONTENT_CHARS: usize = 4000;
+pub const CONTENT_RULE: &str = "content must be 1 to 4000 characters";
+
+/// A persisted message, as the contract shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Message {
+    pub id: Uuid,
+    pub chat_id: Uuid,
+    pub sender_id: Uuid,
+    pub client_message_id: Uuid,
+    pub content: String,
+    pub message_type: String,
+    pub status: String,
+    pub sequence: i64,
+    #[serde(with = "super::time")]
+    pub sent_at: DateTime<Utc>,
+}
+
+/// Trims and checks message content; returns the content to store.
+pub fn normalize_content(raw: &str) -> Result<String, &'static str> {
+    let trimmed = raw.trim();
+    let n = trimmed.chars().count();
+    if n == 0 || n > MAX_CONTENT_CHARS {
+        return Err(CONTENT_RULE);
+    }
+    Ok(trimmed.to_string())
+}
+
+/// What the API publishes to a partition queue and the worker consumes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SendCommand {
+    pub broker_message_id: Uuid,
+    pub chat_id: Uuid,
+    pub sender_id: Uuid,
+    pub client_message_id: Uuid,
+    pub content: String,
+    #[serde(with = "super::time")]
+    pub accepted_at: DateTime<Utc>,
+}
+
+/// Why a command from the queue can never be persisted (it goes to the DLQ at once).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    #[error("malformed payload: {0}")]
+    Malformed(String),
+    #[error("chat does not exist")]
+    ChatGone,
+    #[error("sender is not a participant of the chat")]
+    NotParticipant,
+}
+
+impl Rejection {
+    /// Short stable reason for DLQ headers.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Malformed(_) => "malformed",
+            Self::ChatGone => "chat_gone",
+            Self::NotParticipant => "not_participant",
+        }
+    }
+}
+
+impl SendCommand {
+    /// Parses a queue payload and re-checks the content rules (the queue is not trusted).
+    pub fn parse(body: &[u8]) -> Result<Self, Rejection> {
+        let cmd: SendCommand =
+            serde_json::from_slice(body).map_err(|e| Rejection::Malformed(e.to_string()))?;
+        let content = normalize_content(&cmd.content).map_err(|e| Rejection::Malformed(e.into()))?;
+        if content != cmd.content {
+            return Err(Rejection::Malformed("content is not normalized".into()));
+        }
+        Ok(cmd)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_is_trimmed_and_bounded() {
+        assert_eq!(normalize_content("  hi \n").unwrap(), "hi");
+        assert!(normalize_content("   ").is_err());
+        assert!(normalize_content("").is_err());
+        assert!(normalize_content(&"é".repeat(4000)).is_ok(), "counts characters, not bytes");
+        assert!(normalize_content(&"a".repeat(4001)).is_err());
+    }
+
+    #[test]
+    fn commands_round_trip_and_reject_garbage() {
+        let cmd = SendCommand {
+            broker_message_id: Uuid::new_v4(),
+            chat_id: Uuid::new_v4(),
+            sender_id: Uuid::new_v4(),
+            client_message_id: Uuid::new_v4(),
+            content: "hello".into(),
+            accepted_at: Utc::now(),
+        };
+        let bytes = serde_json::to_vec(&cmd).unwrap();
+        assert_eq!(SendCommand::parse(&bytes).unwrap().client_message_id, cmd.client_message_id);
+        assert!(matches!(SendCommand::parse(b"{nope"), Err(Rejection::Malformed(_))));
+        let mut bad = serde_json::to_value(&cmd).unwrap();
+        bad["content"] = "".into();
+        let err = SendCommand::parse(&serde_json::to_vec(&bad).unwrap()).unwrap_err();
+        assert_eq!(err.reason(), "malformed");
+    }
+
+    #[test]
+    fn sent_at_has_milliseconds() {
+        let m = Message {
+            id: Uuid::nil(),
+            chat_id: Uuid::nil(),
+            sender_id: Uuid::nil(),
+            client_message_id: Uuid::nil(),
+            content: "x".into(),
+            message_type: "text".into(),
+            status: "sent".into(),
+            sequence: 1,
+            sent_at: DateTime::parse_from_rfc3339("2026-01-02T03:04:05.678901Z").unwrap().into(),
+        };
+        let v = serde_json::to_value(&m).unwrap();
+        assert_eq!(v["sentAt"], "2026-01-02T03:04:05.678Z");
+        assert_eq!(v["clientMessageId"], Uuid::nil().to_string());
+    }
+}

@@ -1,0 +1,115 @@
+//! A supervised RabbitMQ connection: connects, declares the topology, and when the
+//! connection drops, tells its watchers and reconnects with backoff until shutdown.
+
+use std::{sync::Arc, time::Duration};
+
+use lapin::{Channel, Connection, ConnectionProperties, options::ConfirmSelectOptions};
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::Topology;
+
+/// One live connection with a confirm-mode channel for publishing.
+pub struct Session {
+    pub conn: Connection,
+    pub publish: Channel,
+}
+
+impl Session {
+    pub fn is_up(&self) -> bool {
+        self.conn.status().connected() && self.publish.status().connected()
+    }
+}
+
+#[derive(Clone)]
+pub struct Link {
+    rx: watch::Receiver<Option<Arc<Session>>>,
+}
+
+impl Link {
+    /// Starts the supervisor task. The link is down until the first connection.
+    pub fn spawn(uri: SecretString, topology: Topology, name: &str, shutdown: CancellationToken) -> (Self, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = watch::channel(None);
+        let name = name.to_string();
+        let task = tokio::spawn(supervise(uri, topology, name, tx, shutdown));
+        (Self { rx }, task)
+    }
+
+    /// The current session, if connected.
+    pub fn current(&self) -> Option<Arc<Session>> {
+        self.rx.borrow().as_ref().filter(|s| s.is_up()).cloned()
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.current().is_some()
+    }
+
+    /// Waits for a connected session (or the link's end).
+    pub async fn next_session(&mut self) -> Option<Arc<Session>> {
+        loop {
+            if let Some(s) = self.current() {
+                return Some(s);
+            }
+            self.rx.changed().await.ok()?;
+        }
+    }
+
+    /// Waits up to `timeout` for a connected session.
+    pub async fn wait_up(&mut self, timeout: Duration) -> bool {
+        tokio::time::timeout(timeout, self.next_session()).await.ok().flatten().is_some()
+    }
+}
+
+async fn connect(uri: &SecretString, topology: &Topology, name: &str) -> lapin::Result<Session> {
+    let props = ConnectionProperties::default().with_connection_name(name.into());
+    let conn = Connection::connect(uri.expose_secret(), props).await?;
+    let setup = conn.create_channel().await?;
+    topology.declare(&setup).await?;
+    setup.close(200, "topology declared".into()).await?;
+    let publish = conn.create_channel().await?;
+    publish.confirm_select(ConfirmSelectOptions::default()).await?;
+    Ok(Session { conn, publish })
+}
+
+async fn supervise(
+    uri: SecretString,
+    topology: Topology,
+    name: String,
+    tx: watch::Sender<Option<Arc<Session>>>,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = Duration::from_millis(200);
+    while !shutdown.is_cancelled() {
+        match connect(&uri, &topology, &name).await {
+            Ok(session) => {
+                tracing::info!(%name, "rabbitmq connected, topology declared");
+                backoff = Duration::from_millis(200);
+                let session = Arc::new(session);
+                tx.send_replace(Some(session.clone()));
+                loop {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => {
+                            tx.send_replace(None);
+                            if let Err(e) = session.conn.close(200, "shutdown".into()).await {
+                                tracing::debug!(error = %e, "closing rabbitmq connection");
+                            }
+                            return;
+                        }
+                        _ = tokio::time::sleep(Duration::from_millis(200)) => {
+                            if !session.is_up() { break; }
+                        }
+                    }
+                }
+                tracing::warn!(%name, "rabbitmq connection lost, reconnecting");
+                tx.send_replace(None);
+            }
+            Err(e) => tracing::warn!(%name, error = %e, "rabbitmq connect failed"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}

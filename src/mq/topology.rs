@@ -1,0 +1,148 @@
+//! The broker topology, declared idempotently by the API and the worker:
+//!
+//! * `RABBITMQ_CHAT_EXCHANGE` (direct): routing key `<prefix>.<n>` → quorum queue
+//!   `<prefix>.<n>` (single active consumer, dead-letters to the DLX).
+//! * `<exchange>.retry` (headers): header `x-courier-retry-delay = <ms>` → classic
+//!   queue `<prefix>.retry.<ms>` whose TTL expires messages back into the main
+//!   exchange under their original routing key, i.e. their partition.
+//! * `RABBITMQ_CHAT_DLX_EXCHANGE` (fanout) → quorum queue `RABBITMQ_CHAT_DLQ_NAME`.
+
+use std::time::Duration;
+
+use lapin::{
+    Channel, ExchangeKind,
+    options::{ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions},
+    types::{AMQPValue, FieldTable},
+};
+use uuid::Uuid;
+
+use super::{HEADER_RETRY_DELAY, long_string};
+use crate::{config::RabbitConfig, domain::partition};
+
+/// Delay before retry attempt n (1-based); later attempts use the last.
+pub const RETRY_DELAYS: [Duration; 5] = [
+    Duration::from_secs(1),
+    Duration::from_secs(5),
+    Duration::from_secs(30),
+    Duration::from_secs(120),
+    Duration::from_secs(600),
+];
+
+#[derive(Debug, Clone)]
+pub struct Topology {
+    pub exchange: String,
+    pub retry_exchange: String,
+    pub dlx: String,
+    pub dlq: String,
+    pub queue_prefix: String,
+    pub partitions: u16,
+    pub max_retries: u32,
+}
+
+impl Topology {
+    pub fn new(c: &RabbitConfig) -> Self {
+        Self {
+            exchange: c.exchange.clone(),
+            retry_exchange: format!("{}.retry", c.exchange),
+            dlx: c.dlx_exchange.clone(),
+            dlq: c.dlq_name.clone(),
+            queue_prefix: c.queue_prefix.clone(),
+            partitions: c.partition_count,
+            max_retries: c.max_retries,
+        }
+    }
+
+    pub fn partition_queue(&self, n: u16) -> String {
+        partition::queue_name(&self.queue_prefix, n)
+    }
+
+    /// The routing key (= queue name) of a chat's partition.
+    pub fn route(&self, chat: Uuid) -> String {
+        self.partition_queue(partition::partition_of(chat, self.partitions))
+    }
+
+    /// Delay before retry attempt `attempt` (1-based).
+    pub fn retry_delay(attempt: u32) -> Duration {
+        let i = (attempt.max(1) as usize - 1).min(RETRY_DELAYS.len() - 1);
+        RETRY_DELAYS[i]
+    }
+
+    /// The delays for which a retry queue exists.
+    pub fn retry_levels(&self) -> Vec<Duration> {
+        let n = (self.max_retries as usize).min(RETRY_DELAYS.len());
+        RETRY_DELAYS[..n].to_vec()
+    }
+
+    pub fn retry_queue(&self, delay: Duration) -> String {
+        format!("{}.retry.{}", self.queue_prefix, delay.as_millis())
+    }
+
+    pub async fn declare(&self, ch: &Channel) -> lapin::Result<()> {
+        let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
+        ch.exchange_declare(self.exchange.as_str().into(), ExchangeKind::Direct, durable, FieldTable::default())
+            .await?;
+        ch.exchange_declare(self.dlx.as_str().into(), ExchangeKind::Fanout, durable, FieldTable::default())
+            .await?;
+        ch.exchange_declare(self.retry_exchange.as_str().into(), ExchangeKind::Headers, durable, FieldTable::default())
+            .await?;
+        let qopts = QueueDeclareOptions { durable: true, ..Default::default() };
+
+        let mut dlq_args = FieldTable::default();
+        dlq_args.insert("x-queue-type".into(), long_string("quorum"));
+        ch.queue_declare(self.dlq.as_str().into(), qopts, dlq_args).await?;
+        ch.queue_bind(self.dlq.as_str().into(), self.dlx.as_str().into(), "".into(), QueueBindOptions::default(), FieldTable::default())
+            .await?;
+
+        for n in 0..self.partitions {
+            let q = self.partition_queue(n);
+            let mut args = FieldTable::default();
+            args.insert("x-queue-type".into(), long_string("quorum"));
+            args.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
+            args.insert("x-dead-letter-exchange".into(), long_string(&self.dlx));
+            ch.queue_declare(q.as_str().into(), qopts, args).await?;
+            ch.queue_bind(q.as_str().into(), self.exchange.as_str().into(), q.as_str().into(), QueueBindOptions::default(), FieldTable::default())
+                .await?;
+        }
+
+        for delay in self.retry_levels() {
+            let q = self.retry_queue(delay);
+            let mut args = FieldTable::default();
+            args.insert("x-message-ttl".into(), AMQPValue::LongLongInt(delay.as_millis() as i64));
+            args.insert("x-dead-letter-exchange".into(), long_string(&self.exchange));
+            ch.queue_declare(q.as_str().into(), qopts, args).await?;
+            let mut bind = FieldTable::default();
+            bind.insert("x-match".into(), long_string("all"));
+            bind.insert(HEADER_RETRY_DELAY.into(), long_string(&delay.as_millis().to_string()));
+            ch.queue_bind(q.as_str().into(), self.retry_exchange.as_str().into(), "".into(), QueueBindOptions::default(), bind)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes everything `declare` made (test teardown).
+    pub async fn delete(&self, ch: &Channel) -> lapin::Result<()> {
+        let mut queues: Vec<String> = (0..self.partitions).map(|n| self.partition_queue(n)).collect();
+        queues.extend(self.retry_levels().into_iter().map(|d| self.retry_queue(d)));
+        queues.push(self.dlq.clone());
+        for q in queues {
+            ch.queue_delete(q.as_str().into(), QueueDeleteOptions::default()).await?;
+        }
+        for e in [&self.exchange, &self.retry_exchange, &self.dlx] {
+            ch.exchange_delete(e.as_str().into(), ExchangeDeleteOptions::default()).await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delays_grow_and_cap() {
+        assert_eq!(Topology::retry_delay(1), Duration::from_secs(1));
+        assert_eq!(Topology::retry_delay(2), Duration::from_secs(5));
+        assert_eq!(Topology::retry_delay(99), Duration::from_secs(600));
+        assert!(RETRY_DELAYS.windows(2).all(|w| w[0] < w[1]));
+    }
+}

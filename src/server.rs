@@ -1,0 +1,119 @@
+//! A bound HTTP listener plus background tasks, run until one shutdown signal.
+
+use std::{future::Future, net::SocketAddr, pin::Pin, time::Duration};
+
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// How long background tasks get to finish after the signal.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// A built role: already bound (so tests can use port 0), not yet serving.
+pub struct Service {
+    pub name: &'static str,
+    listener: TcpListener,
+    router: Router,
+    /// Cancelled when the service stops; every background task watches it.
+    pub stop: CancellationToken,
+    tasks: Vec<Task>,
+    /// Runs after HTTP stopped and the background tasks ended.
+    finally: Vec<Task>,
+}
+
+impl Service {
+    pub async fn bind(name: &'static str, addr: SocketAddr, router: Router, stop: CancellationToken) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("{name}: cannot listen on {addr}: {e}"))?;
+        Ok(Self { name, listener, router, stop, tasks: Vec::new(), finally: Vec::new() })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr().port()
+    }
+
+    /// Adds a background task (started by `run_until_stopped`).
+    pub fn spawn_on_run(&mut self, task: impl Future<Output = ()> + Send + 'static) {
+        self.tasks.push(Box::pin(task));
+    }
+
+    /// Adds a step that runs once serving and background tasks are over.
+    pub fn on_stop(&mut self, step: impl Future<Output = ()> + Send + 'static) {
+        self.finally.push(Box::pin(step));
+    }
+
+    /// Serves until `shutdown` resolves, then stops gracefully: stops accepting,
+    /// finishes in-flight requests, lets background tasks finish (bounded).
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let Service { name, listener, router, stop, tasks, finally } = self;
+        let handles: Vec<_> = tasks.into_iter().map(tokio::spawn).collect();
+        let stop_http = stop.clone();
+        tokio::spawn({
+            let stop = stop.clone();
+            async move {
+                shutdown.await;
+                stop.cancel();
+            }
+        });
+        tracing::info!(role = name, addr = %listener.local_addr()?, "listening");
+        let served = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move { stop_http.cancelled().await })
+            .await;
+        stop.cancel();
+        let all = futures::future::join_all(handles);
+        if tokio::time::timeout(SHUTDOWN_GRACE, all).await.is_err() {
+            tracing::warn!(role = name, "background tasks did not finish in time");
+        }
+        for step in finally {
+            if tokio::time::timeout(SHUTDOWN_GRACE, step).await.is_err() {
+                tracing::warn!(role = name, "shutdown step timed out");
+            }
+        }
+        tracing::info!(role = name, "stopped");
+        served.map_err(Into::into)
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown signal received");
+}
+
+impl Service {
+    /// Replaces the router (for roles whose routes need what building them produced).
+    pub fn with_router(mut self, router: Router) -> Self {
+        self.router = router;
+        self
+    }
+}

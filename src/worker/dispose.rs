@@ -1,0 +1,72 @@
+//! Settling a handled batch: failed messages are republished to a retry queue or the
+//! DLQ (confirmed), then the whole batch is acked with one `multiple` ack.
+
+use lapin::{
+    BasicProperties,
+    message::Delivery,
+    options::BasicAckOptions,
+    types::{AMQPValue, FieldTable},
+};
+
+use super::{ConsumeError, Ctx, batch::Fate};
+use crate::{
+    api::CONFIRM_TIMEOUT,
+    mq::{self, Session, Topology, publish::publish_confirmed},
+};
+
+/// The longest error text kept in a header.
+const MAX_ERROR_LEN: usize = 500;
+
+pub async fn settle(ctx: &Ctx, session: &Session, deliveries: &[Delivery], fates: Vec<Fate>) -> Result<(), ConsumeError> {
+    for (d, fate) in deliveries.iter().zip(fates) {
+        let attempts = mq::header_u32(d.properties.headers().as_ref(), mq::HEADER_ATTEMPTS).unwrap_or(0) + 1;
+        match fate {
+            Fate::Done => {}
+            Fate::DeadLetter(r) => {
+                tracing::warn!(reason = r.reason(), error = %r, "dead-lettering message");
+                dead_letter(ctx, session, d, r.reason(), &r.to_string(), attempts).await?;
+            }
+            Fate::Retry(err) if attempts > ctx.topology.max_retries => {
+                tracing::warn!(attempts, error = %err, "retries exhausted; dead-lettering");
+                dead_letter(ctx, session, d, "retries_exhausted", &err, attempts).await?;
+            }
+            Fate::Retry(err) => {
+                let delay = Topology::retry_delay(attempts);
+                tracing::warn!(attempts, delay_ms = delay.as_millis() as u64, error = %err, "retrying message later");
+                let mut h = headers_of(d);
+                h.insert(mq::HEADER_ATTEMPTS.into(), AMQPValue::LongUInt(attempts));
+                h.insert(mq::HEADER_LAST_ERROR.into(), mq::long_string(truncate(&err)));
+                h.insert(mq::HEADER_RETRY_DELAY.into(), mq::long_string(&delay.as_millis().to_string()));
+                let props = d.properties.clone().with_headers(h);
+                publish_confirmed(&session.publish, &ctx.topology.retry_exchange, d.routing_key.as_str(), &d.data, props, CONFIRM_TIMEOUT)
+                    .await?;
+            }
+        }
+    }
+    if let Some(last) = deliveries.last() {
+        last.acker.ack(BasicAckOptions { multiple: true }).await?;
+    }
+    Ok(())
+}
+
+fn headers_of(d: &Delivery) -> FieldTable {
+    d.properties.headers().clone().unwrap_or_default()
+}
+
+fn truncate(s: &str) -> &str {
+    match s.char_indices().nth(MAX_ERROR_LEN) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+async fn dead_letter(ctx: &Ctx, session: &Session, d: &Delivery, reason: &str, error: &str, attempts: u32) -> Result<(), ConsumeError> {
+    let mut h = headers_of(d);
+    h.insert(mq::HEADER_REASON.into(), mq::long_string(reason));
+    h.insert(mq::HEADER_LAST_ERROR.into(), mq::long_string(truncate(error)));
+    h.insert(mq::HEADER_ATTEMPTS.into(), AMQPValue::LongUInt(attempts));
+    h.insert(mq::HEADER_SOURCE_QUEUE.into(), mq::long_string(d.routing_key.as_str()));
+    let props: BasicProperties = d.properties.clone().with_headers(h);
+    publish_confirmed(&session.publish, &ctx.topology.dlx, d.routing_key.as_str(), &d.data, props, CONFIRM_TIMEOUT).await?;
+    Ok(())
+}

@@ -1,0 +1,129 @@
+//! The worker: consumes every partition queue, persists batches with per-chat
+//! sequences, notifies the gateways that hold the recipients' sockets, then acks.
+
+mod batch;
+mod dispose;
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use futures::StreamExt;
+use lapin::{
+    options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions},
+    types::FieldTable,
+};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    api::Deps,
+    cache::Cache,
+    config::Config,
+    health::Health,
+    mq::{Link, Session, Topology},
+    server::Service,
+};
+
+/// Most deliveries handled in one transaction.
+pub const BATCH_MAX: usize = 256;
+
+/// What every partition consumer shares.
+pub struct Ctx {
+    pub pool: PgPool,
+    pub cache: Cache,
+    pub topology: Topology,
+    pub prefetch: u16,
+    pub stop: CancellationToken,
+}
+
+/// Why a partition consumer stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsumeError {
+    #[error("broker: {0}")]
+    Broker(#[from] lapin::Error),
+    #[error("broker: {0}")]
+    Publish(#[from] crate::mq::publish::PublishError),
+    #[error("consumer stream ended")]
+    Ended,
+    #[error("stopping")]
+    Stopping,
+}
+
+/// Starts one consumer loop per partition on `service`.
+pub fn spawn_consumers(service: &mut Service, config: &Config, deps: &Deps) -> Link {
+    let topology = Topology::new(&config.rabbitmq);
+    let (link, link_task) = Link::spawn(config.rabbitmq.uri.clone(), topology.clone(), "courier-worker", service.stop.clone());
+    let ctx = Arc::new(Ctx {
+        pool: deps.pool.clone(),
+        cache: deps.cache.clone(),
+        topology,
+        prefetch: config.rabbitmq.prefetch,
+        stop: service.stop.clone(),
+    });
+    for n in 0..config.rabbitmq.partition_count {
+        service.spawn_on_run(partition_loop(link.clone(), ctx.clone(), n));
+    }
+    service.spawn_on_run(async move {
+        if let Err(e) = link_task.await {
+            tracing::error!(error = %e, "rabbitmq supervisor failed");
+        }
+    });
+    link
+}
+
+/// Builds the worker role; its HTTP port (`WORKER_PORT`) serves health only.
+pub async fn build(config: &Config) -> anyhow::Result<Service> {
+    let deps = Deps::connect(config).await?;
+    crate::db::migrate(config).await?;
+    let stop = CancellationToken::new();
+    let addr = SocketAddr::new(config.bind_host, config.worker_port);
+    let mut service = Service::bind("worker", addr, axum::Router::new(), stop).await?;
+    let link = spawn_consumers(&mut service, config, &deps);
+    let health = Health { db: Some(deps.pool.clone()), cache: Some(deps.cache.clone()), mq: Some(link) };
+    let router = crate::api::finish(health.router());
+    Ok(service.with_router(router))
+}
+
+/// Consumes one partition, reconnecting whenever the session or channel is lost.
+async fn partition_loop(mut link: Link, ctx: Arc<Ctx>, partition: u16) {
+    let queue = ctx.topology.partition_queue(partition);
+    while !ctx.stop.is_cancelled() {
+        let session = tokio::select! {
+            _ = ctx.stop.cancelled() => return,
+            s = link.next_session() => match s { Some(s) => s, None => return },
+        };
+        match consume(&session, &ctx, &queue).await {
+            Ok(()) | Err(ConsumeError::Stopping) => return,
+            Err(e) => {
+                tracing::warn!(%queue, error = %e, "partition consumer stopped, restarting");
+                tokio::select! {
+                    _ = ctx.stop.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                }
+            }
+        }
+    }
+}
+
+async fn consume(session: &Session, ctx: &Ctx, queue: &str) -> Result<(), ConsumeError> {
+    let ch = session.conn.create_channel().await?;
+    ch.basic_qos(ctx.prefetch, BasicQosOptions::default()).await?;
+    let tag = format!("courier-worker-{}", uuid::Uuid::new_v4().simple());
+    let consumer = ch
+        .basic_consume(queue.into(), tag.as_str().into(), BasicConsumeOptions::default(), FieldTable::default())
+        .await?;
+    tracing::info!(%queue, "consuming");
+    let mut batches = consumer.ready_chunks(BATCH_MAX);
+    loop {
+        let items = tokio::select! {
+            _ = ctx.stop.cancelled() => {
+                // Stop taking deliveries; what is unacked goes back to the queue.
+                ch.basic_cancel(tag.as_str().into(), BasicCancelOptions::default()).await?;
+                ch.close(200, "worker stopping".into()).await?;
+                return Ok(());
+            }
+            b = batches.next() => b.ok_or(ConsumeError::Ended)?,
+        };
+        let deliveries = items.into_iter().collect::<Result<Vec<_>, _>>()?;
+        batch::handle(ctx, session, deliveries).await?;
+    }
+}
