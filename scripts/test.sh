@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh Debian machine: installs and starts PostgreSQL,
+# Redis and RabbitMQ if needed, checks formatting and lints, runs the unit and
+# integration tests (Rust) and the end-to-end tests (socket.io-client from npm).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/services.sh
+
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --all-targets --quiet -- -D warnings
+echo "== cargo build"
+cargo build --bins --quiet
+
+echo "== end-to-end tests (socket.io-client)"
+(cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error && COURIER_BIN_DIR="$PWD/../../target/debug" npm test --silent)
+
+echo "== unit and integration tests"
+cargo test --all-targets --quiet -- --test-threads "${TEST_THREADS:-4}"

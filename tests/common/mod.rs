@@ -1,0 +1,243 @@
+//! Integration-test harness: each `spawn_app` gets its own PostgreSQL database,
+//! Redis key prefix and RabbitMQ names, runs Courier in-process on port 0 against
+//! the real services, and `teardown` removes everything it made.
+#![allow(dead_code)]
+
+use std::{collections::HashMap, time::Duration};
+
+use courier::{
+    cache::Cache,
+    config::Config,
+    mq::Topology,
+    server::Service,
+};
+use lapin::{Connection, ConnectionProperties};
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+use sqlx::{Connection as _, PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub const PASSWORD: &str = "correct-horse-1";
+
+/// Which roles the in-process app runs.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Mode {
+    /// API + worker + gateway in one service.
+    AllInOne,
+    /// Only the API (messages stay in the partition queues).
+    ApiOnly,
+}
+
+pub struct TestApp {
+    pub addr: String,
+    pub config: Config,
+    pub pool: PgPool,
+    pub cache: Cache,
+    pub http: reqwest::Client,
+    stop: CancellationToken,
+    handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+pub struct TestUser {
+    pub id: Uuid,
+    pub username: String,
+    pub token: String,
+    pub refresh: String,
+}
+
+/// A configuration isolated from every other test.
+pub fn test_config(overrides: &[(&str, &str)]) -> Config {
+    let id = Uuid::new_v4().simple().to_string()[..12].to_string();
+    let mut vars: HashMap<String, String> = [
+        ("DATABASE_URL", format!("postgres://postgres:postgres@127.0.0.1:5432/courier_test_{id}")),
+        ("DATABASE_MAX_CONNECTIONS", "5".into()),
+        ("REDIS_KEY_PREFIX", format!("courier_test_{id}:")),
+        ("RABBITMQ_CHAT_EXCHANGE", format!("t{id}.events")),
+        ("RABBITMQ_CHAT_DLX_EXCHANGE", format!("t{id}.dlx")),
+        ("RABBITMQ_CHAT_QUEUE_PREFIX", format!("t{id}.send")),
+        ("RABBITMQ_CHAT_DLQ_NAME", format!("t{id}.send.dlq")),
+        ("RABBITMQ_CHAT_PARTITION_COUNT", "2".into()),
+        ("RABBITMQ_CHAT_MAX_RETRIES", "2".into()),
+        ("JWT_SECRET", format!("test-secret-{id}-0123456789")),
+        ("GATEWAY_ID", format!("gw-{id}")),
+        ("HOST", "127.0.0.1".into()),
+        ("PORT", "0".into()),
+        ("GATEWAY_PORT", "0".into()),
+        ("WORKER_PORT", "0".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    for (k, v) in overrides {
+        vars.insert(k.to_string(), v.to_string());
+    }
+    Config::from_lookup(|k| vars.get(k).cloned()).expect("test config")
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_with(Mode::AllInOne, test_config(&[])).await
+}
+
+pub async fn spawn_with(mode: Mode, config: Config) -> TestApp {
+    let service: Service = match mode {
+        Mode::AllInOne => courier::all_in_one::build(&config).await,
+        Mode::ApiOnly => courier::api::build(&config).await,
+    }
+    .expect("build service");
+    let addr = format!("http://127.0.0.1:{}", service.port());
+    let stop = CancellationToken::new();
+    let s = stop.clone();
+    let handle = tokio::spawn(service.run_until_stopped(async move { s.cancelled().await }));
+    let app = TestApp {
+        addr,
+        pool: courier::db::pool(&config).expect("pool"),
+        cache: Cache::connect(&config, Duration::from_secs(5)).await.expect("redis"),
+        config,
+        http: reqwest::Client::new(),
+        stop,
+        handle: Some(handle),
+    };
+    app.wait_ready().await;
+    app
+}
+
+impl TestApp {
+    /// Waits for `/readyz` (the broker link comes up in the background).
+    pub async fn wait_ready(&self) {
+        for _ in 0..100 {
+            if let Ok(r) = self.http.get(format!("{}/readyz", self.addr)).send().await
+                && r.status() == 200
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("app never became ready");
+    }
+
+    pub fn topology(&self) -> Topology {
+        Topology::new(&self.config.rabbitmq)
+    }
+
+    /// Sends a request; returns status and JSON body (Null when empty).
+    pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+        let mut req = self.http.request(method.parse().expect("method"), format!("{}{path}", self.addr));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await.expect("body");
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    /// A raw request with a given body and content type.
+    pub async fn raw(&self, method: &str, path: &str, token: Option<&str>, content_type: &str, body: Vec<u8>) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method.parse().expect("method"), format!("{}{path}", self.addr))
+            .header("content-type", content_type)
+            .body(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        (status, serde_json::from_slice(&resp.bytes().await.expect("body")).unwrap_or(Value::Null))
+    }
+
+    pub async fn register(&self, name: &str) -> TestUser {
+        let username = format!("{name}_{}", &Uuid::new_v4().simple().to_string()[..8]);
+        let (status, body) = self
+            .call("POST", "/auth/register", None, Some(json!({"username": username, "password": PASSWORD})))
+            .await;
+        assert_eq!(status, 201, "{body}");
+        TestUser {
+            id: body["user"]["id"].as_str().and_then(|s| s.parse().ok()).expect("user id"),
+            username,
+            token: body["accessToken"].as_str().expect("token").to_string(),
+            refresh: body["refreshToken"].as_str().expect("refresh").to_string(),
+        }
+    }
+
+    pub async fn direct_chat(&self, a: &TestUser, b: &TestUser) -> Uuid {
+        let (status, body) = self
+            .call("POST", "/chats", Some(&a.token), Some(json!({"type": "direct", "participantIds": [b.id]})))
+            .await;
+        assert!(status == 201 || status == 200, "{status} {body}");
+        body["id"].as_str().and_then(|s| s.parse().ok()).expect("chat id")
+    }
+
+    pub async fn send(&self, user: &TestUser, chat: Uuid, content: &str, client_id: Uuid) -> (u16, Value) {
+        self.call(
+            "POST",
+            &format!("/chats/{chat}/messages"),
+            Some(&user.token),
+            Some(json!({"content": content, "clientMessageId": client_id})),
+        )
+        .await
+    }
+
+    pub async fn message_count(&self, chat: Uuid) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM messages WHERE chat_id = $1")
+            .bind(chat)
+            .fetch_one(&self.pool)
+            .await
+            .expect("count")
+    }
+
+    /// Sequences of a chat, ascending.
+    pub async fn sequences(&self, chat: Uuid) -> Vec<i64> {
+        sqlx::query_scalar("SELECT sequence FROM messages WHERE chat_id = $1 ORDER BY sequence")
+            .bind(chat)
+            .fetch_all(&self.pool)
+            .await
+            .expect("sequences")
+    }
+
+    /// Waits until `chat` holds `n` messages (or panics after 10 s).
+    pub async fn wait_messages(&self, chat: Uuid, n: i64) {
+        for _ in 0..200 {
+            if self.message_count(chat).await >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("chat {chat} never reached {n} messages (has {})", self.message_count(chat).await);
+    }
+
+    /// A separate broker connection for tests that publish or inspect queues.
+    pub async fn amqp(&self) -> Connection {
+        Connection::connect(self.config.rabbitmq.uri.expose_secret(), ConnectionProperties::default())
+            .await
+            .expect("amqp")
+    }
+
+    /// Stops the app and removes its database, Redis keys and broker topology.
+    pub async fn teardown(mut self) {
+        self.stop.cancel();
+        if let Some(h) = self.handle.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(15), h).await;
+        }
+        let conn = self.amqp().await;
+        let ch = conn.create_channel().await.expect("channel");
+        self.topology().delete(&ch).await.expect("delete topology");
+        conn.close(200, "bye".into()).await.expect("close");
+        self.cache.purge_prefix().await.expect("purge redis");
+        self.pool.close().await;
+        drop_database(&self.config).await;
+    }
+}
+
+async fn drop_database(config: &Config) {
+    let url = config.database_url.expose_secret();
+    let (base, db) = url.rsplit_once('/').expect("db url");
+    let mut admin = PgConnection::connect(&format!("{base}/postgres")).await.expect("admin");
+    let stmt = format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)");
+    sqlx::query(sqlx::AssertSqlSafe(stmt)).execute(&mut admin).await.expect("drop db");
+    admin.close().await.expect("close");
+}
