@@ -47,7 +47,9 @@ impl Cache {
                 fill.cmd("SADD").arg(&key).arg(users.iter().map(Uuid::to_string).collect::<Vec<_>>()).ignore();
                 fill.cmd("EXPIRE").arg(&key).arg(TTL_SECS).ignore();
             }
-            fill.query_async::<()>(&mut conn).await?;
+            if !loaded.is_empty() {
+                fill.query_async::<()>(&mut conn).await?;
+            }
             for chat in misses {
                 out.insert(chat, loaded.get(&chat).cloned().unwrap_or_default());
             }

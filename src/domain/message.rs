@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 pub const MAX_CONTENT_CHARS: usize = 4000;
 pub const CONTENT_RULE: &str = "content must be 1 to 4000 characters";
+pub const CONTENT_NUL_RULE: &str = "content must not contain NUL characters";
 
 /// A persisted message, as the contract shows it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -29,6 +30,9 @@ pub fn normalize_content(raw: &str) -> Result<String, &'static str> {
     let n = trimmed.chars().count();
     if n == 0 || n > MAX_CONTENT_CHARS {
         return Err(CONTENT_RULE);
+    }
+    if trimmed.contains('\0') {
+        return Err(CONTENT_NUL_RULE);
     }
     Ok(trimmed.to_string())
 }
@@ -92,6 +96,7 @@ mod tests {
         assert!(normalize_content("").is_err());
         assert!(normalize_content(&"é".repeat(4000)).is_ok(), "counts characters, not bytes");
         assert!(normalize_content(&"a".repeat(4001)).is_err());
+        assert_eq!(normalize_content("a\0b"), Err(CONTENT_NUL_RULE));
     }
 
     #[test]

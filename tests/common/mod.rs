@@ -80,6 +80,13 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_with(mode: Mode, config: Config) -> TestApp {
+    let app = spawn_unready(mode, config).await;
+    app.wait_ready().await;
+    app
+}
+
+/// Like `spawn_with`, without waiting for readiness (for outage tests).
+pub async fn spawn_unready(mode: Mode, config: Config) -> TestApp {
     let service: Service = match mode {
         Mode::AllInOne => courier::all_in_one::build(&config).await,
         Mode::ApiOnly => courier::api::build(&config).await,
@@ -89,7 +96,7 @@ pub async fn spawn_with(mode: Mode, config: Config) -> TestApp {
     let stop = CancellationToken::new();
     let s = stop.clone();
     let handle = tokio::spawn(service.run_until_stopped(async move { s.cancelled().await }));
-    let app = TestApp {
+    TestApp {
         addr,
         pool: courier::db::pool(&config).expect("pool"),
         cache: Cache::connect(&config, Duration::from_secs(5)).await.expect("redis"),
@@ -97,9 +104,7 @@ pub async fn spawn_with(mode: Mode, config: Config) -> TestApp {
         http: reqwest::Client::new(),
         stop,
         handle: Some(handle),
-    };
-    app.wait_ready().await;
-    app
+    }
 }
 
 impl TestApp {
@@ -212,9 +217,19 @@ impl TestApp {
 
     /// A separate broker connection for tests that publish or inspect queues.
     pub async fn amqp(&self) -> Connection {
-        Connection::connect(self.config.rabbitmq.uri.expose_secret(), ConnectionProperties::default())
+        amqp(&self.config).await
+    }
+
+    /// Messages ready in a queue.
+    pub async fn queue_depth(&self, queue: &str) -> u32 {
+        let conn = self.amqp().await;
+        let ch = conn.create_channel().await.expect("channel");
+        let q = ch
+            .queue_declare(queue.into(), lapin::options::QueueDeclareOptions { passive: true, ..Default::default() }, Default::default())
             .await
-            .expect("amqp")
+            .expect("passive declare");
+        conn.close(200, "bye".into()).await.expect("close");
+        q.message_count()
     }
 
     /// Stops the app and removes its database, Redis keys and broker topology.
@@ -223,14 +238,22 @@ impl TestApp {
         if let Some(h) = self.handle.take() {
             let _ = tokio::time::timeout(Duration::from_secs(15), h).await;
         }
-        let conn = self.amqp().await;
-        let ch = conn.create_channel().await.expect("channel");
-        self.topology().delete(&ch).await.expect("delete topology");
-        conn.close(200, "bye".into()).await.expect("close");
+        // Outage tests point the app at a dead broker: nothing was declared there.
+        if let Ok(conn) = Connection::connect(self.config.rabbitmq.uri.expose_secret(), ConnectionProperties::default()).await {
+            let ch = conn.create_channel().await.expect("channel");
+            self.topology().delete(&ch).await.expect("delete topology");
+            conn.close(200, "bye".into()).await.expect("close");
+        }
         self.cache.purge_prefix().await.expect("purge redis");
         self.pool.close().await;
         drop_database(&self.config).await;
     }
+}
+
+pub async fn amqp(config: &Config) -> Connection {
+    Connection::connect(config.rabbitmq.uri.expose_secret(), ConnectionProperties::default())
+        .await
+        .expect("amqp")
 }
 
 async fn drop_database(config: &Config) {
