@@ -1,0 +1,201 @@
+//! The worker against real RabbitMQ, PostgreSQL and Redis: idempotent persistence,
+//! gap-free sequences, re-notification on redelivery, DLQ and retries.
+
+mod common;
+
+use std::time::Duration;
+
+use chrono::Utc;
+use common::{TestApp, spawn_app};
+use courier::{
+    domain::{message::SendCommand, notification::GatewayNotification},
+    mq::{self, publish},
+};
+use futures::StreamExt;
+use lapin::{
+    options::{BasicAckOptions, BasicConsumeOptions},
+    types::FieldTable,
+};
+use uuid::Uuid;
+
+fn command(chat: Uuid, sender: Uuid, content: &str) -> SendCommand {
+    SendCommand {
+        broker_message_id: Uuid::now_v7(),
+        chat_id: chat,
+        sender_id: sender,
+        client_message_id: Uuid::new_v4(),
+        content: content.into(),
+        accepted_at: Utc::now(),
+    }
+}
+
+/// Publishes raw bytes to a chat's partition, as the API would.
+async fn publish_raw(app: &TestApp, chat: Uuid, body: &[u8]) {
+    let conn = app.amqp().await;
+    let ch = conn.create_channel().await.unwrap();
+    ch.confirm_select(Default::default()).await.unwrap();
+    let topo = app.topology();
+    let props = publish::json_properties(&Uuid::new_v4().to_string(), FieldTable::default());
+    publish::publish_confirmed(&ch, &topo.exchange, &topo.route(chat), body, props, Duration::from_secs(5)).await.unwrap();
+    conn.close(200, "bye".into()).await.unwrap();
+}
+
+async fn publish_cmd(app: &TestApp, cmd: &SendCommand) {
+    publish_raw(app, cmd.chat_id, &serde_json::to_vec(cmd).unwrap()).await;
+}
+
+/// Takes the dead-lettered messages: (reason header, attempts header, body).
+async fn drain_dlq(app: &TestApp, expect: usize) -> Vec<(String, u32, Vec<u8>)> {
+    let conn = app.amqp().await;
+    let ch = conn.create_channel().await.unwrap();
+    let mut consumer = ch
+        .basic_consume(app.topology().dlq.as_str().into(), "dlq-probe".into(), BasicConsumeOptions::default(), FieldTable::default())
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    while out.len() < expect {
+        let d = tokio::time::timeout(Duration::from_secs(20), consumer.next())
+            .await
+            .expect("dead letter in time")
+            .expect("stream")
+            .unwrap();
+        let headers = d.properties.headers().clone();
+        out.push((
+            mq::header_str(headers.as_ref(), mq::HEADER_REASON).unwrap_or_default(),
+            mq::header_u32(headers.as_ref(), mq::HEADER_ATTEMPTS).unwrap_or_default(),
+            d.data.clone(),
+        ));
+        d.ack(BasicAckOptions::default()).await.unwrap();
+    }
+    conn.close(200, "bye".into()).await.unwrap();
+    out
+}
+
+#[tokio::test]
+async fn the_same_delivery_twice_is_one_row_and_is_notified_twice() {
+    let app = spawn_app().await;
+    let (a, b) = (app.register("a").await, app.register("b").await);
+    let chat = app.direct_chat(&a, &b).await;
+    // A fake gateway holding one socket of b: we listen on its channel.
+    app.cache.register_socket("gw-probe", b.id, "sock-1").await.unwrap();
+    let mut pubsub = app.cache.client().get_async_pubsub().await.unwrap();
+    pubsub.subscribe(app.cache.keys.gateway_channel("gw-probe")).await.unwrap();
+    let mut notes = pubsub.into_on_message();
+
+    let cmd = command(chat, a.id, "twice");
+    publish_cmd(&app, &cmd).await;
+    publish_cmd(&app, &cmd).await; // a redelivery / duplicate publish
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let msg = tokio::time::timeout(Duration::from_secs(10), notes.next()).await.expect("notification").unwrap();
+        let note: GatewayNotification = serde_json::from_slice(msg.get_payload_bytes()).unwrap();
+        seen.extend(note.deliveries);
+    }
+    assert_eq!(seen[0].message, seen[1].message, "the stored row is re-notified, not a new one");
+    assert_eq!(seen[0].message.sequence, 1);
+    assert_eq!(seen[0].users, vec![b.id], "only b has a socket on this gateway");
+    assert_eq!(app.sequences(chat).await, vec![1]);
+
+    publish_cmd(&app, &command(chat, b.id, "next")).await;
+    app.wait_messages(chat, 2).await;
+    assert_eq!(app.sequences(chat).await, vec![1, 2]);
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn sequences_have_no_gaps_across_chats_and_batches() {
+    let app = spawn_app().await;
+    let users = [app.register("a").await, app.register("b").await, app.register("c").await];
+    let chats = [app.direct_chat(&users[0], &users[1]).await, app.direct_chat(&users[1], &users[2]).await, app.direct_chat(&users[0], &users[2]).await];
+    let conn = app.amqp().await;
+    let ch = conn.create_channel().await.unwrap();
+    ch.confirm_select(Default::default()).await.unwrap();
+    let topo = app.topology();
+    let mut pending = Vec::new();
+    let mut cmds = Vec::new();
+    for i in 0..300 {
+        let chat = chats[i % 3];
+        let sender = if i % 3 == 1 { &users[1] } else { &users[0] };
+        let sender = if i % 3 == 1 && i % 2 == 0 { &users[2] } else { sender };
+        cmds.push(command(chat, sender.id, &format!("m{i}")));
+    }
+    // Every 10th command is published twice (client retries).
+    for (i, c) in cmds.iter().enumerate() {
+        let copies = if i % 10 == 0 { 2 } else { 1 };
+        for _ in 0..copies {
+            let props = publish::json_properties(&c.broker_message_id.to_string(), FieldTable::default());
+            let body = serde_json::to_vec(c).unwrap();
+            pending.push(
+                ch.basic_publish(topo.exchange.as_str().into(), topo.route(c.chat_id).as_str().into(), Default::default(), &body, props)
+                    .await
+                    .unwrap(),
+            );
+        }
+    }
+    for p in pending {
+        assert!(p.await.unwrap().is_ack());
+    }
+    for chat in chats {
+        app.wait_messages(chat, 100).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for chat in chats {
+        assert_eq!(app.sequences(chat).await, (1..=100).collect::<Vec<_>>());
+        // Content order within a chat follows publish order.
+        let contents: Vec<String> = sqlx::query_scalar("SELECT content FROM messages WHERE chat_id = $1 ORDER BY sequence")
+            .bind(chat)
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+        let expected: Vec<String> = cmds.iter().filter(|c| c.chat_id == chat).map(|c| c.content.clone()).collect();
+        assert_eq!(contents, expected);
+    }
+    conn.close(200, "bye".into()).await.unwrap();
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn permanent_failures_go_to_the_dlq_at_once_and_do_not_block() {
+    let app = spawn_app().await;
+    let (a, b, outsider) = (app.register("a").await, app.register("b").await, app.register("x").await);
+    let chat = app.direct_chat(&a, &b).await;
+    publish_raw(&app, chat, b"{this is not json").await;
+    publish_cmd(&app, &command(chat, outsider.id, "intruder")).await;
+    publish_cmd(&app, &command(Uuid::new_v4(), a.id, "nowhere")).await;
+    publish_cmd(&app, &command(chat, a.id, "behind the poison")).await;
+    app.wait_messages(chat, 1).await;
+    let mut dead = drain_dlq(&app, 3).await;
+    dead.sort();
+    let reasons: Vec<(&str, u32)> = dead.iter().map(|(r, n, _)| (r.as_str(), *n)).collect();
+    assert_eq!(reasons, vec![("chat_gone", 1), ("malformed", 1), ("not_participant", 1)]);
+    assert!(dead.iter().any(|(_, _, body)| body == b"{this is not json"), "the original body is kept");
+    assert_eq!(app.sequences(chat).await, vec![1]);
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn message_specific_failures_are_retried_then_dead_lettered() {
+    let app = spawn_app().await;
+    let (a, b) = (app.register("a").await, app.register("b").await);
+    let chat = app.direct_chat(&a, &b).await;
+    // Fault injection in this test's own database: one content always fails to insert.
+    sqlx::query("ALTER TABLE messages ADD CONSTRAINT no_boom CHECK (content <> 'boom')").execute(&app.pool).await.unwrap();
+    publish_cmd(&app, &command(chat, a.id, "before")).await;
+    publish_cmd(&app, &command(chat, a.id, "boom")).await;
+    publish_cmd(&app, &command(chat, a.id, "after")).await;
+    app.wait_messages(chat, 2).await;
+    // RABBITMQ_CHAT_MAX_RETRIES=2 in tests: attempts 1 and 2 are retried (1 s, 5 s), the 3rd dead-letters.
+    let dead = drain_dlq(&app, 1).await;
+    assert_eq!((dead[0].0.as_str(), dead[0].1), ("retries_exhausted", 3));
+    let cmd: SendCommand = serde_json::from_slice(&dead[0].2).unwrap();
+    assert_eq!(cmd.content, "boom");
+    assert_eq!(app.sequences(chat).await, vec![1, 2], "no gap from the failed message");
+
+    // Once the cause is gone, a retried message succeeds.
+    publish_cmd(&app, &command(chat, a.id, "boom")).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    sqlx::query("ALTER TABLE messages DROP CONSTRAINT no_boom").execute(&app.pool).await.unwrap();
+    app.wait_messages(chat, 3).await;
+    assert_eq!(app.sequences(chat).await, vec![1, 2, 3]);
+    app.teardown().await;
+}
