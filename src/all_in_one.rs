@@ -23,21 +23,32 @@ pub async fn build(config: &Config) -> anyhow::Result<Service> {
     let worker_link = worker::spawn_consumers(&mut service, config, &deps);
     let layer = gateway::attach(&mut service, config, &deps);
     // Ready only when both broker links are up.
-    let health = Health { db: Some(deps.pool.clone()), cache: Some(deps.cache.clone()), mq: Some(api_link) };
-    let worker_health = Health { mq: Some(worker_link), ..Health::default() };
+    let health = Health {
+        db: Some(deps.pool.clone()),
+        cache: Some(deps.cache.clone()),
+        mq: Some(api_link),
+    };
+    let worker_health = Health {
+        mq: Some(worker_link),
+        ..Health::default()
+    };
     let router = api::routes(state)
         .merge(health.router())
-        .route_layer(axum::middleware::from_fn(move |req, next: axum::middleware::Next| {
-            let worker_health = worker_health.clone();
-            async move {
-                readyz_guard(&worker_health, req, next).await
-            }
-        }));
+        .route_layer(axum::middleware::from_fn(
+            move |req, next: axum::middleware::Next| {
+                let worker_health = worker_health.clone();
+                async move { readyz_guard(&worker_health, req, next).await }
+            },
+        ));
     Ok(service.with_router(api::finish(router).layer(layer)))
 }
 
 /// Fails `/readyz` while the worker's own broker link is down.
-async fn readyz_guard(h: &Health, req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+async fn readyz_guard(
+    h: &Health,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
     use axum::response::IntoResponse;
     if req.uri().path() == "/readyz"
         && let Some(dep) = h.first_down().await

@@ -19,7 +19,10 @@ pub struct ConfigError {
 #[derive(Clone)]
 pub enum JwtKeyConfig {
     Hs256(SecretString),
-    Rs256 { private_pem: SecretString, public_pem: String },
+    Rs256 {
+        private_pem: SecretString,
+        public_pem: String,
+    },
 }
 
 impl fmt::Debug for JwtKeyConfig {
@@ -78,7 +81,10 @@ impl Config {
         if let Err(e) = dotenvy::dotenv()
             && !e.not_found()
         {
-            return Err(ConfigError { var: ".env", reason: e.to_string() });
+            return Err(ConfigError {
+                var: ".env",
+                reason: e.to_string(),
+            });
         }
         let vars: HashMap<String, String> = std::env::vars().collect();
         Self::from_lookup(|k| vars.get(k).cloned())
@@ -124,9 +130,7 @@ impl Config {
             notification_channel: env.name("CHAT_NOTIFICATION_CHANNEL", "chat.notifications")?,
             jwt: jwt_keys(&env)?,
             jwt_expiration,
-            refresh_token_ttl: Duration::from_secs(
-                env.parse("REFRESH_TOKEN_TTL", 30 * 24 * 3600)?,
-            ),
+            refresh_token_ttl: Duration::from_secs(env.parse("REFRESH_TOKEN_TTL", 30 * 24 * 3600)?),
             bind_host: bind_host
                 .parse()
                 .map_err(|_| env.bad("HOST", &format!("not an IP address: {bind_host:?}")))?,
@@ -173,13 +177,19 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
         self.raw(var).map(Into::into)
     }
     fn bad(&self, var: &'static str, reason: &str) -> ConfigError {
-        ConfigError { var, reason: reason.to_string() }
+        ConfigError {
+            var,
+            reason: reason.to_string(),
+        }
     }
     fn parse<T: std::str::FromStr>(&self, var: &'static str, default: T) -> Result<T, ConfigError> {
         match self.raw(var) {
             None => Ok(default),
             Some(v) => v.trim().parse().map_err(|_| {
-                self.bad(var, &format!("expected {}, got {v:?}", std::any::type_name::<T>()))
+                self.bad(
+                    var,
+                    &format!("expected {}, got {v:?}", std::any::type_name::<T>()),
+                )
             }),
         }
     }
@@ -193,7 +203,9 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
     }
 }
 
-fn rabbit_uri<F: Fn(&str) -> Option<String>>(env: &Env<'_, F>) -> Result<SecretString, ConfigError> {
+fn rabbit_uri<F: Fn(&str) -> Option<String>>(
+    env: &Env<'_, F>,
+) -> Result<SecretString, ConfigError> {
     if let Some(uri) = env.raw("RABBITMQ_URI") {
         if !(uri.starts_with("amqp://") || uri.starts_with("amqps://")) {
             return Err(env.bad("RABBITMQ_URI", "must start with amqp:// or amqps://"));
@@ -226,7 +238,10 @@ fn jwt_keys<F: Fn(&str) -> Option<String>>(env: &Env<'_, F>) -> Result<JwtKeyCon
         (None, None) => match env.raw("JWT_SECRET") {
             Some(s) if s.len() >= 16 => Ok(JwtKeyConfig::Hs256(s.into())),
             Some(_) => Err(env.bad("JWT_SECRET", "must be at least 16 characters")),
-            None => Err(env.bad("JWT_SECRET", "missing (or set JWT_PRIVATE_KEY and JWT_PUBLIC_KEY)")),
+            None => Err(env.bad(
+                "JWT_SECRET",
+                "missing (or set JWT_PRIVATE_KEY and JWT_PUBLIC_KEY)",
+            )),
         },
     }
 }
@@ -248,8 +263,10 @@ mod tests {
     use super::*;
 
     fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(|k| map.get(k).cloned())
     }
 
@@ -258,7 +275,10 @@ mod tests {
         let c = cfg(&[("JWT_SECRET", "0123456789abcdef0123")]).unwrap();
         assert_eq!(c.rabbitmq.partition_count, 8);
         assert_eq!(c.rabbitmq.exchange, "chat.events");
-        assert_eq!(c.rabbitmq.uri.expose_secret(), "amqp://guest:guest@127.0.0.1:5672/%2F");
+        assert_eq!(
+            c.rabbitmq.uri.expose_secret(),
+            "amqp://guest:guest@127.0.0.1:5672/%2F"
+        );
         assert_eq!(c.redis.key_prefix, "courier:");
         assert_eq!(c.port, 3000);
         assert_eq!(c.jwt_expiration, Duration::from_secs(3600));
@@ -266,13 +286,20 @@ mod tests {
 
     #[test]
     fn bad_variables_are_named() {
-        let e = cfg(&[("JWT_SECRET", "0123456789abcdef0123"), ("REDIS_PORT", "abc")]).unwrap_err();
+        let e = cfg(&[
+            ("JWT_SECRET", "0123456789abcdef0123"),
+            ("REDIS_PORT", "abc"),
+        ])
+        .unwrap_err();
         assert_eq!(e.var, "REDIS_PORT");
         let e = cfg(&[]).unwrap_err();
         assert_eq!(e.var, "JWT_SECRET");
         assert!(e.to_string().starts_with("configuration error: JWT_SECRET"));
-        let e = cfg(&[("JWT_SECRET", "0123456789abcdef0123"), ("RABBITMQ_CHAT_PARTITION_COUNT", "0")])
-            .unwrap_err();
+        let e = cfg(&[
+            ("JWT_SECRET", "0123456789abcdef0123"),
+            ("RABBITMQ_CHAT_PARTITION_COUNT", "0"),
+        ])
+        .unwrap_err();
         assert_eq!(e.var, "RABBITMQ_CHAT_PARTITION_COUNT");
     }
 
@@ -285,7 +312,11 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.rabbitmq.uri.expose_secret(), "amqp://u:p@h:1/v");
-        let c = cfg(&[("JWT_SECRET", "0123456789abcdef0123"), ("RABBITMQ_PASSWORD", "p@ss/w")]).unwrap();
+        let c = cfg(&[
+            ("JWT_SECRET", "0123456789abcdef0123"),
+            ("RABBITMQ_PASSWORD", "p@ss/w"),
+        ])
+        .unwrap();
         assert!(c.rabbitmq.uri.expose_secret().contains("guest:p%40ss%2Fw@"));
     }
 

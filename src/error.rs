@@ -120,7 +120,8 @@ impl IntoResponse for ApiError {
             _ => None,
         };
         if let Some(secs) = retry_after {
-            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         resp
     }
@@ -161,7 +162,9 @@ impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
         match r {
             JsonRejection::JsonDataError(e) => Self::Validation(e.body_text()),
-            JsonRejection::JsonSyntaxError(_) => Self::InvalidJson("request body is not valid JSON".into()),
+            JsonRejection::JsonSyntaxError(_) => {
+                Self::InvalidJson("request body is not valid JSON".into())
+            }
             JsonRejection::MissingJsonContentType(_) => {
                 Self::UnsupportedMediaType("expected Content-Type: application/json".into())
             }

@@ -6,9 +6,9 @@
 //! `run_until_stopped(shutdown)` serves until the shutdown signal.
 
 pub mod api;
-pub mod cli;
 pub mod auth;
 pub mod cache;
+pub mod cli;
 pub mod config;
 pub mod db;
 pub mod domain;

@@ -24,15 +24,29 @@ pub struct Service {
 }
 
 impl Service {
-    pub async fn bind(name: &'static str, addr: SocketAddr, router: Router, stop: CancellationToken) -> anyhow::Result<Self> {
+    pub async fn bind(
+        name: &'static str,
+        addr: SocketAddr,
+        router: Router,
+        stop: CancellationToken,
+    ) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|e| anyhow::anyhow!("{name}: cannot listen on {addr}: {e}"))?;
-        Ok(Self { name, listener, router, stop, tasks: Vec::new(), finally: Vec::new() })
+        Ok(Self {
+            name,
+            listener,
+            router,
+            stop,
+            tasks: Vec::new(),
+            finally: Vec::new(),
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
     pub fn port(&self) -> u16 {
@@ -51,8 +65,18 @@ impl Service {
 
     /// Serves until `shutdown` resolves, then stops gracefully: stops accepting,
     /// finishes in-flight requests, lets background tasks finish (bounded).
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Service { name, listener, router, stop, tasks, finally } = self;
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Service {
+            name,
+            listener,
+            router,
+            stop,
+            tasks,
+            finally,
+        } = self;
         let handles: Vec<_> = tasks.into_iter().map(tokio::spawn).collect();
         let stop_http = stop.clone();
         tokio::spawn({
@@ -63,9 +87,12 @@ impl Service {
             }
         });
         tracing::info!(role = name, addr = %listener.local_addr()?, "listening");
-        let served = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move { stop_http.cancelled().await })
-            .await;
+        let served = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { stop_http.cancelled().await })
+        .await;
         stop.cancel();
         let all = futures::future::join_all(handles);
         if tokio::time::timeout(SHUTDOWN_GRACE, all).await.is_err() {

@@ -8,10 +8,18 @@ pub fn init() {
     let pretty = std::env::var("LOG_FORMAT").is_ok_and(|v| v == "pretty");
     let registry = tracing_subscriber::registry().with(filter);
     let result = if pretty {
-        registry.with(fmt::layer().with_writer(std::io::stderr)).try_init()
+        registry
+            .with(fmt::layer().with_writer(std::io::stderr))
+            .try_init()
     } else {
         registry
-            .with(fmt::layer().json().flatten_event(true).with_current_span(true).with_writer(std::io::stderr))
+            .with(
+                fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true)
+                    .with_writer(std::io::stderr),
+            )
             .try_init()
     };
     // Already initialised (tests): keep the first subscriber.

@@ -12,7 +12,12 @@ async fn register_login_refresh_and_me() {
     let app = spawn_app().await;
     let name = format!("alice_{}", &Uuid::new_v4().simple().to_string()[..6]);
     let (s, body) = app
-        .call("POST", "/auth/register", None, Some(json!({"username": name, "password": PASSWORD, "displayName": "Alice"})))
+        .call(
+            "POST",
+            "/auth/register",
+            None,
+            Some(json!({"username": name, "password": PASSWORD, "displayName": "Alice"})),
+        )
         .await;
     assert_eq!(s, 201, "{body}");
     assert_eq!(body["user"]["username"], name.as_str());
@@ -26,23 +31,51 @@ async fn register_login_refresh_and_me() {
         .unwrap();
     assert!(stored.starts_with("$argon2id$"), "Argon2id, not plain");
 
-    let (s, login) = app.call("POST", "/auth/login", None, Some(json!({"username": name, "password": PASSWORD}))).await;
+    let (s, login) = app
+        .call(
+            "POST",
+            "/auth/login",
+            None,
+            Some(json!({"username": name, "password": PASSWORD})),
+        )
+        .await;
     assert_eq!(s, 200);
     let token = login["accessToken"].as_str().unwrap();
     let (s, me) = app.call("GET", "/users/me", Some(token), None).await;
     assert_eq!((s, &me["username"]), (200, &json!(name)));
     let id = me["id"].as_str().unwrap();
-    let (s, other) = app.call("GET", &format!("/users/{id}"), Some(token), None).await;
+    let (s, other) = app
+        .call("GET", &format!("/users/{id}"), Some(token), None)
+        .await;
     assert_eq!((s, &other["id"]), (200, &json!(id)));
-    let (s, err) = app.call("GET", &format!("/users/{}", Uuid::new_v4()), Some(token), None).await;
+    let (s, err) = app
+        .call(
+            "GET",
+            &format!("/users/{}", Uuid::new_v4()),
+            Some(token),
+            None,
+        )
+        .await;
     assert_eq!((s, err["code"].as_str()), (404, Some("not_found")));
 
     let (s, refreshed) = app
-        .call("POST", "/auth/refresh", None, Some(json!({"refreshToken": login["refreshToken"]})))
+        .call(
+            "POST",
+            "/auth/refresh",
+            None,
+            Some(json!({"refreshToken": login["refreshToken"]})),
+        )
         .await;
     assert_eq!(s, 200);
     assert_ne!(refreshed["refreshToken"], login["refreshToken"]);
-    let (s, _) = app.call("GET", "/users/me", Some(refreshed["accessToken"].as_str().unwrap()), None).await;
+    let (s, _) = app
+        .call(
+            "GET",
+            "/users/me",
+            Some(refreshed["accessToken"].as_str().unwrap()),
+            None,
+        )
+        .await;
     assert_eq!(s, 200);
     app.teardown().await;
 }
@@ -51,14 +84,42 @@ async fn register_login_refresh_and_me() {
 async fn reused_refresh_token_revokes_the_family() {
     let app = spawn_app().await;
     let u = app.register("bob").await;
-    let (s, first) = app.call("POST", "/auth/refresh", None, Some(json!({"refreshToken": u.refresh}))).await;
+    let (s, first) = app
+        .call(
+            "POST",
+            "/auth/refresh",
+            None,
+            Some(json!({"refreshToken": u.refresh})),
+        )
+        .await;
     assert_eq!(s, 200);
     // Replaying the old token is theft: refused, and the rotated one dies with it.
-    let (s, err) = app.call("POST", "/auth/refresh", None, Some(json!({"refreshToken": u.refresh}))).await;
+    let (s, err) = app
+        .call(
+            "POST",
+            "/auth/refresh",
+            None,
+            Some(json!({"refreshToken": u.refresh})),
+        )
+        .await;
     assert_eq!((s, err["code"].as_str()), (401, Some("unauthorized")));
-    let (s, _) = app.call("POST", "/auth/refresh", None, Some(json!({"refreshToken": first["refreshToken"]}))).await;
+    let (s, _) = app
+        .call(
+            "POST",
+            "/auth/refresh",
+            None,
+            Some(json!({"refreshToken": first["refreshToken"]})),
+        )
+        .await;
     assert_eq!(s, 401);
-    let (s, _) = app.call("POST", "/auth/refresh", None, Some(json!({"refreshToken": "garbage"}))).await;
+    let (s, _) = app
+        .call(
+            "POST",
+            "/auth/refresh",
+            None,
+            Some(json!({"refreshToken": "garbage"})),
+        )
+        .await;
     assert_eq!(s, 401);
     app.teardown().await;
 }
@@ -78,25 +139,61 @@ async fn registration_is_validated() {
         json!({"password": PASSWORD}),
     ];
     for body in cases {
-        let (s, err) = app.call("POST", "/auth/register", None, Some(body.clone())).await;
+        let (s, err) = app
+            .call("POST", "/auth/register", None, Some(body.clone()))
+            .await;
         assert_eq!(s, 400, "{body}");
         assert_eq!(err["code"], "validation_failed", "{body}");
         assert_eq!(err["statusCode"], 400);
         assert_eq!(err["error"], "Bad Request");
     }
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(&app.pool).await.unwrap();
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
     assert_eq!(count, 0, "nothing was written");
 
     let u = app.register("carol").await;
-    let (s, err) = app.call("POST", "/auth/register", None, Some(json!({"username": u.username, "password": PASSWORD}))).await;
+    let (s, err) = app
+        .call(
+            "POST",
+            "/auth/register",
+            None,
+            Some(json!({"username": u.username, "password": PASSWORD})),
+        )
+        .await;
     assert_eq!((s, err["code"].as_str()), (409, Some("conflict")));
 
-    let (s, err) = app.raw("POST", "/auth/register", None, "application/json", b"{not json".to_vec()).await;
+    let (s, err) = app
+        .raw(
+            "POST",
+            "/auth/register",
+            None,
+            "application/json",
+            b"{not json".to_vec(),
+        )
+        .await;
     assert_eq!((s, err["code"].as_str()), (400, Some("invalid_json")));
-    let (s, err) = app.raw("POST", "/auth/register", None, "text/plain", b"{}".to_vec()).await;
-    assert_eq!((s, err["code"].as_str()), (415, Some("unsupported_media_type")));
-    let big = format!(r#"{{"username":"x","password":"{}"}}"#, "p".repeat(70 * 1024));
-    let (s, err) = app.raw("POST", "/auth/register", None, "application/json", big.into_bytes()).await;
+    let (s, err) = app
+        .raw("POST", "/auth/register", None, "text/plain", b"{}".to_vec())
+        .await;
+    assert_eq!(
+        (s, err["code"].as_str()),
+        (415, Some("unsupported_media_type"))
+    );
+    let big = format!(
+        r#"{{"username":"x","password":"{}"}}"#,
+        "p".repeat(70 * 1024)
+    );
+    let (s, err) = app
+        .raw(
+            "POST",
+            "/auth/register",
+            None,
+            "application/json",
+            big.into_bytes(),
+        )
+        .await;
     assert_eq!((s, err["code"].as_str()), (413, Some("payload_too_large")));
     app.teardown().await;
 }
@@ -105,8 +202,22 @@ async fn registration_is_validated() {
 async fn login_failures_look_the_same() {
     let app = spawn_app().await;
     let u = app.register("dave").await;
-    let (s1, e1) = app.call("POST", "/auth/login", None, Some(json!({"username": u.username, "password": "wrong-password"}))).await;
-    let (s2, e2) = app.call("POST", "/auth/login", None, Some(json!({"username": "nobody_here", "password": "wrong-password"}))).await;
+    let (s1, e1) = app
+        .call(
+            "POST",
+            "/auth/login",
+            None,
+            Some(json!({"username": u.username, "password": "wrong-password"})),
+        )
+        .await;
+    let (s2, e2) = app
+        .call(
+            "POST",
+            "/auth/login",
+            None,
+            Some(json!({"username": "nobody_here", "password": "wrong-password"})),
+        )
+        .await;
     assert_eq!((s1, s2), (401, 401));
     assert_eq!(e1, e2, "same body for unknown user and wrong password");
     assert_eq!(e1["code"], "unauthorized");
@@ -118,11 +229,19 @@ async fn bad_tokens_are_refused() {
     let app = spawn_app().await;
     let u = app.register("erin").await;
     let now = chrono::Utc::now().timestamp();
-    let claims = |exp: i64, iss: &str| json!({"sub": u.id, "iss": iss, "iat": now - 10, "exp": exp});
+    let claims =
+        |exp: i64, iss: &str| json!({"sub": u.id, "iss": iss, "iat": now - 10, "exp": exp});
     let secret = "test-secret-foreign-0123456789";
-    let forged = encode(&Header::default(), &claims(now + 600, "courier"), &EncodingKey::from_secret(secret.as_bytes())).unwrap();
+    let forged = encode(
+        &Header::default(),
+        &claims(now + 600, "courier"),
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap();
     let own = match &app.config.jwt {
-        courier::config::JwtKeyConfig::Hs256(s) => secrecy::ExposeSecret::expose_secret(s).to_string(),
+        courier::config::JwtKeyConfig::Hs256(s) => {
+            secrecy::ExposeSecret::expose_secret(s).to_string()
+        }
         _ => unreachable!("tests use HS256"),
     };
     let own_key = EncodingKey::from_secret(own.as_bytes());
@@ -130,10 +249,24 @@ async fn bad_tokens_are_refused() {
     let wrong_iss = encode(&Header::default(), &claims(now + 600, "evil"), &own_key).unwrap();
     use base64::Engine;
     let b64 = |v: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
-    let none = format!("{}.{}.", b64(r#"{"alg":"none","typ":"JWT"}"#), b64(&claims(now + 600, "courier").to_string()));
-    for token in [forged.as_str(), expired.as_str(), wrong_iss.as_str(), none.as_str(), "garbage"] {
+    let none = format!(
+        "{}.{}.",
+        b64(r#"{"alg":"none","typ":"JWT"}"#),
+        b64(&claims(now + 600, "courier").to_string())
+    );
+    for token in [
+        forged.as_str(),
+        expired.as_str(),
+        wrong_iss.as_str(),
+        none.as_str(),
+        "garbage",
+    ] {
         let (s, err) = app.call("GET", "/users/me", Some(token), None).await;
-        assert_eq!((s, err["code"].as_str()), (401, Some("unauthorized")), "{token}");
+        assert_eq!(
+            (s, err["code"].as_str()),
+            (401, Some("unauthorized")),
+            "{token}"
+        );
     }
     let (s, _) = app.call("GET", "/chats", None, None).await;
     assert_eq!(s, 401);

@@ -22,9 +22,17 @@ async fn send_is_accepted_persisted_and_paged() {
     let (s, body) = app.send(&a, chat, "  hello  ", client_id).await;
     assert_eq!(s, 202, "{body}");
     assert_eq!(body["clientMessageId"], json!(client_id));
-    assert!(body["brokerMessageId"].as_str().and_then(|s| s.parse::<Uuid>().ok()).is_some());
+    assert!(
+        body["brokerMessageId"]
+            .as_str()
+            .and_then(|s| s.parse::<Uuid>().ok())
+            .is_some()
+    );
     for i in 2..=5 {
-        assert_eq!(app.send(&b, chat, &format!("m{i}"), Uuid::new_v4()).await.0, 202);
+        assert_eq!(
+            app.send(&b, chat, &format!("m{i}"), Uuid::new_v4()).await.0,
+            202
+        );
     }
     app.wait_messages(chat, 5).await;
     assert_eq!(app.sequences(chat).await, vec![1, 2, 3, 4, 5]);
@@ -35,23 +43,67 @@ async fn send_is_accepted_persisted_and_paged() {
     let m0 = &all["messages"][0];
     assert_eq!(m0["content"], "hello", "stored trimmed");
     assert_eq!(m0["clientMessageId"], json!(client_id));
-    assert_eq!((m0["messageType"].as_str(), m0["status"].as_str(), m0["sequence"].as_i64()), (Some("text"), Some("sent"), Some(1)));
+    assert_eq!(
+        (
+            m0["messageType"].as_str(),
+            m0["status"].as_str(),
+            m0["sequence"].as_i64()
+        ),
+        (Some("text"), Some("sent"), Some(1))
+    );
     let sent_at = m0["sentAt"].as_str().unwrap();
-    assert!(sent_at.len() == 24 && sent_at.ends_with('Z'), "RFC 3339 with milliseconds: {sent_at}");
+    assert!(
+        sent_at.len() == 24 && sent_at.ends_with('Z'),
+        "RFC 3339 with milliseconds: {sent_at}"
+    );
     assert_eq!(all["hasMore"], false);
 
-    let seqs = |v: &serde_json::Value| v["messages"].as_array().unwrap().iter().map(|m| m["sequence"].as_i64().unwrap()).collect::<Vec<_>>();
-    let (_, newest) = app.call("GET", &page("?limit=2"), Some(&a.token), None).await;
-    assert_eq!((seqs(&newest), &newest["hasMore"]), (vec![4, 5], &json!(true)));
-    let (_, before) = app.call("GET", &page("?limit=2&before=4"), Some(&a.token), None).await;
-    assert_eq!((seqs(&before), &before["hasMore"]), (vec![2, 3], &json!(true)));
-    let (_, first) = app.call("GET", &page("?limit=2&before=2"), Some(&a.token), None).await;
+    let seqs = |v: &serde_json::Value| {
+        v["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["sequence"].as_i64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    let (_, newest) = app
+        .call("GET", &page("?limit=2"), Some(&a.token), None)
+        .await;
+    assert_eq!(
+        (seqs(&newest), &newest["hasMore"]),
+        (vec![4, 5], &json!(true))
+    );
+    let (_, before) = app
+        .call("GET", &page("?limit=2&before=4"), Some(&a.token), None)
+        .await;
+    assert_eq!(
+        (seqs(&before), &before["hasMore"]),
+        (vec![2, 3], &json!(true))
+    );
+    let (_, first) = app
+        .call("GET", &page("?limit=2&before=2"), Some(&a.token), None)
+        .await;
     assert_eq!((seqs(&first), &first["hasMore"]), (vec![1], &json!(false)));
-    let (_, after) = app.call("GET", &page("?after=3"), Some(&a.token), None).await;
-    assert_eq!((seqs(&after), &after["hasMore"]), (vec![4, 5], &json!(false)));
-    for bad in ["?limit=0", "?limit=101", "?before=1&after=1", "?limit=abc", "?after=-1"] {
+    let (_, after) = app
+        .call("GET", &page("?after=3"), Some(&a.token), None)
+        .await;
+    assert_eq!(
+        (seqs(&after), &after["hasMore"]),
+        (vec![4, 5], &json!(false))
+    );
+    for bad in [
+        "?limit=0",
+        "?limit=101",
+        "?before=1&after=1",
+        "?limit=abc",
+        "?after=-1",
+    ] {
         let (s, err) = app.call("GET", &page(bad), Some(&a.token), None).await;
-        assert_eq!((s, err["code"].as_str()), (400, Some("validation_failed")), "{bad}");
+        assert_eq!(
+            (s, err["code"].as_str()),
+            (400, Some("validation_failed")),
+            "{bad}"
+        );
     }
     app.teardown().await;
 }
@@ -78,32 +130,82 @@ async fn client_retries_are_persisted_once() {
 #[tokio::test]
 async fn bad_sends_get_contract_errors_and_persist_nothing() {
     let app = spawn_app().await;
-    let (a, b, outsider) = (app.register("a").await, app.register("b").await, app.register("x").await);
+    let (a, b, outsider) = (
+        app.register("a").await,
+        app.register("b").await,
+        app.register("x").await,
+    );
     let chat = app.direct_chat(&a, &b).await;
     let path = format!("/chats/{chat}/messages");
     let cid = Uuid::new_v4();
     let cases = [
-        (json!({"content": "", "clientMessageId": cid}), 400, "validation_failed"),
-        (json!({"content": "   \n ", "clientMessageId": cid}), 400, "validation_failed"),
-        (json!({"content": "x".repeat(4001), "clientMessageId": cid}), 400, "validation_failed"),
-        (json!({"content": "a\u{0}b", "clientMessageId": cid}), 400, "validation_failed"),
-        (json!({"content": 5, "clientMessageId": cid}), 400, "validation_failed"),
-        (json!({"content": "hi", "clientMessageId": "nope"}), 400, "validation_failed"),
+        (
+            json!({"content": "", "clientMessageId": cid}),
+            400,
+            "validation_failed",
+        ),
+        (
+            json!({"content": "   \n ", "clientMessageId": cid}),
+            400,
+            "validation_failed",
+        ),
+        (
+            json!({"content": "x".repeat(4001), "clientMessageId": cid}),
+            400,
+            "validation_failed",
+        ),
+        (
+            json!({"content": "a\u{0}b", "clientMessageId": cid}),
+            400,
+            "validation_failed",
+        ),
+        (
+            json!({"content": 5, "clientMessageId": cid}),
+            400,
+            "validation_failed",
+        ),
+        (
+            json!({"content": "hi", "clientMessageId": "nope"}),
+            400,
+            "validation_failed",
+        ),
         (json!({"content": "hi"}), 400, "validation_failed"),
     ];
     for (body, status, code) in cases {
-        let (s, err) = app.call("POST", &path, Some(&a.token), Some(body.clone())).await;
+        let (s, err) = app
+            .call("POST", &path, Some(&a.token), Some(body.clone()))
+            .await;
         assert_eq!((s, err["code"].as_str()), (status, Some(code)), "{body}");
     }
-    let (s, err) = app.raw("POST", &path, Some(&a.token), "application/json", b"{\"content\": ".to_vec()).await;
+    let (s, err) = app
+        .raw(
+            "POST",
+            &path,
+            Some(&a.token),
+            "application/json",
+            b"{\"content\": ".to_vec(),
+        )
+        .await;
     assert_eq!((s, err["code"].as_str()), (400, Some("invalid_json")));
-    let huge = serde_json::to_vec(&json!({"content": "x".repeat(70_000), "clientMessageId": cid})).unwrap();
-    let (s, err) = app.raw("POST", &path, Some(&a.token), "application/json", huge).await;
+    let huge = serde_json::to_vec(&json!({"content": "x".repeat(70_000), "clientMessageId": cid}))
+        .unwrap();
+    let (s, err) = app
+        .raw("POST", &path, Some(&a.token), "application/json", huge)
+        .await;
     assert_eq!((s, err["code"].as_str()), (413, Some("payload_too_large")));
     let ok_body = Some(json!({"content": "hi", "clientMessageId": cid}));
-    let (s, err) = app.call("POST", &format!("/chats/{}/messages", Uuid::new_v4()), Some(&a.token), ok_body.clone()).await;
+    let (s, err) = app
+        .call(
+            "POST",
+            &format!("/chats/{}/messages", Uuid::new_v4()),
+            Some(&a.token),
+            ok_body.clone(),
+        )
+        .await;
     assert_eq!((s, err["code"].as_str()), (404, Some("not_found")));
-    let (s, err) = app.call("POST", &path, Some(&outsider.token), ok_body.clone()).await;
+    let (s, err) = app
+        .call("POST", &path, Some(&outsider.token), ok_body.clone())
+        .await;
     assert_eq!((s, err["code"].as_str()), (403, Some("forbidden")));
     let (s, err) = app.call("POST", &path, None, ok_body.clone()).await;
     assert_eq!((s, err["code"].as_str()), (401, Some("unauthorized")));
@@ -112,7 +214,10 @@ async fn bad_sends_get_contract_errors_and_persist_nothing() {
 
     // Give the worker time: nothing at all may arrive.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM messages").fetch_one(&app.pool).await.unwrap();
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM messages")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
     assert_eq!(total, 0);
     let dlq = app.queue_depth(&app.topology().dlq).await;
     assert_eq!(dlq, 0, "nothing half-sent reached the broker");
@@ -136,13 +241,29 @@ async fn sends_are_routed_to_the_chat_partition_as_persistent_json() {
     let ch = conn.create_channel().await.unwrap();
     // Quorum queues with single active consumer refuse basic.get: consume one.
     let mut consumer = ch
-        .basic_consume(target.as_str().into(), "probe".into(), BasicConsumeOptions::default(), FieldTable::default())
+        .basic_consume(
+            target.as_str().into(),
+            "probe".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
         .await
         .unwrap();
-    let got = tokio::time::timeout(Duration::from_secs(5), consumer.next()).await.unwrap().expect("a message").unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(5), consumer.next())
+        .await
+        .unwrap()
+        .expect("a message")
+        .unwrap();
     assert_eq!(got.properties.delivery_mode(), &Some(2));
-    assert_eq!(got.properties.content_type().as_ref().map(|s| s.as_str()), Some("application/json"));
-    let mid = got.properties.message_id().as_ref().map(|s| s.as_str().to_string());
+    assert_eq!(
+        got.properties.content_type().as_ref().map(|s| s.as_str()),
+        Some("application/json")
+    );
+    let mid = got
+        .properties
+        .message_id()
+        .as_ref()
+        .map(|s| s.as_str().to_string());
     assert_eq!(mid.as_deref(), accepted["brokerMessageId"].as_str());
     let body: serde_json::Value = serde_json::from_slice(&got.data).unwrap();
     assert_eq!(body["chatId"], json!(chat));
@@ -155,13 +276,23 @@ async fn sends_are_routed_to_the_chat_partition_as_persistent_json() {
 #[tokio::test]
 async fn broker_down_answers_503_and_persists_nothing() {
     // A port where nothing listens: the API's broker link never comes up.
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let config = test_config(&[("RABBITMQ_URI", &format!("amqp://guest:guest@127.0.0.1:{dead}/%2f"))]);
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = test_config(&[(
+        "RABBITMQ_URI",
+        &format!("amqp://guest:guest@127.0.0.1:{dead}/%2f"),
+    )]);
     let app = spawn_unready(Mode::ApiOnly, config).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (s, err) = app.call("GET", "/readyz", None, None).await;
     assert_eq!((s, err["code"].as_str()), (503, Some("unavailable")));
-    assert!(err["message"].as_str().unwrap().contains("rabbitmq"), "{err}");
+    assert!(
+        err["message"].as_str().unwrap().contains("rabbitmq"),
+        "{err}"
+    );
     let (a, b) = (app.register("a").await, app.register("b").await);
     let chat = app.direct_chat(&a, &b).await;
     let resp = app

@@ -36,7 +36,16 @@ async fn publish_raw(app: &TestApp, chat: Uuid, body: &[u8]) {
     ch.confirm_select(Default::default()).await.unwrap();
     let topo = app.topology();
     let props = publish::json_properties(&Uuid::new_v4().to_string(), FieldTable::default());
-    publish::publish_confirmed(&ch, &topo.exchange, &topo.route(chat), body, props, Duration::from_secs(5)).await.unwrap();
+    publish::publish_confirmed(
+        &ch,
+        &topo.exchange,
+        &topo.route(chat),
+        body,
+        props,
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
     conn.close(200, "bye".into()).await.unwrap();
 }
 
@@ -49,7 +58,12 @@ async fn drain_dlq(app: &TestApp, expect: usize) -> Vec<(String, u32, Vec<u8>)> 
     let conn = app.amqp().await;
     let ch = conn.create_channel().await.unwrap();
     let mut consumer = ch
-        .basic_consume(app.topology().dlq.as_str().into(), "dlq-probe".into(), BasicConsumeOptions::default(), FieldTable::default())
+        .basic_consume(
+            app.topology().dlq.as_str().into(),
+            "dlq-probe".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
         .await
         .unwrap();
     let mut out = Vec::new();
@@ -77,9 +91,15 @@ async fn the_same_delivery_twice_is_one_row_and_is_notified_twice() {
     let (a, b) = (app.register("a").await, app.register("b").await);
     let chat = app.direct_chat(&a, &b).await;
     // A fake gateway holding one socket of b: we listen on its channel.
-    app.cache.register_socket("gw-probe", b.id, "sock-1").await.unwrap();
+    app.cache
+        .register_socket("gw-probe", b.id, "sock-1")
+        .await
+        .unwrap();
     let mut pubsub = app.cache.client().get_async_pubsub().await.unwrap();
-    pubsub.subscribe(app.cache.keys.gateway_channel("gw-probe")).await.unwrap();
+    pubsub
+        .subscribe(app.cache.keys.gateway_channel("gw-probe"))
+        .await
+        .unwrap();
     let mut notes = pubsub.into_on_message();
 
     let cmd = command(chat, a.id, "twice");
@@ -87,13 +107,23 @@ async fn the_same_delivery_twice_is_one_row_and_is_notified_twice() {
     publish_cmd(&app, &cmd).await; // a redelivery / duplicate publish
     let mut seen = Vec::new();
     while seen.len() < 2 {
-        let msg = tokio::time::timeout(Duration::from_secs(10), notes.next()).await.expect("notification").unwrap();
+        let msg = tokio::time::timeout(Duration::from_secs(10), notes.next())
+            .await
+            .expect("notification")
+            .unwrap();
         let note: GatewayNotification = serde_json::from_slice(msg.get_payload_bytes()).unwrap();
         seen.extend(note.deliveries);
     }
-    assert_eq!(seen[0].message, seen[1].message, "the stored row is re-notified, not a new one");
+    assert_eq!(
+        seen[0].message, seen[1].message,
+        "the stored row is re-notified, not a new one"
+    );
     assert_eq!(seen[0].message.sequence, 1);
-    assert_eq!(seen[0].users, vec![b.id], "only b has a socket on this gateway");
+    assert_eq!(
+        seen[0].users,
+        vec![b.id],
+        "only b has a socket on this gateway"
+    );
     assert_eq!(app.sequences(chat).await, vec![1]);
 
     publish_cmd(&app, &command(chat, b.id, "next")).await;
@@ -105,8 +135,16 @@ async fn the_same_delivery_twice_is_one_row_and_is_notified_twice() {
 #[tokio::test]
 async fn sequences_have_no_gaps_across_chats_and_batches() {
     let app = spawn_app().await;
-    let users = [app.register("a").await, app.register("b").await, app.register("c").await];
-    let chats = [app.direct_chat(&users[0], &users[1]).await, app.direct_chat(&users[1], &users[2]).await, app.direct_chat(&users[0], &users[2]).await];
+    let users = [
+        app.register("a").await,
+        app.register("b").await,
+        app.register("c").await,
+    ];
+    let chats = [
+        app.direct_chat(&users[0], &users[1]).await,
+        app.direct_chat(&users[1], &users[2]).await,
+        app.direct_chat(&users[0], &users[2]).await,
+    ];
     let conn = app.amqp().await;
     let ch = conn.create_channel().await.unwrap();
     ch.confirm_select(Default::default()).await.unwrap();
@@ -116,19 +154,30 @@ async fn sequences_have_no_gaps_across_chats_and_batches() {
     for i in 0..300 {
         let chat = chats[i % 3];
         let sender = if i % 3 == 1 { &users[1] } else { &users[0] };
-        let sender = if i % 3 == 1 && i % 2 == 0 { &users[2] } else { sender };
+        let sender = if i % 3 == 1 && i % 2 == 0 {
+            &users[2]
+        } else {
+            sender
+        };
         cmds.push(command(chat, sender.id, &format!("m{i}")));
     }
     // Every 10th command is published twice (client retries).
     for (i, c) in cmds.iter().enumerate() {
         let copies = if i % 10 == 0 { 2 } else { 1 };
         for _ in 0..copies {
-            let props = publish::json_properties(&c.broker_message_id.to_string(), FieldTable::default());
+            let props =
+                publish::json_properties(&c.broker_message_id.to_string(), FieldTable::default());
             let body = serde_json::to_vec(c).unwrap();
             pending.push(
-                ch.basic_publish(topo.exchange.as_str().into(), topo.route(c.chat_id).as_str().into(), Default::default(), &body, props)
-                    .await
-                    .unwrap(),
+                ch.basic_publish(
+                    topo.exchange.as_str().into(),
+                    topo.route(c.chat_id).as_str().into(),
+                    Default::default(),
+                    &body,
+                    props,
+                )
+                .await
+                .unwrap(),
             );
         }
     }
@@ -142,12 +191,17 @@ async fn sequences_have_no_gaps_across_chats_and_batches() {
     for chat in chats {
         assert_eq!(app.sequences(chat).await, (1..=100).collect::<Vec<_>>());
         // Content order within a chat follows publish order.
-        let contents: Vec<String> = sqlx::query_scalar("SELECT content FROM messages WHERE chat_id = $1 ORDER BY sequence")
-            .bind(chat)
-            .fetch_all(&app.pool)
-            .await
-            .unwrap();
-        let expected: Vec<String> = cmds.iter().filter(|c| c.chat_id == chat).map(|c| c.content.clone()).collect();
+        let contents: Vec<String> =
+            sqlx::query_scalar("SELECT content FROM messages WHERE chat_id = $1 ORDER BY sequence")
+                .bind(chat)
+                .fetch_all(&app.pool)
+                .await
+                .unwrap();
+        let expected: Vec<String> = cmds
+            .iter()
+            .filter(|c| c.chat_id == chat)
+            .map(|c| c.content.clone())
+            .collect();
         assert_eq!(contents, expected);
     }
     conn.close(200, "bye".into()).await.unwrap();
@@ -157,7 +211,11 @@ async fn sequences_have_no_gaps_across_chats_and_batches() {
 #[tokio::test]
 async fn permanent_failures_go_to_the_dlq_at_once_and_do_not_block() {
     let app = spawn_app().await;
-    let (a, b, outsider) = (app.register("a").await, app.register("b").await, app.register("x").await);
+    let (a, b, outsider) = (
+        app.register("a").await,
+        app.register("b").await,
+        app.register("x").await,
+    );
     let chat = app.direct_chat(&a, &b).await;
     publish_raw(&app, chat, b"{this is not json").await;
     publish_cmd(&app, &command(chat, outsider.id, "intruder")).await;
@@ -167,8 +225,14 @@ async fn permanent_failures_go_to_the_dlq_at_once_and_do_not_block() {
     let mut dead = drain_dlq(&app, 3).await;
     dead.sort();
     let reasons: Vec<(&str, u32)> = dead.iter().map(|(r, n, _)| (r.as_str(), *n)).collect();
-    assert_eq!(reasons, vec![("chat_gone", 1), ("malformed", 1), ("not_participant", 1)]);
-    assert!(dead.iter().any(|(_, _, body)| body == b"{this is not json"), "the original body is kept");
+    assert_eq!(
+        reasons,
+        vec![("chat_gone", 1), ("malformed", 1), ("not_participant", 1)]
+    );
+    assert!(
+        dead.iter().any(|(_, _, body)| body == b"{this is not json"),
+        "the original body is kept"
+    );
     assert_eq!(app.sequences(chat).await, vec![1]);
     app.teardown().await;
 }
@@ -179,7 +243,10 @@ async fn message_specific_failures_are_retried_then_dead_lettered() {
     let (a, b) = (app.register("a").await, app.register("b").await);
     let chat = app.direct_chat(&a, &b).await;
     // Fault injection in this test's own database: one content always fails to insert.
-    sqlx::query("ALTER TABLE messages ADD CONSTRAINT no_boom CHECK (content <> 'boom')").execute(&app.pool).await.unwrap();
+    sqlx::query("ALTER TABLE messages ADD CONSTRAINT no_boom CHECK (content <> 'boom')")
+        .execute(&app.pool)
+        .await
+        .unwrap();
     publish_cmd(&app, &command(chat, a.id, "before")).await;
     publish_cmd(&app, &command(chat, a.id, "boom")).await;
     publish_cmd(&app, &command(chat, a.id, "after")).await;
@@ -189,12 +256,19 @@ async fn message_specific_failures_are_retried_then_dead_lettered() {
     assert_eq!((dead[0].0.as_str(), dead[0].1), ("retries_exhausted", 3));
     let cmd: SendCommand = serde_json::from_slice(&dead[0].2).unwrap();
     assert_eq!(cmd.content, "boom");
-    assert_eq!(app.sequences(chat).await, vec![1, 2], "no gap from the failed message");
+    assert_eq!(
+        app.sequences(chat).await,
+        vec![1, 2],
+        "no gap from the failed message"
+    );
 
     // Once the cause is gone, a retried message succeeds.
     publish_cmd(&app, &command(chat, a.id, "boom")).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    sqlx::query("ALTER TABLE messages DROP CONSTRAINT no_boom").execute(&app.pool).await.unwrap();
+    sqlx::query("ALTER TABLE messages DROP CONSTRAINT no_boom")
+        .execute(&app.pool)
+        .await
+        .unwrap();
     app.wait_messages(chat, 3).await;
     assert_eq!(app.sequences(chat).await, vec![1, 2, 3]);
     app.teardown().await;

@@ -28,7 +28,8 @@ fn validate_password(p: &str) -> Result<(), validator::ValidationError> {
     if password::valid_password(p) {
         Ok(())
     } else {
-        Err(validator::ValidationError::new("password").with_message(password::PASSWORD_RULE.into()))
+        Err(validator::ValidationError::new("password")
+            .with_message(password::PASSWORD_RULE.into()))
     }
 }
 
@@ -54,15 +55,30 @@ pub struct AuthResponse {
 }
 
 async fn tokens_for(state: &AppState, user: User, family: Uuid) -> ApiResult<AuthResponse> {
-    let access_token = state.jwt.issue(user.id).map_err(|e| ApiError::Internal(e.into()))?;
+    let access_token = state
+        .jwt
+        .issue(user.id)
+        .map_err(|e| ApiError::Internal(e.into()))?;
     let refresh_token = db::tokens::issue(&state.pool, user.id, family, state.refresh_ttl).await?;
-    Ok(AuthResponse { user, access_token, refresh_token, expires_in: state.jwt.lifetime().as_secs() })
+    Ok(AuthResponse {
+        user,
+        access_token,
+        refresh_token,
+        expires_in: state.jwt.lifetime().as_secs(),
+    })
 }
 
-pub async fn register(State(state): State<AppState>, ApiJson(body): ApiJson<RegisterBody>) -> ApiResult<(StatusCode, Json<AuthResponse>)> {
+pub async fn register(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<RegisterBody>,
+) -> ApiResult<(StatusCode, Json<AuthResponse>)> {
     body.validate()?;
     let hash = password::hash(body.password).await?;
-    let display = body.display_name.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    let display = body
+        .display_name
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty());
     let user = db::users::insert(&state.pool, &body.username, display, &hash)
         .await?
         .ok_or_else(|| ApiError::Conflict("username is already taken".into()))?;
@@ -70,7 +86,10 @@ pub async fn register(State(state): State<AppState>, ApiJson(body): ApiJson<Regi
     Ok((StatusCode::CREATED, Json(resp)))
 }
 
-pub async fn login(State(state): State<AppState>, ApiJson(body): ApiJson<LoginBody>) -> ApiResult<Json<AuthResponse>> {
+pub async fn login(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<LoginBody>,
+) -> ApiResult<Json<AuthResponse>> {
     let wrong = || ApiError::Unauthorized("invalid username or password".into());
     let found = db::users::find_credentials(&state.pool, &body.username).await?;
     let Some((user, hash)) = found else {
@@ -84,13 +103,22 @@ pub async fn login(State(state): State<AppState>, ApiJson(body): ApiJson<LoginBo
     Ok(Json(tokens_for(&state, user, Uuid::now_v7()).await?))
 }
 
-pub async fn refresh(State(state): State<AppState>, ApiJson(body): ApiJson<RefreshBody>) -> ApiResult<Json<AuthResponse>> {
+pub async fn refresh(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<RefreshBody>,
+) -> ApiResult<Json<AuthResponse>> {
     match db::tokens::rotate(&state.pool, &body.refresh_token).await? {
         Rotation::Rotated { user, family } => {
-            let user = db::users::find(&state.pool, user).await?.ok_or_else(ApiError::unauthorized)?;
+            let user = db::users::find(&state.pool, user)
+                .await?
+                .ok_or_else(ApiError::unauthorized)?;
             Ok(Json(tokens_for(&state, user, family).await?))
         }
-        Rotation::Invalid => Err(ApiError::Unauthorized("refresh token is invalid or expired".into())),
-        Rotation::Reused => Err(ApiError::Unauthorized("refresh token was already used; session revoked".into())),
+        Rotation::Invalid => Err(ApiError::Unauthorized(
+            "refresh token is invalid or expired".into(),
+        )),
+        Rotation::Reused => Err(ApiError::Unauthorized(
+            "refresh token was already used; session revoked".into(),
+        )),
     }
 }

@@ -52,17 +52,25 @@ pub struct ChatList {
 }
 
 /// Loads the caller's membership: 404 if no chat, 403 if not a participant.
-pub async fn require_member(pool: &sqlx::PgPool, chat: Uuid, user: Uuid) -> ApiResult<(ChatType, Role)> {
+pub async fn require_member(
+    pool: &sqlx::PgPool,
+    chat: Uuid,
+    user: Uuid,
+) -> ApiResult<(ChatType, Role)> {
     match db::chats::membership(pool, chat, user).await? {
         Membership::NoChat => Err(ApiError::NotFound("chat not found".into())),
-        Membership::Outsider(_) => Err(ApiError::Forbidden("you are not a participant of this chat".into())),
+        Membership::Outsider(_) => Err(ApiError::Forbidden(
+            "you are not a participant of this chat".into(),
+        )),
         Membership::Member(kind, role) => Ok((kind, role)),
     }
 }
 
 async fn require_users(state: &AppState, ids: &[Uuid]) -> ApiResult<()> {
     if ids.len() > MAX_IDS {
-        return Err(ApiError::Validation(format!("at most {MAX_IDS} participants per request")));
+        return Err(ApiError::Validation(format!(
+            "at most {MAX_IDS} participants per request"
+        )));
     }
     let missing = db::users::missing(&state.pool, ids).await?;
     if let Some(first) = missing.first() {
@@ -72,27 +80,45 @@ async fn require_users(state: &AppState, ids: &[Uuid]) -> ApiResult<()> {
 }
 
 async fn invalidate(state: &AppState, chat: Uuid) -> ApiResult<()> {
-    state.cache.invalidate_members(chat).await.map_err(Into::into)
+    state
+        .cache
+        .invalidate_members(chat)
+        .await
+        .map_err(Into::into)
 }
 
-pub async fn create(State(state): State<AppState>, AuthUser(me): AuthUser, ApiJson(body): ApiJson<CreateBody>) -> ApiResult<Response> {
+pub async fn create(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    ApiJson(body): ApiJson<CreateBody>,
+) -> ApiResult<Response> {
     match body.kind {
         ChatType::Direct => {
             let [other] = body.participant_ids[..] else {
-                return Err(ApiError::Validation("a direct chat needs exactly one participantId".into()));
+                return Err(ApiError::Validation(
+                    "a direct chat needs exactly one participantId".into(),
+                ));
             };
             if other == me {
-                return Err(ApiError::Validation("a direct chat needs another user".into()));
+                return Err(ApiError::Validation(
+                    "a direct chat needs another user".into(),
+                ));
             }
             require_users(&state, &[other]).await?;
             let (chat, created) = db::chats::create_direct(&state.pool, me, other).await?;
-            let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+            let status = if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
             Ok((status, Json(chat)).into_response())
         }
         ChatType::Group => {
             let title = body.title.as_deref().map(str::trim).unwrap_or_default();
             if title.is_empty() || title.chars().count() > 128 {
-                return Err(ApiError::Validation("title must be 1 to 128 characters".into()));
+                return Err(ApiError::Validation(
+                    "title must be 1 to 128 characters".into(),
+                ));
             }
             let mut ids = body.participant_ids;
             ids.sort();
@@ -104,7 +130,10 @@ pub async fn create(State(state): State<AppState>, AuthUser(me): AuthUser, ApiJs
     }
 }
 
-pub async fn list(State(state): State<AppState>, AuthUser(me): AuthUser) -> ApiResult<Json<ChatList>> {
+pub async fn list(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+) -> ApiResult<Json<ChatList>> {
     let chats = db::chats::list_for(&state.pool, me)
         .await?
         .into_iter()
@@ -113,9 +142,15 @@ pub async fn list(State(state): State<AppState>, AuthUser(me): AuthUser) -> ApiR
     Ok(Json(ChatList { chats }))
 }
 
-pub async fn get_chat(State(state): State<AppState>, AuthUser(me): AuthUser, ApiPath(chat): ApiPath<Uuid>) -> ApiResult<Json<Chat>> {
+pub async fn get_chat(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    ApiPath(chat): ApiPath<Uuid>,
+) -> ApiResult<Json<Chat>> {
     require_member(&state.pool, chat, me).await?;
-    let chat = db::chats::load(&state.pool, chat).await?.ok_or_else(|| ApiError::NotFound("chat not found".into()))?;
+    let chat = db::chats::load(&state.pool, chat)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("chat not found".into()))?;
     Ok(Json(chat))
 }
 
@@ -127,10 +162,14 @@ pub async fn add_participants(
 ) -> ApiResult<Json<Chat>> {
     let (kind, role) = require_member(&state.pool, chat, me).await?;
     if kind != ChatType::Group {
-        return Err(ApiError::Validation("participants can only be added to group chats".into()));
+        return Err(ApiError::Validation(
+            "participants can only be added to group chats".into(),
+        ));
     }
     if !role.can_manage() {
-        return Err(ApiError::Forbidden("only the owner or an admin can add participants".into()));
+        return Err(ApiError::Forbidden(
+            "only the owner or an admin can add participants".into(),
+        ));
     }
     if body.user_ids.is_empty() {
         return Err(ApiError::Validation("userIds must not be empty".into()));
@@ -138,7 +177,9 @@ pub async fn add_participants(
     require_users(&state, &body.user_ids).await?;
     db::chats::add_members(&state.pool, chat, &body.user_ids).await?;
     invalidate(&state, chat).await?;
-    let chat = db::chats::load(&state.pool, chat).await?.ok_or_else(|| ApiError::NotFound("chat not found".into()))?;
+    let chat = db::chats::load(&state.pool, chat)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("chat not found".into()))?;
     Ok(Json(chat))
 }
 
@@ -149,14 +190,18 @@ pub async fn remove_participant(
 ) -> ApiResult<StatusCode> {
     let (kind, role) = require_member(&state.pool, chat, me).await?;
     if kind != ChatType::Group {
-        return Err(ApiError::Validation("participants can only be removed from group chats".into()));
+        return Err(ApiError::Validation(
+            "participants can only be removed from group chats".into(),
+        ));
     }
     let target_role = match db::chats::membership(&state.pool, chat, target).await? {
         Membership::Member(_, r) => r,
         _ => return Err(ApiError::NotFound("that user is not a participant".into())),
     };
     if !may_remove(me, role, target, target_role) {
-        return Err(ApiError::Forbidden("you may not remove that participant".into()));
+        return Err(ApiError::Forbidden(
+            "you may not remove that participant".into(),
+        ));
     }
     db::chats::remove_member(&state.pool, chat, target).await?;
     invalidate(&state, chat).await?;

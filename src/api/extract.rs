@@ -29,7 +29,10 @@ pub struct AuthUser(pub Uuid);
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim()).filter(|t| !t.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 impl<S> FromRequestParts<S> for AuthUser
@@ -42,7 +45,10 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let app = AppState::from_ref(state);
         let token = bearer(&parts.headers).ok_or_else(ApiError::unauthorized)?;
-        app.jwt.verify(token).map(AuthUser).map_err(|_| ApiError::unauthorized())
+        app.jwt
+            .verify(token)
+            .map(AuthUser)
+            .map_err(|_| ApiError::unauthorized())
     }
 }
 

@@ -16,9 +16,10 @@ use super::{
     extract::{ApiJson, ApiPath, ApiQuery, AuthUser, request_id},
 };
 use crate::{
-    cache::membership::LookupError,
+    cache::{Cache, membership::LookupError},
     db::{self, messages::Cursor},
     domain::message::{Message, SendCommand, normalize_content},
+    domain::notification::StatusEvent,
     error::{ApiError, ApiResult},
     mq::{self, publish},
 };
@@ -91,21 +92,37 @@ pub async fn send(
         content,
         accepted_at: chrono::Utc::now(),
     };
-    let session = state.link.current().ok_or(ApiError::Unavailable("rabbitmq"))?;
+    let session = state
+        .link
+        .current()
+        .ok_or(ApiError::Unavailable("rabbitmq"))?;
     let payload = serde_json::to_vec(&cmd).map_err(|e| ApiError::Internal(e.into()))?;
     let mut hdrs = FieldTable::default();
-    hdrs.insert(mq::HEADER_REQUEST_ID.into(), mq::long_string(&request_id(&headers)));
+    hdrs.insert(
+        mq::HEADER_REQUEST_ID.into(),
+        mq::long_string(&request_id(&headers)),
+    );
     let props = publish::json_properties(&cmd.broker_message_id.to_string(), hdrs);
     let route = state.topology.route(chat);
-    if let Err(e) =
-        publish::publish_confirmed(&session.publish, &state.topology.exchange, &route, &payload, props, CONFIRM_TIMEOUT).await
+    if let Err(e) = publish::publish_confirmed(
+        &session.publish,
+        &state.topology.exchange,
+        &route,
+        &payload,
+        props,
+        CONFIRM_TIMEOUT,
+    )
+    .await
     {
         tracing::warn!(error = %e, %chat, "send not confirmed");
         return Err(ApiError::Unavailable("rabbitmq"));
     }
     Ok((
         StatusCode::ACCEPTED,
-        Json(Accepted { broker_message_id: cmd.broker_message_id, client_message_id: cmd.client_message_id }),
+        Json(Accepted {
+            broker_message_id: cmd.broker_message_id,
+            client_message_id: cmd.client_message_id,
+        }),
     ))
 }
 
@@ -120,26 +137,53 @@ pub async fn history(
         return Err(ApiError::Validation("limit must be 1 to 100".into()));
     }
     let cursor = match (q.before, q.after) {
-        (Some(_), Some(_)) => return Err(ApiError::Validation("use either before or after, not both".into())),
+        (Some(_), Some(_)) => {
+            return Err(ApiError::Validation(
+                "use either before or after, not both".into(),
+            ));
+        }
         (Some(b), None) if b >= 0 => Cursor::Before(b),
         (None, Some(a)) if a >= 0 => Cursor::After(a),
         (None, None) => Cursor::Newest,
-        _ => return Err(ApiError::Validation("before and after must be non-negative".into())),
+        _ => {
+            return Err(ApiError::Validation(
+                "before and after must be non-negative".into(),
+            ));
+        }
     };
     require_member(&state.pool, chat, me).await?;
     let (messages, has_more) = db::messages::history(&state.pool, chat, cursor, limit).await?;
     Ok(Json(Page { messages, has_more }))
 }
 
-/// Moves the caller's read mark; shared by REST and the gateway's `chat.read`.
-pub async fn apply_read(pool: &PgPool, chat: Uuid, me: Uuid, sequence: i64) -> ApiResult<()> {
+/// Moves the caller's read mark and, if it moved, tells the other participants
+/// (`chat.message.status` "read"). Shared by REST and the gateway's `chat.read`.
+pub async fn apply_read(
+    pool: &PgPool,
+    cache: &Cache,
+    chat: Uuid,
+    me: Uuid,
+    sequence: i64,
+) -> ApiResult<()> {
     if sequence < 0 {
         return Err(ApiError::Validation("sequence must be non-negative".into()));
     }
     require_member(pool, chat, me).await?;
-    db::chats::mark_read(pool, chat, me, sequence)
+    let moved = db::chats::mark_read(pool, chat, me, sequence)
         .await?
-        .map_err(|last| ApiError::Validation(format!("sequence must not exceed the chat's lastSequence ({last})")))
+        .map_err(|last| {
+            ApiError::Validation(format!(
+                "sequence must not exceed the chat's lastSequence ({last})"
+            ))
+        })?;
+    if moved {
+        let status = StatusEvent::read(chat, me, sequence);
+        // The mark is committed; a lost announcement is only a missed live update.
+        if let Err(e) = cache.announce_status(pool, status).await {
+            tracing::warn!(error = %e, %chat, "could not announce read status");
+        }
+    }
+    Ok(())
 }
 
 pub async fn mark_read(
@@ -148,6 +192,6 @@ pub async fn mark_read(
     ApiPath(chat): ApiPath<Uuid>,
     ApiJson(body): ApiJson<ReadBody>,
 ) -> ApiResult<StatusCode> {
-    apply_read(&state.pool, chat, me, body.sequence).await?;
+    apply_read(&state.pool, &state.cache, chat, me, body.sequence).await?;
     Ok(StatusCode::NO_CONTENT)
 }

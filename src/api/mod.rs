@@ -16,12 +16,12 @@ use axum::{
     routing::{delete, get, post},
 };
 use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
 use tower_http::{
     catch_panic::CatchPanicLayer,
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     trace::TraceLayer,
 };
-use tokio_util::sync::CancellationToken;
 
 use crate::{
     auth::JwtKeys,
@@ -77,9 +77,18 @@ pub fn routes(state: AppState) -> Router {
         .route("/users/{user_id}", get(users::get_user))
         .route("/chats", post(chats::create).get(chats::list))
         .route("/chats/{chat_id}", get(chats::get_chat))
-        .route("/chats/{chat_id}/participants", post(chats::add_participants))
-        .route("/chats/{chat_id}/participants/{user_id}", delete(chats::remove_participant))
-        .route("/chats/{chat_id}/messages", post(messages::send).get(messages::history))
+        .route(
+            "/chats/{chat_id}/participants",
+            post(chats::add_participants),
+        )
+        .route(
+            "/chats/{chat_id}/participants/{user_id}",
+            delete(chats::remove_participant),
+        )
+        .route(
+            "/chats/{chat_id}/messages",
+            post(messages::send).get(messages::history),
+        )
         .route("/chats/{chat_id}/read", post(messages::mark_read))
         .with_state(state)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -106,9 +115,18 @@ pub fn finish(router: Router) -> Router {
 }
 
 /// Connects to the broker (supervised) and returns the API state.
-pub fn state(config: &Config, deps: &Deps, stop: &CancellationToken) -> (AppState, tokio::task::JoinHandle<()>) {
+pub fn state(
+    config: &Config,
+    deps: &Deps,
+    stop: &CancellationToken,
+) -> (AppState, tokio::task::JoinHandle<()>) {
     let topology = Topology::new(&config.rabbitmq);
-    let (link, task) = Link::spawn(config.rabbitmq.uri.clone(), topology.clone(), "courier-api", stop.clone());
+    let (link, task) = Link::spawn(
+        config.rabbitmq.uri.clone(),
+        topology.clone(),
+        "courier-api",
+        stop.clone(),
+    );
     let state = AppState {
         pool: deps.pool.clone(),
         cache: deps.cache.clone(),
@@ -126,7 +144,11 @@ pub async fn build(config: &Config) -> anyhow::Result<Service> {
     crate::db::migrate(config).await?;
     let stop = CancellationToken::new();
     let (state, link_task) = state(config, &deps, &stop);
-    let health = Health { db: Some(deps.pool.clone()), cache: Some(deps.cache.clone()), mq: Some(state.link.clone()) };
+    let health = Health {
+        db: Some(deps.pool.clone()),
+        cache: Some(deps.cache.clone()),
+        mq: Some(state.link.clone()),
+    };
     let router = finish(routes(state).merge(health.router()));
     let addr = SocketAddr::new(config.bind_host, config.port);
     let mut service = Service::bind("api", addr, router, stop).await?;

@@ -18,6 +18,7 @@ pub const ISSUER: &str = "courier";
 pub struct Claims {
     pub sub: Uuid,
     pub iss: String,
+    #[serde(default)]
     pub iat: i64,
     pub exp: i64,
 }
@@ -45,11 +46,19 @@ impl JwtKeys {
         let (algorithm, encoding, decoding) = match config {
             JwtKeyConfig::Hs256(secret) => {
                 let s = secret.expose_secret().as_bytes();
-                (Algorithm::HS256, EncodingKey::from_secret(s), DecodingKey::from_secret(s))
+                (
+                    Algorithm::HS256,
+                    EncodingKey::from_secret(s),
+                    DecodingKey::from_secret(s),
+                )
             }
-            JwtKeyConfig::Rs256 { private_pem, public_pem } => (
+            JwtKeyConfig::Rs256 {
+                private_pem,
+                public_pem,
+            } => (
                 Algorithm::RS256,
-                EncodingKey::from_rsa_pem(private_pem.expose_secret().as_bytes()).map_err(cfg_err)?,
+                EncodingKey::from_rsa_pem(private_pem.expose_secret().as_bytes())
+                    .map_err(cfg_err)?,
                 DecodingKey::from_rsa_pem(public_pem.as_bytes()).map_err(cfg_err)?,
             ),
         };
@@ -57,7 +66,13 @@ impl JwtKeys {
         validation.set_issuer(&[ISSUER]);
         validation.set_required_spec_claims(&["exp", "sub", "iss"]);
         validation.leeway = 5;
-        Ok(Self { algorithm, encoding, decoding, validation, lifetime })
+        Ok(Self {
+            algorithm,
+            encoding,
+            decoding,
+            validation,
+            lifetime,
+        })
     }
 
     pub fn lifetime(&self) -> Duration {
@@ -68,7 +83,12 @@ impl JwtKeys {
     pub fn issue(&self, user: Uuid) -> Result<String, JwtError> {
         let now = chrono::Utc::now().timestamp();
         let lifetime = i64::try_from(self.lifetime.as_secs()).unwrap_or(i64::MAX / 2);
-        let claims = Claims { sub: user, iss: ISSUER.into(), iat: now, exp: now + lifetime };
+        let claims = Claims {
+            sub: user,
+            iss: ISSUER.into(),
+            iat: now,
+            exp: now + lifetime,
+        };
         encode(&Header::new(self.algorithm), &claims, &self.encoding).map_err(|e| {
             tracing::error!(error = %e, "failed to sign a token");
             JwtError::Invalid
@@ -89,11 +109,19 @@ mod tests {
     use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
 
     fn keys(secret: &str) -> JwtKeys {
-        JwtKeys::new(&JwtKeyConfig::Hs256(secret.to_string().into()), Duration::from_secs(60)).unwrap()
+        JwtKeys::new(
+            &JwtKeyConfig::Hs256(secret.to_string().into()),
+            Duration::from_secs(60),
+        )
+        .unwrap()
     }
 
     fn forge(header: &str, claims: &serde_json::Value, sig: &str) -> String {
-        format!("{}.{}.{sig}", B64.encode(header), B64.encode(claims.to_string()))
+        format!(
+            "{}.{}.{sig}",
+            B64.encode(header),
+            B64.encode(claims.to_string())
+        )
     }
 
     #[test]
@@ -110,8 +138,12 @@ mod tests {
         assert!(k.verify(&other.issue(Uuid::new_v4()).unwrap()).is_err());
         assert!(k.verify("garbage").is_err());
         assert!(k.verify("").is_err());
-        let claims = serde_json::json!({"sub": Uuid::new_v4(), "iss": "courier", "exp": 9999999999i64});
-        assert!(k.verify(&forge(r#"{"alg":"none","typ":"JWT"}"#, &claims, "")).is_err());
+        let claims =
+            serde_json::json!({"sub": Uuid::new_v4(), "iss": "courier", "exp": 9999999999i64});
+        assert!(
+            k.verify(&forge(r#"{"alg":"none","typ":"JWT"}"#, &claims, ""))
+                .is_err()
+        );
     }
 
     #[test]
@@ -120,9 +152,24 @@ mod tests {
         let k = keys(secret);
         let enc = EncodingKey::from_secret(secret.as_bytes());
         let now = chrono::Utc::now().timestamp();
-        let expired = Claims { sub: Uuid::new_v4(), iss: ISSUER.into(), iat: now - 600, exp: now - 300 };
-        assert!(k.verify(&encode(&Header::default(), &expired, &enc).unwrap()).is_err());
-        let foreign = Claims { iss: "someone".into(), exp: now + 300, ..expired };
-        assert!(k.verify(&encode(&Header::default(), &foreign, &enc).unwrap()).is_err());
+        let expired = Claims {
+            sub: Uuid::new_v4(),
+            iss: ISSUER.into(),
+            iat: now - 600,
+            exp: now - 300,
+        };
+        assert!(
+            k.verify(&encode(&Header::default(), &expired, &enc).unwrap())
+                .is_err()
+        );
+        let foreign = Claims {
+            iss: "someone".into(),
+            exp: now + 300,
+            ..expired
+        };
+        assert!(
+            k.verify(&encode(&Header::default(), &foreign, &enc).unwrap())
+                .is_err()
+        );
     }
 }

@@ -27,7 +27,11 @@ pub async fn hash(password: String) -> anyhow::Result<String> {
 pub async fn verify(password: String, stored: String) -> anyhow::Result<bool> {
     Ok(tokio::task::spawn_blocking(move || {
         PasswordHash::new(&stored)
-            .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+            .map(|h| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &h)
+                    .is_ok()
+            })
             .unwrap_or(false)
     })
     .await?)
@@ -37,7 +41,10 @@ pub async fn verify(password: String, stored: String) -> anyhow::Result<bool> {
 /// unknown users and wrong passwords take the same time.
 pub async fn dummy_hash() -> anyhow::Result<String> {
     static DUMMY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
-    DUMMY.get_or_try_init(|| hash(uuid::Uuid::new_v4().to_string())).await.cloned()
+    DUMMY
+        .get_or_try_init(|| hash(uuid::Uuid::new_v4().to_string()))
+        .await
+        .cloned()
 }
 
 #[cfg(test)]

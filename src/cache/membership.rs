@@ -23,7 +23,11 @@ pub enum LookupError {
 
 impl Cache {
     /// Member ids of each chat.
-    pub async fn members(&self, pool: &PgPool, chats: &[Uuid]) -> Result<HashMap<Uuid, Vec<Uuid>>, LookupError> {
+    pub async fn members(
+        &self,
+        pool: &PgPool,
+        chats: &[Uuid],
+    ) -> Result<HashMap<Uuid, Vec<Uuid>>, LookupError> {
         let mut conn = self.conn.clone();
         let mut pipe = redis::pipe();
         for c in chats {
@@ -36,7 +40,10 @@ impl Cache {
             if ids.is_empty() {
                 misses.push(*chat);
             } else {
-                out.insert(*chat, ids.iter().filter_map(|s| Uuid::parse_str(s).ok()).collect());
+                out.insert(
+                    *chat,
+                    ids.iter().filter_map(|s| Uuid::parse_str(s).ok()).collect(),
+                );
             }
         }
         if !misses.is_empty() {
@@ -44,7 +51,10 @@ impl Cache {
             let mut fill = redis::pipe();
             for (chat, users) in &loaded {
                 let key = self.keys.members(*chat);
-                fill.cmd("SADD").arg(&key).arg(users.iter().map(Uuid::to_string).collect::<Vec<_>>()).ignore();
+                fill.cmd("SADD")
+                    .arg(&key)
+                    .arg(users.iter().map(Uuid::to_string).collect::<Vec<_>>())
+                    .ignore();
                 fill.cmd("EXPIRE").arg(&key).arg(TTL_SECS).ignore();
             }
             if !loaded.is_empty() {
@@ -60,6 +70,9 @@ impl Cache {
     /// Drops the cached member set of a chat (after its membership changed).
     pub async fn invalidate_members(&self, chat: Uuid) -> redis::RedisResult<()> {
         let mut conn = self.conn.clone();
-        redis::cmd("DEL").arg(self.keys.members(chat)).query_async(&mut conn).await
+        redis::cmd("DEL")
+            .arg(self.keys.members(chat))
+            .query_async(&mut conn)
+            .await
     }
 }

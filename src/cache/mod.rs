@@ -24,7 +24,10 @@ pub struct Keys {
 
 impl Keys {
     pub fn new(prefix: &str, notification_channel: &str) -> Self {
-        Self { prefix: prefix.to_string(), notify: notification_channel.to_string() }
+        Self {
+            prefix: prefix.to_string(),
+            notify: notification_channel.to_string(),
+        }
     }
     /// SET of user ids of a chat (cache of `chat_participants`).
     pub fn members(&self, chat: Uuid) -> String {
@@ -73,7 +76,13 @@ impl Cache {
                     tracing::warn!(error = %e, "redis not reachable yet, retrying");
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
-                Err(e) => return Err(anyhow::anyhow!("redis at {}:{}: {e}", config.redis.host, config.redis.port)),
+                Err(e) => {
+                    return Err(anyhow::anyhow!(
+                        "redis at {}:{}: {e}",
+                        config.redis.host,
+                        config.redis.port
+                    ));
+                }
             }
         };
         Ok(Self {
@@ -89,7 +98,10 @@ impl Cache {
 
     pub async fn ping(&self) -> bool {
         let mut c = self.conn.clone();
-        redis::cmd("PING").query_async::<String>(&mut c).await.is_ok()
+        redis::cmd("PING")
+            .query_async::<String>(&mut c)
+            .await
+            .is_ok()
     }
 
     /// Deletes every key under the prefix (tests and teardown only).
@@ -107,7 +119,10 @@ impl Cache {
                 .query_async(&mut c)
                 .await?;
             if !keys.is_empty() {
-                redis::cmd("DEL").arg(&keys).query_async::<()>(&mut c).await?;
+                redis::cmd("DEL")
+                    .arg(&keys)
+                    .query_async::<()>(&mut c)
+                    .await?;
             }
             if next == 0 {
                 return Ok(());

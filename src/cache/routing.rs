@@ -8,35 +8,55 @@ use std::collections::HashMap;
 use uuid::Uuid;
 
 use super::Cache;
-use crate::domain::notification::GatewayNotification;
+use super::membership::LookupError;
+use crate::domain::notification::{GatewayNotification, StatusDelivery, StatusEvent};
 
 impl Cache {
-    pub async fn register_socket(&self, gateway: &str, user: Uuid, socket: &str) -> redis::RedisResult<()> {
+    pub async fn register_socket(
+        &self,
+        gateway: &str,
+        user: Uuid,
+        socket: &str,
+    ) -> redis::RedisResult<()> {
         let mut conn = self.conn.clone();
         redis::pipe()
             .atomic()
             .hset(self.keys.user_sockets(user), socket, gateway)
             .ignore()
-            .sadd(self.keys.gateway_sockets(gateway), format!("{user}|{socket}"))
+            .sadd(
+                self.keys.gateway_sockets(gateway),
+                format!("{user}|{socket}"),
+            )
             .ignore()
             .query_async(&mut conn)
             .await
     }
 
-    pub async fn unregister_socket(&self, gateway: &str, user: Uuid, socket: &str) -> redis::RedisResult<()> {
+    pub async fn unregister_socket(
+        &self,
+        gateway: &str,
+        user: Uuid,
+        socket: &str,
+    ) -> redis::RedisResult<()> {
         let mut conn = self.conn.clone();
         redis::pipe()
             .atomic()
             .hdel(self.keys.user_sockets(user), socket)
             .ignore()
-            .srem(self.keys.gateway_sockets(gateway), format!("{user}|{socket}"))
+            .srem(
+                self.keys.gateway_sockets(gateway),
+                format!("{user}|{socket}"),
+            )
             .ignore()
             .query_async(&mut conn)
             .await
     }
 
     /// The gateways holding at least one socket of each user (users with none are absent).
-    pub async fn gateways_of(&self, users: &[Uuid]) -> redis::RedisResult<HashMap<Uuid, Vec<String>>> {
+    pub async fn gateways_of(
+        &self,
+        users: &[Uuid],
+    ) -> redis::RedisResult<HashMap<Uuid, Vec<String>>> {
         let mut conn = self.conn.clone();
         let mut pipe = redis::pipe();
         for u in users {
@@ -56,14 +76,19 @@ impl Cache {
     }
 
     /// Publishes one notification per gateway, pipelined.
-    pub async fn notify_gateways(&self, batch: &[(String, GatewayNotification)]) -> anyhow::Result<()> {
+    pub async fn notify_gateways(
+        &self,
+        batch: &[(String, GatewayNotification)],
+    ) -> redis::RedisResult<()> {
         if batch.is_empty() {
             return Ok(());
         }
         let mut conn = self.conn.clone();
         let mut pipe = redis::pipe();
         for (gateway, note) in batch {
-            pipe.publish(self.keys.gateway_channel(gateway), serde_json::to_vec(note)?).ignore();
+            let payload = serde_json::to_vec(note).map_err(std::io::Error::other)?;
+            pipe.publish(self.keys.gateway_channel(gateway), payload)
+                .ignore();
         }
         pipe.query_async::<()>(&mut conn).await?;
         Ok(())
@@ -73,7 +98,12 @@ impl Cache {
     pub async fn heartbeat(&self, gateway: &str) -> redis::RedisResult<bool> {
         let mut conn = self.conn.clone();
         let now = chrono::Utc::now().timestamp_millis();
-        let added: i64 = redis::cmd("ZADD").arg(self.keys.gateways()).arg(now).arg(gateway).query_async(&mut conn).await?;
+        let added: i64 = redis::cmd("ZADD")
+            .arg(self.keys.gateways())
+            .arg(now)
+            .arg(gateway)
+            .query_async(&mut conn)
+            .await?;
         Ok(added == 1)
     }
 
@@ -113,5 +143,46 @@ impl Cache {
         pipe.del(self.keys.gateway_sockets(gateway)).ignore();
         pipe.zrem(self.keys.gateways(), gateway).ignore();
         pipe.query_async(&mut conn).await
+    }
+}
+
+impl Cache {
+    /// Sends a status change to every other participant's gateways.
+    pub async fn announce_status(
+        &self,
+        pool: &sqlx::PgPool,
+        event: StatusEvent,
+    ) -> Result<(), LookupError> {
+        let members = self.members(pool, &[event.chat_id]).await?;
+        let others: Vec<Uuid> = members
+            .get(&event.chat_id)
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|u| *u != event.user_id)
+            .collect();
+        let mut per_gateway: HashMap<String, Vec<Uuid>> = HashMap::new();
+        for (user, gateways) in self.gateways_of(&others).await? {
+            for g in gateways {
+                per_gateway.entry(g).or_default().push(user);
+            }
+        }
+        let notes: Vec<(String, GatewayNotification)> = per_gateway
+            .into_iter()
+            .map(|(g, users)| {
+                let statuses = vec![StatusDelivery {
+                    event: event.clone(),
+                    users,
+                }];
+                (
+                    g,
+                    GatewayNotification {
+                        statuses,
+                        ..Default::default()
+                    },
+                )
+            })
+            .collect();
+        Ok(self.notify_gateways(&notes).await?)
     }
 }

@@ -70,10 +70,12 @@ fn assemble(row: ChatRow, participants: &mut HashMap<Uuid, Vec<Participant>>) ->
 }
 
 pub async fn load(pool: &PgPool, chat_id: Uuid) -> Result<Option<Chat>, sqlx::Error> {
-    let row: Option<ChatRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {CHAT_COLUMNS} FROM chats c WHERE c.id = $1")))
-        .bind(chat_id)
-        .fetch_optional(pool)
-        .await?;
+    let row: Option<ChatRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {CHAT_COLUMNS} FROM chats c WHERE c.id = $1"
+    )))
+    .bind(chat_id)
+    .fetch_optional(pool)
+    .await?;
     let Some(row) = row else { return Ok(None) };
     let mut parts = participants_of(pool, &[chat_id]).await?;
     Ok(Some(assemble(row, &mut parts)))
@@ -99,10 +101,17 @@ pub async fn list_for(pool: &PgPool, user: Uuid) -> Result<Vec<(Chat, i64)>, sql
     .await?;
     let ids: Vec<Uuid> = rows.iter().map(|r| r.chat.id).collect();
     let mut parts = participants_of(pool, &ids).await?;
-    Ok(rows.into_iter().map(|r| (assemble(r.chat, &mut parts), r.unread)).collect())
+    Ok(rows
+        .into_iter()
+        .map(|r| (assemble(r.chat, &mut parts), r.unread))
+        .collect())
 }
 
-pub async fn membership(pool: &PgPool, chat_id: Uuid, user: Uuid) -> Result<Membership, sqlx::Error> {
+pub async fn membership(
+    pool: &PgPool,
+    chat_id: Uuid,
+    user: Uuid,
+) -> Result<Membership, sqlx::Error> {
     let row: Option<(ChatType, Option<Role>)> = sqlx::query_as(
         "SELECT c.type, p.role FROM chats c
          LEFT JOIN chat_participants p ON p.chat_id = c.id AND p.user_id = $2 WHERE c.id = $1",
@@ -166,7 +175,11 @@ fn role_name(r: Role) -> &'static str {
 }
 
 /// The direct chat between two users; `true` if it was created now.
-pub async fn create_direct(pool: &PgPool, me: Uuid, other: Uuid) -> Result<(Chat, bool), sqlx::Error> {
+pub async fn create_direct(
+    pool: &PgPool,
+    me: Uuid,
+    other: Uuid,
+) -> Result<(Chat, bool), sqlx::Error> {
     let key = direct_key(me, other);
     let mut tx = pool.begin().await?;
     let created = insert_chat(&mut tx, ChatType::Direct, None, Some(key.clone()), me).await?;
@@ -176,14 +189,24 @@ pub async fn create_direct(pool: &PgPool, me: Uuid, other: Uuid) -> Result<(Chat
     tx.commit().await?;
     let id = match created {
         Some(id) => id,
-        None => sqlx::query_scalar("SELECT id FROM chats WHERE direct_key = $1").bind(&key).fetch_one(pool).await?,
+        None => {
+            sqlx::query_scalar("SELECT id FROM chats WHERE direct_key = $1")
+                .bind(&key)
+                .fetch_one(pool)
+                .await?
+        }
     };
     let chat = load(pool, id).await?.ok_or(sqlx::Error::RowNotFound)?;
     Ok((chat, created.is_some()))
 }
 
 /// A group chat with the caller as owner and the others as members.
-pub async fn create_group(pool: &PgPool, me: Uuid, title: &str, others: &[Uuid]) -> Result<Chat, sqlx::Error> {
+pub async fn create_group(
+    pool: &PgPool,
+    me: Uuid,
+    title: &str,
+    others: &[Uuid],
+) -> Result<Chat, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let id = insert_chat(&mut tx, ChatType::Group, Some(title), None, me)
         .await?
@@ -211,8 +234,14 @@ pub async fn remove_member(pool: &PgPool, chat: Uuid, user: Uuid) -> Result<bool
     Ok(done.rows_affected() == 1)
 }
 
-/// Moves the read mark forward (never back). `Err(last_sequence)` if beyond the chat's last.
-pub async fn mark_read(pool: &PgPool, chat: Uuid, user: Uuid, sequence: i64) -> Result<Result<(), i64>, sqlx::Error> {
+/// Moves the read mark forward (never back): `Ok(true)` if it moved.
+/// `Err(last_sequence)` if `sequence` is beyond the chat's last.
+pub async fn mark_read(
+    pool: &PgPool,
+    chat: Uuid,
+    user: Uuid,
+    sequence: i64,
+) -> Result<Result<bool, i64>, sqlx::Error> {
     let last: i64 = sqlx::query_scalar("SELECT last_sequence FROM chats WHERE id = $1")
         .bind(chat)
         .fetch_one(pool)
@@ -220,20 +249,23 @@ pub async fn mark_read(pool: &PgPool, chat: Uuid, user: Uuid, sequence: i64) -> 
     if sequence > last {
         return Ok(Err(last));
     }
-    sqlx::query(
-        "UPDATE chat_participants SET last_read_sequence = GREATEST(last_read_sequence, $3)
-         WHERE chat_id = $1 AND user_id = $2",
+    let moved = sqlx::query(
+        "UPDATE chat_participants SET last_read_sequence = $3
+         WHERE chat_id = $1 AND user_id = $2 AND last_read_sequence < $3",
     )
     .bind(chat)
     .bind(user)
     .bind(sequence)
     .execute(pool)
     .await?;
-    Ok(Ok(()))
+    Ok(Ok(moved.rows_affected() == 1))
 }
 
 /// Member ids per chat, for the membership cache.
-pub async fn member_ids(pool: &PgPool, chats: &[Uuid]) -> Result<HashMap<Uuid, Vec<Uuid>>, sqlx::Error> {
+pub async fn member_ids(
+    pool: &PgPool,
+    chats: &[Uuid],
+) -> Result<HashMap<Uuid, Vec<Uuid>>, sqlx::Error> {
     let rows: Vec<(Uuid, Uuid)> =
         sqlx::query_as("SELECT chat_id, user_id FROM chat_participants WHERE chat_id = ANY($1)")
             .bind(chats)

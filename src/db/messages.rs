@@ -23,6 +23,14 @@ struct MessageRow {
     sent_at: DateTime<Utc>,
 }
 
+/// A stored message with the broker message that stored it.
+#[derive(sqlx::FromRow)]
+struct KnownRow {
+    #[sqlx(flatten)]
+    msg: MessageRow,
+    broker_message_id: Uuid,
+}
+
 impl From<MessageRow> for Message {
     fn from(r: MessageRow) -> Self {
         Message {
@@ -42,8 +50,11 @@ impl From<MessageRow> for Message {
 /// What became of one command of a batch.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    /// Persisted now (`fresh`) or earlier (a redelivery or a client retry).
-    Persisted { message: Message, fresh: bool },
+    /// Persisted now or earlier. `notify` is false for a client retry (same
+    /// `clientMessageId`, another broker message) of an already notified message;
+    /// true when fresh or when the broker redelivers the message that stored it
+    /// (the earlier attempt may have died before notifying).
+    Persisted { message: Message, notify: bool },
     /// Can never be persisted.
     Rejected(Rejection),
 }
@@ -54,7 +65,10 @@ type IdemKey = (Uuid, Uuid, Uuid);
 /// lock on the chat, so there are no gaps and no repeats, even with two workers racing
 /// during a partition handover; a command whose `(chat, sender, clientMessageId)` is
 /// already stored yields the stored message instead of a new row.
-pub async fn persist_batch(pool: &PgPool, cmds: &[SendCommand]) -> Result<Vec<Outcome>, sqlx::Error> {
+pub async fn persist_batch(
+    pool: &PgPool,
+    cmds: &[SendCommand],
+) -> Result<Vec<Outcome>, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let mut chat_ids: Vec<Uuid> = cmds.iter().map(|c| c.chat_id).collect();
     chat_ids.sort();
@@ -81,26 +95,35 @@ pub async fn persist_batch(pool: &PgPool, cmds: &[SendCommand]) -> Result<Vec<Ou
     .await?
     .into_iter()
     .collect();
-    let mut known: HashMap<IdemKey, Message> = sqlx::query_as::<_, MessageRow>(sqlx::AssertSqlSafe(format!(
-        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE (chat_id, sender_id, client_message_id) IN
+    let mut known: HashMap<IdemKey, (Uuid, Message)> =
+        sqlx::query_as::<_, KnownRow>(sqlx::AssertSqlSafe(format!(
+        "SELECT {MESSAGE_COLUMNS}, broker_message_id FROM messages WHERE (chat_id, sender_id, client_message_id) IN
          (SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[]))"
     )))
-    .bind(&chats)
-    .bind(&senders)
-    .bind(&client_ids)
-    .fetch_all(&mut *tx)
-    .await?
-    .into_iter()
-    .map(|r| ((r.chat_id, r.sender_id, r.client_message_id), Message::from(r)))
-    .collect();
+        .bind(&chats)
+        .bind(&senders)
+        .bind(&client_ids)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .map(|r| {
+            (
+                (r.msg.chat_id, r.msg.sender_id, r.msg.client_message_id),
+                (r.broker_message_id, Message::from(r.msg)),
+            )
+        })
+        .collect();
 
     let now = Utc::now();
     let mut fresh: Vec<(Uuid, Message)> = Vec::new(); // (broker message id, message)
     let mut outcomes = Vec::with_capacity(cmds.len());
     for cmd in cmds {
         let key = (cmd.chat_id, cmd.sender_id, cmd.client_message_id);
-        let outcome = if let Some(m) = known.get(&key) {
-            Outcome::Persisted { message: m.clone(), fresh: false }
+        let outcome = if let Some((broker_id, m)) = known.get(&key) {
+            Outcome::Persisted {
+                message: m.clone(),
+                notify: *broker_id == cmd.broker_message_id,
+            }
         } else if let Some(last) = last_seq.get_mut(&cmd.chat_id) {
             if members.contains(&(cmd.chat_id, cmd.sender_id)) {
                 *last += 1;
@@ -115,9 +138,12 @@ pub async fn persist_batch(pool: &PgPool, cmds: &[SendCommand]) -> Result<Vec<Ou
                     sequence: *last,
                     sent_at: now,
                 };
-                known.insert(key, m.clone());
+                known.insert(key, (cmd.broker_message_id, m.clone()));
                 fresh.push((cmd.broker_message_id, m.clone()));
-                Outcome::Persisted { message: m, fresh: true }
+                Outcome::Persisted {
+                    message: m,
+                    notify: true,
+                }
             } else {
                 Outcome::Rejected(Rejection::NotParticipant)
             }
@@ -164,8 +190,18 @@ async fn insert_messages(
     .bind(col(|m| m.sender_id))
     .bind(col(|m| m.client_message_id))
     .bind(fresh.iter().map(|(b, _)| *b).collect::<Vec<_>>())
-    .bind(fresh.iter().map(|(_, m)| m.content.as_str()).collect::<Vec<_>>())
-    .bind(fresh.iter().map(|(_, m)| m.message_type.as_str()).collect::<Vec<_>>())
+    .bind(
+        fresh
+            .iter()
+            .map(|(_, m)| m.content.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        fresh
+            .iter()
+            .map(|(_, m)| m.message_type.as_str())
+            .collect::<Vec<_>>(),
+    )
     .bind(fresh.iter().map(|(_, m)| m.sequence).collect::<Vec<_>>())
     .bind(fresh.iter().map(|(_, m)| m.sent_at).collect::<Vec<_>>())
     .execute(&mut **tx)
@@ -182,7 +218,12 @@ pub enum Cursor {
 }
 
 /// A page of history, ascending by sequence, and whether more lies beyond it.
-pub async fn history(pool: &PgPool, chat: Uuid, cursor: Cursor, limit: i64) -> Result<(Vec<Message>, bool), sqlx::Error> {
+pub async fn history(
+    pool: &PgPool,
+    chat: Uuid,
+    cursor: Cursor,
+    limit: i64,
+) -> Result<(Vec<Message>, bool), sqlx::Error> {
     let (cond, order, bound) = match cursor {
         Cursor::Newest => ("TRUE", "DESC", 0),
         Cursor::Before(s) => ("sequence < $2", "DESC", s),
@@ -207,7 +248,12 @@ pub async fn history(pool: &PgPool, chat: Uuid, cursor: Cursor, limit: i64) -> R
 
 /// Messages persisted after the given sequences, in the chats the user is part of,
 /// oldest first, at most `cap`.
-pub async fn since(pool: &PgPool, user: Uuid, seen: &[(Uuid, i64)], cap: i64) -> Result<(Vec<Message>, bool), sqlx::Error> {
+pub async fn since(
+    pool: &PgPool,
+    user: Uuid,
+    seen: &[(Uuid, i64)],
+    cap: i64,
+) -> Result<(Vec<Message>, bool), sqlx::Error> {
     let (chats, seqs): (Vec<Uuid>, Vec<i64>) = seen.iter().copied().unzip();
     let mut rows: Vec<MessageRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {} FROM messages m

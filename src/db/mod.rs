@@ -18,8 +18,10 @@ use crate::config::Config;
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 fn options(config: &Config) -> anyhow::Result<PgConnectOptions> {
-    Ok(PgConnectOptions::from_str(config.database_url.expose_secret())?
-        .log_statements(tracing::log::LevelFilter::Trace))
+    Ok(
+        PgConnectOptions::from_str(config.database_url.expose_secret())?
+            .log_statements(tracing::log::LevelFilter::Trace),
+    )
 }
 
 /// A lazily connecting pool: start-up does not fail while PostgreSQL is briefly away.
@@ -65,7 +67,10 @@ pub fn is_outage(e: &sqlx::Error) -> bool {
         | sqlx::Error::Protocol(_) => true,
         // admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections
         sqlx::Error::Database(db) => {
-            matches!(db.code().as_deref(), Some("57P01" | "57P02" | "57P03" | "53300" | "08006" | "08001" | "08004"))
+            matches!(
+                db.code().as_deref(),
+                Some("57P01" | "57P02" | "57P03" | "53300" | "08006" | "08001" | "08004")
+            )
         }
         _ => false,
     }

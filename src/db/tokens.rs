@@ -18,7 +18,12 @@ pub enum Rotation {
 }
 
 /// Stores a new refresh token; returns the opaque token for the client.
-pub async fn issue(pool: &PgPool, user: Uuid, family: Uuid, ttl: Duration) -> Result<String, sqlx::Error> {
+pub async fn issue(
+    pool: &PgPool,
+    user: Uuid,
+    family: Uuid,
+    ttl: Duration,
+) -> Result<String, sqlx::Error> {
     let token = refresh::generate();
     sqlx::query(
         "INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, expires_at)

@@ -15,7 +15,12 @@ struct UserRow {
 
 impl From<UserRow> for User {
     fn from(r: UserRow) -> Self {
-        User { id: r.id, username: r.username, display_name: r.display_name, created_at: r.created_at }
+        User {
+            id: r.id,
+            username: r.username,
+            display_name: r.display_name,
+            created_at: r.created_at,
+        }
     }
 }
 
@@ -41,7 +46,10 @@ pub async fn insert(
 }
 
 /// A user and its password hash, by username.
-pub async fn find_credentials(pool: &PgPool, username: &str) -> Result<Option<(User, String)>, sqlx::Error> {
+pub async fn find_credentials(
+    pool: &PgPool,
+    username: &str,
+) -> Result<Option<(User, String)>, sqlx::Error> {
     let row = sqlx::query(
         "SELECT id, username, display_name, created_at, password_hash FROM users WHERE username = $1",
     )

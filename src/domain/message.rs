@@ -77,7 +77,8 @@ impl SendCommand {
     pub fn parse(body: &[u8]) -> Result<Self, Rejection> {
         let cmd: SendCommand =
             serde_json::from_slice(body).map_err(|e| Rejection::Malformed(e.to_string()))?;
-        let content = normalize_content(&cmd.content).map_err(|e| Rejection::Malformed(e.into()))?;
+        let content =
+            normalize_content(&cmd.content).map_err(|e| Rejection::Malformed(e.into()))?;
         if content != cmd.content {
             return Err(Rejection::Malformed("content is not normalized".into()));
         }
@@ -94,7 +95,10 @@ mod tests {
         assert_eq!(normalize_content("  hi \n").unwrap(), "hi");
         assert!(normalize_content("   ").is_err());
         assert!(normalize_content("").is_err());
-        assert!(normalize_content(&"é".repeat(4000)).is_ok(), "counts characters, not bytes");
+        assert!(
+            normalize_content(&"é".repeat(4000)).is_ok(),
+            "counts characters, not bytes"
+        );
         assert!(normalize_content(&"a".repeat(4001)).is_err());
         assert_eq!(normalize_content("a\0b"), Err(CONTENT_NUL_RULE));
     }
@@ -110,8 +114,14 @@ mod tests {
             accepted_at: Utc::now(),
         };
         let bytes = serde_json::to_vec(&cmd).unwrap();
-        assert_eq!(SendCommand::parse(&bytes).unwrap().client_message_id, cmd.client_message_id);
-        assert!(matches!(SendCommand::parse(b"{nope"), Err(Rejection::Malformed(_))));
+        assert_eq!(
+            SendCommand::parse(&bytes).unwrap().client_message_id,
+            cmd.client_message_id
+        );
+        assert!(matches!(
+            SendCommand::parse(b"{nope"),
+            Err(Rejection::Malformed(_))
+        ));
         let mut bad = serde_json::to_value(&cmd).unwrap();
         bad["content"] = "".into();
         let err = SendCommand::parse(&serde_json::to_vec(&bad).unwrap()).unwrap_err();
@@ -129,7 +139,9 @@ mod tests {
             message_type: "text".into(),
             status: "sent".into(),
             sequence: 1,
-            sent_at: DateTime::parse_from_rfc3339("2026-01-02T03:04:05.678901Z").unwrap().into(),
+            sent_at: DateTime::parse_from_rfc3339("2026-01-02T03:04:05.678901Z")
+                .unwrap()
+                .into(),
         };
         let v = serde_json::to_value(&m).unwrap();
         assert_eq!(v["sentAt"], "2026-01-02T03:04:05.678Z");

@@ -1,8 +1,8 @@
-//! What the worker publishes to a gateway instance through Redis.
+//! What the worker (and a read mark) publishes to a gateway instance through Redis.
 //!
-//! One notification per gateway per worker batch: for each message, the users that
-//! have sockets on that gateway. The gateway emits `chat.message.saved` to the
-//! sender's sockets and `chat.message.new` to everyone else's.
+//! One notification per gateway: for each message, the users that have sockets on
+//! that gateway. The gateway emits `chat.message.saved` to the sender's sockets and
+//! `chat.message.new` to everyone else's; status changes go to the users listed.
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -17,10 +17,42 @@ pub struct Delivery {
     pub users: Vec<Uuid>,
 }
 
+/// The payload of `chat.message.status`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
+pub struct StatusEvent {
+    pub chat_id: Uuid,
+    pub user_id: Uuid,
+    /// `delivered` or `read`.
+    pub status: String,
+    pub sequence: i64,
+}
+
+impl StatusEvent {
+    pub fn read(chat_id: Uuid, user_id: Uuid, sequence: i64) -> Self {
+        Self {
+            chat_id,
+            user_id,
+            status: "read".into(),
+            sequence,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusDelivery {
+    pub event: StatusEvent,
+    pub users: Vec<Uuid>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
 pub struct GatewayNotification {
+    #[serde(default)]
     pub deliveries: Vec<Delivery>,
+    #[serde(default)]
+    pub statuses: Vec<StatusDelivery>,
 }
 
 /// The event payload `{chatId, message}` of `chat.message.new` / `chat.message.saved`.
@@ -33,6 +65,7 @@ pub struct MessageEvent<'a> {
 
 pub const EVENT_NEW: &str = "chat.message.new";
 pub const EVENT_SAVED: &str = "chat.message.saved";
+pub const EVENT_STATUS: &str = "chat.message.status";
 
 /// The Socket.IO room that holds every local socket of a user.
 pub fn user_room(user: Uuid) -> String {

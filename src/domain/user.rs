@@ -21,10 +21,14 @@ pub const USERNAME_RULE: &str = "username must be 3 to 32 characters of a-z, 0-9
 /// `username`: 3–32 of `[a-z0-9_.-]`.
 pub fn validate_username(name: &str) -> Result<(), ValidationError> {
     let ok = (3..=32).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'-'));
-    if ok { Ok(()) } else { Err(ValidationError::new("username").with_message(USERNAME_RULE.into())) }
+        && name.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'-')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(ValidationError::new("username").with_message(USERNAME_RULE.into()))
+    }
 }
 
 #[cfg(test)]

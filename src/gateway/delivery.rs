@@ -1,13 +1,20 @@
 //! Receives this instance's notifications from Redis and emits them to local sockets.
 
-use std::time::Duration;
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use futures::StreamExt;
-use socketioxide::SocketIo;
+use socketioxide::{SocketIo, extract::SocketRef};
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use super::{GwState, NAMESPACE};
-use crate::domain::notification::{EVENT_NEW, EVENT_SAVED, GatewayNotification, MessageEvent, user_room};
+use crate::domain::notification::{
+    EVENT_NEW, EVENT_SAVED, EVENT_STATUS, GatewayNotification, MessageEvent, user_room,
+};
 
 /// Subscribes to this gateway's channel, resubscribing after a Redis outage.
 pub async fn run(io: SocketIo, state: GwState, stop: CancellationToken) {
@@ -26,7 +33,12 @@ pub async fn run(io: SocketIo, state: GwState, stop: CancellationToken) {
     }
 }
 
-async fn subscribe(io: &SocketIo, state: &GwState, channel: &str, stop: &CancellationToken) -> anyhow::Result<()> {
+async fn subscribe(
+    io: &SocketIo,
+    state: &GwState,
+    channel: &str,
+    stop: &CancellationToken,
+) -> anyhow::Result<()> {
     let mut pubsub = state.cache.client().get_async_pubsub().await?;
     pubsub.subscribe(channel).await?;
     tracing::info!(%channel, "subscribed to notifications");
@@ -43,22 +55,85 @@ async fn subscribe(io: &SocketIo, state: &GwState, channel: &str, stop: &Cancell
     }
 }
 
-/// `chat.message.saved` to the sender's sockets, `chat.message.new` to everyone else's.
+/// Per socket, the highest sequence emitted per chat. Messages of a chat reach a
+/// gateway in sequence order, so anything at or below it is a redelivery: skipped,
+/// which makes every event arrive at most once on each socket.
+#[derive(Clone, Default)]
+pub struct Emitted(Arc<Mutex<HashMap<Uuid, i64>>>);
+
+impl Emitted {
+    /// Records `sequence` for `chat`; `false` if it (or a later one) was emitted already.
+    pub fn first_time(&self, chat: Uuid, sequence: i64) -> bool {
+        let mut seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let last = seen.entry(chat).or_insert(0);
+        if sequence <= *last {
+            return false;
+        }
+        *last = sequence;
+        true
+    }
+}
+
+fn emit_to<T: serde::Serialize + ?Sized>(socket: &SocketRef, event: &str, payload: &T) {
+    if let Err(e) = socket.emit(event, payload) {
+        tracing::debug!(socket = %socket.id, error = %e, event, "emit failed (socket closing)");
+    }
+}
+
+/// `chat.message.saved` to the sender's sockets, `chat.message.new` to everyone
+/// else's, `chat.message.status` to the users a status concerns.
 pub async fn emit(io: &SocketIo, note: GatewayNotification) {
     let Some(ns) = io.of(NAMESPACE) else { return };
     for d in note.deliveries {
-        let event = MessageEvent { chat_id: d.message.chat_id, message: &d.message };
-        let sender = d.message.sender_id;
-        let others: Vec<String> = d.users.iter().filter(|u| **u != sender).map(|u| user_room(*u)).collect();
-        if !others.is_empty()
-            && let Err(e) = ns.clone().to(others).emit(EVENT_NEW, &event).await
-        {
-            tracing::warn!(error = %e, "emit chat.message.new failed");
+        let m = &d.message;
+        let payload = match serde_json::value::to_raw_value(&MessageEvent {
+            chat_id: m.chat_id,
+            message: m,
+        }) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot encode message event");
+                continue;
+            }
+        };
+        for user in &d.users {
+            let event = if *user == m.sender_id {
+                EVENT_SAVED
+            } else {
+                EVENT_NEW
+            };
+            for socket in ns.clone().to(user_room(*user)).sockets() {
+                let fresh = socket
+                    .extensions
+                    .get::<Emitted>()
+                    .is_none_or(|e| e.first_time(m.chat_id, m.sequence));
+                if fresh {
+                    emit_to(&socket, event, &payload);
+                }
+            }
         }
-        if d.users.contains(&sender)
-            && let Err(e) = ns.clone().to(user_room(sender)).emit(EVENT_SAVED, &event).await
-        {
-            tracing::warn!(error = %e, "emit chat.message.saved failed");
+    }
+    for s in note.statuses {
+        for user in s.users.iter().filter(|u| **u != s.event.user_id) {
+            for socket in ns.clone().to(user_room(*user)).sockets() {
+                emit_to(&socket, EVENT_STATUS, &s.event);
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_sequence_is_emitted_once_per_chat() {
+        let e = Emitted::default();
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        assert!(e.first_time(a, 1));
+        assert!(!e.first_time(a, 1));
+        assert!(e.first_time(b, 1), "chats are independent");
+        assert!(e.first_time(a, 3));
+        assert!(!e.first_time(a, 2), "older than what was emitted");
     }
 }

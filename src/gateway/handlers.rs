@@ -10,7 +10,7 @@ use socketioxide::{
 };
 use uuid::Uuid;
 
-use super::GwState;
+use super::{GwState, delivery::Emitted};
 use crate::{api::messages::apply_read, db, domain::notification::user_room, error::ApiError};
 
 /// Most messages one `chat.sync` answers with.
@@ -33,7 +33,11 @@ impl std::fmt::Display for Unauthorized {
 
 /// The token: `auth.token`, then `Authorization: Bearer`, then `?token=`.
 fn find_token(s: &SocketRef, auth: Option<&Value>) -> Option<String> {
-    if let Some(t) = auth.and_then(|a| a.get("token")).and_then(Value::as_str).filter(|t| !t.is_empty()) {
+    if let Some(t) = auth
+        .and_then(|a| a.get("token"))
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+    {
         return Some(t.to_string());
     }
     let parts = s.req_parts();
@@ -55,7 +59,10 @@ fn percent_decode(s: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%'
-            && let (Some(h), Some(l)) = (bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex))
+            && let (Some(h), Some(l)) = (
+                bytes.get(i + 1).copied().and_then(hex),
+                bytes.get(i + 2).copied().and_then(hex),
+            )
         {
             out.push(h * 16 + l);
             i += 3;
@@ -68,7 +75,11 @@ fn percent_decode(s: &str) -> String {
 }
 
 /// Connect middleware: refuses the handshake with `connect_error` "unauthorized".
-pub async fn authenticate(s: SocketRef, State(state): State<GwState>, TryData(auth): TryData<Value>) -> Result<(), Unauthorized> {
+pub async fn authenticate(
+    s: SocketRef,
+    State(state): State<GwState>,
+    TryData(auth): TryData<Value>,
+) -> Result<(), Unauthorized> {
     let token = find_token(&s, auth.as_ref().ok()).ok_or(Unauthorized)?;
     let user = state.jwt.verify(&token).map_err(|_| Unauthorized)?;
     s.extensions.insert(UserId(user));
@@ -83,12 +94,17 @@ pub async fn on_connect(s: SocketRef, State(state): State<GwState>) {
         }
         return;
     };
+    s.extensions.insert(Emitted::default());
     s.join(user_room(user));
     s.on("chat.read", on_read);
     s.on("chat.sync", on_sync);
     s.on_disconnect(on_disconnect);
     let sid = s.id.to_string();
-    if let Err(e) = state.cache.register_socket(&state.gateway_id, user, &sid).await {
+    if let Err(e) = state
+        .cache
+        .register_socket(&state.gateway_id, user, &sid)
+        .await
+    {
         // Without routing state the socket would miss messages: make the client retry.
         tracing::warn!(error = %e, "cannot register socket; disconnecting it");
         if let Err(e) = s.disconnect() {
@@ -100,8 +116,14 @@ pub async fn on_connect(s: SocketRef, State(state): State<GwState>) {
 }
 
 async fn on_disconnect(s: SocketRef, State(state): State<GwState>, reason: DisconnectReason) {
-    let Some(UserId(user)) = s.extensions.get::<UserId>() else { return };
-    if let Err(e) = state.cache.unregister_socket(&state.gateway_id, user, &s.id.to_string()).await {
+    let Some(UserId(user)) = s.extensions.get::<UserId>() else {
+        return;
+    };
+    if let Err(e) = state
+        .cache
+        .unregister_socket(&state.gateway_id, user, &s.id.to_string())
+        .await
+    {
         tracing::warn!(error = %e, "cannot unregister socket; the lease reaper or next connect will");
     }
     tracing::debug!(%user, socket = %s.id, ?reason, "socket disconnected");
@@ -124,11 +146,20 @@ struct ReadPayload {
     sequence: i64,
 }
 
-async fn on_read(s: SocketRef, State(state): State<GwState>, TryData(body): TryData<ReadPayload>, ack: AckSender) {
-    let Some(UserId(user)) = s.extensions.get::<UserId>() else { return };
+async fn on_read(
+    s: SocketRef,
+    State(state): State<GwState>,
+    TryData(body): TryData<ReadPayload>,
+    ack: AckSender,
+) {
+    let Some(UserId(user)) = s.extensions.get::<UserId>() else {
+        return;
+    };
     let result = match body {
-        Err(e) => Err(ApiError::Validation(format!("invalid chat.read payload: {e}"))),
-        Ok(p) => apply_read(&state.pool, p.chat_id, user, p.sequence).await,
+        Err(e) => Err(ApiError::Validation(format!(
+            "invalid chat.read payload: {e}"
+        ))),
+        Ok(p) => apply_read(&state.pool, &state.cache, p.chat_id, user, p.sequence).await,
     };
     match result {
         Ok(()) => answer(ack, &json!({"status": "ok"})),
@@ -149,22 +180,40 @@ struct SyncAck {
     has_more: bool,
 }
 
-async fn sync(state: &GwState, user: Uuid, body: Result<SyncPayload, String>) -> Result<SyncAck, ApiError> {
+async fn sync(
+    state: &GwState,
+    user: Uuid,
+    body: Result<SyncPayload, String>,
+) -> Result<SyncAck, ApiError> {
     let p = body.map_err(|e| ApiError::Validation(format!("invalid chat.sync payload: {e}")))?;
     if p.chats.len() > SYNC_MAX_CHATS {
-        return Err(ApiError::Validation(format!("at most {SYNC_MAX_CHATS} chats per sync")));
+        return Err(ApiError::Validation(format!(
+            "at most {SYNC_MAX_CHATS} chats per sync"
+        )));
     }
     let mut seen = Vec::with_capacity(p.chats.len());
     for (chat, seq) in p.chats {
-        let chat = Uuid::parse_str(&chat).map_err(|_| ApiError::Validation(format!("not a chat id: {chat}")))?;
+        let chat = Uuid::parse_str(&chat)
+            .map_err(|_| ApiError::Validation(format!("not a chat id: {chat}")))?;
         seen.push((chat, seq.max(0)));
     }
     let (messages, has_more) = db::messages::since(&state.pool, user, &seen, SYNC_CAP).await?;
-    Ok(SyncAck { status: "ok", messages, has_more })
+    Ok(SyncAck {
+        status: "ok",
+        messages,
+        has_more,
+    })
 }
 
-async fn on_sync(s: SocketRef, State(state): State<GwState>, TryData(body): TryData<SyncPayload>, ack: AckSender) {
-    let Some(UserId(user)) = s.extensions.get::<UserId>() else { return };
+async fn on_sync(
+    s: SocketRef,
+    State(state): State<GwState>,
+    TryData(body): TryData<SyncPayload>,
+    ack: AckSender,
+) {
+    let Some(UserId(user)) = s.extensions.get::<UserId>() else {
+        return;
+    };
     match sync(&state, user, body.map_err(|e| e.to_string())).await {
         Ok(resp) => match serde_json::to_value(&resp) {
             Ok(v) => answer(ack, &v),

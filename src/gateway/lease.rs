@@ -34,7 +34,10 @@ async fn reregister(io: &SocketIo, state: &GwState) {
     let Some(ns) = io.of(NAMESPACE) else { return };
     for s in ns.sockets() {
         if let Some(UserId(user)) = s.extensions.get::<UserId>()
-            && let Err(e) = state.cache.register_socket(&state.gateway_id, user, &s.id.to_string()).await
+            && let Err(e) = state
+                .cache
+                .register_socket(&state.gateway_id, user, &s.id.to_string())
+                .await
         {
             tracing::warn!(error = %e, "re-registering socket failed");
         }

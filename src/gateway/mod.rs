@@ -16,7 +16,9 @@ use socketioxide::{SocketIo, handler::ConnectHandler, layer::SocketIoLayer};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use crate::{api::Deps, auth::JwtKeys, cache::Cache, config::Config, health::Health, server::Service};
+use crate::{
+    api::Deps, auth::JwtKeys, cache::Cache, config::Config, health::Health, server::Service,
+};
 
 pub const NAMESPACE: &str = "/chat";
 
@@ -38,7 +40,11 @@ pub fn attach(service: &mut Service, config: &Config, deps: &Deps) -> SocketIoLa
     };
     let (layer, io) = SocketIo::builder().with_state(state.clone()).build_layer();
     io.ns(NAMESPACE, handlers::on_connect.with(handlers::authenticate));
-    service.spawn_on_run(delivery::run(io.clone(), state.clone(), service.stop.clone()));
+    service.spawn_on_run(delivery::run(
+        io.clone(),
+        state.clone(),
+        service.stop.clone(),
+    ));
     service.spawn_on_run(lease::run(io.clone(), state.clone(), service.stop.clone()));
     service.on_stop(shutdown(io, state));
     layer
@@ -59,7 +65,11 @@ pub async fn build(config: &Config) -> anyhow::Result<Service> {
     let addr = SocketAddr::new(config.bind_host, config.gateway_port);
     let mut service = Service::bind("gateway", addr, Router::new(), stop).await?;
     let layer = attach(&mut service, config, &deps);
-    let health = Health { db: Some(deps.pool.clone()), cache: Some(deps.cache.clone()), mq: None };
+    let health = Health {
+        db: Some(deps.pool.clone()),
+        cache: Some(deps.cache.clone()),
+        mq: None,
+    };
     let router = crate::api::finish(health.router()).layer(layer);
     Ok(service.with_router(router))
 }

@@ -29,7 +29,12 @@ pub struct Link {
 
 impl Link {
     /// Starts the supervisor task. The link is down until the first connection.
-    pub fn spawn(uri: SecretString, topology: Topology, name: &str, shutdown: CancellationToken) -> (Self, tokio::task::JoinHandle<()>) {
+    pub fn spawn(
+        uri: SecretString,
+        topology: Topology,
+        name: &str,
+        shutdown: CancellationToken,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = watch::channel(None);
         let name = name.to_string();
         let task = tokio::spawn(supervise(uri, topology, name, tx, shutdown));
@@ -57,7 +62,11 @@ impl Link {
 
     /// Waits up to `timeout` for a connected session.
     pub async fn wait_up(&mut self, timeout: Duration) -> bool {
-        tokio::time::timeout(timeout, self.next_session()).await.ok().flatten().is_some()
+        tokio::time::timeout(timeout, self.next_session())
+            .await
+            .ok()
+            .flatten()
+            .is_some()
     }
 }
 
@@ -68,7 +77,9 @@ async fn connect(uri: &SecretString, topology: &Topology, name: &str) -> lapin::
     topology.declare(&setup).await?;
     setup.close(200, "topology declared".into()).await?;
     let publish = conn.create_channel().await?;
-    publish.confirm_select(ConfirmSelectOptions::default()).await?;
+    publish
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
     Ok(Session { conn, publish })
 }
 

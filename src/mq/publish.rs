@@ -5,7 +5,9 @@
 
 use std::time::Duration;
 
-use lapin::{BasicProperties, Channel, options::BasicPublishOptions, Confirmation, types::FieldTable};
+use lapin::{
+    BasicProperties, Channel, Confirmation, options::BasicPublishOptions, types::FieldTable,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
@@ -38,10 +40,15 @@ pub async fn publish_confirmed(
     props: BasicProperties,
     timeout: Duration,
 ) -> Result<(), PublishError> {
-    let opts = BasicPublishOptions { mandatory: true, ..Default::default() };
+    let opts = BasicPublishOptions {
+        mandatory: true,
+        ..Default::default()
+    };
     let confirm = async {
-        let pending = ch.basic_publish(exchange.into(), routing_key.into(), opts, body, props).await?;
-        Ok::<_, lapin::Error>(pending.await?)
+        let pending = ch
+            .basic_publish(exchange.into(), routing_key.into(), opts, body, props)
+            .await?;
+        pending.await
     };
     match tokio::time::timeout(timeout, confirm).await {
         Err(_) => Err(PublishError::Timeout),

@@ -11,7 +11,10 @@ use std::time::Duration;
 
 use lapin::{
     Channel, ExchangeKind,
-    options::{ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions},
+    options::{
+        ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
+        QueueDeleteOptions,
+    },
     types::{AMQPValue, FieldTable},
 };
 use uuid::Uuid;
@@ -78,20 +81,48 @@ impl Topology {
     }
 
     pub async fn declare(&self, ch: &Channel) -> lapin::Result<()> {
-        let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
-        ch.exchange_declare(self.exchange.as_str().into(), ExchangeKind::Direct, durable, FieldTable::default())
-            .await?;
-        ch.exchange_declare(self.dlx.as_str().into(), ExchangeKind::Fanout, durable, FieldTable::default())
-            .await?;
-        ch.exchange_declare(self.retry_exchange.as_str().into(), ExchangeKind::Headers, durable, FieldTable::default())
-            .await?;
-        let qopts = QueueDeclareOptions { durable: true, ..Default::default() };
+        let durable = ExchangeDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        ch.exchange_declare(
+            self.exchange.as_str().into(),
+            ExchangeKind::Direct,
+            durable,
+            FieldTable::default(),
+        )
+        .await?;
+        ch.exchange_declare(
+            self.dlx.as_str().into(),
+            ExchangeKind::Fanout,
+            durable,
+            FieldTable::default(),
+        )
+        .await?;
+        ch.exchange_declare(
+            self.retry_exchange.as_str().into(),
+            ExchangeKind::Headers,
+            durable,
+            FieldTable::default(),
+        )
+        .await?;
+        let qopts = QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
 
         let mut dlq_args = FieldTable::default();
         dlq_args.insert("x-queue-type".into(), long_string("quorum"));
-        ch.queue_declare(self.dlq.as_str().into(), qopts, dlq_args).await?;
-        ch.queue_bind(self.dlq.as_str().into(), self.dlx.as_str().into(), "".into(), QueueBindOptions::default(), FieldTable::default())
+        ch.queue_declare(self.dlq.as_str().into(), qopts, dlq_args)
             .await?;
+        ch.queue_bind(
+            self.dlq.as_str().into(),
+            self.dlx.as_str().into(),
+            "".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
 
         for n in 0..self.partitions {
             let q = self.partition_queue(n);
@@ -100,35 +131,57 @@ impl Topology {
             args.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
             args.insert("x-dead-letter-exchange".into(), long_string(&self.dlx));
             ch.queue_declare(q.as_str().into(), qopts, args).await?;
-            ch.queue_bind(q.as_str().into(), self.exchange.as_str().into(), q.as_str().into(), QueueBindOptions::default(), FieldTable::default())
-                .await?;
+            ch.queue_bind(
+                q.as_str().into(),
+                self.exchange.as_str().into(),
+                q.as_str().into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
         }
 
         for delay in self.retry_levels() {
             let q = self.retry_queue(delay);
             let mut args = FieldTable::default();
-            args.insert("x-message-ttl".into(), AMQPValue::LongLongInt(delay.as_millis() as i64));
+            args.insert(
+                "x-message-ttl".into(),
+                AMQPValue::LongLongInt(delay.as_millis() as i64),
+            );
             args.insert("x-dead-letter-exchange".into(), long_string(&self.exchange));
             ch.queue_declare(q.as_str().into(), qopts, args).await?;
             let mut bind = FieldTable::default();
             bind.insert("x-match".into(), long_string("all"));
-            bind.insert(HEADER_RETRY_DELAY.into(), long_string(&delay.as_millis().to_string()));
-            ch.queue_bind(q.as_str().into(), self.retry_exchange.as_str().into(), "".into(), QueueBindOptions::default(), bind)
-                .await?;
+            bind.insert(
+                HEADER_RETRY_DELAY.into(),
+                long_string(&delay.as_millis().to_string()),
+            );
+            ch.queue_bind(
+                q.as_str().into(),
+                self.retry_exchange.as_str().into(),
+                "".into(),
+                QueueBindOptions::default(),
+                bind,
+            )
+            .await?;
         }
         Ok(())
     }
 
     /// Deletes everything `declare` made (test teardown).
     pub async fn delete(&self, ch: &Channel) -> lapin::Result<()> {
-        let mut queues: Vec<String> = (0..self.partitions).map(|n| self.partition_queue(n)).collect();
+        let mut queues: Vec<String> = (0..self.partitions)
+            .map(|n| self.partition_queue(n))
+            .collect();
         queues.extend(self.retry_levels().into_iter().map(|d| self.retry_queue(d)));
         queues.push(self.dlq.clone());
         for q in queues {
-            ch.queue_delete(q.as_str().into(), QueueDeleteOptions::default()).await?;
+            ch.queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+                .await?;
         }
         for e in [&self.exchange, &self.retry_exchange, &self.dlx] {
-            ch.exchange_delete(e.as_str().into(), ExchangeDeleteOptions::default()).await?;
+            ch.exchange_delete(e.as_str().into(), ExchangeDeleteOptions::default())
+                .await?;
         }
         Ok(())
     }

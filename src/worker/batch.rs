@@ -33,9 +33,19 @@ pub enum Fate {
     Retry(String),
 }
 
-pub async fn handle(ctx: &Ctx, session: &Session, deliveries: Vec<Delivery>) -> Result<(), ConsumeError> {
-    let parsed: Vec<Result<SendCommand, Rejection>> = deliveries.iter().map(|d| SendCommand::parse(&d.data)).collect();
-    let cmds: Vec<SendCommand> = parsed.iter().filter_map(|p| p.as_ref().ok().cloned()).collect();
+pub async fn handle(
+    ctx: &Ctx,
+    session: &Session,
+    deliveries: Vec<Delivery>,
+) -> Result<(), ConsumeError> {
+    let parsed: Vec<Result<SendCommand, Rejection>> = deliveries
+        .iter()
+        .map(|d| SendCommand::parse(&d.data))
+        .collect();
+    let cmds: Vec<SendCommand> = parsed
+        .iter()
+        .filter_map(|p| p.as_ref().ok().cloned())
+        .collect();
     let mut outcomes = persist_isolating(ctx, &cmds).await?.into_iter();
 
     let mut fates = Vec::with_capacity(deliveries.len());
@@ -44,8 +54,10 @@ pub async fn handle(ctx: &Ctx, session: &Session, deliveries: Vec<Delivery>) -> 
         let fate = match p {
             Err(rejection) => Fate::DeadLetter(rejection),
             Ok(_) => match outcomes.next() {
-                Some(Ok(Outcome::Persisted { message, .. })) => {
-                    persisted.push(message);
+                Some(Ok(Outcome::Persisted { message, notify })) => {
+                    if notify {
+                        persisted.push(message);
+                    }
                     Fate::Done
                 }
                 Some(Ok(Outcome::Rejected(r))) => Fate::DeadLetter(r),
@@ -64,7 +76,10 @@ pub async fn handle(ctx: &Ctx, session: &Session, deliveries: Vec<Delivery>) -> 
 
 /// Persists the batch; on a non-outage error, persists each command alone so one bad
 /// message cannot hold back the others. `Err(String)` marks a message-specific failure.
-async fn persist_isolating(ctx: &Ctx, cmds: &[SendCommand]) -> Result<Vec<Result<Outcome, String>>, ConsumeError> {
+async fn persist_isolating(
+    ctx: &Ctx,
+    cmds: &[SendCommand],
+) -> Result<Vec<Result<Outcome, String>>, ConsumeError> {
     if cmds.is_empty() {
         return Ok(Vec::new());
     }
@@ -75,10 +90,14 @@ async fn persist_isolating(ctx: &Ctx, cmds: &[SendCommand]) -> Result<Vec<Result
             tracing::warn!(error = %e, size = cmds.len(), "batch failed; persisting one by one");
             let mut out = Vec::with_capacity(cmds.len());
             for cmd in cmds {
-                out.push(match until_up(ctx, "persist", || persist(ctx, std::slice::from_ref(cmd))).await? {
-                    Ok(mut o) => o.pop().ok_or_else(|| "no outcome".to_string()),
-                    Err(e) => Err(e),
-                });
+                out.push(
+                    match until_up(ctx, "persist", || persist(ctx, std::slice::from_ref(cmd)))
+                        .await?
+                    {
+                        Ok(mut o) => o.pop().ok_or_else(|| "no outcome".to_string()),
+                        Err(e) => Err(e),
+                    },
+                );
             }
             Ok(out)
         }
@@ -133,14 +152,19 @@ where
 
 /// Resolves recipients and their gateways, and publishes one notification per gateway.
 async fn notify(ctx: &Ctx, messages: &[Message]) -> Result<(), Outage> {
-    let chats: Vec<Uuid> = messages.iter().map(|m| m.chat_id).collect::<HashSet<_>>().into_iter().collect();
+    let chats: Vec<Uuid> = messages
+        .iter()
+        .map(|m| m.chat_id)
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
     let members = ctx.cache.members(&ctx.pool, &chats).await?;
     let mut users: HashSet<Uuid> = members.values().flatten().copied().collect();
     users.extend(messages.iter().map(|m| m.sender_id));
     let users: Vec<Uuid> = users.into_iter().collect();
     let gateways = ctx.cache.gateways_of(&users).await?;
     let notes = route(messages, &members, &gateways);
-    ctx.cache.notify_gateways(&notes).await.map_err(|e| Outage(format!("redis: {e}")))
+    Ok(ctx.cache.notify_gateways(&notes).await?)
 }
 
 /// Groups messages by gateway: for each message, the users (participants and the
@@ -165,9 +189,12 @@ pub fn route(
         for (g, users) in by_gateway {
             per_gateway
                 .entry(g.to_string())
-                .or_insert_with(|| GatewayNotification { deliveries: Vec::new() })
+                .or_default()
                 .deliveries
-                .push(Routed { message: m.clone(), users });
+                .push(Routed {
+                    message: m.clone(),
+                    users,
+                });
         }
     }
     per_gateway.into_iter().collect()
@@ -193,9 +220,17 @@ mod tests {
 
     #[test]
     fn routes_each_user_to_the_gateways_holding_their_sockets() {
-        let (chat, a, b, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let (chat, a, b, c) = (
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+        );
         let members = HashMap::from([(chat, vec![a, b, c])]);
-        let gateways = HashMap::from([(a, vec!["g1".to_string()]), (b, vec!["g1".into(), "g2".into()])]);
+        let gateways = HashMap::from([
+            (a, vec!["g1".to_string()]),
+            (b, vec!["g1".into(), "g2".into()]),
+        ]);
         let notes = route(&[msg(chat, a, 1), msg(chat, a, 2)], &members, &gateways);
         assert_eq!(notes.len(), 2);
         let g1 = &notes.iter().find(|(g, _)| g == "g1").unwrap().1;
@@ -203,7 +238,11 @@ mod tests {
         assert_eq!(g1.deliveries[0].users, vec![a, b]);
         assert_eq!(g1.deliveries[1].message.sequence, 2);
         let g2 = &notes.iter().find(|(g, _)| g == "g2").unwrap().1;
-        assert_eq!(g2.deliveries[0].users, vec![b], "c has no socket, a none on g2");
+        assert_eq!(
+            g2.deliveries[0].users,
+            vec![b],
+            "c has no socket, a none on g2"
+        );
     }
 
     #[test]

@@ -17,9 +17,15 @@ use crate::{
 /// The longest error text kept in a header.
 const MAX_ERROR_LEN: usize = 500;
 
-pub async fn settle(ctx: &Ctx, session: &Session, deliveries: &[Delivery], fates: Vec<Fate>) -> Result<(), ConsumeError> {
+pub async fn settle(
+    ctx: &Ctx,
+    session: &Session,
+    deliveries: &[Delivery],
+    fates: Vec<Fate>,
+) -> Result<(), ConsumeError> {
     for (d, fate) in deliveries.iter().zip(fates) {
-        let attempts = mq::header_u32(d.properties.headers().as_ref(), mq::HEADER_ATTEMPTS).unwrap_or(0) + 1;
+        let attempts =
+            mq::header_u32(d.properties.headers().as_ref(), mq::HEADER_ATTEMPTS).unwrap_or(0) + 1;
         match fate {
             Fate::Done => {}
             Fate::DeadLetter(r) => {
@@ -35,11 +41,24 @@ pub async fn settle(ctx: &Ctx, session: &Session, deliveries: &[Delivery], fates
                 tracing::warn!(attempts, delay_ms = delay.as_millis() as u64, error = %err, "retrying message later");
                 let mut h = headers_of(d);
                 h.insert(mq::HEADER_ATTEMPTS.into(), AMQPValue::LongUInt(attempts));
-                h.insert(mq::HEADER_LAST_ERROR.into(), mq::long_string(truncate(&err)));
-                h.insert(mq::HEADER_RETRY_DELAY.into(), mq::long_string(&delay.as_millis().to_string()));
+                h.insert(
+                    mq::HEADER_LAST_ERROR.into(),
+                    mq::long_string(truncate(&err)),
+                );
+                h.insert(
+                    mq::HEADER_RETRY_DELAY.into(),
+                    mq::long_string(&delay.as_millis().to_string()),
+                );
                 let props = d.properties.clone().with_headers(h);
-                publish_confirmed(&session.publish, &ctx.topology.retry_exchange, d.routing_key.as_str(), &d.data, props, CONFIRM_TIMEOUT)
-                    .await?;
+                publish_confirmed(
+                    &session.publish,
+                    &ctx.topology.retry_exchange,
+                    d.routing_key.as_str(),
+                    &d.data,
+                    props,
+                    CONFIRM_TIMEOUT,
+                )
+                .await?;
             }
         }
     }
@@ -60,13 +79,34 @@ fn truncate(s: &str) -> &str {
     }
 }
 
-async fn dead_letter(ctx: &Ctx, session: &Session, d: &Delivery, reason: &str, error: &str, attempts: u32) -> Result<(), ConsumeError> {
+async fn dead_letter(
+    ctx: &Ctx,
+    session: &Session,
+    d: &Delivery,
+    reason: &str,
+    error: &str,
+    attempts: u32,
+) -> Result<(), ConsumeError> {
     let mut h = headers_of(d);
     h.insert(mq::HEADER_REASON.into(), mq::long_string(reason));
-    h.insert(mq::HEADER_LAST_ERROR.into(), mq::long_string(truncate(error)));
+    h.insert(
+        mq::HEADER_LAST_ERROR.into(),
+        mq::long_string(truncate(error)),
+    );
     h.insert(mq::HEADER_ATTEMPTS.into(), AMQPValue::LongUInt(attempts));
-    h.insert(mq::HEADER_SOURCE_QUEUE.into(), mq::long_string(d.routing_key.as_str()));
+    h.insert(
+        mq::HEADER_SOURCE_QUEUE.into(),
+        mq::long_string(d.routing_key.as_str()),
+    );
     let props: BasicProperties = d.properties.clone().with_headers(h);
-    publish_confirmed(&session.publish, &ctx.topology.dlx, d.routing_key.as_str(), &d.data, props, CONFIRM_TIMEOUT).await?;
+    publish_confirmed(
+        &session.publish,
+        &ctx.topology.dlx,
+        d.routing_key.as_str(),
+        &d.data,
+        props,
+        CONFIRM_TIMEOUT,
+    )
+    .await?;
     Ok(())
 }

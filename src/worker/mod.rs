@@ -51,7 +51,12 @@ pub enum ConsumeError {
 /// Starts one consumer loop per partition on `service`.
 pub fn spawn_consumers(service: &mut Service, config: &Config, deps: &Deps) -> Link {
     let topology = Topology::new(&config.rabbitmq);
-    let (link, link_task) = Link::spawn(config.rabbitmq.uri.clone(), topology.clone(), "courier-worker", service.stop.clone());
+    let (link, link_task) = Link::spawn(
+        config.rabbitmq.uri.clone(),
+        topology.clone(),
+        "courier-worker",
+        service.stop.clone(),
+    );
     let ctx = Arc::new(Ctx {
         pool: deps.pool.clone(),
         cache: deps.cache.clone(),
@@ -78,7 +83,11 @@ pub async fn build(config: &Config) -> anyhow::Result<Service> {
     let addr = SocketAddr::new(config.bind_host, config.worker_port);
     let mut service = Service::bind("worker", addr, axum::Router::new(), stop).await?;
     let link = spawn_consumers(&mut service, config, &deps);
-    let health = Health { db: Some(deps.pool.clone()), cache: Some(deps.cache.clone()), mq: Some(link) };
+    let health = Health {
+        db: Some(deps.pool.clone()),
+        cache: Some(deps.cache.clone()),
+        mq: Some(link),
+    };
     let router = crate::api::finish(health.router());
     Ok(service.with_router(router))
 }
@@ -106,10 +115,16 @@ async fn partition_loop(mut link: Link, ctx: Arc<Ctx>, partition: u16) {
 
 async fn consume(session: &Session, ctx: &Ctx, queue: &str) -> Result<(), ConsumeError> {
     let ch = session.conn.create_channel().await?;
-    ch.basic_qos(ctx.prefetch, BasicQosOptions::default()).await?;
+    ch.basic_qos(ctx.prefetch, BasicQosOptions::default())
+        .await?;
     let tag = format!("courier-worker-{}", uuid::Uuid::new_v4().simple());
     let consumer = ch
-        .basic_consume(queue.into(), tag.as_str().into(), BasicConsumeOptions::default(), FieldTable::default())
+        .basic_consume(
+            queue.into(),
+            tag.as_str().into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
         .await?;
     tracing::info!(%queue, "consuming");
     let mut batches = consumer.ready_chunks(BATCH_MAX);

@@ -5,12 +5,7 @@
 
 use std::{collections::HashMap, time::Duration};
 
-use courier::{
-    cache::Cache,
-    config::Config,
-    mq::Topology,
-    server::Service,
-};
+use courier::{cache::Cache, config::Config, mq::Topology, server::Service};
 use lapin::{Connection, ConnectionProperties};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
@@ -50,7 +45,10 @@ pub struct TestUser {
 pub fn test_config(overrides: &[(&str, &str)]) -> Config {
     let id = Uuid::new_v4().simple().to_string()[..12].to_string();
     let mut vars: HashMap<String, String> = [
-        ("DATABASE_URL", format!("postgres://postgres:postgres@127.0.0.1:5432/courier_test_{id}")),
+        (
+            "DATABASE_URL",
+            format!("postgres://postgres:postgres@127.0.0.1:5432/courier_test_{id}"),
+        ),
         ("DATABASE_MAX_CONNECTIONS", "5".into()),
         ("REDIS_KEY_PREFIX", format!("courier_test_{id}:")),
         ("RABBITMQ_CHAT_EXCHANGE", format!("t{id}.events")),
@@ -99,7 +97,9 @@ pub async fn spawn_unready(mode: Mode, config: Config) -> TestApp {
     TestApp {
         addr,
         pool: courier::db::pool(&config).expect("pool"),
-        cache: Cache::connect(&config, Duration::from_secs(5)).await.expect("redis"),
+        cache: Cache::connect(&config, Duration::from_secs(5))
+            .await
+            .expect("redis"),
         config,
         http: reqwest::Client::new(),
         stop,
@@ -126,8 +126,17 @@ impl TestApp {
     }
 
     /// Sends a request; returns status and JSON body (Null when empty).
-    pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
-        let mut req = self.http.request(method.parse().expect("method"), format!("{}{path}", self.addr));
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self.http.request(
+            method.parse().expect("method"),
+            format!("{}{path}", self.addr),
+        );
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -137,14 +146,27 @@ impl TestApp {
         let resp = req.send().await.expect("request");
         let status = resp.status().as_u16();
         let bytes = resp.bytes().await.expect("body");
-        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
     }
 
     /// A raw request with a given body and content type.
-    pub async fn raw(&self, method: &str, path: &str, token: Option<&str>, content_type: &str, body: Vec<u8>) -> (u16, Value) {
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> (u16, Value) {
         let mut req = self
             .http
-            .request(method.parse().expect("method"), format!("{}{path}", self.addr))
+            .request(
+                method.parse().expect("method"),
+                format!("{}{path}", self.addr),
+            )
             .header("content-type", content_type)
             .body(body);
         if let Some(t) = token {
@@ -152,17 +174,28 @@ impl TestApp {
         }
         let resp = req.send().await.expect("request");
         let status = resp.status().as_u16();
-        (status, serde_json::from_slice(&resp.bytes().await.expect("body")).unwrap_or(Value::Null))
+        (
+            status,
+            serde_json::from_slice(&resp.bytes().await.expect("body")).unwrap_or(Value::Null),
+        )
     }
 
     pub async fn register(&self, name: &str) -> TestUser {
         let username = format!("{name}_{}", &Uuid::new_v4().simple().to_string()[..8]);
         let (status, body) = self
-            .call("POST", "/auth/register", None, Some(json!({"username": username, "password": PASSWORD})))
+            .call(
+                "POST",
+                "/auth/register",
+                None,
+                Some(json!({"username": username, "password": PASSWORD})),
+            )
             .await;
         assert_eq!(status, 201, "{body}");
         TestUser {
-            id: body["user"]["id"].as_str().and_then(|s| s.parse().ok()).expect("user id"),
+            id: body["user"]["id"]
+                .as_str()
+                .and_then(|s| s.parse().ok())
+                .expect("user id"),
             username,
             token: body["accessToken"].as_str().expect("token").to_string(),
             refresh: body["refreshToken"].as_str().expect("refresh").to_string(),
@@ -171,13 +204,27 @@ impl TestApp {
 
     pub async fn direct_chat(&self, a: &TestUser, b: &TestUser) -> Uuid {
         let (status, body) = self
-            .call("POST", "/chats", Some(&a.token), Some(json!({"type": "direct", "participantIds": [b.id]})))
+            .call(
+                "POST",
+                "/chats",
+                Some(&a.token),
+                Some(json!({"type": "direct", "participantIds": [b.id]})),
+            )
             .await;
         assert!(status == 201 || status == 200, "{status} {body}");
-        body["id"].as_str().and_then(|s| s.parse().ok()).expect("chat id")
+        body["id"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .expect("chat id")
     }
 
-    pub async fn send(&self, user: &TestUser, chat: Uuid, content: &str, client_id: Uuid) -> (u16, Value) {
+    pub async fn send(
+        &self,
+        user: &TestUser,
+        chat: Uuid,
+        content: &str,
+        client_id: Uuid,
+    ) -> (u16, Value) {
         self.call(
             "POST",
             &format!("/chats/{chat}/messages"),
@@ -212,7 +259,10 @@ impl TestApp {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("chat {chat} never reached {n} messages (has {})", self.message_count(chat).await);
+        panic!(
+            "chat {chat} never reached {n} messages (has {})",
+            self.message_count(chat).await
+        );
     }
 
     /// A separate broker connection for tests that publish or inspect queues.
@@ -225,7 +275,14 @@ impl TestApp {
         let conn = self.amqp().await;
         let ch = conn.create_channel().await.expect("channel");
         let q = ch
-            .queue_declare(queue.into(), lapin::options::QueueDeclareOptions { passive: true, ..Default::default() }, Default::default())
+            .queue_declare(
+                queue.into(),
+                lapin::options::QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                Default::default(),
+            )
             .await
             .expect("passive declare");
         conn.close(200, "bye".into()).await.expect("close");
@@ -239,7 +296,12 @@ impl TestApp {
             let _ = tokio::time::timeout(Duration::from_secs(15), h).await;
         }
         // Outage tests point the app at a dead broker: nothing was declared there.
-        if let Ok(conn) = Connection::connect(self.config.rabbitmq.uri.expose_secret(), ConnectionProperties::default()).await {
+        if let Ok(conn) = Connection::connect(
+            self.config.rabbitmq.uri.expose_secret(),
+            ConnectionProperties::default(),
+        )
+        .await
+        {
             let ch = conn.create_channel().await.expect("channel");
             self.topology().delete(&ch).await.expect("delete topology");
             conn.close(200, "bye".into()).await.expect("close");
@@ -251,16 +313,24 @@ impl TestApp {
 }
 
 pub async fn amqp(config: &Config) -> Connection {
-    Connection::connect(config.rabbitmq.uri.expose_secret(), ConnectionProperties::default())
-        .await
-        .expect("amqp")
+    Connection::connect(
+        config.rabbitmq.uri.expose_secret(),
+        ConnectionProperties::default(),
+    )
+    .await
+    .expect("amqp")
 }
 
 async fn drop_database(config: &Config) {
     let url = config.database_url.expose_secret();
     let (base, db) = url.rsplit_once('/').expect("db url");
-    let mut admin = PgConnection::connect(&format!("{base}/postgres")).await.expect("admin");
+    let mut admin = PgConnection::connect(&format!("{base}/postgres"))
+        .await
+        .expect("admin");
     let stmt = format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)");
-    sqlx::query(sqlx::AssertSqlSafe(stmt)).execute(&mut admin).await.expect("drop db");
+    sqlx::query(sqlx::AssertSqlSafe(stmt))
+        .execute(&mut admin)
+        .await
+        .expect("drop db");
     admin.close().await.expect("close");
 }

@@ -1,0 +1,93 @@
+//! Broker topology and Redis routing state against the real services.
+
+mod common;
+
+use std::{process::Command, time::Duration};
+
+use common::{Mode, spawn_with, test_config};
+use uuid::Uuid;
+
+#[tokio::test]
+async fn topology_is_declared_idempotently_with_the_contract_properties() {
+    let app = spawn_with(Mode::ApiOnly, test_config(&[])).await;
+    let topo = app.topology();
+    // Declaring again (as every api and worker start does) is a no-op, not an error.
+    let conn = app.amqp().await;
+    let ch = conn.create_channel().await.unwrap();
+    topo.declare(&ch).await.unwrap();
+    topo.declare(&ch).await.unwrap();
+    conn.close(200, "bye".into()).await.unwrap();
+
+    let out = Command::new("rabbitmqctl")
+        .args([
+            "list_queues",
+            "-q",
+            "--formatter",
+            "json",
+            "name",
+            "type",
+            "arguments",
+            "durable",
+        ])
+        .output()
+        .expect("rabbitmqctl");
+    assert!(out.status.success());
+    let queues: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let find = |name: &str| {
+        queues
+            .iter()
+            .find(|q| q["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} missing"))
+    };
+    for n in 0..2 {
+        let q = find(&topo.partition_queue(n));
+        assert_eq!(q["type"], "quorum");
+        assert_eq!(q["durable"], true);
+        let args = q["arguments"].to_string();
+        assert!(args.contains("x-single-active-consumer"), "{args}");
+        assert!(args.contains(&topo.dlx), "{args}");
+    }
+    assert_eq!(find(&topo.dlq)["type"], "quorum");
+    for delay in topo.retry_levels() {
+        let q = find(&topo.retry_queue(delay));
+        assert!(q["arguments"].to_string().contains("x-message-ttl"));
+    }
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn dead_gateways_are_reaped_from_routing_state() {
+    let app = spawn_with(Mode::ApiOnly, test_config(&[])).await;
+    let cache = &app.cache;
+    let (u1, u2) = (Uuid::new_v4(), Uuid::new_v4());
+    assert!(
+        cache.heartbeat("gw-dead").await.unwrap(),
+        "first heartbeat registers"
+    );
+    assert!(!cache.heartbeat("gw-dead").await.unwrap());
+    cache.heartbeat("gw-alive").await.unwrap();
+    cache.register_socket("gw-dead", u1, "s1").await.unwrap();
+    cache.register_socket("gw-alive", u1, "s2").await.unwrap();
+    cache.register_socket("gw-dead", u2, "s3").await.unwrap();
+    let before = cache.gateways_of(&[u1, u2]).await.unwrap();
+    assert_eq!(
+        before[&u1],
+        vec!["gw-alive".to_string(), "gw-dead".to_string()]
+    );
+
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    cache.heartbeat("gw-alive").await.unwrap();
+    assert_eq!(cache.reap_gateways(1000).await.unwrap(), 1);
+    let after = cache.gateways_of(&[u1, u2]).await.unwrap();
+    assert_eq!(after.get(&u1), Some(&vec!["gw-alive".to_string()]));
+    assert_eq!(after.get(&u2), None);
+    assert!(
+        cache.heartbeat("gw-dead").await.unwrap(),
+        "a reaped gateway learns it must re-register"
+    );
+
+    cache.unregister_socket("gw-alive", u1, "s2").await.unwrap();
+    assert!(cache.gateways_of(&[u1]).await.unwrap().is_empty());
+    app.teardown().await;
+}
