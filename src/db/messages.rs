@@ -6,7 +6,11 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::domain::message::{Message, Rejection, SendCommand};
+pub use crate::domain::sequence::Outcome;
+use crate::domain::{
+    message::{Message, SendCommand},
+    sequence::{self, IdemKey, Snapshot},
+};
 
 const MESSAGE_COLUMNS: &str =
     "id, chat_id, sender_id, client_message_id, content, message_type, sequence, sent_at";
@@ -47,20 +51,6 @@ impl From<MessageRow> for Message {
     }
 }
 
-/// What became of one command of a batch.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
-    /// Persisted now or earlier. `notify` is false for a client retry (same
-    /// `clientMessageId`, another broker message) of an already notified message;
-    /// true when fresh or when the broker redelivers the message that stored it
-    /// (the earlier attempt may have died before notifying).
-    Persisted { message: Message, notify: bool },
-    /// Can never be persisted.
-    Rejected(Rejection),
-}
-
-type IdemKey = (Uuid, Uuid, Uuid);
-
 /// Persists a batch in one transaction. Sequences are assigned per chat under a row
 /// lock on the chat, so there are no gaps and no repeats, even with two workers racing
 /// during a partition handover; a command whose `(chat, sender, clientMessageId)` is
@@ -73,7 +63,7 @@ pub async fn persist_batch(
     let mut chat_ids: Vec<Uuid> = cmds.iter().map(|c| c.chat_id).collect();
     chat_ids.sort();
     chat_ids.dedup();
-    let mut last_seq: HashMap<Uuid, i64> = sqlx::query_as::<_, (Uuid, i64)>(
+    let last_sequence: HashMap<Uuid, i64> = sqlx::query_as::<_, (Uuid, i64)>(
         "SELECT id, last_sequence FROM chats WHERE id = ANY($1) ORDER BY id FOR UPDATE",
     )
     .bind(&chat_ids)
@@ -95,7 +85,7 @@ pub async fn persist_batch(
     .await?
     .into_iter()
     .collect();
-    let mut known: HashMap<IdemKey, (Uuid, Message)> =
+    let stored: HashMap<IdemKey, (Uuid, Message)> =
         sqlx::query_as::<_, KnownRow>(sqlx::AssertSqlSafe(format!(
         "SELECT {MESSAGE_COLUMNS}, broker_message_id FROM messages WHERE (chat_id, sender_id, client_message_id) IN
          (SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[]))"
@@ -115,54 +105,23 @@ pub async fn persist_batch(
         .collect();
 
     let now = Utc::now();
-    let mut fresh: Vec<(Uuid, Message)> = Vec::new(); // (broker message id, message)
-    let mut outcomes = Vec::with_capacity(cmds.len());
-    for cmd in cmds {
-        let key = (cmd.chat_id, cmd.sender_id, cmd.client_message_id);
-        let outcome = if let Some((broker_id, m)) = known.get(&key) {
-            Outcome::Persisted {
-                message: m.clone(),
-                notify: *broker_id == cmd.broker_message_id,
-            }
-        } else if let Some(last) = last_seq.get_mut(&cmd.chat_id) {
-            if members.contains(&(cmd.chat_id, cmd.sender_id)) {
-                *last += 1;
-                let m = Message {
-                    id: Uuid::now_v7(),
-                    chat_id: cmd.chat_id,
-                    sender_id: cmd.sender_id,
-                    client_message_id: cmd.client_message_id,
-                    content: cmd.content.clone(),
-                    message_type: "text".into(),
-                    status: "sent".into(),
-                    sequence: *last,
-                    sent_at: now,
-                };
-                known.insert(key, (cmd.broker_message_id, m.clone()));
-                fresh.push((cmd.broker_message_id, m.clone()));
-                Outcome::Persisted {
-                    message: m,
-                    notify: true,
-                }
-            } else {
-                Outcome::Rejected(Rejection::NotParticipant)
-            }
-        } else {
-            Outcome::Rejected(Rejection::ChatGone)
-        };
-        outcomes.push(outcome);
-    }
-
-    if !fresh.is_empty() {
-        insert_messages(&mut tx, &fresh).await?;
-        let (ids, seqs): (Vec<Uuid>, Vec<i64>) = chat_ids
-            .iter()
-            .filter_map(|c| last_seq.get(c).map(|s| (*c, *s)))
-            .unzip();
+    let plan = sequence::plan(
+        cmds,
+        Snapshot {
+            last_sequence,
+            members,
+            stored,
+        },
+        now,
+    );
+    if !plan.fresh.is_empty() {
+        insert_messages(&mut tx, &plan.fresh).await?;
+        let (ids, seqs): (Vec<Uuid>, Vec<i64>) =
+            plan.last_sequence.iter().map(|(c, s)| (*c, *s)).unzip();
         sqlx::query(
             "UPDATE chats c SET last_sequence = v.seq, last_message_at = $3
              FROM UNNEST($1::uuid[], $2::bigint[]) AS v(id, seq)
-             WHERE c.id = v.id AND c.last_sequence <> v.seq",
+             WHERE c.id = v.id",
         )
         .bind(&ids)
         .bind(&seqs)
@@ -171,7 +130,7 @@ pub async fn persist_batch(
         .await?;
     }
     tx.commit().await?;
-    Ok(outcomes)
+    Ok(plan.outcomes)
 }
 
 async fn insert_messages(

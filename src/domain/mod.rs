@@ -4,6 +4,7 @@ pub mod chat;
 pub mod message;
 pub mod notification;
 pub mod partition;
+pub mod sequence;
 pub mod time;
 pub mod user;
 

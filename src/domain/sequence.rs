@@ -1,0 +1,208 @@
+//! Assigning per-chat sequences to a batch of send commands: the rules, without I/O.
+//!
+//! Given what the database holds (each chat's last sequence, the senders that are
+//! participants, the messages already stored under the batch's idempotency keys),
+//! every command becomes a new message with the next sequence of its chat, the
+//! stored message it duplicates, or a rejection. Sequences never skip or repeat.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::message::{Message, Rejection, SendCommand};
+
+/// `(chat, sender, clientMessageId)`: the idempotency key of a message.
+pub type IdemKey = (Uuid, Uuid, Uuid);
+
+/// What became of one command of a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Persisted now or earlier. `notify` is false for a client retry (same key,
+    /// another broker message) of a stored message; true when fresh, or when the
+    /// broker redelivers the very message that stored it (the earlier attempt may
+    /// have died before notifying).
+    Persisted { message: Message, notify: bool },
+    /// Can never be persisted.
+    Rejected(Rejection),
+}
+
+/// The database's view of the chats a batch touches.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// Last sequence per existing chat.
+    pub last_sequence: HashMap<Uuid, i64>,
+    /// `(chat, user)` pairs of participants among the batch's senders.
+    pub members: HashSet<(Uuid, Uuid)>,
+    /// Stored messages by idempotency key, with the broker message that stored them.
+    pub stored: HashMap<IdemKey, (Uuid, Message)>,
+}
+
+/// The result of planning a batch.
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub outcomes: Vec<Outcome>,
+    /// New rows to insert: (broker message id, message).
+    pub fresh: Vec<(Uuid, Message)>,
+    /// The new last sequence of each chat that got rows.
+    pub last_sequence: HashMap<Uuid, i64>,
+}
+
+pub fn plan(cmds: &[SendCommand], mut db: Snapshot, now: DateTime<Utc>) -> Plan {
+    let mut plan = Plan {
+        outcomes: Vec::with_capacity(cmds.len()),
+        ..Plan::default()
+    };
+    for cmd in cmds {
+        let key = (cmd.chat_id, cmd.sender_id, cmd.client_message_id);
+        let outcome = if let Some((broker_id, m)) = db.stored.get(&key) {
+            Outcome::Persisted {
+                message: m.clone(),
+                notify: *broker_id == cmd.broker_message_id,
+            }
+        } else if let Some(last) = db.last_sequence.get_mut(&cmd.chat_id) {
+            if db.members.contains(&(cmd.chat_id, cmd.sender_id)) {
+                *last += 1;
+                let m = Message {
+                    id: Uuid::now_v7(),
+                    chat_id: cmd.chat_id,
+                    sender_id: cmd.sender_id,
+                    client_message_id: cmd.client_message_id,
+                    content: cmd.content.clone(),
+                    message_type: "text".into(),
+                    status: "sent".into(),
+                    sequence: *last,
+                    sent_at: now,
+                };
+                plan.last_sequence.insert(cmd.chat_id, *last);
+                db.stored.insert(key, (cmd.broker_message_id, m.clone()));
+                plan.fresh.push((cmd.broker_message_id, m.clone()));
+                Outcome::Persisted {
+                    message: m,
+                    notify: true,
+                }
+            } else {
+                Outcome::Rejected(Rejection::NotParticipant)
+            }
+        } else {
+            Outcome::Rejected(Rejection::ChatGone)
+        };
+        plan.outcomes.push(outcome);
+    }
+    plan
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cmd(chat: Uuid, sender: Uuid) -> SendCommand {
+        SendCommand {
+            broker_message_id: Uuid::new_v4(),
+            chat_id: chat,
+            sender_id: sender,
+            client_message_id: Uuid::new_v4(),
+            content: "x".into(),
+            accepted_at: Utc::now(),
+        }
+    }
+
+    fn seq(o: &Outcome) -> i64 {
+        match o {
+            Outcome::Persisted { message, .. } => message.sequence,
+            Outcome::Rejected(r) => panic!("rejected: {r}"),
+        }
+    }
+
+    #[test]
+    fn sequences_continue_per_chat_without_gaps() {
+        let (c1, c2, u) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let db = Snapshot {
+            last_sequence: HashMap::from([(c1, 7), (c2, 0)]),
+            members: HashSet::from([(c1, u), (c2, u)]),
+            ..Snapshot::default()
+        };
+        let cmds = [cmd(c1, u), cmd(c2, u), cmd(c1, u), cmd(c2, u)];
+        let p = plan(&cmds, db, Utc::now());
+        assert_eq!(
+            p.outcomes.iter().map(seq).collect::<Vec<_>>(),
+            vec![8, 1, 9, 2]
+        );
+        assert_eq!(p.last_sequence, HashMap::from([(c1, 9), (c2, 2)]));
+        assert_eq!(p.fresh.len(), 4);
+    }
+
+    #[test]
+    fn duplicates_reuse_the_stored_message() {
+        let (c, u) = (Uuid::new_v4(), Uuid::new_v4());
+        let db = Snapshot {
+            last_sequence: HashMap::from([(c, 0)]),
+            members: HashSet::from([(c, u)]),
+            ..Snapshot::default()
+        };
+        let first = cmd(c, u);
+        let redelivered = first.clone();
+        let client_retry = SendCommand {
+            broker_message_id: Uuid::new_v4(),
+            ..first.clone()
+        };
+        let p = plan(
+            &[first, redelivered, client_retry, cmd(c, u)],
+            db,
+            Utc::now(),
+        );
+        assert_eq!(
+            p.outcomes.iter().map(seq).collect::<Vec<_>>(),
+            vec![1, 1, 1, 2],
+            "no gap after duplicates"
+        );
+        let notify: Vec<bool> = p
+            .outcomes
+            .iter()
+            .map(|o| matches!(o, Outcome::Persisted { notify: true, .. }))
+            .collect();
+        assert_eq!(
+            notify,
+            vec![true, true, false, true],
+            "a client retry is not re-notified"
+        );
+        assert_eq!(p.fresh.len(), 2);
+    }
+
+    #[test]
+    fn stored_rows_win_over_membership_and_rejections_take_no_sequence() {
+        let (c, gone, u, outsider) = (
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+        );
+        let old = cmd(c, outsider);
+        let stored_msg = plan(
+            std::slice::from_ref(&old),
+            Snapshot {
+                last_sequence: HashMap::from([(c, 0)]),
+                members: HashSet::from([(c, outsider)]),
+                ..Snapshot::default()
+            },
+            Utc::now(),
+        )
+        .fresh
+        .remove(0);
+        // The sender has since left; the redelivery of what was stored is still re-notified.
+        let db = Snapshot {
+            last_sequence: HashMap::from([(c, 1)]),
+            members: HashSet::from([(c, u)]),
+            stored: HashMap::from([((c, outsider, old.client_message_id), stored_msg)]),
+        };
+        let p = plan(
+            &[old, cmd(c, outsider), cmd(gone, u), cmd(c, u)],
+            db,
+            Utc::now(),
+        );
+        assert_eq!(seq(&p.outcomes[0]), 1);
+        assert_eq!(p.outcomes[1], Outcome::Rejected(Rejection::NotParticipant));
+        assert_eq!(p.outcomes[2], Outcome::Rejected(Rejection::ChatGone));
+        assert_eq!(seq(&p.outcomes[3]), 2);
+    }
+}
