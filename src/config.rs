@@ -236,8 +236,15 @@ fn jwt_keys<F: Fn(&str) -> Option<String>>(env: &Env<'_, F>) -> Result<JwtKeyCon
         (Some(_), None) => Err(env.bad("JWT_PUBLIC_KEY", "required with JWT_PRIVATE_KEY")),
         (None, Some(_)) => Err(env.bad("JWT_PRIVATE_KEY", "required with JWT_PUBLIC_KEY")),
         (None, None) => match env.raw("JWT_SECRET") {
-            Some(s) if s.len() >= 16 => Ok(JwtKeyConfig::Hs256(s.into())),
-            Some(_) => Err(env.bad("JWT_SECRET", "must be at least 16 characters")),
+            Some(s) => {
+                // Accepted as is so a reference backend's .env works unchanged.
+                if s.len() < 32 {
+                    tracing::warn!(
+                        "JWT_SECRET is shorter than 32 characters; use a long random secret"
+                    );
+                }
+                Ok(JwtKeyConfig::Hs256(s.into()))
+            }
             None => Err(env.bad(
                 "JWT_SECRET",
                 "missing (or set JWT_PRIVATE_KEY and JWT_PUBLIC_KEY)",

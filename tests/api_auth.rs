@@ -286,3 +286,28 @@ async fn health_and_unknown_routes() {
     assert_eq!((s, err["statusCode"].as_u64()), (405, Some(405)));
     app.teardown().await;
 }
+
+#[tokio::test]
+async fn rs256_keys_sign_and_verify_and_refuse_algorithm_confusion() {
+    let private = include_str!("fixtures/rs256-test.key");
+    let public = include_str!("fixtures/rs256-test.pub");
+    let config = common::test_config(&[("JWT_PRIVATE_KEY", private), ("JWT_PUBLIC_KEY", public)]);
+    let app = common::spawn_with(common::Mode::ApiOnly, config).await;
+    let u = app.register("rsa").await;
+    let header = jsonwebtoken::decode_header(&u.token).unwrap();
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::RS256);
+    let (s, _) = app.call("GET", "/users/me", Some(&u.token), None).await;
+    assert_eq!(s, 200);
+    // The public key used as an HMAC secret must not pass.
+    let now = chrono::Utc::now().timestamp();
+    let claims = json!({"sub": u.id, "iss": "courier", "exp": now + 600});
+    let confused = encode(
+        &Header::default(),
+        &claims,
+        &EncodingKey::from_secret(public.as_bytes()),
+    )
+    .unwrap();
+    let (s, _) = app.call("GET", "/users/me", Some(&confused), None).await;
+    assert_eq!(s, 401);
+    app.teardown().await;
+}

@@ -273,3 +273,69 @@ async fn message_specific_failures_are_retried_then_dead_lettered() {
     assert_eq!(app.sequences(chat).await, vec![1, 2, 3]);
     app.teardown().await;
 }
+
+#[tokio::test]
+async fn membership_changes_reach_the_routing_at_once() {
+    let app = spawn_app().await;
+    let (a, b, c) = (
+        app.register("a").await,
+        app.register("b").await,
+        app.register("c").await,
+    );
+    let (_, chat) = app
+        .call(
+            "POST",
+            "/chats",
+            Some(&a.token),
+            Some(
+                serde_json::json!({"type": "group", "title": "g", "participantIds": [b.id, c.id]}),
+            ),
+        )
+        .await;
+    let chat: Uuid = chat["id"].as_str().unwrap().parse().unwrap();
+    for u in [&b, &c] {
+        app.cache
+            .register_socket("gw-probe", u.id, &format!("sock-{}", u.id))
+            .await
+            .unwrap();
+    }
+    let mut pubsub = app.cache.client().get_async_pubsub().await.unwrap();
+    pubsub
+        .subscribe(app.cache.keys.gateway_channel("gw-probe"))
+        .await
+        .unwrap();
+    let mut notes = pubsub.into_on_message();
+    let mut next_users = async || {
+        let msg = tokio::time::timeout(Duration::from_secs(10), notes.next())
+            .await
+            .expect("notification")
+            .unwrap();
+        let mut note: GatewayNotification =
+            serde_json::from_slice(msg.get_payload_bytes()).unwrap();
+        let mut users = note.deliveries.remove(0).users;
+        users.sort();
+        users
+    };
+
+    assert_eq!(app.send(&a, chat, "to both", Uuid::new_v4()).await.0, 202);
+    let mut both = vec![b.id, c.id];
+    both.sort();
+    assert_eq!(next_users().await, both, "the membership cache is warm now");
+
+    let (s, _) = app
+        .call(
+            "DELETE",
+            &format!("/chats/{chat}/participants/{}", c.id),
+            Some(&a.token),
+            None,
+        )
+        .await;
+    assert_eq!(s, 204);
+    assert_eq!(app.send(&a, chat, "to b only", Uuid::new_v4()).await.0, 202);
+    assert_eq!(
+        next_users().await,
+        vec![b.id],
+        "a removed member is not notified"
+    );
+    app.teardown().await;
+}
