@@ -40,7 +40,10 @@ pub async fn build(config: &Config) -> anyhow::Result<Service> {
                 async move { readyz_guard(&worker_health, req, next).await }
             },
         ));
-    Ok(service.with_router(api::finish(router).layer(layer)))
+    let router = api::finish(router)
+        .layer(layer)
+        .layer(api::cors(&config.cors_origins));
+    Ok(service.with_router(router))
 }
 
 /// Fails `/readyz` while the worker's own broker link is down.

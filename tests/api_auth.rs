@@ -311,3 +311,39 @@ async fn rs256_keys_sign_and_verify_and_refuse_algorithm_confusion() {
     assert_eq!(s, 401);
     app.teardown().await;
 }
+
+#[tokio::test]
+async fn cors_allows_only_configured_origins() {
+    let config = common::test_config(&[("CORS_ORIGINS", "https://app.example.com")]);
+    let app = common::spawn_with(common::Mode::AllInOne, config).await;
+    let preflight = |origin: &'static str| {
+        app.http
+            .request(reqwest::Method::OPTIONS, format!("{}/chats", app.addr))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization,content-type",
+            )
+            .send()
+    };
+    let ok = preflight("https://app.example.com").await.unwrap();
+    assert_eq!(
+        ok.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    let evil = preflight("https://evil.example.com").await.unwrap();
+    assert!(evil.headers().get("access-control-allow-origin").is_none());
+    let handshake = app
+        .http
+        .get(format!("{}/socket.io/?EIO=4&transport=polling", app.addr))
+        .header("origin", "https://app.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        handshake.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    app.teardown().await;
+}

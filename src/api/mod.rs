@@ -114,6 +114,23 @@ pub fn finish(router: Router) -> Router {
         )
 }
 
+/// CORS for REST and the Socket.IO handshake: only the configured origins (none by
+/// default, so browsers get no cross-origin access until it is configured).
+pub fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
+    use axum::http::{HeaderValue, Method, header};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let list: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(list))
+        .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .allow_credentials(true)
+        .max_age(Duration::from_secs(600))
+}
+
 /// Connects to the broker (supervised) and returns the API state.
 pub fn state(
     config: &Config,
@@ -149,7 +166,7 @@ pub async fn build(config: &Config) -> anyhow::Result<Service> {
         cache: Some(deps.cache.clone()),
         mq: Some(state.link.clone()),
     };
-    let router = finish(routes(state).merge(health.router()));
+    let router = finish(routes(state).merge(health.router())).layer(cors(&config.cors_origins));
     let addr = SocketAddr::new(config.bind_host, config.port);
     let mut service = Service::bind("api", addr, router, stop).await?;
     service.spawn_on_run(async move {

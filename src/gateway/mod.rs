@@ -70,6 +70,8 @@ pub async fn build(config: &Config) -> anyhow::Result<Service> {
         cache: Some(deps.cache.clone()),
         mq: None,
     };
-    let router = crate::api::finish(health.router()).layer(layer);
+    let router = crate::api::finish(health.router())
+        .layer(layer)
+        .layer(crate::api::cors(&config.cors_origins));
     Ok(service.with_router(router))
 }
