@@ -63,3 +63,52 @@ pub async fn migrate() -> ExitCode {
         }
     }
 }
+
+/// `courier dlq list|replay|count [--limit N] [--id BROKER_MESSAGE_ID]`: prints JSON.
+pub async fn dlq(args: &[String]) -> ExitCode {
+    let usage = "usage: courier dlq list|replay|count [--limit N] [--id BROKER_MESSAGE_ID]";
+    let config = match load() {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let mut limit = 100usize;
+    let mut id: Option<String> = None;
+    let mut rest = args.iter().skip(1);
+    while let Some(flag) = rest.next() {
+        match (flag.as_str(), rest.next()) {
+            ("--limit", Some(n)) if n.parse::<usize>().is_ok_and(|n| n > 0) => {
+                limit = n.parse().unwrap_or(100)
+            }
+            ("--id", Some(v)) => id = Some(v.clone()),
+            _ => {
+                eprintln!("{usage}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let result = match args.first().map(String::as_str) {
+        Some("list") => crate::mq::dlq::list(&config, limit)
+            .await
+            .and_then(|l| Ok(serde_json::to_string_pretty(&l)?)),
+        Some("replay") => crate::mq::dlq::replay(&config, limit, id.as_deref())
+            .await
+            .and_then(|r| Ok(serde_json::to_string(&r)?)),
+        Some("count") => crate::mq::dlq::depth(&config)
+            .await
+            .map(|n| format!("{{\"count\":{n}}}")),
+        _ => {
+            eprintln!("{usage}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(out) => {
+            println!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("dlq: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -19,8 +19,6 @@ pub struct Service {
     /// Cancelled when the service stops; every background task watches it.
     pub stop: CancellationToken,
     tasks: Vec<Task>,
-    /// Runs after HTTP stopped and the background tasks ended.
-    finally: Vec<Task>,
 }
 
 impl Service {
@@ -39,7 +37,6 @@ impl Service {
             router,
             stop,
             tasks: Vec::new(),
-            finally: Vec::new(),
         })
     }
 
@@ -58,11 +55,6 @@ impl Service {
         self.tasks.push(Box::pin(task));
     }
 
-    /// Adds a step that runs once serving and background tasks are over.
-    pub fn on_stop(&mut self, step: impl Future<Output = ()> + Send + 'static) {
-        self.finally.push(Box::pin(step));
-    }
-
     /// Serves until `shutdown` resolves, then stops gracefully: stops accepting,
     /// finishes in-flight requests, lets background tasks finish (bounded).
     pub async fn run_until_stopped(
@@ -75,7 +67,6 @@ impl Service {
             router,
             stop,
             tasks,
-            finally,
         } = self;
         let handles: Vec<_> = tasks.into_iter().map(tokio::spawn).collect();
         let stop_http = stop.clone();
@@ -97,11 +88,6 @@ impl Service {
         let all = futures::future::join_all(handles);
         if tokio::time::timeout(SHUTDOWN_GRACE, all).await.is_err() {
             tracing::warn!(role = name, "background tasks did not finish in time");
-        }
-        for step in finally {
-            if tokio::time::timeout(SHUTDOWN_GRACE, step).await.is_err() {
-                tracing::warn!(role = name, "shutdown step timed out");
-            }
         }
         tracing::info!(role = name, "stopped");
         served.map_err(Into::into)

@@ -31,11 +31,15 @@ fn command(chat: Uuid, sender: Uuid, content: &str) -> SendCommand {
 
 /// Publishes raw bytes to a chat's partition, as the API would.
 async fn publish_raw(app: &TestApp, chat: Uuid, body: &[u8]) {
+    publish_with_id(app, chat, body, Uuid::new_v4()).await;
+}
+
+async fn publish_with_id(app: &TestApp, chat: Uuid, body: &[u8], message_id: Uuid) {
     let conn = app.amqp().await;
     let ch = conn.create_channel().await.unwrap();
     ch.confirm_select(Default::default()).await.unwrap();
     let topo = app.topology();
-    let props = publish::json_properties(&Uuid::new_v4().to_string(), FieldTable::default());
+    let props = publish::json_properties(&message_id.to_string(), FieldTable::default());
     publish::publish_confirmed(
         &ch,
         &topo.exchange,
@@ -50,7 +54,13 @@ async fn publish_raw(app: &TestApp, chat: Uuid, body: &[u8]) {
 }
 
 async fn publish_cmd(app: &TestApp, cmd: &SendCommand) {
-    publish_raw(app, cmd.chat_id, &serde_json::to_vec(cmd).unwrap()).await;
+    publish_with_id(
+        app,
+        cmd.chat_id,
+        &serde_json::to_vec(cmd).unwrap(),
+        cmd.broker_message_id,
+    )
+    .await;
 }
 
 /// Takes the dead-lettered messages: (reason header, attempts header, body).
@@ -336,6 +346,75 @@ async fn membership_changes_reach_the_routing_at_once() {
         next_users().await,
         vec![b.id],
         "a removed member is not notified"
+    );
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn dead_letters_are_listed_and_replayed_idempotently() {
+    let app = spawn_app().await;
+    let (a, b, c) = (
+        app.register("a").await,
+        app.register("b").await,
+        app.register("c").await,
+    );
+    let (_, chat) = app
+        .call(
+            "POST",
+            "/chats",
+            Some(&a.token),
+            Some(serde_json::json!({"type": "group", "title": "g", "participantIds": [b.id]})),
+        )
+        .await;
+    let chat: Uuid = chat["id"].as_str().unwrap().parse().unwrap();
+    // c is not (yet) a participant: its message is dead-lettered at once.
+    let cmd = command(chat, c.id, "too early");
+    publish_cmd(&app, &cmd).await;
+    publish_raw(&app, chat, b"garbage").await;
+    let dlq = app.topology().dlq;
+    for _ in 0..100 {
+        if app.queue_depth(&dlq).await == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let listed = courier::mq::dlq::list(&app.config, 10).await.unwrap();
+    let mut reasons: Vec<String> = listed.iter().filter_map(|d| d.reason.clone()).collect();
+    reasons.sort();
+    assert_eq!(reasons, vec!["malformed", "not_participant"]);
+    assert_eq!(
+        app.queue_depth(&dlq).await,
+        2,
+        "listing leaves them in place"
+    );
+
+    // Fix the cause, then replay only that message.
+    let (s, _) = app
+        .call(
+            "POST",
+            &format!("/chats/{chat}/participants"),
+            Some(&a.token),
+            Some(serde_json::json!({"userIds": [c.id]})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let id = cmd.broker_message_id.to_string();
+    let r = courier::mq::dlq::replay(&app.config, 10, Some(&id))
+        .await
+        .unwrap();
+    assert_eq!((r.replayed, r.kept), (1, 1));
+    app.wait_messages(chat, 1).await;
+
+    // Replaying the same message again (e.g. a second copy) stores nothing new.
+    publish_cmd(&app, &cmd).await;
+    publish_cmd(&app, &command(chat, a.id, "marker")).await;
+    app.wait_messages(chat, 2).await;
+    assert_eq!(app.sequences(chat).await, vec![1, 2]);
+    assert_eq!(app.message_count(chat).await, 2);
+    assert_eq!(
+        courier::mq::dlq::depth(&app.config).await.unwrap(),
+        1,
+        "the malformed one stays"
     );
     app.teardown().await;
 }

@@ -46,11 +46,17 @@ pub fn attach(service: &mut Service, config: &Config, deps: &Deps) -> SocketIoLa
         service.stop.clone(),
     ));
     service.spawn_on_run(lease::run(io.clone(), state.clone(), service.stop.clone()));
-    service.on_stop(shutdown(io, state));
+    // At the signal, not after HTTP drained: open sockets would hold the drain.
+    let stop = service.stop.clone();
+    service.spawn_on_run(async move {
+        stop.cancelled().await;
+        shutdown(io, state).await;
+    });
     layer
 }
 
-/// Tells every client to reconnect (elsewhere) and drops this instance's routing state.
+/// Closes every client's transport (socket.io-client then reconnects, landing on
+/// another instance behind the balancer) and drops this instance's routing state.
 async fn shutdown(io: SocketIo, state: GwState) {
     io.close().await;
     if let Err(e) = state.cache.forget_gateway(&state.gateway_id).await {
