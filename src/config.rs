@@ -7,6 +7,8 @@ use std::{collections::HashMap, fmt, net::IpAddr, time::Duration};
 
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::cache::ratelimit::Limit;
+
 /// A bad or missing configuration variable.
 #[derive(Debug, thiserror::Error)]
 #[error("configuration error: {var}: {reason}")]
@@ -72,6 +74,15 @@ pub struct Config {
     pub worker_port: u16,
     pub gateway_id: String,
     pub cors_origins: Vec<String>,
+    pub rate_limits: RateLimits,
+}
+
+/// Per-user send and per-username/per-IP auth limits (`max` 0 disables one).
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimits {
+    pub sends: Limit,
+    pub auth_per_username: Limit,
+    pub auth_per_ip: Limit,
 }
 
 impl Config {
@@ -147,6 +158,26 @@ impl Config {
                 .filter(|s| !s.is_empty())
                 .map(String::from)
                 .collect(),
+            rate_limits: RateLimits {
+                sends: env.limit(
+                    "RATE_LIMIT_SEND_MAX",
+                    "RATE_LIMIT_SEND_WINDOW_SECS",
+                    1000,
+                    60,
+                )?,
+                auth_per_username: env.limit(
+                    "RATE_LIMIT_AUTH_USERNAME_MAX",
+                    "RATE_LIMIT_AUTH_USERNAME_WINDOW_SECS",
+                    10,
+                    60,
+                )?,
+                auth_per_ip: env.limit(
+                    "RATE_LIMIT_AUTH_IP_MAX",
+                    "RATE_LIMIT_AUTH_IP_WINDOW_SECS",
+                    100,
+                    60,
+                )?,
+            },
         })
     }
 
@@ -193,6 +224,20 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
             }),
         }
     }
+    /// `max_var` hits per `window_var` seconds.
+    fn limit(
+        &self,
+        max_var: &'static str,
+        window_var: &'static str,
+        max: u32,
+        window: u64,
+    ) -> Result<Limit, ConfigError> {
+        Ok(Limit {
+            max: self.parse(max_var, max)?,
+            window: Duration::from_secs(self.parse(window_var, window)?),
+        })
+    }
+
     /// An AMQP/Redis name: non-empty, printable, no spaces.
     fn name(&self, var: &'static str, default: &str) -> Result<String, ConfigError> {
         let v = self.string(var, default);

@@ -42,12 +42,26 @@ pub enum ApiError {
     Internal(#[from] anyhow::Error),
 }
 
-#[derive(Serialize)]
+/// The body of every 4xx/5xx response (NestJS shape plus a stable `code`).
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct ErrorBody<'a> {
+#[schema(example = json!({
+    "statusCode": 400,
+    "error": "Bad Request",
+    "code": "validation_failed",
+    "message": "content must be 1 to 4000 characters"
+}))]
+pub struct ErrorBody<'a> {
+    /// The HTTP status code, repeated.
+    #[schema(minimum = 400, maximum = 599)]
     status_code: u16,
+    /// The status code's reason phrase, e.g. "Bad Request".
     error: &'a str,
+    /// Stable machine-readable code: validation_failed, invalid_json, unauthorized,
+    /// forbidden, not_found, conflict, payload_too_large, unsupported_media_type,
+    /// method_not_allowed, rate_limited, unavailable or internal.
     code: &'a str,
+    /// A human-readable sentence (no internal detail for 5xx).
     message: String,
 }
 

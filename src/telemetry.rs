@@ -1,6 +1,14 @@
-//! Logging through `tracing`: JSON lines on stderr (`LOG_FORMAT=pretty` for humans),
-//! filtered by `RUST_LOG` (default `info`).
+//! Logging through `tracing` (JSON lines on stderr, `LOG_FORMAT=pretty` for humans,
+//! filtered by `RUST_LOG`, default `info`) and Prometheus metrics (`/metrics`).
 
+use std::{sync::OnceLock, time::Instant};
+
+use axum::{
+    extract::{MatchedPath, Request},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
 pub fn init() {
@@ -24,4 +32,57 @@ pub fn init() {
     };
     // Already initialised (tests): keep the first subscriber.
     drop(result);
+}
+
+/// Latency buckets (seconds) shared by every histogram.
+const BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+const SIZE_BUCKETS: [f64; 10] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
+
+/// The process-wide Prometheus recorder (installed on first use).
+pub fn metrics_handle() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let builder = PrometheusBuilder::new()
+            .set_buckets(&BUCKETS)
+            .and_then(|b| b.set_buckets_for_metric(Matcher::Suffix("_size".into()), &SIZE_BUCKETS));
+        match builder.and_then(|b| b.install_recorder()) {
+            Ok(h) => h,
+            Err(e) => {
+                // Another recorder is installed: metrics go there; render an empty page.
+                tracing::warn!(error = %e, "prometheus recorder not installed");
+                PrometheusBuilder::new().build_recorder().handle()
+            }
+        }
+    })
+}
+
+/// `GET /metrics` in the Prometheus text format.
+pub async fn metrics_endpoint() -> impl IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        metrics_handle().render(),
+    )
+}
+
+/// Counts and times every HTTP request by route template, method and status.
+pub async fn track_http(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().to_string();
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16().to_string();
+    let labels = [("route", route), ("method", method), ("status", status)];
+    metrics::counter!("courier_http_requests_total", &labels).increment(1);
+    metrics::histogram!("courier_http_request_duration_seconds", &labels)
+        .record(start.elapsed().as_secs_f64());
+    resp
 }

@@ -10,17 +10,20 @@ use crate::{
     auth::password,
     db::{self, tokens::Rotation},
     domain::user::{User, validate_username},
-    error::{ApiError, ApiResult},
+    error::{ApiError, ApiResult, ErrorBody},
 };
 
-#[derive(Deserialize, Validate)]
+#[derive(Deserialize, Validate, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RegisterBody {
     #[validate(custom(function = "validate_username"))]
+    #[schema(pattern = "^[a-z0-9_.-]{3,32}$", example = "alice")]
     username: String,
     #[validate(custom(function = "validate_password"))]
+    #[schema(min_length = 8, max_length = 128)]
     password: String,
     #[validate(length(max = 64, message = "displayName must be at most 64 characters"))]
+    #[schema(max_length = 64, example = "Alice")]
     display_name: Option<String>,
 }
 
@@ -33,24 +36,27 @@ fn validate_password(p: &str) -> Result<(), validator::ValidationError> {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct LoginBody {
     username: String,
     password: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RefreshBody {
     refresh_token: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthResponse {
     user: User,
+    /// JWT (`sub` = user id, `iss` = `courier`); send as `Authorization: Bearer <accessToken>`.
     access_token: String,
+    /// Opaque, single use: `POST /auth/refresh` rotates it.
     refresh_token: String,
+    /// Access token lifetime in seconds.
     expires_in: u64,
 }
 
@@ -68,6 +74,25 @@ async fn tokens_for(state: &AppState, user: User, family: Uuid) -> ApiResult<Aut
     })
 }
 
+/// Registers a user and signs them in.
+#[utoipa::path(
+    post,
+    path = "/auth/register",
+    tag = "auth",
+    request_body = RegisterBody,
+    responses(
+        (status = 201, description = "Registered", body = AuthResponse),
+        (status = 400, description = "`validation_failed` or `invalid_json`", body = ErrorBody),
+        (status = 409, description = "`conflict`: username is already taken", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: body over 64 KiB", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: not `Content-Type: application/json`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: too many attempts from this address or for this username", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
+        (status = 500, description = "`internal`", body = ErrorBody),
+        (status = 503, description = "`unavailable`: a dependency is down", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
+    )
+)]
 pub async fn register(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<RegisterBody>,
@@ -86,6 +111,25 @@ pub async fn register(
     Ok((StatusCode::CREATED, Json(resp)))
 }
 
+/// Signs in with username and password.
+#[utoipa::path(
+    post,
+    path = "/auth/login",
+    tag = "auth",
+    request_body = LoginBody,
+    responses(
+        (status = 200, description = "Signed in", body = AuthResponse),
+        (status = 400, description = "`validation_failed` or `invalid_json`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: wrong username or password", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: body over 64 KiB", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: not `Content-Type: application/json`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: too many attempts from this address or for this username", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
+        (status = 500, description = "`internal`", body = ErrorBody),
+        (status = 503, description = "`unavailable`: a dependency is down", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
+    )
+)]
 pub async fn login(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<LoginBody>,
@@ -103,6 +147,25 @@ pub async fn login(
     Ok(Json(tokens_for(&state, user, Uuid::now_v7()).await?))
 }
 
+/// Exchanges a refresh token for a new token pair (the old one is spent).
+#[utoipa::path(
+    post,
+    path = "/auth/refresh",
+    tag = "auth",
+    request_body = RefreshBody,
+    responses(
+        (status = 200, description = "New token pair", body = AuthResponse),
+        (status = 400, description = "`validation_failed` or `invalid_json`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: refresh token invalid, expired or reused", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: body over 64 KiB", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: not `Content-Type: application/json`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: too many attempts from this address or for this username", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
+        (status = 500, description = "`internal`", body = ErrorBody),
+        (status = 503, description = "`unavailable`: a dependency is down", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
+    )
+)]
 pub async fn refresh(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<RefreshBody>,

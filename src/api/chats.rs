@@ -16,37 +16,46 @@ use super::{
 use crate::{
     db::{self, chats::Membership},
     domain::chat::{Chat, ChatType, Role, may_remove},
-    error::{ApiError, ApiResult},
+    error::{ApiError, ApiResult, ErrorBody},
 };
 
 /// Most participants accepted in one request.
 const MAX_IDS: usize = 1000;
 
-#[derive(Deserialize)]
+/// `direct`: exactly one other user in `participantIds`. `group`: a `title` (1–128
+/// characters after trimming) and any other users; the caller becomes `owner`.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = CreateChatBody)]
 pub struct CreateBody {
     #[serde(rename = "type")]
     kind: ChatType,
     #[serde(default)]
+    #[schema(max_items = 1000)]
     participant_ids: Vec<Uuid>,
+    #[schema(max_length = 128)]
     title: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = AddParticipantsBody)]
 pub struct AddBody {
+    #[schema(min_items = 1, max_items = 1000)]
     user_ids: Vec<Uuid>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ChatWithUnread {
     #[serde(flatten)]
     chat: Chat,
+    /// Messages from other participants above the caller's read mark.
+    #[schema(minimum = 0)]
     unread_count: i64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ChatList {
     chats: Vec<ChatWithUnread>,
 }
@@ -87,6 +96,25 @@ async fn invalidate(state: &AppState, chat: Uuid) -> ApiResult<()> {
         .map_err(Into::into)
 }
 
+/// Creates a chat, or returns the existing direct chat with that user.
+#[utoipa::path(
+    post,
+    path = "/chats",
+    tag = "chats",
+    security(("bearer" = [])),
+    request_body = CreateBody,
+    responses(
+        (status = 200, description = "The direct chat with that user already existed", body = Chat),
+        (status = 201, description = "Created", body = Chat),
+        (status = 400, description = "`validation_failed` (e.g. unknown user ids) or `invalid_json`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: missing, malformed or expired access token", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: body over 64 KiB", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: not `Content-Type: application/json`", body = ErrorBody),
+        (status = 500, description = "`internal`", body = ErrorBody),
+        (status = 503, description = "`unavailable`: a dependency is down", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -130,6 +158,20 @@ pub async fn create(
     }
 }
 
+/// The caller's chats, most recently active first.
+#[utoipa::path(
+    get,
+    path = "/chats",
+    tag = "chats",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's chats", body = ChatList),
+        (status = 401, description = "`unauthorized`: missing, malformed or expired access token", body = ErrorBody),
+        (status = 500, description = "`internal`", body = ErrorBody),
+        (status = 503, description = "`unavailable`: a dependency is down", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -142,6 +184,24 @@ pub async fn list(
     Ok(Json(ChatList { chats }))
 }
 
+/// One chat the caller participates in.
+#[utoipa::path(
+    get,
+    path = "/chats/{chatId}",
+    tag = "chats",
+    security(("bearer" = [])),
+    params(("chatId" = Uuid, Path, description = "The chat's id")),
+    responses(
+        (status = 200, description = "The chat", body = Chat),
+        (status = 400, description = "`validation_failed`: a path parameter is not a UUID", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: missing, malformed or expired access token", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the caller is not a participant of the chat", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such chat", body = ErrorBody),
+        (status = 500, description = "`internal`", body = ErrorBody),
+        (status = 503, description = "`unavailable`: a dependency is down", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
+    )
+)]
 pub async fn get_chat(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -154,6 +214,27 @@ pub async fn get_chat(
     Ok(Json(chat))
 }
 
+/// Adds users to a group chat (owner or admin only).
+#[utoipa::path(
+    post,
+    path = "/chats/{chatId}/participants",
+    tag = "chats",
+    security(("bearer" = [])),
+    params(("chatId" = Uuid, Path, description = "The chat's id")),
+    request_body = AddBody,
+    responses(
+        (status = 200, description = "The chat with its new participants", body = Chat),
+        (status = 400, description = "`validation_failed` (not a group, unknown user ids, bad path parameter) or `invalid_json`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: missing, malformed or expired access token", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not a participant, or not owner/admin", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such chat", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: body over 64 KiB", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: not `Content-Type: application/json`", body = ErrorBody),
+        (status = 500, description = "`internal`", body = ErrorBody),
+        (status = 503, description = "`unavailable`: a dependency is down", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
+    )
+)]
 pub async fn add_participants(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -183,6 +264,27 @@ pub async fn add_participants(
     Ok(Json(chat))
 }
 
+/// Removes a participant from a group chat (owner/admin, or oneself).
+#[utoipa::path(
+    delete,
+    path = "/chats/{chatId}/participants/{userId}",
+    tag = "chats",
+    security(("bearer" = [])),
+    params(
+        ("chatId" = Uuid, Path, description = "The chat's id"),
+        ("userId" = Uuid, Path, description = "The participant to remove"),
+    ),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 400, description = "`validation_failed`: not a group chat, or a path parameter is not a UUID", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: missing, malformed or expired access token", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not a participant, or may not remove that participant", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such chat, or that user is not a participant", body = ErrorBody),
+        (status = 500, description = "`internal`", body = ErrorBody),
+        (status = 503, description = "`unavailable`: a dependency is down", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
+    )
+)]
 pub async fn remove_participant(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,

@@ -20,40 +20,57 @@ use crate::{
     db::{self, messages::Cursor},
     domain::message::{Message, SendCommand, normalize_content},
     domain::notification::StatusEvent,
-    error::{ApiError, ApiResult},
+    error::{ApiError, ApiResult, ErrorBody},
     mq::{self, publish},
 };
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = SendMessageBody)]
 pub struct SendBody {
+    /// 1–4000 characters after trimming.
+    #[schema(min_length = 1, max_length = 4000, example = "Hello")]
     content: String,
+    /// Chosen by the client; a retry with the same id is delivered once.
     client_message_id: Uuid,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = SendAccepted)]
 pub struct Accepted {
     broker_message_id: Uuid,
     client_message_id: Uuid,
 }
 
-#[derive(Deserialize)]
+/// Without `before` or `after`: the newest `limit` messages.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
+    /// Page size, 1–100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
+    /// Only messages with a sequence below this one (not together with `after`).
+    #[param(minimum = 0)]
     before: Option<i64>,
+    /// Only messages with a sequence above this one (not together with `before`).
+    #[param(minimum = 0)]
     after: Option<i64>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = MessagePage)]
 pub struct Page {
+    /// Ascending by sequence.
     messages: Vec<Message>,
     has_more: bool,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct ReadBody {
+    /// Everything up to this sequence is read (never moves backwards).
+    #[schema(minimum = 0)]
     sequence: i64,
 }
 
@@ -75,6 +92,29 @@ async fn require_sender(state: &AppState, chat: Uuid, me: Uuid) -> ApiResult<()>
     require_member(&state.pool, chat, me).await.map(|_| ())
 }
 
+/// Sends a message: answered 202 once RabbitMQ confirmed the publish.
+#[utoipa::path(
+    post,
+    path = "/chats/{chatId}/messages",
+    tag = "messages",
+    security(("bearer" = [])),
+    params(("chatId" = Uuid, Path, description = "The chat's id")),
+    request_body = SendBody,
+    responses(
+        (status = 202, description = "Accepted for delivery", body = Accepted),
+        (status = 400, description = "`validation_failed` (bad body or path parameter) or `invalid_json`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: missing, malformed or expired access token", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the caller is not a participant of the chat", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such chat", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: body over 64 KiB", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: not `Content-Type: application/json`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: too many sends by this user", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
+        (status = 500, description = "`internal`", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the broker (or another dependency) is unreachable or did not confirm; nothing was sent", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
+    )
+)]
 pub async fn send(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -126,6 +166,24 @@ pub async fn send(
     ))
 }
 
+/// A page of the chat's messages.
+#[utoipa::path(
+    get,
+    path = "/chats/{chatId}/messages",
+    tag = "messages",
+    security(("bearer" = [])),
+    params(("chatId" = Uuid, Path, description = "The chat's id"), HistoryQuery),
+    responses(
+        (status = 200, description = "Messages ascending by sequence", body = Page),
+        (status = 400, description = "`validation_failed`: bad query or path parameter", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: missing, malformed or expired access token", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the caller is not a participant of the chat", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such chat", body = ErrorBody),
+        (status = 500, description = "`internal`", body = ErrorBody),
+        (status = 503, description = "`unavailable`: a dependency is down", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
+    )
+)]
 pub async fn history(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -186,6 +244,27 @@ pub async fn apply_read(
     Ok(())
 }
 
+/// Marks everything up to `sequence` read for the caller.
+#[utoipa::path(
+    post,
+    path = "/chats/{chatId}/read",
+    tag = "messages",
+    security(("bearer" = [])),
+    params(("chatId" = Uuid, Path, description = "The chat's id")),
+    request_body = ReadBody,
+    responses(
+        (status = 204, description = "Read mark stored"),
+        (status = 400, description = "`validation_failed` (e.g. beyond the chat's lastSequence) or `invalid_json`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: missing, malformed or expired access token", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the caller is not a participant of the chat", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such chat", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: body over 64 KiB", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: not `Content-Type: application/json`", body = ErrorBody),
+        (status = 500, description = "`internal`", body = ErrorBody),
+        (status = 503, description = "`unavailable`: a dependency is down", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
+    )
+)]
 pub async fn mark_read(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,

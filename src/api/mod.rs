@@ -4,7 +4,9 @@
 pub mod auth;
 pub mod chats;
 pub mod extract;
+pub mod limits;
 pub mod messages;
+pub mod openapi;
 pub mod users;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
@@ -46,6 +48,7 @@ pub struct AppState {
     pub link: Link,
     pub topology: Arc<Topology>,
     pub refresh_ttl: Duration,
+    pub limits: crate::config::RateLimits,
 }
 
 /// The shared connections of a process, made once and given to each role it runs.
@@ -69,10 +72,15 @@ impl Deps {
 
 /// The REST routes with their middleware (no health routes).
 pub fn routes(state: AppState) -> Router {
+    let auth_limit = axum::middleware::from_fn_with_state(state.clone(), limits::limit_auth);
+    let send_limit = axum::middleware::from_fn_with_state(state.clone(), limits::limit_sends);
     Router::new()
-        .route("/auth/register", post(auth::register))
-        .route("/auth/login", post(auth::login))
-        .route("/auth/refresh", post(auth::refresh))
+        .route(
+            "/auth/register",
+            post(auth::register).layer(auth_limit.clone()),
+        )
+        .route("/auth/login", post(auth::login).layer(auth_limit.clone()))
+        .route("/auth/refresh", post(auth::refresh).layer(auth_limit))
         .route("/users/me", get(users::me))
         .route("/users/{user_id}", get(users::get_user))
         .route("/chats", post(chats::create).get(chats::list))
@@ -87,21 +95,35 @@ pub fn routes(state: AppState) -> Router {
         )
         .route(
             "/chats/{chat_id}/messages",
-            post(messages::send).get(messages::history),
+            post(messages::send)
+                .layer(send_limit)
+                .get(messages::history),
         )
         .route("/chats/{chat_id}/read", post(messages::mark_read))
+        .route("/openapi.json", get(openapi::serve))
         .with_state(state)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
 }
 
 /// Fallbacks and cross-cutting layers for any router serving clients.
 pub fn finish(router: Router) -> Router {
+    use axum::http::{HeaderValue, header};
+    use tower_http::set_header::SetResponseHeaderLayer;
+    crate::telemetry::metrics_handle();
     let x_request_id = HeaderName::from_static("x-request-id");
+    let security = |name: HeaderName, value: &'static str| {
+        SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
+    };
     router
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed("method not allowed on this route".into()) })
+        .layer(axum::middleware::from_fn(crate::telemetry::track_http))
         .layer(
             tower::ServiceBuilder::new()
+                .layer(security(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+                .layer(security(header::X_FRAME_OPTIONS, "DENY"))
+                .layer(security(header::REFERRER_POLICY, "no-referrer"))
+                .layer(security(header::CACHE_CONTROL, "no-store"))
                 .layer(SetRequestIdLayer::new(x_request_id.clone(), MakeRequestUuid))
                 .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
                     let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -151,6 +173,7 @@ pub fn state(
         link,
         topology: Arc::new(topology),
         refresh_ttl: config.refresh_token_ttl,
+        limits: config.rate_limits,
     };
     (state, task)
 }

@@ -2,6 +2,7 @@
 //! Every key and channel starts with `REDIS_KEY_PREFIX`.
 
 pub mod membership;
+pub mod ratelimit;
 pub mod routing;
 
 use std::time::Duration;
@@ -28,6 +29,9 @@ impl Keys {
             prefix: prefix.to_string(),
             notify: notification_channel.to_string(),
         }
+    }
+    pub fn prefix(&self) -> &str {
+        &self.prefix
     }
     /// SET of user ids of a chat (cache of `chat_participants`).
     pub fn members(&self, chat: Uuid) -> String {

@@ -4,7 +4,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, sqlx::Type)]
+#[derive(
+    Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, sqlx::Type, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 #[sqlx(type_name = "text", rename_all = "lowercase")]
 pub enum ChatType {
@@ -12,7 +14,9 @@ pub enum ChatType {
     Group,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, sqlx::Type)]
+#[derive(
+    Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, sqlx::Type, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 #[sqlx(type_name = "text", rename_all = "lowercase")]
 pub enum Role {
@@ -27,25 +31,31 @@ impl Role {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Participant {
     pub user_id: Uuid,
     pub role: Role,
+    /// RFC 3339, UTC, with milliseconds.
     #[serde(with = "super::time")]
     pub joined_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Chat {
     pub id: Uuid,
     #[serde(rename = "type")]
     pub kind: ChatType,
+    /// The group's title; null for direct chats.
+    #[schema(required = true, max_length = 128)]
     pub title: Option<String>,
     pub participants: Vec<Participant>,
+    /// RFC 3339, UTC, with milliseconds.
     #[serde(with = "super::time")]
     pub created_at: DateTime<Utc>,
+    /// Sequence of the chat's newest message (0 while it has none).
+    #[schema(minimum = 0)]
     pub last_sequence: i64,
 }
 

@@ -9,17 +9,25 @@ pub const CONTENT_RULE: &str = "content must be 1 to 4000 characters";
 pub const CONTENT_NUL_RULE: &str = "content must not contain NUL characters";
 
 /// A persisted message, as the contract shows it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Message {
     pub id: Uuid,
     pub chat_id: Uuid,
     pub sender_id: Uuid,
     pub client_message_id: Uuid,
+    #[schema(min_length = 1, max_length = 4000, example = "Hello")]
     pub content: String,
+    /// Always "text".
+    #[schema(example = "text")]
     pub message_type: String,
+    /// Always "sent".
+    #[schema(example = "sent")]
     pub status: String,
+    /// Position in the chat: 1, 2, 3, ... without gaps.
+    #[schema(minimum = 1)]
     pub sequence: i64,
+    /// RFC 3339, UTC, with milliseconds.
     #[serde(with = "super::time")]
     pub sent_at: DateTime<Utc>,
 }

@@ -15,6 +15,12 @@ pub struct Delivery {
     pub message: Message,
     /// Users with at least one socket on the receiving gateway (sender included if so).
     pub users: Vec<Uuid>,
+    /// When the API accepted the send (ms since epoch), for end-to-end latency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted_at_ms: Option<i64>,
+    /// The API request that sent it, for log correlation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 /// The payload of `chat.message.status`.

@@ -6,12 +6,15 @@ use uuid::Uuid;
 use validator::ValidationError;
 
 /// The public view of a user.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct User {
     pub id: Uuid,
+    #[schema(pattern = "^[a-z0-9_.-]{3,32}$", example = "alice")]
     pub username: String,
+    #[schema(required = true, max_length = 64, example = "Alice")]
     pub display_name: Option<String>,
+    /// RFC 3339, UTC, with milliseconds.
     #[serde(with = "super::time")]
     pub created_at: DateTime<Utc>,
 }

@@ -74,7 +74,8 @@ impl Emitted {
     }
 }
 
-fn emit_to<T: serde::Serialize + ?Sized>(socket: &SocketRef, event: &str, payload: &T) {
+fn emit_to<T: serde::Serialize + ?Sized>(socket: &SocketRef, event: &'static str, payload: &T) {
+    metrics::counter!("courier_gateway_emits_total", "event" => event).increment(1);
     if let Err(e) = socket.emit(event, payload) {
         tracing::debug!(socket = %socket.id, error = %e, event, "emit failed (socket closing)");
     }
@@ -86,6 +87,18 @@ pub async fn emit(io: &SocketIo, note: GatewayNotification) {
     let Some(ns) = io.of(NAMESPACE) else { return };
     for d in note.deliveries {
         let m = &d.message;
+        if let Some(accepted) = d.accepted_at_ms {
+            let ms = chrono::Utc::now().timestamp_millis() - accepted;
+            metrics::histogram!("courier_delivery_latency_seconds")
+                .record(ms.max(0) as f64 / 1000.0);
+        }
+        tracing::debug!(
+            request_id = d.request_id.as_deref().unwrap_or(""),
+            chat = %m.chat_id,
+            sequence = m.sequence,
+            users = d.users.len(),
+            "emitting message"
+        );
         let payload = match serde_json::value::to_raw_value(&MessageEvent {
             chat_id: m.chat_id,
             message: m,

@@ -96,6 +96,7 @@ pub async fn on_connect(s: SocketRef, State(state): State<GwState>) {
     };
     s.extensions.insert(Emitted::default());
     s.join(user_room(user));
+    metrics::gauge!("courier_gateway_sockets").increment(1.0);
     s.on("chat.read", on_read);
     s.on("chat.sync", on_sync);
     s.on_disconnect(on_disconnect);
@@ -119,6 +120,7 @@ async fn on_disconnect(s: SocketRef, State(state): State<GwState>, reason: Disco
     let Some(UserId(user)) = s.extensions.get::<UserId>() else {
         return;
     };
+    metrics::gauge!("courier_gateway_sockets").decrement(1.0);
     if let Err(e) = state
         .cache
         .unregister_socket(&state.gateway_id, user, &s.id.to_string())

@@ -50,12 +50,21 @@ pub async fn publish_confirmed(
             .await?;
         pending.await
     };
-    match tokio::time::timeout(timeout, confirm).await {
+    let start = std::time::Instant::now();
+    let result = match tokio::time::timeout(timeout, confirm).await {
         Err(_) => Err(PublishError::Timeout),
         Ok(Err(e)) => Err(PublishError::Broker(e)),
         Ok(Ok(Confirmation::Ack(None))) => Ok(()),
         Ok(Ok(Confirmation::Ack(Some(_)))) => Err(PublishError::Returned),
         Ok(Ok(Confirmation::Nack(_))) => Err(PublishError::Nacked),
         Ok(Ok(Confirmation::NotRequested)) => Err(PublishError::Nacked),
-    }
+    };
+    let outcome = if result.is_ok() {
+        "confirmed"
+    } else {
+        "failed"
+    };
+    metrics::counter!("courier_publish_total", "exchange" => exchange.to_string(), "result" => outcome).increment(1);
+    metrics::histogram!("courier_publish_confirm_seconds").record(start.elapsed().as_secs_f64());
+    result
 }

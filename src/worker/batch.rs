@@ -18,10 +18,10 @@ use crate::{
     cache::membership::LookupError,
     db::{self, messages::Outcome},
     domain::{
-        message::{Message, Rejection, SendCommand},
+        message::{Rejection, SendCommand},
         notification::{Delivery as Routed, GatewayNotification},
     },
-    mq::Session,
+    mq::{self, Session},
 };
 
 /// The fate of one delivery once the batch is handled.
@@ -46,17 +46,37 @@ pub async fn handle(
         .iter()
         .filter_map(|p| p.as_ref().ok().cloned())
         .collect();
+    metrics::histogram!("courier_worker_batch_size").record(deliveries.len() as f64);
+    let started = std::time::Instant::now();
     let mut outcomes = persist_isolating(ctx, &cmds).await?.into_iter();
+    metrics::histogram!("courier_worker_persist_seconds").record(started.elapsed().as_secs_f64());
 
     let mut fates = Vec::with_capacity(deliveries.len());
-    let mut persisted: Vec<Message> = Vec::new();
-    for p in parsed {
+    let mut persisted: Vec<Routed> = Vec::new();
+    for (p, d) in parsed.into_iter().zip(&deliveries) {
         let fate = match p {
             Err(rejection) => Fate::DeadLetter(rejection),
-            Ok(_) => match outcomes.next() {
+            Ok(cmd) => match outcomes.next() {
                 Some(Ok(Outcome::Persisted { message, notify })) => {
+                    let request_id =
+                        mq::header_str(d.properties.headers().as_ref(), mq::HEADER_REQUEST_ID);
+                    tracing::debug!(
+                        request_id = request_id.as_deref().unwrap_or(""),
+                        chat = %message.chat_id,
+                        sequence = message.sequence,
+                        notify,
+                        "message persisted"
+                    );
+                    let outcome = if notify { "persisted" } else { "duplicate" };
+                    metrics::counter!("courier_worker_messages_total", "outcome" => outcome)
+                        .increment(1);
                     if notify {
-                        persisted.push(message);
+                        persisted.push(Routed {
+                            message,
+                            users: Vec::new(),
+                            accepted_at_ms: Some(cmd.accepted_at.timestamp_millis()),
+                            request_id,
+                        });
                     }
                     Fate::Done
                 }
@@ -151,16 +171,16 @@ where
 }
 
 /// Resolves recipients and their gateways, and publishes one notification per gateway.
-async fn notify(ctx: &Ctx, messages: &[Message]) -> Result<(), Outage> {
+async fn notify(ctx: &Ctx, messages: &[Routed]) -> Result<(), Outage> {
     let chats: Vec<Uuid> = messages
         .iter()
-        .map(|m| m.chat_id)
+        .map(|m| m.message.chat_id)
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
     let members = ctx.cache.members(&ctx.pool, &chats).await?;
     let mut users: HashSet<Uuid> = members.values().flatten().copied().collect();
-    users.extend(messages.iter().map(|m| m.sender_id));
+    users.extend(messages.iter().map(|m| m.message.sender_id));
     let users: Vec<Uuid> = users.into_iter().collect();
     let gateways = ctx.cache.gateways_of(&users).await?;
     let notes = route(messages, &members, &gateways);
@@ -170,12 +190,13 @@ async fn notify(ctx: &Ctx, messages: &[Message]) -> Result<(), Outage> {
 /// Groups messages by gateway: for each message, the users (participants and the
 /// sender) that have sockets on that gateway.
 pub fn route(
-    messages: &[Message],
+    messages: &[Routed],
     members: &HashMap<Uuid, Vec<Uuid>>,
     gateways: &HashMap<Uuid, Vec<String>>,
 ) -> Vec<(String, GatewayNotification)> {
     let mut per_gateway: BTreeMap<String, GatewayNotification> = BTreeMap::new();
-    for m in messages {
+    for routed in messages {
+        let m = &routed.message;
         let mut audience: Vec<Uuid> = members.get(&m.chat_id).cloned().unwrap_or_default();
         if !audience.contains(&m.sender_id) {
             audience.push(m.sender_id);
@@ -192,8 +213,8 @@ pub fn route(
                 .or_default()
                 .deliveries
                 .push(Routed {
-                    message: m.clone(),
                     users,
+                    ..routed.clone()
                 });
         }
     }
@@ -203,9 +224,10 @@ pub fn route(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::message::Message;
 
-    fn msg(chat: Uuid, sender: Uuid, seq: i64) -> Message {
-        Message {
+    fn msg(chat: Uuid, sender: Uuid, seq: i64) -> Routed {
+        let message = Message {
             id: Uuid::new_v4(),
             chat_id: chat,
             sender_id: sender,
@@ -215,6 +237,12 @@ mod tests {
             status: "sent".into(),
             sequence: seq,
             sent_at: chrono::Utc::now(),
+        };
+        Routed {
+            message,
+            users: Vec::new(),
+            accepted_at_ms: None,
+            request_id: None,
         }
     }
 

@@ -38,6 +38,7 @@ pub async fn settle(
             }
             Fate::Retry(err) => {
                 let delay = Topology::retry_delay(attempts);
+                metrics::counter!("courier_worker_retries_total").increment(1);
                 tracing::warn!(attempts, delay_ms = delay.as_millis() as u64, error = %err, "retrying message later");
                 let mut h = headers_of(d);
                 h.insert(mq::HEADER_ATTEMPTS.into(), AMQPValue::LongUInt(attempts));
@@ -87,6 +88,8 @@ async fn dead_letter(
     error: &str,
     attempts: u32,
 ) -> Result<(), ConsumeError> {
+    metrics::counter!("courier_worker_dead_letters_total", "reason" => reason.to_string())
+        .increment(1);
     let mut h = headers_of(d);
     h.insert(mq::HEADER_REASON.into(), mq::long_string(reason));
     h.insert(

@@ -67,6 +67,7 @@ pub fn spawn_consumers(service: &mut Service, config: &Config, deps: &Deps) -> L
     for n in 0..config.rabbitmq.partition_count {
         service.spawn_on_run(partition_loop(link.clone(), ctx.clone(), n));
     }
+    service.spawn_on_run(watch_depths(link.clone(), ctx.clone()));
     service.spawn_on_run(async move {
         if let Err(e) = link_task.await {
             tracing::error!(error = %e, "rabbitmq supervisor failed");
@@ -141,4 +142,41 @@ async fn consume(session: &Session, ctx: &Ctx, queue: &str) -> Result<(), Consum
         let deliveries = items.into_iter().collect::<Result<Vec<_>, _>>()?;
         batch::handle(ctx, session, deliveries).await?;
     }
+}
+
+/// Every 5 s, publishes the depth of each partition queue and of the DLQ as gauges.
+async fn watch_depths(link: Link, ctx: Arc<Ctx>) {
+    let mut queues: Vec<String> = (0..ctx.topology.partitions)
+        .map(|n| ctx.topology.partition_queue(n))
+        .collect();
+    queues.push(ctx.topology.dlq.clone());
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = ctx.stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let Some(session) = link.current() else {
+            continue;
+        };
+        if let Err(e) = record_depths(&session, &queues).await {
+            tracing::debug!(error = %e, "queue depth probe failed");
+        }
+    }
+}
+
+async fn record_depths(session: &Session, queues: &[String]) -> lapin::Result<()> {
+    let ch = session.conn.create_channel().await?;
+    for q in queues {
+        let opts = lapin::options::QueueDeclareOptions {
+            passive: true,
+            ..Default::default()
+        };
+        let info = ch
+            .queue_declare(q.as_str().into(), opts, FieldTable::default())
+            .await?;
+        metrics::gauge!("courier_queue_depth", "queue" => q.clone())
+            .set(f64::from(info.message_count()));
+    }
+    ch.close(200, "depth probe done".into()).await
 }

@@ -1,0 +1,80 @@
+//! Rate limits in front of sends (per user) and auth attempts (per username and per
+//! client IP), answering 429 `rate_limited` with `Retry-After`. A Redis failure
+//! lets the request through: the limit is protection, not a dependency.
+
+use std::net::SocketAddr;
+
+use axum::{
+    body::Body,
+    extract::{ConnectInfo, Request, State},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use serde::Deserialize;
+
+use super::{AppState, BODY_LIMIT, extract::bearer};
+use crate::{cache::ratelimit::Limit, error::ApiError};
+
+async fn check(state: &AppState, name: &str, limit: Limit) -> Result<(), ApiError> {
+    match state.cache.hit(name, limit).await {
+        Ok(None) => Ok(()),
+        Ok(Some(retry_after_secs)) => {
+            metrics::counter!("courier_rate_limited_total").increment(1);
+            Err(ApiError::RateLimited { retry_after_secs })
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, limit = name, "rate limit check failed; allowing");
+            Ok(())
+        }
+    }
+}
+
+/// Per-user limit on `POST /chats/:chatId/messages`.
+pub async fn limit_sends(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if let Some(user) = bearer(req.headers()).and_then(|t| state.jwt.verify(t).ok())
+        && let Err(e) = check(&state, &format!("send:{user}"), state.limits.sends).await
+    {
+        return e.into_response();
+    }
+    next.run(req).await
+}
+
+#[derive(Deserialize)]
+struct Username {
+    username: String,
+}
+
+/// Per-IP and per-username limits on register, login and refresh.
+pub async fn limit_auth(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if let Err(e) = check(
+        &state,
+        &format!("auth:ip:{}", peer.ip()),
+        state.limits.auth_per_ip,
+    )
+    .await
+    {
+        return e.into_response();
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = match axum::body::to_bytes(body, BODY_LIMIT).await {
+        Ok(b) => b,
+        Err(_) => return ApiError::PayloadTooLarge(BODY_LIMIT).into_response(),
+    };
+    if let Ok(Username { username }) = serde_json::from_slice(&bytes)
+        && let Err(e) = check(
+            &state,
+            &format!("auth:user:{username}"),
+            state.limits.auth_per_username,
+        )
+        .await
+    {
+        return e.into_response();
+    }
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
+}

@@ -1,0 +1,117 @@
+//! Operations: rate limits (Redis), Prometheus metrics, security headers, request ids.
+
+mod common;
+
+use common::{Mode, spawn_app, spawn_with, test_config};
+use serde_json::json;
+use uuid::Uuid;
+
+#[tokio::test]
+async fn sends_are_rate_limited_per_user() {
+    let config = test_config(&[
+        ("RATE_LIMIT_SEND_MAX", "3"),
+        ("RATE_LIMIT_SEND_WINDOW_SECS", "60"),
+    ]);
+    let app = spawn_with(Mode::AllInOne, config).await;
+    let (a, b) = (app.register("a").await, app.register("b").await);
+    let chat = app.direct_chat(&a, &b).await;
+    for _ in 0..3 {
+        assert_eq!(app.send(&a, chat, "ok", Uuid::new_v4()).await.0, 202);
+    }
+    let resp = app
+        .http
+        .post(format!("{}/chats/{chat}/messages", app.addr))
+        .bearer_auth(&a.token)
+        .json(&json!({"content": "too many", "clientMessageId": Uuid::new_v4()}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 429);
+    let retry: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry));
+    let err: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(err["code"], "rate_limited");
+    assert_eq!(
+        app.send(&b, chat, "b is not limited", Uuid::new_v4())
+            .await
+            .0,
+        202
+    );
+    app.wait_messages(chat, 4).await;
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn auth_attempts_are_rate_limited_per_username() {
+    let config = test_config(&[("RATE_LIMIT_AUTH_USERNAME_MAX", "3")]);
+    let app = spawn_with(Mode::ApiOnly, config).await;
+    let u = app.register("victim").await; // attempt 1
+    let wrong = json!({"username": u.username, "password": "wrong-password"});
+    for _ in 0..2 {
+        assert_eq!(
+            app.call("POST", "/auth/login", None, Some(wrong.clone()))
+                .await
+                .0,
+            401
+        );
+    }
+    let (s, err) = app.call("POST", "/auth/login", None, Some(wrong)).await;
+    assert_eq!((s, err["code"].as_str()), (429, Some("rate_limited")));
+    // Another username is not affected.
+    let other = app.register("bystander").await;
+    assert!(!other.token.is_empty());
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn metrics_headers_and_request_ids() {
+    let app = spawn_app().await;
+    let (a, b) = (app.register("a").await, app.register("b").await);
+    let chat = app.direct_chat(&a, &b).await;
+    assert_eq!(app.send(&a, chat, "counted", Uuid::new_v4()).await.0, 202);
+    app.wait_messages(chat, 1).await;
+
+    let resp = app
+        .http
+        .get(format!("{}/users/me", app.addr))
+        .bearer_auth(&a.token)
+        .header("x-request-id", "trace-me-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["x-request-id"], "trace-me-123");
+    assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(resp.headers()["x-frame-options"], "DENY");
+    let generated = app
+        .http
+        .get(format!("{}/healthz", app.addr))
+        .send()
+        .await
+        .unwrap();
+    assert!(Uuid::parse_str(generated.headers()["x-request-id"].to_str().unwrap()).is_ok());
+
+    let text = app
+        .http
+        .get(format!("{}/metrics", app.addr))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for needle in [
+        r#"courier_http_requests_total{route="/auth/register",method="POST",status="201"}"#,
+        "courier_http_request_duration_seconds_bucket",
+        r#"courier_publish_total{exchange=""#,
+        "courier_worker_batch_size",
+        "courier_worker_persist_seconds",
+        r#"courier_worker_messages_total{outcome="persisted"}"#,
+    ] {
+        assert!(text.contains(needle), "missing {needle} in:\n{text}");
+    }
+    app.teardown().await;
+}
