@@ -154,6 +154,11 @@ impl From<sqlx::Error> for ApiError {
             if db.is_foreign_key_violation() || db.is_check_violation() {
                 return Self::Validation("request refers to something invalid".into());
             }
+            // character_not_in_repertoire: text PostgreSQL cannot store, i.e. a NUL
+            // character (every Rust string is valid UTF-8) in a client-supplied field.
+            if db.code().as_deref() == Some("22021") {
+                return Self::Validation("text must not contain NUL characters".into());
+            }
         }
         Self::Internal(e.into())
     }

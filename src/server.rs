@@ -18,6 +18,9 @@ pub struct Service {
     router: Router,
     /// Cancelled when the service stops; every background task watches it.
     pub stop: CancellationToken,
+    /// Cancelled once HTTP has stopped and in-flight requests have finished
+    /// (what they still need, like the API's broker link, closes on this).
+    pub drained: CancellationToken,
     tasks: Vec<Task>,
 }
 
@@ -36,6 +39,7 @@ impl Service {
             listener,
             router,
             stop,
+            drained: CancellationToken::new(),
             tasks: Vec::new(),
         })
     }
@@ -66,6 +70,7 @@ impl Service {
             listener,
             router,
             stop,
+            drained,
             tasks,
         } = self;
         let handles: Vec<_> = tasks.into_iter().map(tokio::spawn).collect();
@@ -85,6 +90,7 @@ impl Service {
         .with_graceful_shutdown(async move { stop_http.cancelled().await })
         .await;
         stop.cancel();
+        drained.cancel();
         let all = futures::future::join_all(handles);
         if tokio::time::timeout(SHUTDOWN_GRACE, all).await.is_err() {
             tracing::warn!(role = name, "background tasks did not finish in time");

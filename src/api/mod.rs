@@ -153,18 +153,19 @@ pub fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
         .max_age(Duration::from_secs(600))
 }
 
-/// Connects to the broker (supervised) and returns the API state.
+/// Connects to the broker (supervised, closed once `service` has drained its
+/// requests) and returns the API state.
 pub fn state(
     config: &Config,
     deps: &Deps,
-    stop: &CancellationToken,
+    service: &Service,
 ) -> (AppState, tokio::task::JoinHandle<()>) {
     let topology = Topology::new(&config.rabbitmq);
     let (link, task) = Link::spawn(
         config.rabbitmq.uri.clone(),
         topology.clone(),
         "courier-api",
-        stop.clone(),
+        service.drained.clone(),
     );
     let state = AppState {
         pool: deps.pool.clone(),
@@ -182,16 +183,16 @@ pub fn state(
 pub async fn build(config: &Config) -> anyhow::Result<Service> {
     let deps = Deps::connect(config).await?;
     crate::db::migrate(config).await?;
-    let stop = CancellationToken::new();
-    let (state, link_task) = state(config, &deps, &stop);
+    let addr = SocketAddr::new(config.bind_host, config.port);
+    let mut service = Service::bind("api", addr, Router::new(), CancellationToken::new()).await?;
+    let (state, link_task) = state(config, &deps, &service);
     let health = Health {
         db: Some(deps.pool.clone()),
         cache: Some(deps.cache.clone()),
         mq: Some(state.link.clone()),
     };
     let router = finish(routes(state).merge(health.router())).layer(cors(&config.cors_origins));
-    let addr = SocketAddr::new(config.bind_host, config.port);
-    let mut service = Service::bind("api", addr, router, stop).await?;
+    service = service.with_router(router);
     service.spawn_on_run(async move {
         if let Err(e) = link_task.await {
             tracing::error!(error = %e, "rabbitmq supervisor failed");

@@ -51,11 +51,13 @@ pub enum ConsumeError {
 /// Starts one consumer loop per partition on `service`.
 pub fn spawn_consumers(service: &mut Service, config: &Config, deps: &Deps) -> Link {
     let topology = Topology::new(&config.rabbitmq);
+    // The link outlives the consumers: they settle their last batch before it closes.
+    let link_stop = CancellationToken::new();
     let (link, link_task) = Link::spawn(
         config.rabbitmq.uri.clone(),
         topology.clone(),
         "courier-worker",
-        service.stop.clone(),
+        link_stop.clone(),
     );
     let ctx = Arc::new(Ctx {
         pool: deps.pool.clone(),
@@ -64,11 +66,20 @@ pub fn spawn_consumers(service: &mut Service, config: &Config, deps: &Deps) -> L
         prefetch: config.rabbitmq.prefetch,
         stop: service.stop.clone(),
     });
-    for n in 0..config.rabbitmq.partition_count {
-        service.spawn_on_run(partition_loop(link.clone(), ctx.clone(), n));
-    }
     service.spawn_on_run(watch_depths(link.clone(), ctx.clone()));
+    let partitions = config.rabbitmq.partition_count;
+    let consumer_link = link.clone();
     service.spawn_on_run(async move {
+        let mut consumers = tokio::task::JoinSet::new();
+        for n in 0..partitions {
+            consumers.spawn(partition_loop(consumer_link.clone(), ctx.clone(), n));
+        }
+        while let Some(done) = consumers.join_next().await {
+            if let Err(e) = done {
+                tracing::error!(error = %e, "partition consumer panicked");
+            }
+        }
+        link_stop.cancel();
         if let Err(e) = link_task.await {
             tracing::error!(error = %e, "rabbitmq supervisor failed");
         }
