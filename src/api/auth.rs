@@ -78,6 +78,7 @@ async fn tokens_for(state: &AppState, user: User, family: Uuid) -> ApiResult<Aut
 #[utoipa::path(
     post,
     path = "/auth/register",
+    operation_id = "register",
     tag = "auth",
     request_body = RegisterBody,
     responses(
@@ -115,6 +116,7 @@ pub async fn register(
 #[utoipa::path(
     post,
     path = "/auth/login",
+    operation_id = "login",
     tag = "auth",
     request_body = LoginBody,
     responses(
@@ -151,6 +153,7 @@ pub async fn login(
 #[utoipa::path(
     post,
     path = "/auth/refresh",
+    operation_id = "refreshTokens",
     tag = "auth",
     request_body = RefreshBody,
     responses(

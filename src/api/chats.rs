@@ -100,6 +100,7 @@ async fn invalidate(state: &AppState, chat: Uuid) -> ApiResult<()> {
 #[utoipa::path(
     post,
     path = "/chats",
+    operation_id = "createChat",
     tag = "chats",
     security(("bearer" = [])),
     request_body = CreateBody,
@@ -162,6 +163,7 @@ pub async fn create(
 #[utoipa::path(
     get,
     path = "/chats",
+    operation_id = "listChats",
     tag = "chats",
     security(("bearer" = [])),
     responses(
@@ -188,6 +190,7 @@ pub async fn list(
 #[utoipa::path(
     get,
     path = "/chats/{chatId}",
+    operation_id = "getChat",
     tag = "chats",
     security(("bearer" = [])),
     params(("chatId" = Uuid, Path, description = "The chat's id")),
@@ -218,6 +221,7 @@ pub async fn get_chat(
 #[utoipa::path(
     post,
     path = "/chats/{chatId}/participants",
+    operation_id = "addParticipants",
     tag = "chats",
     security(("bearer" = [])),
     params(("chatId" = Uuid, Path, description = "The chat's id")),
@@ -268,6 +272,7 @@ pub async fn add_participants(
 #[utoipa::path(
     delete,
     path = "/chats/{chatId}/participants/{userId}",
+    operation_id = "removeParticipant",
     tag = "chats",
     security(("bearer" = [])),
     params(

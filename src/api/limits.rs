@@ -13,7 +13,7 @@ use axum::{
 use serde::Deserialize;
 
 use super::{AppState, BODY_LIMIT, extract::bearer};
-use crate::{cache::ratelimit::Limit, error::ApiError};
+use crate::{cache::ratelimit::Limit, domain::user::validate_username, error::ApiError};
 
 async fn check(state: &AppState, name: &str, limit: Limit) -> Result<(), ApiError> {
     match state.cache.hit(name, limit).await {
@@ -65,7 +65,10 @@ pub async fn limit_auth(
         Ok(b) => b,
         Err(_) => return ApiError::PayloadTooLarge(BODY_LIMIT).into_response(),
     };
+    // Only well-formed usernames get a counter (others cannot name an account), so a
+    // key is always short and printable.
     if let Ok(Username { username }) = serde_json::from_slice(&bytes)
+        && validate_username(&username).is_ok()
         && let Err(e) = check(
             &state,
             &format!("auth:user:{username}"),

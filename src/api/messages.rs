@@ -96,6 +96,7 @@ async fn require_sender(state: &AppState, chat: Uuid, me: Uuid) -> ApiResult<()>
 #[utoipa::path(
     post,
     path = "/chats/{chatId}/messages",
+    operation_id = "sendMessage",
     tag = "messages",
     security(("bearer" = [])),
     params(("chatId" = Uuid, Path, description = "The chat's id")),
@@ -170,6 +171,7 @@ pub async fn send(
 #[utoipa::path(
     get,
     path = "/chats/{chatId}/messages",
+    operation_id = "listMessages",
     tag = "messages",
     security(("bearer" = [])),
     params(("chatId" = Uuid, Path, description = "The chat's id"), HistoryQuery),
@@ -248,6 +250,7 @@ pub async fn apply_read(
 #[utoipa::path(
     post,
     path = "/chats/{chatId}/read",
+    operation_id = "markRead",
     tag = "messages",
     security(("bearer" = [])),
     params(("chatId" = Uuid, Path, description = "The chat's id")),

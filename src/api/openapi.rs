@@ -135,6 +135,13 @@ mod tests {
             .collect();
         expected.sort();
         assert_eq!(described, expected, "no operation beyond the contract");
+        let mut ids: Vec<&str> = CONTRACT
+            .iter()
+            .map(|(m, p)| doc["paths"][*p][*m]["operationId"].as_str().unwrap())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), CONTRACT.len(), "operationIds are unique");
     }
 
     #[test]

@@ -17,6 +17,7 @@ use crate::{
 #[utoipa::path(
     get,
     path = "/users/me",
+    operation_id = "getMe",
     tag = "users",
     security(("bearer" = [])),
     responses(
@@ -38,6 +39,7 @@ pub async fn me(State(state): State<AppState>, AuthUser(me): AuthUser) -> ApiRes
 #[utoipa::path(
     get,
     path = "/users/{userId}",
+    operation_id = "getUser",
     tag = "users",
     security(("bearer" = [])),
     params(("userId" = Uuid, Path, description = "The user's id")),
