@@ -1,4 +1,9 @@
 //! Argon2id password hashing, off the async runtime's worker threads.
+//!
+//! Each hash takes ~19 MiB and tens of milliseconds of CPU, so at most one per core
+//! runs at a time: a burst of logins queues instead of growing memory (every
+//! blocking thread would otherwise keep its own allocator arena) or starving the
+//! rest of the process.
 
 use argon2::{
     Argon2,
@@ -7,13 +12,27 @@ use argon2::{
 
 pub const PASSWORD_RULE: &str = "password must be 8 to 128 characters";
 
+fn permits() -> &'static tokio::sync::Semaphore {
+    static PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    PERMITS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map(usize::from).unwrap_or(2);
+        tokio::sync::Semaphore::new(cores)
+    })
+}
+
+/// Runs a hashing job on a blocking thread once a permit is free.
+async fn bounded<T: Send + 'static>(job: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
+    let _permit = permits().acquire().await?;
+    Ok(tokio::task::spawn_blocking(job).await?)
+}
+
 pub fn valid_password(p: &str) -> bool {
     (8..=128).contains(&p.chars().count())
 }
 
 /// Hashes with Argon2id (default parameters: m=19 MiB, t=2, p=1).
 pub async fn hash(password: String) -> anyhow::Result<String> {
-    tokio::task::spawn_blocking(move || {
+    bounded(move || {
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default()
             .hash_password(password.as_bytes(), &salt)
@@ -25,7 +44,7 @@ pub async fn hash(password: String) -> anyhow::Result<String> {
 
 /// Verifies; a malformed stored hash counts as a mismatch.
 pub async fn verify(password: String, stored: String) -> anyhow::Result<bool> {
-    Ok(tokio::task::spawn_blocking(move || {
+    bounded(move || {
         PasswordHash::new(&stored)
             .map(|h| {
                 Argon2::default()
@@ -34,7 +53,7 @@ pub async fn verify(password: String, stored: String) -> anyhow::Result<bool> {
             })
             .unwrap_or(false)
     })
-    .await?)
+    .await
 }
 
 /// A hash of a random password, verified against when the user does not exist so that
