@@ -15,7 +15,9 @@ pub const PASSWORD_RULE: &str = "password must be 8 to 128 characters";
 fn permits() -> &'static tokio::sync::Semaphore {
     static PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
     PERMITS.get_or_init(|| {
-        let cores = std::thread::available_parallelism().map(usize::from).unwrap_or(2);
+        let cores = std::thread::available_parallelism()
+            .map(usize::from)
+            .unwrap_or(2);
         tokio::sync::Semaphore::new(cores)
     })
 }

@@ -126,7 +126,7 @@ async fn persist_isolating(
 
 /// Outer `Err` = outage (retried by `until_up`); inner `Err` = this batch's own failure.
 async fn persist(ctx: &Ctx, cmds: &[SendCommand]) -> Result<Result<Vec<Outcome>, String>, Outage> {
-    match db::messages::persist_batch(&ctx.pool, cmds).await {
+    match ctx.persister.persist(cmds.to_vec()).await {
         Ok(o) => Ok(Ok(o)),
         Err(e) if db::is_outage(&e) => Err(Outage(format!("postgresql: {e}"))),
         Err(e) => Ok(Err(e.to_string())),

@@ -3,6 +3,7 @@
 
 mod batch;
 mod dispose;
+mod persister;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -33,6 +34,7 @@ pub struct Ctx {
     pub topology: Topology,
     pub prefetch: u16,
     pub stop: CancellationToken,
+    pub persister: persister::Persister,
 }
 
 /// Why a partition consumer stopped.
@@ -59,7 +61,10 @@ pub fn spawn_consumers(service: &mut Service, config: &Config, deps: &Deps) -> L
         "courier-worker",
         link_stop.clone(),
     );
+    let (persister, persister_task) = persister::Persister::new(deps.pool.clone());
+    service.spawn_on_run(persister_task);
     let ctx = Arc::new(Ctx {
+        persister,
         pool: deps.pool.clone(),
         cache: deps.cache.clone(),
         topology,
