@@ -73,6 +73,8 @@ pub struct Config {
     pub gateway_port: u16,
     pub worker_port: u16,
     pub gateway_id: String,
+    /// Packets a gateway queues per socket before emits to it fail (slow client).
+    pub gateway_socket_buffer: usize,
     pub cors_origins: Vec<String>,
     pub rate_limits: RateLimits,
 }
@@ -151,6 +153,10 @@ impl Config {
             gateway_id: get("GATEWAY_ID")
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()),
+            gateway_socket_buffer: match env.parse("GATEWAY_SOCKET_BUFFER", 4096)? {
+                0 => return Err(env.bad("GATEWAY_SOCKET_BUFFER", "must be at least 1")),
+                n => n,
+            },
             cors_origins: env
                 .string("CORS_ORIGINS", "")
                 .split(',')

@@ -7,7 +7,7 @@ use std::{
 };
 
 use futures::StreamExt;
-use socketioxide::{SocketIo, extract::SocketRef};
+use socketioxide::{SendError, SocketError, SocketIo, extract::SocketRef};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -62,22 +62,38 @@ async fn subscribe(
 pub struct Emitted(Arc<Mutex<HashMap<Uuid, i64>>>);
 
 impl Emitted {
-    /// Records `sequence` for `chat`; `false` if it (or a later one) was emitted already.
-    pub fn first_time(&self, chat: Uuid, sequence: i64) -> bool {
+    /// Runs `send` unless `sequence` (or a later one) of `chat` was emitted already;
+    /// records it only if `send` succeeded.
+    pub fn once(&self, chat: Uuid, sequence: i64, send: impl FnOnce() -> bool) {
         let mut seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let last = seen.entry(chat).or_insert(0);
-        if sequence <= *last {
-            return false;
+        if sequence > *last && send() {
+            *last = sequence;
         }
-        *last = sequence;
-        true
     }
 }
 
-fn emit_to<T: serde::Serialize + ?Sized>(socket: &SocketRef, event: &'static str, payload: &T) {
-    metrics::counter!("courier_gateway_emits_total", "event" => event).increment(1);
-    if let Err(e) = socket.emit(event, payload) {
-        tracing::debug!(socket = %socket.id, error = %e, event, "emit failed (socket closing)");
+/// Emits one event; `false` if the socket could not take it.
+fn emit_to<T: serde::Serialize + ?Sized>(
+    socket: &SocketRef,
+    event: &'static str,
+    payload: &T,
+) -> bool {
+    match socket.emit(event, payload) {
+        Ok(()) => {
+            metrics::counter!("courier_gateway_emits_total", "event" => event).increment(1);
+            true
+        }
+        Err(SendError::Socket(SocketError::InternalChannelFull)) => {
+            // A client this far behind recovers the gap with chat.sync.
+            metrics::counter!("courier_gateway_emits_dropped_total", "event" => event).increment(1);
+            tracing::warn!(socket = %socket.id, event, "socket buffer full; event not sent live");
+            false
+        }
+        Err(e) => {
+            tracing::debug!(socket = %socket.id, error = %e, event, "emit failed (socket closing)");
+            false
+        }
     }
 }
 
@@ -116,12 +132,10 @@ pub async fn emit(io: &SocketIo, note: GatewayNotification) {
                 EVENT_NEW
             };
             for socket in ns.clone().to(user_room(*user)).sockets() {
-                let fresh = socket
-                    .extensions
-                    .get::<Emitted>()
-                    .is_none_or(|e| e.first_time(m.chat_id, m.sequence));
-                if fresh {
-                    emit_to(&socket, event, &payload);
+                let send = || emit_to(&socket, event, &payload);
+                match socket.extensions.get::<Emitted>() {
+                    Some(emitted) => emitted.once(m.chat_id, m.sequence, send),
+                    None => _ = send(),
                 }
             }
         }
@@ -129,7 +143,7 @@ pub async fn emit(io: &SocketIo, note: GatewayNotification) {
     for s in note.statuses {
         for user in s.users.iter().filter(|u| **u != s.event.user_id) {
             for socket in ns.clone().to(user_room(*user)).sockets() {
-                emit_to(&socket, EVENT_STATUS, &s.event);
+                _ = emit_to(&socket, EVENT_STATUS, &s.event);
             }
         }
     }
@@ -139,14 +153,32 @@ pub async fn emit(io: &SocketIo, note: GatewayNotification) {
 mod tests {
     use super::*;
 
+    fn sends(e: &Emitted, chat: Uuid, sequence: i64, ok: bool) -> bool {
+        let mut called = false;
+        e.once(chat, sequence, || {
+            called = true;
+            ok
+        });
+        called
+    }
+
     #[test]
     fn each_sequence_is_emitted_once_per_chat() {
         let e = Emitted::default();
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
-        assert!(e.first_time(a, 1));
-        assert!(!e.first_time(a, 1));
-        assert!(e.first_time(b, 1), "chats are independent");
-        assert!(e.first_time(a, 3));
-        assert!(!e.first_time(a, 2), "older than what was emitted");
+        assert!(sends(&e, a, 1, true));
+        assert!(!sends(&e, a, 1, true));
+        assert!(sends(&e, b, 1, true), "chats are independent");
+        assert!(sends(&e, a, 3, true));
+        assert!(!sends(&e, a, 2, true), "older than what was emitted");
+    }
+
+    #[test]
+    fn a_failed_send_is_not_recorded() {
+        let e = Emitted::default();
+        let a = Uuid::new_v4();
+        assert!(sends(&e, a, 1, false));
+        assert!(sends(&e, a, 1, true), "tried again after a failure");
+        assert!(!sends(&e, a, 1, true));
     }
 }

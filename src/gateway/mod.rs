@@ -38,7 +38,10 @@ pub fn attach(service: &mut Service, config: &Config, deps: &Deps) -> SocketIoLa
         jwt: deps.jwt.clone(),
         gateway_id: Arc::from(config.gateway_id.as_str()),
     };
-    let (layer, io) = SocketIo::builder().with_state(state.clone()).build_layer();
+    let (layer, io) = SocketIo::builder()
+        .max_buffer_size(config.gateway_socket_buffer)
+        .with_state(state.clone())
+        .build_layer();
     io.ns(NAMESPACE, handlers::on_connect.with(handlers::authenticate));
     service.spawn_on_run(delivery::run(
         io.clone(),
