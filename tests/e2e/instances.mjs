@@ -1,0 +1,403 @@
+// Throwaway PostgreSQL, Redis and RabbitMQ instances for fault-injection tests.
+//
+// A test that stops or restarts a service must not pull it from under the tests
+// running beside it, so it gets an instance of its own: on free ports of
+// 127.0.0.1, with its data in a fresh temporary directory, started and removed
+// by the test itself. Each instance can be taken down and brought back up on
+// the same port (`down()`, `up()`, `restart({downMs})`), and `stop()` removes it
+// for good. Removal is robust: `stop()` is idempotent, falls back to SIGKILL, and
+// a synchronous last-resort handler kills whatever is left when the Node process
+// exits (an uncaught error, Ctrl-C through the harness's signal handlers).
+//
+// Needs the Debian packages redis-server, postgresql (15) and rabbitmq-server
+// (scripts/services.sh installs them). PostgreSQL and RabbitMQ refuse to run as
+// root, so when we are root their processes run as the `postgres` / `rabbitmq`
+// users (`su`), which own the instance's directory.
+//
+//   const redis = await startRedis();            // {port, services, down(), up(), restart(), stop()}
+//   const pg = await startPostgres();            // services.pgAdminUrl on its port
+//   const rabbit = await startRabbitMQ();        // a second Erlang node; services.rabbitPort/-n node
+//   new Deployment({ services: redis.services }) // see harness.mjs
+
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, chownSync, existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+
+import { freePorts, run, sleep } from './harness.mjs';
+
+const HOST = '127.0.0.1';
+const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+
+/** Instances not yet removed, for the last-resort exit handler. */
+const live = new Set();
+
+process.once('exit', () => {
+  for (const inst of live) {
+    try { inst.killNow(); } catch { /* best effort */ }
+  }
+});
+
+/** uid/gid of a system user (for chown), or null when unknown. */
+function userIds(name) {
+  try {
+    const uid = Number(execFileSync('id', ['-u', name], { encoding: 'utf8' }).trim());
+    const gid = Number(execFileSync('id', ['-g', name], { encoding: 'utf8' }).trim());
+    return Number.isInteger(uid) && Number.isInteger(gid) ? { uid, gid } : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Runs a shell command line as `user` when we are root (else as ourselves). */
+function runAs(user, commandLine, options = {}) {
+  return isRoot
+    ? run('su', [user, '-s', '/bin/sh', '-c', commandLine], options)
+    : run('/bin/sh', ['-c', commandLine], options);
+}
+
+const shq = (s) => `'${String(s).replace(/'/g, `'\\''`)}'`;
+
+/** Whether something accepts TCP connections on HOST:port right now. */
+function portOpen(port, timeoutMs = 500) {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: HOST, port });
+    const done = (ok) => { socket.destroy(); resolve(ok); };
+    socket.setTimeout(timeoutMs, () => done(false));
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
+}
+
+async function until(what, predicate, timeoutMs, intervalMs = 100) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await predicate()) return;
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await sleep(intervalMs);
+  }
+}
+
+function pidAlive(pid) {
+  if (!pid) return false;
+  try { process.kill(pid, 0); return true; } catch (err) { return err.code === 'EPERM'; }
+}
+
+function readPid(file) {
+  try {
+    const pid = Number.parseInt(readFileSync(file, 'utf8').split('\n')[0].trim(), 10);
+    return Number.isInteger(pid) && pid > 0 ? pid : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Common lifecycle: `down`/`up` around a stable port, idempotent `stop`, `killNow` for exit. */
+class Instance {
+  constructor(kind, dir, port) {
+    this.kind = kind;
+    this.dir = dir;
+    this.port = port;
+    this.isUp = false;
+    this.removed = null;
+    /** {at, what} for every down/up, for reports. */
+    this.timeline = [];
+    live.add(this);
+  }
+
+  note(what) { this.timeline.push({ at: Date.now(), what }); }
+
+  /** Takes it down for `downMs`, then brings it back up on the same port. */
+  async restart({ downMs = 0 } = {}) {
+    await this.down();
+    if (downMs > 0) await sleep(downMs);
+    await this.up();
+  }
+
+  /** Removes the instance for good (processes and directory). Idempotent. */
+  stop() {
+    this.removed ??= (async () => {
+      try {
+        await this.shutdown();
+      } catch (err) {
+        process.stderr.write(`[instances] ${this.kind} on ${this.port}: graceful stop failed (${err.message.split('\n')[0]}); killing\n`);
+      } finally {
+        this.killNow();
+        live.delete(this);
+      }
+    })();
+    return this.removed;
+  }
+
+  /** Synchronous: SIGKILL every process of the instance and remove its directory. */
+  killNow() {
+    for (const pid of this.pids()) {
+      try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /** The instance's own helper's recent log lines, for failure messages. */
+  logTail(lines = 30) {
+    try {
+      return this.logFiles().map((f) => {
+        const text = readFileSync(f, 'utf8').trimEnd().split('\n');
+        return `----- ${f} -----\n${text.slice(-lines).join('\n')}`;
+      }).join('\n');
+    } catch (err) {
+      return `(no log: ${err.message})`;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Redis
+// ---------------------------------------------------------------------------
+
+class RedisInstance extends Instance {
+  get services() { return { redisHost: HOST, redisPort: this.port }; }
+  get pidFile() { return path.join(this.dir, 'redis.pid'); }
+  pids() { return [readPid(this.pidFile)].filter(Boolean); }
+  logFiles() { return [path.join(this.dir, 'redis.log')]; }
+
+  cli(args, timeoutMs = 5000) {
+    return run('redis-cli', ['-h', HOST, '-p', String(this.port), ...args], { timeoutMs });
+  }
+
+  async ping() {
+    try { return (await this.cli(['PING'], 2000)).stdout.trim() === 'PONG'; } catch { return false; }
+  }
+
+  async up() {
+    await run('redis-server', ['--port', String(this.port), '--bind', HOST, '--save', '',
+      '--appendonly', 'no', '--daemonize', 'yes', '--pidfile', this.pidFile,
+      '--logfile', path.join(this.dir, 'redis.log'), '--dir', this.dir, '--protected-mode', 'no']);
+    await until(`redis on ${this.port} answers PING`, () => this.ping(), 15_000);
+    this.isUp = true;
+    this.note('up');
+  }
+
+  /** SHUTDOWN NOSAVE: every key is lost, every client connection dropped. */
+  async down() {
+    const pid = readPid(this.pidFile);
+    this.isUp = false;
+    this.note('down');
+    await this.cli(['SHUTDOWN', 'NOSAVE']).catch(() => { /* the connection closes under it */ });
+    await until(`redis on ${this.port} exits`, async () => !pidAlive(pid) && !(await portOpen(this.port)), 10_000);
+  }
+
+  async shutdown() {
+    if (this.pids().some(pidAlive)) await this.down();
+  }
+}
+
+/** A fresh Redis on a free port (no persistence). */
+export async function startRedis() {
+  const [port] = await freePorts(1);
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'courier-fault-redis-'));
+  const inst = new RedisInstance('redis', dir, port);
+  try {
+    await inst.up();
+  } catch (err) {
+    await inst.stop();
+    throw err;
+  }
+  return inst;
+}
+
+// ---------------------------------------------------------------------------
+// PostgreSQL
+// ---------------------------------------------------------------------------
+
+function postgresBinDir() {
+  const base = '/usr/lib/postgresql';
+  const versions = existsSync(base)
+    ? readdirSync(base).filter((v) => /^\d+$/.test(v)).sort((a, b) => Number(b) - Number(a)) : [];
+  const preferred = versions.find((v) => v === '15') ?? versions[0];
+  if (!preferred) throw new Error('no PostgreSQL server binaries under /usr/lib/postgresql (run scripts/services.sh)');
+  return path.join(base, preferred, 'bin');
+}
+
+class PostgresInstance extends Instance {
+  constructor(dir, port) {
+    super('postgresql', dir, port);
+    this.bin = postgresBinDir();
+    this.data = path.join(dir, 'data');
+  }
+
+  /** Trust authentication on 127.0.0.1: any password is accepted. */
+  get services() { return { pgAdminUrl: `postgres://postgres:postgres@${HOST}:${this.port}/postgres` }; }
+  pids() { return [readPid(path.join(this.data, 'postmaster.pid'))].filter(Boolean); }
+  logFiles() { return [path.join(this.dir, 'postgres.log')]; }
+
+  pgCtl(args) {
+    return runAs('postgres', `${shq(path.join(this.bin, 'pg_ctl'))} -D ${shq(this.data)} ${args}`, { timeoutMs: 60_000 });
+  }
+
+  async init() {
+    await runAs('postgres', `${shq(path.join(this.bin, 'initdb'))} -D ${shq(this.data)} -U postgres `
+      + '--auth=trust -E UTF8 -N --no-instructions', { timeoutMs: 60_000 });
+  }
+
+  async up() {
+    const opts = `-p ${this.port} -k ${this.dir} -c listen_addresses=${HOST} -c fsync=off `
+      + '-c synchronous_commit=off -c full_page_writes=off -c max_connections=300';
+    await this.pgCtl(`-o ${shq(opts)} -l ${shq(path.join(this.dir, 'postgres.log'))} -w -t 30 start`);
+    this.isUp = true;
+    this.note('up');
+  }
+
+  /** `pg_ctl stop -m fast` (or `immediate`): every session is terminated. */
+  async down({ mode = 'fast' } = {}) {
+    this.isUp = false;
+    this.note('down');
+    await this.pgCtl(`-m ${mode} -w -t 30 stop`);
+  }
+
+  async shutdown() {
+    if (this.pids().some(pidAlive)) await this.down({ mode: 'immediate' });
+  }
+}
+
+/** A fresh PostgreSQL cluster (initdb) on a free port, trust auth on 127.0.0.1. */
+export async function startPostgres() {
+  const [port] = await freePorts(1);
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'courier-fault-pg-'));
+  const inst = new PostgresInstance(dir, port);
+  try {
+    if (isRoot) {
+      const ids = userIds('postgres');
+      if (!ids) throw new Error('no postgres user (install postgresql: scripts/services.sh)');
+      chownSync(dir, ids.uid, ids.gid);
+      chmodSync(dir, 0o700);
+    }
+    await inst.init();
+    await inst.up();
+  } catch (err) {
+    process.stderr.write(`[instances] PostgreSQL did not start:\n${inst.logTail()}\n`);
+    await inst.stop();
+    throw err;
+  }
+  return inst;
+}
+
+// ---------------------------------------------------------------------------
+// RabbitMQ
+// ---------------------------------------------------------------------------
+
+class RabbitInstance extends Instance {
+  constructor(dir, port, distPort) {
+    super('rabbitmq', dir, port);
+    this.distPort = distPort;
+    this.node = `courier_fault_${randomBytes(4).toString('hex')}@localhost`;
+    this.pidFile = path.join(dir, 'rabbit.pid');
+  }
+
+  get services() {
+    return { rabbitHost: HOST, rabbitPort: this.port, rabbitmqctlArgs: ['-n', this.node] };
+  }
+
+  pids() { return [readPid(this.pidFile)].filter(Boolean); }
+  logFiles() {
+    const dir = path.join(this.dir, 'log');
+    return existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.log')).map((f) => path.join(dir, f)) : [];
+  }
+
+  ctl(args, timeoutMs = 60_000) {
+    return run('rabbitmqctl', ['-n', this.node, ...args], { timeoutMs });
+  }
+
+  env() {
+    return {
+      ...process.env,
+      RABBITMQ_NODENAME: this.node,
+      RABBITMQ_NODE_IP_ADDRESS: HOST,
+      RABBITMQ_NODE_PORT: String(this.port),
+      RABBITMQ_DIST_PORT: String(this.distPort),
+      RABBITMQ_MNESIA_BASE: path.join(this.dir, 'mnesia'),
+      RABBITMQ_LOG_BASE: path.join(this.dir, 'log'),
+      RABBITMQ_ENABLED_PLUGINS_FILE: path.join(this.dir, 'enabled_plugins'),
+      RABBITMQ_PID_FILE: this.pidFile,
+      RABBITMQ_SERVER_START_ARGS: '',
+      // Erlang distribution on loopback only.
+      RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS: '-kernel inet_dist_use_interface {127,0,0,1}',
+    };
+  }
+
+  /** Boots the Erlang node (detached) and waits until its AMQP listener accepts. */
+  async boot() {
+    await run('rabbitmq-server', ['-detached'], { env: this.env(), cwd: this.dir, timeoutMs: 60_000 });
+    await until(`rabbitmq node ${this.node} listening on ${this.port}`, () => portOpen(this.port), 90_000, 200);
+    await this.ctl(['-q', 'await_startup', '--timeout', '60']);
+    this.isUp = true;
+    this.note('up');
+  }
+
+  /** `stop_app`: the broker closes every client connection and stops listening; the node stays. */
+  async down() {
+    this.isUp = false;
+    this.note('down');
+    await this.ctl(['-q', 'stop_app']);
+  }
+
+  async up() {
+    await this.ctl(['-q', 'start_app']);
+    await until(`rabbitmq ${this.node} listening again on ${this.port}`, () => portOpen(this.port), 60_000, 100);
+    this.isUp = true;
+    this.note('up');
+  }
+
+  async shutdown() {
+    if (!this.pids().some(pidAlive)) return;
+    await this.ctl(['-q', 'stop'], 30_000);
+    await until(`rabbitmq node ${this.node} exits`, () => !this.pids().some(pidAlive), 15_000);
+  }
+}
+
+/**
+ * A second RabbitMQ node (`courier_fault_<hex>@localhost`) with its own AMQP and
+ * distribution ports and data directory. Booting Erlang takes several seconds:
+ * start one per test file at most.
+ */
+export async function startRabbitMQ() {
+  const [port, distPort] = await freePorts(2);
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'courier-fault-rabbit-'));
+  const inst = new RabbitInstance(dir, port, distPort);
+  try {
+    writeFileSync(path.join(dir, 'enabled_plugins'), '[].\n');
+    if (isRoot) {
+      // /usr/sbin/rabbitmq-server runs the node as the rabbitmq user (su), with its cookie.
+      const ids = userIds('rabbitmq');
+      if (!ids) throw new Error('no rabbitmq user (install rabbitmq-server: scripts/services.sh)');
+      chownSync(dir, ids.uid, ids.gid);
+      chownSync(path.join(dir, 'enabled_plugins'), ids.uid, ids.gid);
+    }
+    await inst.boot();
+  } catch (err) {
+    process.stderr.write(`[instances] RabbitMQ node ${inst.node} did not start:\n${inst.logTail()}\n`);
+    await inst.stop();
+    throw err;
+  }
+  return inst;
+}
+
+/**
+ * Removes what killed runs left behind: every `courier-fault-*` directory in the temp
+ * directory, after SIGKILLing the processes recorded in its pid files. Only for when no
+ * e2e run is in progress (see sweep.mjs). Resolves the number of directories removed.
+ */
+export async function sweepInstances() {
+  const tmp = os.tmpdir();
+  const dirs = readdirSync(tmp).filter((d) => /^courier-fault-(redis|pg|rabbit)-/.test(d)).map((d) => path.join(tmp, d));
+  for (const dir of dirs) {
+    const pids = ['redis.pid', 'data/postmaster.pid', 'rabbit.pid'].map((f) => readPid(path.join(dir, f))).filter(Boolean);
+    for (const pid of pids) {
+      try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return dirs.length;
+}
