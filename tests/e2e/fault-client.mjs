@@ -1,0 +1,204 @@
+// Fault-injection toolkit, socket clients: `FaultClient`, one device of a user that
+// records every message event per socket, fails over to the next gateway when its
+// socket drops, and recovers with `chat.sync`.
+
+import { io } from 'socket.io-client';
+
+import { EVENTS } from './contract.mjs';
+import { eventually } from './fault-common.mjs';
+import { sleep } from './harness.mjs';
+
+/**
+ * One device of a user: a Socket.IO connection to one gateway at a time that fails over
+ * to the next gateway in `gatewayUrls` when it drops, and recovers with `chat.sync`.
+ * Every socket it opens is a "session" with its own event counts.
+ */
+export class FaultClient {
+  constructor({ label, account, chatIds, gatewayUrls, gateway = 0 }) {
+    this.label = label;
+    this.account = account;
+    this.userId = account.user.id;
+    this.chatIds = chatIds;
+    this.gatewayUrls = gatewayUrls;
+    this.gateway = gateway;
+    this.sessions = [];
+    /** chatId -> Map(sequence -> {id, clientMessageId, content, senderId, via}) */
+    this.have = new Map(chatIds.map((c) => [c, new Map()]));
+    /** chatId -> Set(sequence) received live (new or saved) on any socket. */
+    this.live = new Map(chatIds.map((c) => [c, new Set()]));
+    /** Arrival time of every live message event (ms since epoch), in order. */
+    this.liveTimes = [];
+    this.conflicts = [];
+    this.misrouted = [];
+    this.syncs = { ok: 0, failed: 0, pages: 0, recovered: 0 };
+    this.reconnects = [];
+    this.connectErrors = 0;
+    this.closing = false;
+    this.reconnecting = null;
+    this.lastEventAt = Date.now();
+  }
+
+  get current() { return this.sessions.at(-1); }
+  get connected() { return Boolean(this.current?.socket.connected); }
+
+  /** Highest sequence held in `chatId` with nothing missing below it. */
+  contiguous(chatId) {
+    const seqs = this.have.get(chatId);
+    let k = 0;
+    while (seqs.has(k + 1)) k++;
+    return k;
+  }
+
+  hold(chatId, m, via) {
+    const seqs = this.have.get(chatId);
+    if (!seqs) {
+      this.misrouted.push(`${via} for chat ${chatId} the user is not in`);
+      return false;
+    }
+    const prev = seqs.get(m.sequence);
+    if (prev) {
+      if (prev.id !== m.id) this.conflicts.push(`chat ${chatId} seq ${m.sequence}: ${prev.id} (${prev.via}) vs ${m.id} (${via})`);
+      return false;
+    }
+    seqs.set(m.sequence, { id: m.id, clientMessageId: m.clientMessageId, content: m.content, senderId: m.senderId, via });
+    return true;
+  }
+
+  onMessageEvent(session, event, payload) {
+    const m = payload?.message;
+    const chatId = payload?.chatId;
+    if (!m || typeof m.sequence !== 'number' || chatId !== m.chatId) {
+      this.misrouted.push(`${event} with a bad payload: ${JSON.stringify(payload).slice(0, 200)}`);
+      return;
+    }
+    const own = m.senderId === this.userId;
+    if ((event === EVENTS.NEW && own) || (event === EVENTS.SAVED && !own)) {
+      this.misrouted.push(`${event} on ${this.label} for a message ${own ? 'it' : 'someone else'} sent (chat ${chatId} seq ${m.sequence})`);
+    }
+    const counts = event === EVENTS.NEW ? session.newCount : session.savedCount;
+    const n = (counts.get(m.id) ?? 0) + 1;
+    counts.set(m.id, n);
+    if (n === 1) {
+      const last = session.lastSeq.get(chatId) ?? 0;
+      if (m.sequence < last) session.outOfOrder.push(`chat ${chatId}: seq ${m.sequence} after ${last}`);
+      session.lastSeq.set(chatId, Math.max(last, m.sequence));
+    }
+    this.live.get(chatId)?.add(m.sequence);
+    this.liveTimes.push(Date.now());
+    this.hold(chatId, m, event === EVENTS.NEW ? 'new' : 'saved');
+    this.lastEventAt = Date.now();
+  }
+
+  /** Opens a socket to gateway `index`; resolves the session once connected. */
+  openSession(index, timeoutMs = 5000) {
+    const url = this.gatewayUrls[index];
+    const socket = io(`${url}/chat`, {
+      path: '/socket.io', transports: ['websocket'], auth: { token: this.account.accessToken },
+      reconnection: false, forceNew: true, timeout: timeoutMs,
+    });
+    const session = {
+      n: this.sessions.length + 1, gateway: index, socket, newCount: new Map(), savedCount: new Map(),
+      lastSeq: new Map(), outOfOrder: [], openedAt: Date.now(), connectedAt: null, disconnect: null,
+    };
+    socket.onAny((event, payload) => {
+      if (event === EVENTS.NEW || event === EVENTS.SAVED) this.onMessageEvent(session, event, payload);
+    });
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => fail(new Error(`no connect within ${timeoutMs} ms`)), timeoutMs + 500);
+      const fail = (err) => {
+        clearTimeout(timer);
+        socket.off('connect', ok);
+        socket.close();
+        reject(err);
+      };
+      const ok = () => {
+        clearTimeout(timer);
+        socket.off('connect_error', fail);
+        session.connectedAt = Date.now();
+        this.sessions.push(session);
+        this.gateway = index;
+        socket.on('disconnect', (reason) => {
+          session.disconnect = { reason, at: Date.now() };
+          // Only the socket in use fails over (an older one closing late changes nothing).
+          if (!this.closing && this.current === session) this.failover();
+        });
+        resolve(session);
+      };
+      socket.once('connect', ok);
+      socket.once('connect_error', fail);
+    });
+  }
+
+  /** First connection (to the configured gateway) and an initial sync. */
+  async start() {
+    await this.openSession(this.gateway);
+    await this.sync('start');
+  }
+
+  /** Reconnects to the next gateway (rotating), then syncs. Bounded in attempts and time. */
+  failover() {
+    if (this.reconnecting) return this.reconnecting;
+    const from = this.gateway;
+    const startedAt = Date.now();
+    this.reconnecting = (async () => {
+      try {
+        for (let attempt = 1; attempt <= 40 && !this.closing; attempt++) {
+          await sleep(attempt === 1 ? 50 + Math.floor(Math.random() * 150) : Math.min(150 * attempt, 1500));
+          const index = (from + attempt) % this.gatewayUrls.length;
+          try {
+            await this.openSession(index);
+          } catch {
+            this.connectErrors++;
+            continue;
+          }
+          this.reconnects.push({ from, to: index, afterMs: Date.now() - startedAt });
+          await this.sync('reconnect');
+          return;
+        }
+      } finally {
+        this.reconnecting = null;
+      }
+    })();
+    return this.reconnecting;
+  }
+
+  /**
+   * `chat.sync` from the contiguous high-water mark of every chat, paging while hasMore.
+   * Retries error acks / timeouts (e.g. while PostgreSQL is down), bounded.
+   */
+  async sync(why, { attempts = 12 } = {}) {
+    for (let attempt = 1; attempt <= attempts; attempt++) {
+      const session = this.current;
+      if (!session?.socket.connected) return false;
+      try {
+        for (let page = 0; page < 50; page++) {
+          const chats = Object.fromEntries(this.chatIds.map((c) => [c, this.contiguous(c)]));
+          const ack = await session.socket.timeout(8000).emitWithAck('chat.sync', { chats });
+          if (ack?.status !== 'ok' || !Array.isArray(ack.messages)) throw new Error(`chat.sync ack ${JSON.stringify(ack).slice(0, 200)}`);
+          this.syncs.pages++;
+          for (const m of ack.messages) {
+            if (this.hold(m.chatId, m, `sync:${why}`)) this.syncs.recovered++;
+          }
+          if (!ack.hasMore) break;
+        }
+        this.syncs.ok++;
+        return true;
+      } catch {
+        this.syncs.failed++;
+        await sleep(Math.min(250 * attempt, 1500));
+      }
+    }
+    return false;
+  }
+
+  /** Waits for a pending failover, then syncs once more (the end of a scenario). */
+  async finalSync(timeoutMs = 30_000) {
+    await eventually(() => this.connected && !this.reconnecting, timeoutMs, 100);
+    return this.sync('final');
+  }
+
+  close() {
+    this.closing = true;
+    for (const s of this.sessions) s.socket.close();
+  }
+}

@@ -1,0 +1,164 @@
+// Infrastructure helpers: running commands, where the services are (`serviceEndpoints`),
+// psql / rabbitmqctl / redis-cli helpers for databases, vhosts and Redis keys
+// (`makeInfra`, `infra`), and free TCP ports.
+
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import net from 'node:net';
+
+import { settings } from './settings.mjs';
+
+/** Runs a command without a shell; resolves {stdout, stderr}; rejects with a readable error. */
+export function run(cmd, args, { env = process.env, cwd, timeoutMs = 60_000 } = {}) {
+  return new Promise((resolve, reject) => {
+    execFile(cmd, args, { env, cwd, timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        if (!err) return resolve({ stdout, stderr });
+        const how = err.killed ? `killed (${err.signal}, timeout ${timeoutMs} ms?)`
+          : err.code === 'ENOENT' ? 'not found' : `exit ${err.code ?? err.signal}`;
+        const detail = `${stderr}${stdout}`.trim() || err.message;
+        reject(Object.assign(new Error(`${cmd} ${args.join(' ')}: ${how}\n${detail}`),
+          { exitCode: err.code, stdout, stderr }));
+      });
+  });
+}
+
+const NAME_RE = /^courier_e2e_[a-z0-9_]+$/;
+const checkName = (name) => assert.match(name, NAME_RE, `refusing to act on resource ${name}`);
+
+/**
+ * Where the services of a deployment are. The defaults come from `settings`
+ * (the shared PostgreSQL, Redis and RabbitMQ); a deployment can point at other
+ * instances (e.g. throwaway ones from instances.mjs that a test restarts) by
+ * overriding any of these fields.
+ */
+export function serviceEndpoints(overrides = {}) {
+  const defined = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined));
+  return Object.freeze({
+    pgAdminUrl: settings.pgAdminUrl,
+    redisHost: settings.redisHost,
+    redisPort: settings.redisPort,
+    rabbitHost: settings.rabbitHost,
+    rabbitPort: settings.rabbitPort,
+    rabbitUser: settings.rabbitUser,
+    rabbitPassword: settings.rabbitPassword,
+    rabbitmqctl: settings.rabbitmqctl,
+    /** Arguments put before every rabbitmqctl command, e.g. ['-n', 'node@localhost']. */
+    rabbitmqctlArgs: [],
+    ...defined,
+  });
+}
+
+/**
+ * Infrastructure helpers (psql, rabbitmqctl, redis-cli) bound to `endpoints`
+ * (a `serviceEndpoints()` result). `infra` below is bound to the shared services.
+ */
+export function makeInfra(endpoints = serviceEndpoints()) {
+  const ep = endpoints;
+  const rabbitmqctl = (args) => run(ep.rabbitmqctl, [...ep.rabbitmqctlArgs, ...args]);
+  const infra = {
+    endpoints: ep,
+
+    /** Runs SQL on the admin connection; returns the unaligned output. */
+    async psql(sql) {
+      const { stdout } = await run('psql', [ep.pgAdminUrl, '-v', 'ON_ERROR_STOP=1', '-qAtc', sql]);
+      return stdout;
+    },
+
+    /** The per-deployment DATABASE_URL: the admin URL with another database name. */
+    databaseUrl(db) {
+      const url = new URL(ep.pgAdminUrl);
+      url.pathname = `/${db}`;
+      return url.toString();
+    },
+
+    async createDatabase(db) {
+      checkName(db);
+      await infra.psql(`CREATE DATABASE "${db}"`);
+    },
+
+    async dropDatabase(db) {
+      checkName(db);
+      await infra.psql(`DROP DATABASE IF EXISTS "${db}" WITH (FORCE)`);
+    },
+
+    async databaseExists(db) {
+      checkName(db);
+      return (await infra.psql(`SELECT 1 FROM pg_database WHERE datname = '${db}'`)).trim() === '1';
+    },
+
+    async listDatabases() {
+      const out = await infra.psql("SELECT datname FROM pg_database WHERE datname LIKE 'courier\\_e2e\\_%'");
+      return out.split('\n').map((s) => s.trim()).filter(Boolean);
+    },
+
+    rabbitmqctl,
+
+    async createVhost(vhost) {
+      checkName(vhost);
+      await rabbitmqctl(['-q', 'add_vhost', vhost]);
+      await rabbitmqctl(['-q', 'set_permissions', '-p', vhost, ep.rabbitUser, '.*', '.*', '.*']);
+    },
+
+    async deleteVhost(vhost) {
+      checkName(vhost);
+      await rabbitmqctl(['-q', 'delete_vhost', vhost]);
+    },
+
+    async listVhosts() {
+      const { stdout } = await rabbitmqctl(['-q', 'list_vhosts', 'name']);
+      return stdout.split('\n').map((s) => s.trim()).filter((s) => s.startsWith('courier_e2e_'));
+    },
+
+    redisCli(args) {
+      // A password, if any, reaches redis-cli through REDISCLI_AUTH in the environment.
+      return run('redis-cli', ['-h', ep.redisHost, '-p', String(ep.redisPort), ...args]);
+    },
+
+    /** Every key starting with `prefix` (SCAN, never KEYS). */
+    async redisKeys(prefix) {
+      const pattern = `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`;
+      const { stdout } = await infra.redisCli(['--scan', '--pattern', pattern]);
+      return stdout.split('\n').filter(Boolean);
+    },
+
+    /** Deletes every key starting with `prefix`; returns how many were deleted. */
+    async deleteRedisKeys(prefix) {
+      assert.match(prefix, /^courier_e2e_/, `refusing to delete Redis keys under ${prefix}`);
+      let deleted = 0;
+      for (let round = 0; round < 3; round++) {
+        const keys = await infra.redisKeys(prefix);
+        if (keys.length === 0) return deleted;
+        for (let i = 0; i < keys.length; i += 500) {
+          await infra.redisCli(['DEL', ...keys.slice(i, i + 500)]);
+        }
+        deleted += keys.length;
+      }
+      const left = await infra.redisKeys(prefix);
+      assert.equal(left.length, 0, `Redis keys under ${prefix} keep reappearing: ${left.slice(0, 5)}`);
+      return deleted;
+    },
+  };
+  return infra;
+}
+
+/** Infrastructure helpers for the shared services (see `settings`). */
+export const infra = makeInfra();
+
+/** `n` distinct TCP ports that were free a moment ago (all held open together, then released). */
+export async function freePorts(n) {
+  const servers = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      const server = net.createServer();
+      await new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(0, resolve); // all interfaces: the port is free for 0.0.0.0 and 127.0.0.1
+      });
+      servers.push(server);
+    }
+    return servers.map((s) => s.address().port);
+  } finally {
+    await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+  }
+}
