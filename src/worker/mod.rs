@@ -46,6 +46,10 @@ pub enum ConsumeError {
     Publish(#[from] crate::mq::publish::PublishError),
     #[error("consumer stream ended")]
     Ended,
+    #[error("rabbitmq connection lost")]
+    SessionLost,
+    #[error("broker did not answer in time while setting up the consumer")]
+    SetupTimeout,
     #[error("stopping")]
     Stopping,
 }
@@ -130,19 +134,56 @@ async fn partition_loop(mut link: Link, ctx: Arc<Ctx>, partition: u16) {
     }
 }
 
+/// How long opening a channel and registering the consumer may take.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Consumes until stopped or the session dies. A lost connection does not always end
+/// lapin's consumer stream (nor answer a pending RPC), so the loss of the session is
+/// watched for directly: a partition must never sit without a consumer.
 async fn consume(session: &Session, ctx: &Ctx, queue: &str) -> Result<(), ConsumeError> {
+    tokio::select! {
+        r = consume_on(session, ctx, queue) => r,
+        _ = session_lost(session) => Err(ConsumeError::SessionLost),
+    }
+}
+
+/// Resolves once the session's connection or publishing channel is down.
+async fn session_lost(session: &Session) {
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tick.tick().await;
+        if !session.is_up() {
+            return;
+        }
+    }
+}
+
+async fn open_consumer(
+    session: &Session,
+    ctx: &Ctx,
+    queue: &str,
+    tag: &str,
+) -> Result<(lapin::Channel, lapin::Consumer), ConsumeError> {
     let ch = session.conn.create_channel().await?;
     ch.basic_qos(ctx.prefetch, BasicQosOptions::default())
         .await?;
-    let tag = format!("courier-worker-{}", uuid::Uuid::new_v4().simple());
     let consumer = ch
         .basic_consume(
             queue.into(),
-            tag.as_str().into(),
+            tag.into(),
             BasicConsumeOptions::default(),
             FieldTable::default(),
         )
         .await?;
+    Ok((ch, consumer))
+}
+
+async fn consume_on(session: &Session, ctx: &Ctx, queue: &str) -> Result<(), ConsumeError> {
+    let tag = format!("courier-worker-{}", uuid::Uuid::new_v4().simple());
+    let (ch, consumer) =
+        tokio::time::timeout(SETUP_TIMEOUT, open_consumer(session, ctx, queue, &tag))
+            .await
+            .map_err(|_| ConsumeError::SetupTimeout)??;
     tracing::info!(%queue, "consuming");
     let mut batches = consumer.ready_chunks(BATCH_MAX);
     loop {
