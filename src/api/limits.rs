@@ -12,8 +12,15 @@ use axum::{
 };
 use serde::Deserialize;
 
-use super::{AppState, BODY_LIMIT, extract::bearer};
-use crate::{cache::ratelimit::Limit, domain::user::validate_username, error::ApiError};
+use super::{AppState, BODY_LIMIT};
+use uuid::Uuid;
+
+use super::messages::require_sender;
+use crate::{
+    cache::ratelimit::{Limit, SendCheck},
+    domain::user::validate_username,
+    error::ApiError,
+};
 
 async fn check(state: &AppState, name: &str, limit: Limit) -> Result<(), ApiError> {
     match state.cache.hit(name, limit).await {
@@ -29,14 +36,33 @@ async fn check(state: &AppState, name: &str, limit: Limit) -> Result<(), ApiErro
     }
 }
 
-/// Per-user limit on `POST /chats/:chatId/messages`.
-pub async fn limit_sends(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if let Some(user) = bearer(req.headers()).and_then(|t| state.jwt.verify(t).ok())
-        && let Err(e) = check(&state, &format!("send:{user}"), state.limits.sends).await
+/// The per-user send limit and the sender's membership of `chat`, in one Redis round
+/// trip; PostgreSQL is asked (404 vs 403, and the cache filled) only when the cached
+/// member set does not answer. A Redis failure lets the limit through.
+pub async fn admit_send(state: &AppState, chat: Uuid, me: Uuid) -> Result<(), ApiError> {
+    let name = format!("send:{me}");
+    let check = match state
+        .cache
+        .check_send(&name, state.limits.sends, chat, me)
+        .await
     {
-        return e.into_response();
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, limit = %name, "send check failed; allowing the limit");
+            SendCheck {
+                retry_after_secs: None,
+                cached_member: None,
+            }
+        }
+    };
+    if let Some(retry_after_secs) = check.retry_after_secs {
+        metrics::counter!("courier_rate_limited_total").increment(1);
+        return Err(ApiError::RateLimited { retry_after_secs });
     }
-    next.run(req).await
+    if check.cached_member == Some(true) {
+        return Ok(());
+    }
+    require_sender(state, chat, me).await
 }
 
 #[derive(Deserialize)]

@@ -84,7 +84,7 @@ impl From<LookupError> for ApiError {
 }
 
 /// Membership for a send, from the Redis cache; PostgreSQL decides 404 vs 403.
-async fn require_sender(state: &AppState, chat: Uuid, me: Uuid) -> ApiResult<()> {
+pub(super) async fn require_sender(state: &AppState, chat: Uuid, me: Uuid) -> ApiResult<()> {
     let members = state.cache.members(&state.pool, &[chat]).await?;
     if members.get(&chat).is_some_and(|m| m.contains(&me)) {
         return Ok(());
@@ -124,7 +124,7 @@ pub async fn send(
     ApiJson(body): ApiJson<SendBody>,
 ) -> ApiResult<(StatusCode, Json<Accepted>)> {
     let content = normalize_content(&body.content).map_err(|m| ApiError::Validation(m.into()))?;
-    require_sender(&state, chat, me).await?;
+    super::limits::admit_send(&state, chat, me).await?;
     let cmd = SendCommand {
         broker_message_id: Uuid::now_v7(),
         chat_id: chat,
