@@ -76,11 +76,15 @@ pub async fn persist_batch(
     let senders: Vec<Uuid> = cmds.iter().map(|c| c.sender_id).collect();
     let client_ids: Vec<Uuid> = cmds.iter().map(|c| c.client_message_id).collect();
     let members: HashSet<(Uuid, Uuid)> = sqlx::query_as::<_, (Uuid, Uuid)>(
+        // `chat_id = ANY($3)` lets the planner reach the rows through the primary key
+        // instead of hashing a scan of the whole table.
         "SELECT chat_id, user_id FROM chat_participants
-         WHERE (chat_id, user_id) IN (SELECT * FROM UNNEST($1::uuid[], $2::uuid[]))",
+         WHERE chat_id = ANY($3)
+           AND (chat_id, user_id) IN (SELECT * FROM UNNEST($1::uuid[], $2::uuid[]))",
     )
     .bind(&chats)
     .bind(&senders)
+    .bind(&chat_ids)
     .fetch_all(&mut *tx)
     .await?
     .into_iter()
@@ -121,7 +125,7 @@ pub async fn persist_batch(
         sqlx::query(
             "UPDATE chats c SET last_sequence = v.seq, last_message_at = $3
              FROM UNNEST($1::uuid[], $2::bigint[]) AS v(id, seq)
-             WHERE c.id = v.id",
+             WHERE c.id = v.id AND c.id = ANY($1)",
         )
         .bind(&ids)
         .bind(&seqs)
