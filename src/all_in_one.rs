@@ -20,7 +20,7 @@ pub async fn build(config: &Config) -> anyhow::Result<Service> {
             tracing::error!(error = %e, "rabbitmq supervisor failed");
         }
     });
-    let worker_link = worker::spawn_consumers(&mut service, config, &deps);
+    let worker_link = worker::spawn_consumers(&mut service, config, &deps)?;
     let layer = gateway::attach(&mut service, config, &deps);
     // Ready only when both broker links are up.
     let health = Health {

@@ -32,6 +32,17 @@ pub fn pool(config: &Config) -> anyhow::Result<PgPool> {
         .connect_lazy_with(options(config)?))
 }
 
+/// The worker persister's own pool: one connection used by one transaction at a time.
+/// Connections are not pinged before each use (a round trip and a query per batch);
+/// a dead one fails its batch as an outage, and the batch is retried on a new one.
+pub fn persist_pool(config: &Config) -> anyhow::Result<PgPool> {
+    Ok(PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(3))
+        .test_before_acquire(false)
+        .connect_lazy_with(options(config)?))
+}
+
 /// Creates the database of `DATABASE_URL` if it is missing, then runs the migrations.
 pub async fn migrate(config: &Config) -> anyhow::Result<()> {
     let opts = options(config)?;

@@ -55,7 +55,11 @@ pub enum ConsumeError {
 }
 
 /// Starts one consumer loop per partition on `service`.
-pub fn spawn_consumers(service: &mut Service, config: &Config, deps: &Deps) -> Link {
+pub fn spawn_consumers(
+    service: &mut Service,
+    config: &Config,
+    deps: &Deps,
+) -> anyhow::Result<Link> {
     let topology = Topology::new(&config.rabbitmq);
     // The link outlives the consumers: they settle their last batch before it closes.
     let link_stop = CancellationToken::new();
@@ -65,7 +69,8 @@ pub fn spawn_consumers(service: &mut Service, config: &Config, deps: &Deps) -> L
         "courier-worker",
         link_stop.clone(),
     );
-    let (persister, persister_task) = persister::Persister::new(deps.pool.clone());
+    let persist_pool = crate::db::persist_pool(config)?;
+    let (persister, persister_task) = persister::Persister::new(persist_pool);
     service.spawn_on_run(persister_task);
     let ctx = Arc::new(Ctx {
         persister,
@@ -93,7 +98,7 @@ pub fn spawn_consumers(service: &mut Service, config: &Config, deps: &Deps) -> L
             tracing::error!(error = %e, "rabbitmq supervisor failed");
         }
     });
-    link
+    Ok(link)
 }
 
 /// Builds the worker role; its HTTP port (`WORKER_PORT`) serves health only.
@@ -103,7 +108,7 @@ pub async fn build(config: &Config) -> anyhow::Result<Service> {
     let stop = CancellationToken::new();
     let addr = SocketAddr::new(config.bind_host, config.worker_port);
     let mut service = Service::bind("worker", addr, axum::Router::new(), stop).await?;
-    let link = spawn_consumers(&mut service, config, &deps);
+    let link = spawn_consumers(&mut service, config, &deps)?;
     let health = Health {
         db: Some(deps.pool.clone()),
         cache: Some(deps.cache.clone()),
