@@ -1,0 +1,164 @@
+//! Command-line options and the defaults of each scenario.
+
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scenario {
+    /// Direct chats, R recipients, as fast as possible (or `--rate`).
+    Throughput,
+    /// Direct chats at a fixed offered rate (default 1000 msg/s).
+    Latency,
+    /// Groups of `--group-size`, reporting delivered events/s.
+    Groups,
+    /// N authenticated sockets held open on one gateway.
+    Idle,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// `api`, `worker` and `gateway` as three processes.
+    Split,
+    /// The all-in-one `courier`.
+    Single,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Auth {
+    /// `register` up to 2,000 users, `mint` above.
+    Auto,
+    /// `POST /auth/register` (Argon2 on the server).
+    Register,
+    /// Insert users with psql and sign HS256 tokens with the run's JWT_SECRET.
+    Mint,
+}
+
+/// Load benchmark of Courier on 127.0.0.1 (starts its own Courier processes).
+#[derive(Debug, Clone, Parser, Serialize)]
+#[command(name = "bench", version)]
+pub struct Args {
+    /// What to measure.
+    #[arg(value_enum)]
+    pub scenario: Scenario,
+    /// Which Courier processes to start.
+    #[arg(long, value_enum, default_value = "split")]
+    pub mode: Mode,
+    /// Measured seconds of load (after the warm-up) [throughput 60, latency 30, groups 30].
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Seconds of load before measuring starts.
+    #[arg(long, default_value_t = 3.0)]
+    pub warmup: f64,
+    /// At most this many seconds after the load for the last deliveries.
+    #[arg(long, default_value_t = 15.0)]
+    pub grace: f64,
+    /// Offered messages/s; none = as fast as possible [latency 1000].
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Receiving users, one socket each [1000].
+    #[arg(long, default_value_t = 1000)]
+    pub recipients: usize,
+    /// Chats: direct chats (one recipient each) or groups [direct: recipients; groups: 200].
+    #[arg(long)]
+    pub chats: Option<usize>,
+    /// Members per group (one sender + size-1 recipients), at most 33.
+    #[arg(long, default_value_t = 10)]
+    pub group_size: usize,
+    /// Users that send (no sockets); chat i is owned by sender user i mod this.
+    #[arg(long, default_value_t = 100)]
+    pub sender_users: usize,
+    /// Sender tasks = keep-alive HTTP connections [rate set: 32; as fast as possible: 48].
+    #[arg(long)]
+    pub senders: Option<usize>,
+    /// Idle: sockets to hold.
+    #[arg(long, default_value_t = 10_000)]
+    pub sockets: usize,
+    /// Idle: seconds to hold the sockets before measuring the gateway.
+    #[arg(long, default_value_t = 30.0)]
+    pub hold: f64,
+    /// Socket handshakes in flight at once.
+    #[arg(long, default_value_t = 200)]
+    pub connect_concurrency: usize,
+    /// How users get tokens.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub auth: Auth,
+    /// Parallel registrations / chat creations.
+    #[arg(long, default_value_t = 4)]
+    pub setup_concurrency: usize,
+    /// Worker threads of the bench's tokio runtime (1 = current-thread runtime).
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Hard cap on messages sent in one run.
+    #[arg(long, default_value_t = 5_000_000)]
+    pub max_messages: u64,
+    /// Where Courier's release binaries are.
+    #[arg(long, default_value = "target/release")]
+    pub bin_dir: PathBuf,
+    /// Where the JSON results (and process logs under logs/) go.
+    #[arg(long, default_value = "bench-results")]
+    pub out_dir: PathBuf,
+    /// Extra environment for the Courier processes, KEY=VALUE (repeatable).
+    #[arg(long = "env", value_parser = parse_kv)]
+    pub env: Vec<(String, String)>,
+    /// A PostgreSQL setting for the run's database, KEY=VALUE (repeatable; applied with
+    /// ALTER DATABASE before Courier connects). For experiments, e.g. plan_cache_mode=force_custom_plan.
+    #[arg(long = "db-setting", value_parser = parse_kv)]
+    pub db_settings: Vec<(String, String)>,
+    /// Keep the database, vhost and Redis keys of the run.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+fn parse_kv(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))?;
+    Ok((k.to_string(), v.to_string()))
+}
+
+impl Args {
+    pub fn duration_secs(&self) -> f64 {
+        self.duration.unwrap_or(match self.scenario {
+            Scenario::Throughput => 60.0,
+            Scenario::Latency | Scenario::Groups => 30.0,
+            Scenario::Idle => 0.0,
+        })
+    }
+
+    pub fn offered_rate(&self) -> Option<f64> {
+        match (self.rate, self.scenario) {
+            (Some(r), _) => Some(r),
+            (None, Scenario::Latency) => Some(1000.0),
+            _ => None,
+        }
+    }
+
+    pub fn sender_count(&self) -> usize {
+        self.senders.unwrap_or(if self.offered_rate().is_some() {
+            32
+        } else {
+            48
+        })
+    }
+
+    pub fn chat_count(&self) -> usize {
+        self.chats.unwrap_or(match self.scenario {
+            Scenario::Groups => 200,
+            _ => self.recipients,
+        })
+    }
+
+    /// Whether users get minted tokens rather than registering.
+    pub fn mint(&self, users: usize) -> bool {
+        match self.auth {
+            Auth::Mint => true,
+            Auth::Register => false,
+            Auth::Auto => users > 2000,
+        }
+    }
+}

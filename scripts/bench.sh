@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Load benchmark of Courier on this machine (everything on 127.0.0.1).
+#
+#   scripts/bench.sh SCENARIO [bench options...]
+#
+# SCENARIO: throughput | latency | groups | idle. Examples:
+#   scripts/bench.sh throughput                      # 1,000 recipients, max rate, 60 s, split mode
+#   scripts/bench.sh throughput --rate 5000          # fixed offered rate
+#   scripts/bench.sh latency                         # 1,000 msg/s offered, 30 s
+#   scripts/bench.sh groups                          # groups of 10, delivered events/s
+#   scripts/bench.sh idle --sockets 10000            # idle sockets on one gateway
+#   scripts/bench.sh latency --mode both             # split, then the all-in-one `courier`
+# `bench --help` (bench/target/release/bench --help) lists every option.
+#
+# Starts PostgreSQL, Redis and RabbitMQ if needed (scripts/services.sh), builds the
+# Courier release binaries and the bench, then runs the scenario. Each run uses a
+# fresh database, Redis prefix and RabbitMQ vhost, removed afterwards. Figures are
+# printed and written to bench-results/<scenario>-<mode>-<timestamp>.json.
+#
+# Environment: COURIER_BIN_DIR=dir uses prebuilt Courier binaries from there (no build);
+# BENCH_SKIP_BUILD=1 skips both builds. Exit status: 0 all targets met, 3 some target
+# missed (figures still written), anything else: the run failed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+[ $# -ge 1 ] || { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+
+bash scripts/services.sh
+
+bin_dir=${COURIER_BIN_DIR:-target/release}
+if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
+  if [ -z "${COURIER_BIN_DIR:-}" ]; then
+    echo "[bench.sh] building Courier (release)" >&2
+    cargo build --release --bins --quiet
+  fi
+  echo "[bench.sh] building the bench (release)" >&2
+  cargo build --release --quiet --manifest-path bench/Cargo.toml
+fi
+
+# Room for 10,000 sockets on each side (the Courier processes inherit it).
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+# `--mode both` runs the scenario twice: split, then single.
+args=() modes=()
+while [ $# -gt 0 ]; do
+  if [ "$1" = --mode ] && [ $# -ge 2 ]; then
+    case $2 in both) modes=(split single) ;; *) modes=("$2") ;; esac
+    shift 2
+  else
+    args+=("$1"); shift
+  fi
+done
+[ ${#modes[@]} -gt 0 ] || modes=(split)
+
+status=0
+for mode in "${modes[@]}"; do
+  rc=0
+  bench/target/release/bench "${args[@]}" --mode "$mode" --bin-dir "$bin_dir" || rc=$?
+  [ "$rc" -le "$status" ] || status=$rc
+done
+exit "$status"
