@@ -55,6 +55,9 @@ impl From<MessageRow> for Message {
 /// lock on the chat, so there are no gaps and no repeats, even with two workers racing
 /// during a partition handover; a command whose `(chat, sender, clientMessageId)` is
 /// already stored yields the stored message instead of a new row.
+///
+/// Five round trips (begin, lock + membership, stored rows, insert + sequences,
+/// commit): on a busy machine each one costs a context switch on both sides.
 pub async fn persist_batch(
     pool: &PgPool,
     cmds: &[SendCommand],
@@ -63,40 +66,49 @@ pub async fn persist_batch(
     let mut chat_ids: Vec<Uuid> = cmds.iter().map(|c| c.chat_id).collect();
     chat_ids.sort();
     chat_ids.dedup();
-    let last_sequence: HashMap<Uuid, i64> = sqlx::query_as::<_, (Uuid, i64)>(
-        "SELECT id, last_sequence FROM chats WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+    let mut sender_ids: Vec<Uuid> = cmds.iter().map(|c| c.sender_id).collect();
+    sender_ids.sort();
+    sender_ids.dedup();
+    // The chats' rows are locked (in id order, so two workers cannot deadlock), with
+    // which of the batch's senders take part in each.
+    let locked: Vec<(Uuid, i64, Vec<Uuid>)> = sqlx::query_as(
+        "WITH locked AS (
+             SELECT id, last_sequence FROM chats WHERE id = ANY($1) ORDER BY id FOR UPDATE
+         )
+         SELECT l.id, l.last_sequence,
+                ARRAY(SELECT p.user_id FROM chat_participants p
+                      WHERE p.chat_id = l.id AND p.user_id = ANY($2))
+         FROM locked l",
     )
     .bind(&chat_ids)
+    .bind(&sender_ids)
     .fetch_all(&mut *tx)
-    .await?
-    .into_iter()
-    .collect();
+    .await?;
+    let mut last_sequence = HashMap::with_capacity(locked.len());
+    let mut members = HashSet::new();
+    for (chat, last, users) in locked {
+        last_sequence.insert(chat, last);
+        members.extend(users.into_iter().map(|u| (chat, u)));
+    }
 
+    // A separate statement, so that it sees what a worker that held the lock before
+    // us committed. The `= ANY` terms let the planner use the unique index rather than
+    // hash a scan of the whole table (which it does while the table's statistics are
+    // young).
     let chats: Vec<Uuid> = cmds.iter().map(|c| c.chat_id).collect();
     let senders: Vec<Uuid> = cmds.iter().map(|c| c.sender_id).collect();
     let client_ids: Vec<Uuid> = cmds.iter().map(|c| c.client_message_id).collect();
-    let members: HashSet<(Uuid, Uuid)> = sqlx::query_as::<_, (Uuid, Uuid)>(
-        // `chat_id = ANY($3)` lets the planner reach the rows through the primary key
-        // instead of hashing a scan of the whole table.
-        "SELECT chat_id, user_id FROM chat_participants
-         WHERE chat_id = ANY($3)
-           AND (chat_id, user_id) IN (SELECT * FROM UNNEST($1::uuid[], $2::uuid[]))",
-    )
-    .bind(&chats)
-    .bind(&senders)
-    .bind(&chat_ids)
-    .fetch_all(&mut *tx)
-    .await?
-    .into_iter()
-    .collect();
     let stored: HashMap<IdemKey, (Uuid, Message)> =
         sqlx::query_as::<_, KnownRow>(sqlx::AssertSqlSafe(format!(
-        "SELECT {MESSAGE_COLUMNS}, broker_message_id FROM messages WHERE (chat_id, sender_id, client_message_id) IN
-         (SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[]))"
-    )))
+            "SELECT {MESSAGE_COLUMNS}, broker_message_id FROM messages
+         WHERE chat_id = ANY($4) AND client_message_id = ANY($3)
+           AND (chat_id, sender_id, client_message_id) IN
+               (SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[]))"
+        )))
         .bind(&chats)
         .bind(&senders)
         .bind(&client_ids)
+        .bind(&chat_ids)
         .fetch_all(&mut *tx)
         .await?
         .into_iter()
@@ -119,34 +131,32 @@ pub async fn persist_batch(
         now,
     );
     if !plan.fresh.is_empty() {
-        insert_messages(&mut tx, &plan.fresh).await?;
-        let (ids, seqs): (Vec<Uuid>, Vec<i64>) =
-            plan.last_sequence.iter().map(|(c, s)| (*c, *s)).unzip();
-        sqlx::query(
-            "UPDATE chats c SET last_sequence = v.seq, last_message_at = $3
-             FROM UNNEST($1::uuid[], $2::bigint[]) AS v(id, seq)
-             WHERE c.id = v.id AND c.id = ANY($1)",
-        )
-        .bind(&ids)
-        .bind(&seqs)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        insert_messages(&mut tx, &plan.fresh, &plan.last_sequence, now).await?;
     }
     tx.commit().await?;
     Ok(plan.outcomes)
 }
 
+/// Inserts the new rows and moves the chats' last sequences, in one statement.
 async fn insert_messages(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     fresh: &[(Uuid, Message)],
+    last_sequence: &HashMap<Uuid, i64>,
+    now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     let col = |f: fn(&Message) -> Uuid| fresh.iter().map(|(_, m)| f(m)).collect::<Vec<_>>();
+    let (ids, seqs): (Vec<Uuid>, Vec<i64>) = last_sequence.iter().map(|(c, s)| (*c, *s)).unzip();
+    // `c.id = ANY($10)` reaches the chats through their primary key.
     sqlx::query(
-        "INSERT INTO messages (id, chat_id, sender_id, client_message_id, broker_message_id,
-                               content, message_type, sequence, sent_at)
-         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[],
-                              $6::text[], $7::text[], $8::bigint[], $9::timestamptz[])",
+        "WITH inserted AS (
+             INSERT INTO messages (id, chat_id, sender_id, client_message_id, broker_message_id,
+                                   content, message_type, sequence, sent_at)
+             SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[],
+                                  $6::text[], $7::text[], $8::bigint[], $9::timestamptz[])
+         )
+         UPDATE chats c SET last_sequence = v.seq, last_message_at = $12
+         FROM UNNEST($10::uuid[], $11::bigint[]) AS v(id, seq)
+         WHERE c.id = v.id AND c.id = ANY($10)",
     )
     .bind(col(|m| m.id))
     .bind(col(|m| m.chat_id))
@@ -167,6 +177,9 @@ async fn insert_messages(
     )
     .bind(fresh.iter().map(|(_, m)| m.sequence).collect::<Vec<_>>())
     .bind(fresh.iter().map(|(_, m)| m.sent_at).collect::<Vec<_>>())
+    .bind(&ids)
+    .bind(&seqs)
+    .bind(now)
     .execute(&mut **tx)
     .await?;
     Ok(())
