@@ -92,23 +92,24 @@ pub async fn persist_batch(
     }
 
     // A separate statement, so that it sees what a worker that held the lock before
-    // us committed. The `= ANY` terms let the planner use the unique index rather than
-    // hash a scan of the whole table (which it does while the table's statistics are
-    // young).
+    // us committed. One unique-index probe per command: the LATERAL subquery (kept
+    // from being flattened by its LIMIT) cannot become a hash join over a scan of the
+    // whole table, which the planner picks while the table's statistics are young.
     let chats: Vec<Uuid> = cmds.iter().map(|c| c.chat_id).collect();
     let senders: Vec<Uuid> = cmds.iter().map(|c| c.sender_id).collect();
     let client_ids: Vec<Uuid> = cmds.iter().map(|c| c.client_message_id).collect();
     let stored: HashMap<IdemKey, (Uuid, Message)> =
         sqlx::query_as::<_, KnownRow>(sqlx::AssertSqlSafe(format!(
-            "SELECT {MESSAGE_COLUMNS}, broker_message_id FROM messages
-         WHERE chat_id = ANY($4) AND client_message_id = ANY($3)
-           AND (chat_id, sender_id, client_message_id) IN
-               (SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[]))"
+            "SELECT m.* FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[]) AS k(chat, sender, client)
+             CROSS JOIN LATERAL (
+                 SELECT {MESSAGE_COLUMNS}, broker_message_id FROM messages
+                 WHERE chat_id = k.chat AND sender_id = k.sender AND client_message_id = k.client
+                 LIMIT 1
+             ) m"
         )))
         .bind(&chats)
         .bind(&senders)
         .bind(&client_ids)
-        .bind(&chat_ids)
         .fetch_all(&mut *tx)
         .await?
         .into_iter()
