@@ -1,5 +1,5 @@
-//! Rate limits in front of sends (per user) and auth attempts (per username and per
-//! client IP), answering 429 `rate_limited` with `Retry-After`. A Redis failure
+//! Rate limits on sends (per user, checked with the sender's membership) and auth
+//! attempts (per username and per client IP), answering 429 `rate_limited` with `Retry-After`. A Redis failure
 //! lets the request through: the limit is protection, not a dependency.
 
 use std::net::SocketAddr;
@@ -11,24 +11,25 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use serde::Deserialize;
-
-use super::{AppState, BODY_LIMIT};
 use uuid::Uuid;
 
-use super::messages::require_sender;
+use super::{AppState, BODY_LIMIT, messages::require_sender};
 use crate::{
     cache::ratelimit::{Limit, SendCheck},
     domain::user::validate_username,
     error::ApiError,
 };
 
+/// The 429 of a limit that was hit, counted.
+fn rate_limited(retry_after_secs: u64) -> ApiError {
+    metrics::counter!("courier_rate_limited_total").increment(1);
+    ApiError::RateLimited { retry_after_secs }
+}
+
 async fn check(state: &AppState, name: &str, limit: Limit) -> Result<(), ApiError> {
     match state.cache.hit(name, limit).await {
         Ok(None) => Ok(()),
-        Ok(Some(retry_after_secs)) => {
-            metrics::counter!("courier_rate_limited_total").increment(1);
-            Err(ApiError::RateLimited { retry_after_secs })
-        }
+        Ok(Some(retry_after_secs)) => Err(rate_limited(retry_after_secs)),
         Err(e) => {
             tracing::warn!(error = %e, limit = name, "rate limit check failed; allowing");
             Ok(())
@@ -56,8 +57,7 @@ pub async fn admit_send(state: &AppState, chat: Uuid, me: Uuid) -> Result<(), Ap
         }
     };
     if let Some(retry_after_secs) = check.retry_after_secs {
-        metrics::counter!("courier_rate_limited_total").increment(1);
-        return Err(ApiError::RateLimited { retry_after_secs });
+        return Err(rate_limited(retry_after_secs));
     }
     if check.cached_member == Some(true) {
         return Ok(());
