@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{api, config::Config, gateway, health::Health, server::Service, worker};
 
 pub async fn build(config: &Config) -> anyhow::Result<Service> {
-    let deps = api::Deps::connect(config).await?;
+    let deps = crate::service::Deps::connect(config).await?;
     crate::db::migrate(config).await?;
     let stop = CancellationToken::new();
     let addr = SocketAddr::new(config.bind_host, config.port);
@@ -21,7 +21,8 @@ pub async fn build(config: &Config) -> anyhow::Result<Service> {
         }
     });
     let worker_link = worker::spawn_consumers(&mut service, config, &deps)?;
-    let layer = gateway::attach(&mut service, config, &deps);
+    deps.spawn_receipts(&mut service, config);
+    let (layer, sse) = gateway::attach(&mut service, config, &deps);
     // Ready only when both broker links are up.
     let health = Health {
         db: Some(deps.pool.clone()),
@@ -34,15 +35,16 @@ pub async fn build(config: &Config) -> anyhow::Result<Service> {
     };
     let router = api::routes(state)
         .merge(health.router())
+        .merge(sse)
         .route_layer(axum::middleware::from_fn(
             move |req, next: axum::middleware::Next| {
                 let worker_health = worker_health.clone();
                 async move { readyz_guard(&worker_health, req, next).await }
             },
         ));
-    let router = api::finish(router)
+    let router = crate::http::finish(router)
         .layer(layer)
-        .layer(api::cors(&config.cors_origins));
+        .layer(crate::http::cors(&config.cors_origins));
     Ok(service.with_router(router))
 }
 

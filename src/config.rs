@@ -77,6 +77,24 @@ pub struct Config {
     pub gateway_socket_buffer: usize,
     pub cors_origins: Vec<String>,
     pub rate_limits: RateLimits,
+    pub realtime: Realtime,
+}
+
+/// Sessions: presence, recovery, receipts, per-socket limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Realtime {
+    /// `PRESENCE_GRACE_SECS`: how long a user stays online after their last connection closed.
+    pub presence_grace: Duration,
+    /// `GATEWAY_LEASE_SECS`: a gateway silent this long is dead; its users' connections are dropped.
+    pub gateway_lease: Duration,
+    /// `RECOVERY_WINDOW_SECS`: how long events stay recoverable by offset.
+    pub recovery_window: Duration,
+    /// `RECOVERY_MAX_EVENTS`: most events kept per user.
+    pub recovery_max_events: u32,
+    /// `RATE_LIMIT_SOCKET_EVENTS`: client events a socket may send per second.
+    pub socket_events_per_sec: u32,
+    /// `RECEIPT_FLUSH_MS`: how often delivery marks are written and status events coalesced.
+    pub receipt_flush: Duration,
 }
 
 /// Per-user send and per-username/per-IP auth limits (`max` 0 disables one).
@@ -183,6 +201,31 @@ impl Config {
                     100,
                     60,
                 )?,
+            },
+            realtime: Realtime {
+                presence_grace: Duration::from_secs(env.parse("PRESENCE_GRACE_SECS", 5)?),
+                gateway_lease: match env.parse("GATEWAY_LEASE_SECS", 15)? {
+                    n if n < 2 => return Err(env.bad("GATEWAY_LEASE_SECS", "must be at least 2")),
+                    n => Duration::from_secs(n),
+                },
+                recovery_window: match env.parse("RECOVERY_WINDOW_SECS", 600)? {
+                    0 => return Err(env.bad("RECOVERY_WINDOW_SECS", "must be at least 1")),
+                    n => Duration::from_secs(n),
+                },
+                recovery_max_events: match env.parse("RECOVERY_MAX_EVENTS", 1000)? {
+                    0 => return Err(env.bad("RECOVERY_MAX_EVENTS", "must be at least 1")),
+                    n => n,
+                },
+                socket_events_per_sec: match env.parse("RATE_LIMIT_SOCKET_EVENTS", 20)? {
+                    0 => return Err(env.bad("RATE_LIMIT_SOCKET_EVENTS", "must be at least 1")),
+                    n => n,
+                },
+                receipt_flush: match env.parse("RECEIPT_FLUSH_MS", 250)? {
+                    n if n < 250 => {
+                        return Err(env.bad("RECEIPT_FLUSH_MS", "must be at least 250"));
+                    }
+                    n => Duration::from_millis(n),
+                },
             },
         })
     }

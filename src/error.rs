@@ -164,6 +164,15 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
+impl From<crate::cache::membership::LookupError> for ApiError {
+    fn from(e: crate::cache::membership::LookupError) -> Self {
+        match e {
+            crate::cache::membership::LookupError::Redis(e) => e.into(),
+            crate::cache::membership::LookupError::Db(e) => e.into(),
+        }
+    }
+}
+
 impl From<redis::RedisError> for ApiError {
     fn from(e: redis::RedisError) -> Self {
         tracing::warn!(error = %e, "redis error");
@@ -188,7 +197,7 @@ impl From<JsonRejection> for ApiError {
                 Self::UnsupportedMediaType("expected Content-Type: application/json".into())
             }
             other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                Self::PayloadTooLarge(crate::api::BODY_LIMIT)
+                Self::PayloadTooLarge(crate::http::BODY_LIMIT)
             }
             other => Self::InvalidJson(other.body_text()),
         }

@@ -15,8 +15,10 @@ pub mod domain;
 pub mod error;
 pub mod gateway;
 pub mod health;
+pub mod http;
 pub mod mq;
 pub mod server;
+pub mod service;
 pub mod telemetry;
 pub mod worker;
 

@@ -67,9 +67,9 @@ async fn dead_gateways_are_reaped_from_routing_state() {
     );
     assert!(!cache.heartbeat("gw-dead").await.unwrap());
     cache.heartbeat("gw-alive").await.unwrap();
-    cache.register_socket("gw-dead", u1, "s1").await.unwrap();
-    cache.register_socket("gw-alive", u1, "s2").await.unwrap();
-    cache.register_socket("gw-dead", u2, "s3").await.unwrap();
+    cache.register_conn("gw-dead", u1, "s1").await.unwrap();
+    cache.register_conn("gw-alive", u1, "s2").await.unwrap();
+    cache.register_conn("gw-dead", u2, "s3").await.unwrap();
     let before = cache.gateways_of(&[u1, u2]).await.unwrap();
     assert_eq!(
         before[&u1],
@@ -78,7 +78,13 @@ async fn dead_gateways_are_reaped_from_routing_state() {
 
     tokio::time::sleep(Duration::from_millis(1200)).await;
     cache.heartbeat("gw-alive").await.unwrap();
-    assert_eq!(cache.reap_gateways(1000).await.unwrap(), 1);
+    assert_eq!(
+        cache
+            .reap_gateways(1000, Duration::from_secs(5))
+            .await
+            .unwrap(),
+        1
+    );
     let after = cache.gateways_of(&[u1, u2]).await.unwrap();
     assert_eq!(after.get(&u1), Some(&vec!["gw-alive".to_string()]));
     assert_eq!(after.get(&u2), None);
@@ -87,7 +93,7 @@ async fn dead_gateways_are_reaped_from_routing_state() {
         "a reaped gateway learns it must re-register"
     );
 
-    cache.unregister_socket("gw-alive", u1, "s2").await.unwrap();
+    cache.unregister_conn("gw-alive", u1, "s2").await.unwrap();
     assert!(cache.gateways_of(&[u1]).await.unwrap().is_empty());
     app.teardown().await;
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::Utc;
 use common::{TestApp, spawn_app};
 use courier::{
-    domain::{message::SendCommand, notification::GatewayNotification},
+    domain::{events::Push, message::SendCommand},
     mq::{self, publish},
 };
 use futures::StreamExt;
@@ -102,7 +102,7 @@ async fn the_same_delivery_twice_is_one_row_and_is_notified_twice() {
     let chat = app.direct_chat(&a, &b).await;
     // A fake gateway holding one socket of b: we listen on its channel.
     app.cache
-        .register_socket("gw-probe", b.id, "sock-1")
+        .register_conn("gw-probe", b.id, "sock-1")
         .await
         .unwrap();
     let mut pubsub = app.cache.client().get_async_pubsub().await.unwrap();
@@ -121,18 +121,26 @@ async fn the_same_delivery_twice_is_one_row_and_is_notified_twice() {
             .await
             .expect("notification")
             .unwrap();
-        let note: GatewayNotification = serde_json::from_slice(msg.get_payload_bytes()).unwrap();
-        seen.extend(note.deliveries);
+        let push: Push = serde_json::from_slice(msg.get_payload_bytes()).unwrap();
+        seen.extend(push.into_events());
     }
+    let message = |i: usize| -> serde_json::Value {
+        serde_json::from_str::<serde_json::Value>(seen[i].1.data.get()).unwrap()["message"].clone()
+    };
     assert_eq!(
-        seen[0].message, seen[1].message,
+        message(0),
+        message(1),
         "the stored row is re-notified, not a new one"
     );
-    assert_eq!(seen[0].message.sequence, 1);
+    assert_eq!(message(0)["sequence"], 1);
     assert_eq!(
-        seen[0].users,
-        vec![b.id],
+        (seen[0].0, seen[1].0),
+        (b.id, b.id),
         "only b has a socket on this gateway"
+    );
+    assert!(
+        seen[0].1.offset < seen[1].1.offset && seen[1].1.prev == seen[0].1.offset.unwrap(),
+        "each notification is a new entry of b's stream, chained to the one before"
     );
     assert_eq!(app.sequences(chat).await, vec![1]);
 
@@ -305,7 +313,7 @@ async fn membership_changes_reach_the_routing_at_once() {
     let chat: Uuid = chat["id"].as_str().unwrap().parse().unwrap();
     for u in [&b, &c] {
         app.cache
-            .register_socket("gw-probe", u.id, &format!("sock-{}", u.id))
+            .register_conn("gw-probe", u.id, &format!("sock-{}", u.id))
             .await
             .unwrap();
     }
@@ -320,9 +328,8 @@ async fn membership_changes_reach_the_routing_at_once() {
             .await
             .expect("notification")
             .unwrap();
-        let mut note: GatewayNotification =
-            serde_json::from_slice(msg.get_payload_bytes()).unwrap();
-        let mut users = note.deliveries.remove(0).users;
+        let push: Push = serde_json::from_slice(msg.get_payload_bytes()).unwrap();
+        let mut users: Vec<Uuid> = push.into_events().into_iter().map(|(u, _)| u).collect();
         users.sort();
         users
     };

@@ -15,7 +15,7 @@ use super::{
 };
 use crate::{
     db::{self, chats::Membership},
-    domain::chat::{Chat, ChatType, Role, may_remove},
+    domain::chat::{Chat, ChatType, may_remove},
     error::{ApiError, ApiResult, ErrorBody},
 };
 
@@ -60,20 +60,7 @@ pub struct ChatList {
     chats: Vec<ChatWithUnread>,
 }
 
-/// Loads the caller's membership: 404 if no chat, 403 if not a participant.
-pub async fn require_member(
-    pool: &sqlx::PgPool,
-    chat: Uuid,
-    user: Uuid,
-) -> ApiResult<(ChatType, Role)> {
-    match db::chats::membership(pool, chat, user).await? {
-        Membership::NoChat => Err(ApiError::NotFound("chat not found".into())),
-        Membership::Outsider(_) => Err(ApiError::Forbidden(
-            "you are not a participant of this chat".into(),
-        )),
-        Membership::Member(kind, role) => Ok((kind, role)),
-    }
-}
+pub use crate::service::require_member;
 
 async fn require_users(state: &AppState, ids: &[Uuid]) -> ApiResult<()> {
     if ids.len() > MAX_IDS {
@@ -195,7 +182,7 @@ pub async fn list(
     security(("bearer" = [])),
     params(("chatId" = Uuid, Path, description = "The chat's id")),
     responses(
-        (status = 200, description = "The chat", body = Chat),
+        (status = 200, description = "The chat, with every participant's delivered and read marks", body = ChatWithMarks),
         (status = 400, description = "`validation_failed`: a path parameter is not a UUID", body = ErrorBody),
         (status = 401, description = "`unauthorized`: missing, malformed or expired access token", body = ErrorBody),
         (status = 403, description = "`forbidden`: the caller is not a participant of the chat", body = ErrorBody),
@@ -209,12 +196,24 @@ pub async fn get_chat(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
     ApiPath(chat): ApiPath<Uuid>,
-) -> ApiResult<Json<Chat>> {
+) -> ApiResult<Json<ChatWithMarks>> {
     require_member(&state.pool, chat, me).await?;
+    let marks = db::chats::marks(&state.pool, &[chat])
+        .await?
+        .remove(&chat)
+        .unwrap_or_default();
     let chat = db::chats::load(&state.pool, chat)
         .await?
         .ok_or_else(|| ApiError::NotFound("chat not found".into()))?;
-    Ok(Json(chat))
+    Ok(Json(ChatWithMarks { chat, marks }))
+}
+
+/// A chat with each participant's delivery receipts.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ChatWithMarks {
+    #[serde(flatten)]
+    chat: Chat,
+    marks: Vec<crate::domain::receipts::Marks>,
 }
 
 /// Adds users to a group chat (owner or admin only).

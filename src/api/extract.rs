@@ -2,12 +2,12 @@
 
 use axum::{
     extract::{FromRef, FromRequest, FromRequestParts, Path, Query},
-    http::{HeaderMap, header, request::Parts},
+    http::{HeaderMap, request::Parts},
 };
 use uuid::Uuid;
 
 use super::AppState;
-use crate::error::ApiError;
+use crate::{error::ApiError, http::bearer};
 
 /// `Json<T>` whose rejections are `invalid_json`, `validation_failed`, 413 or 415.
 #[derive(FromRequest)]
@@ -25,15 +25,6 @@ pub struct ApiQuery<T>(pub T);
 /// The authenticated caller, from `Authorization: Bearer <accessToken>`.
 #[derive(Debug, Clone, Copy)]
 pub struct AuthUser(pub Uuid);
-
-pub fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then_some(token.trim())
-        .filter(|t| !t.is_empty())
-}
 
 impl<S> FromRequestParts<S> for AuthUser
 where

@@ -7,7 +7,6 @@ use axum::{
 };
 use lapin::types::FieldTable;
 use serde::{Deserialize, Serialize};
-use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::{
@@ -16,12 +15,11 @@ use super::{
     extract::{ApiJson, ApiPath, ApiQuery, AuthUser, request_id},
 };
 use crate::{
-    cache::{Cache, membership::LookupError},
     db::{self, messages::Cursor},
     domain::message::{Message, SendCommand, normalize_content},
-    domain::notification::StatusEvent,
     error::{ApiError, ApiResult, ErrorBody},
     mq::{self, publish},
+    service::receipts,
 };
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -72,15 +70,6 @@ pub struct ReadBody {
     /// Everything up to this sequence is read (never moves backwards).
     #[schema(minimum = 0)]
     sequence: i64,
-}
-
-impl From<LookupError> for ApiError {
-    fn from(e: LookupError) -> Self {
-        match e {
-            LookupError::Redis(e) => e.into(),
-            LookupError::Db(e) => e.into(),
-        }
-    }
 }
 
 /// Membership for a send, from the Redis cache; PostgreSQL decides 404 vs 403.
@@ -218,34 +207,6 @@ pub async fn history(
 
 /// Moves the caller's read mark and, if it moved, tells the other participants
 /// (`chat.message.status` "read"). Shared by REST and the gateway's `chat.read`.
-pub async fn apply_read(
-    pool: &PgPool,
-    cache: &Cache,
-    chat: Uuid,
-    me: Uuid,
-    sequence: i64,
-) -> ApiResult<()> {
-    if sequence < 0 {
-        return Err(ApiError::Validation("sequence must be non-negative".into()));
-    }
-    require_member(pool, chat, me).await?;
-    let moved = db::chats::mark_read(pool, chat, me, sequence)
-        .await?
-        .map_err(|last| {
-            ApiError::Validation(format!(
-                "sequence must not exceed the chat's lastSequence ({last})"
-            ))
-        })?;
-    if moved {
-        let status = StatusEvent::read(chat, me, sequence);
-        // The mark is committed; a lost announcement is only a missed live update.
-        if let Err(e) = cache.announce_status(pool, status).await {
-            tracing::warn!(error = %e, %chat, "could not announce read status");
-        }
-    }
-    Ok(())
-}
-
 /// Marks everything up to `sequence` read for the caller.
 #[utoipa::path(
     post,
@@ -274,6 +235,6 @@ pub async fn mark_read(
     ApiPath(chat): ApiPath<Uuid>,
     ApiJson(body): ApiJson<ReadBody>,
 ) -> ApiResult<StatusCode> {
-    apply_read(&state.pool, &state.cache, chat, me, body.sequence).await?;
+    receipts::mark_read(&state.pool, &state.receipts, chat, me, body.sequence).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -14,31 +14,23 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use axum::{
     Router,
     extract::DefaultBodyLimit,
-    http::{HeaderName, Request},
     routing::{delete, get, post},
 };
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
-use tower_http::{
-    catch_panic::CatchPanicLayer,
-    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
-    trace::TraceLayer,
-};
 
 use crate::{
     auth::JwtKeys,
     cache::Cache,
     config::Config,
-    error::ApiError,
     health::Health,
     mq::{Link, Topology},
     server::Service,
 };
 
-/// Largest accepted request body.
-pub const BODY_LIMIT: usize = 64 * 1024;
-/// How long a send waits for RabbitMQ's confirm before answering 503.
-pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
+pub use crate::http::{BODY_LIMIT, cors, finish};
+pub use crate::mq::CONFIRM_TIMEOUT;
+pub use crate::service::Deps;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -49,25 +41,7 @@ pub struct AppState {
     pub topology: Arc<Topology>,
     pub refresh_ttl: Duration,
     pub limits: crate::config::RateLimits,
-}
-
-/// The shared connections of a process, made once and given to each role it runs.
-#[derive(Clone)]
-pub struct Deps {
-    pub pool: PgPool,
-    pub cache: Cache,
-    pub jwt: Arc<JwtKeys>,
-}
-
-impl Deps {
-    pub async fn connect(config: &Config) -> anyhow::Result<Self> {
-        let jwt = JwtKeys::new(&config.jwt, config.jwt_expiration)?;
-        Ok(Self {
-            pool: crate::db::pool(config)?,
-            cache: Cache::connect(config, Duration::from_secs(30)).await?,
-            jwt: Arc::new(jwt),
-        })
-    }
+    pub receipts: crate::service::receipts::Receipts,
 }
 
 /// The REST routes with their middleware (no health routes).
@@ -81,7 +55,9 @@ pub fn routes(state: AppState) -> Router {
         .route("/auth/login", post(auth::login).layer(auth_limit.clone()))
         .route("/auth/refresh", post(auth::refresh).layer(auth_limit))
         .route("/users/me", get(users::me))
+        .route("/users/presence", post(users::presence_bulk))
         .route("/users/{user_id}", get(users::get_user))
+        .route("/users/{user_id}/presence", get(users::presence))
         .route("/chats", post(chats::create).get(chats::list))
         .route("/chats/{chat_id}", get(chats::get_chat))
         .route(
@@ -100,54 +76,6 @@ pub fn routes(state: AppState) -> Router {
         .route("/openapi.json", get(openapi::serve))
         .with_state(state)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-}
-
-/// Fallbacks and cross-cutting layers for any router serving clients.
-pub fn finish(router: Router) -> Router {
-    use axum::http::{HeaderValue, header};
-    use tower_http::set_header::SetResponseHeaderLayer;
-    crate::telemetry::metrics_handle();
-    let x_request_id = HeaderName::from_static("x-request-id");
-    let security = |name: HeaderName, value: &'static str| {
-        SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
-    };
-    router
-        .fallback(|| async { ApiError::NotFound("no such route".into()) })
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed("method not allowed on this route".into()) })
-        .layer(axum::middleware::from_fn(crate::telemetry::track_http))
-        .layer(
-            tower::ServiceBuilder::new()
-                .layer(security(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-                .layer(security(header::X_FRAME_OPTIONS, "DENY"))
-                .layer(security(header::REFERRER_POLICY, "no-referrer"))
-                .layer(security(header::CACHE_CONTROL, "no-store"))
-                .layer(SetRequestIdLayer::new(x_request_id.clone(), MakeRequestUuid))
-                .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
-                    let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
-                    tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
-                }))
-                .layer(PropagateRequestIdLayer::new(x_request_id))
-                .layer(CatchPanicLayer::custom(|_| {
-                    axum::response::IntoResponse::into_response(ApiError::Internal(anyhow::anyhow!("handler panicked")))
-                })),
-        )
-}
-
-/// CORS for REST and the Socket.IO handshake: only the configured origins (none by
-/// default, so browsers get no cross-origin access until it is configured).
-pub fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
-    use axum::http::{HeaderValue, Method, header};
-    use tower_http::cors::{AllowOrigin, CorsLayer};
-    let list: Vec<HeaderValue> = origins
-        .iter()
-        .filter_map(|o| HeaderValue::from_str(o).ok())
-        .collect();
-    CorsLayer::new()
-        .allow_origin(AllowOrigin::list(list))
-        .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
-        .allow_credentials(true)
-        .max_age(Duration::from_secs(600))
 }
 
 /// Connects to the broker (supervised, closed once `service` has drained its
@@ -172,6 +100,7 @@ pub fn state(
         topology: Arc::new(topology),
         refresh_ttl: config.refresh_token_ttl,
         limits: config.rate_limits,
+        receipts: deps.receipts.clone(),
     };
     (state, task)
 }
@@ -182,6 +111,7 @@ pub async fn build(config: &Config) -> anyhow::Result<Service> {
     crate::db::migrate(config).await?;
     let addr = SocketAddr::new(config.bind_host, config.port);
     let mut service = Service::bind("api", addr, Router::new(), CancellationToken::new()).await?;
+    deps.spawn_receipts(&mut service, config);
     let (state, link_task) = state(config, &deps, &service);
     let health = Health {
         db: Some(deps.pool.clone()),

@@ -28,6 +28,8 @@ pub const BEARER: &str = "bearer";
         auth::refresh,
         users::me,
         users::get_user,
+        users::presence,
+        users::presence_bulk,
         chats::create,
         chats::list,
         chats::get_chat,
@@ -40,7 +42,7 @@ pub const BEARER: &str = "bearer";
     modifiers(&BearerAuth),
     tags(
         (name = "auth", description = "Registration, sign-in and token refresh"),
-        (name = "users", description = "User profiles"),
+        (name = "users", description = "User profiles and presence"),
         (name = "chats", description = "Chats and their participants"),
         (name = "messages", description = "Sending, history and read marks"),
     )
@@ -90,6 +92,8 @@ mod tests {
         ("post", "/auth/refresh"),
         ("get", "/users/me"),
         ("get", "/users/{userId}"),
+        ("get", "/users/{userId}/presence"),
+        ("post", "/users/presence"),
         ("post", "/chats"),
         ("get", "/chats"),
         ("get", "/chats/{chatId}"),

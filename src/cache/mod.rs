@@ -1,6 +1,8 @@
-//! Redis: membership cache, socket routing state, and worker → gateway notifications.
+//! Redis: membership cache, connection routing and presence, per-user event streams,
+//! and the pushes from publishers (worker, API, gateways) to the gateways.
 //! Every key and channel starts with `REDIS_KEY_PREFIX`.
 
+pub mod events;
 pub mod membership;
 pub mod ratelimit;
 pub mod routing;
@@ -37,9 +39,21 @@ impl Keys {
     pub fn members(&self, chat: Uuid) -> String {
         format!("{}chat:{chat}:members", self.prefix)
     }
-    /// HASH socket id → gateway id of a user's live sockets.
+    /// HASH connection id → gateway id of a user's live sockets and SSE streams.
     pub fn user_sockets(&self, user: Uuid) -> String {
         format!("{}user:{user}:sockets", self.prefix)
+    }
+    /// STREAM of a user's recoverable events (its ids are the events' offsets).
+    pub fn user_events(&self, user: Uuid) -> String {
+        format!("{}user:{user}:events", self.prefix)
+    }
+    /// SET of users who are online (grace period included).
+    pub fn presence_online(&self) -> String {
+        format!("{}presence:online", self.prefix)
+    }
+    /// ZSET user → when they go offline unless they connect again (ms since epoch).
+    pub fn presence_pending(&self) -> String {
+        format!("{}presence:pending", self.prefix)
     }
     /// SET of "userId|socketId" registered by one gateway (for crash cleanup).
     pub fn gateway_sockets(&self, gateway: &str) -> String {
@@ -55,12 +69,20 @@ impl Keys {
     }
 }
 
+/// How long and how many events stay recoverable per user.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    pub window: Duration,
+    pub max_events: u32,
+}
+
 /// A shared, self-reconnecting Redis connection plus the key names.
 #[derive(Clone)]
 pub struct Cache {
     pub(crate) conn: ConnectionManager,
     client: Client,
     pub keys: Keys,
+    pub retention: Retention,
 }
 
 impl Cache {
@@ -93,6 +115,10 @@ impl Cache {
             conn,
             client,
             keys: Keys::new(&config.redis.key_prefix, &config.notification_channel),
+            retention: Retention {
+                window: config.realtime.recovery_window,
+                max_events: config.realtime.recovery_max_events,
+            },
         })
     }
 

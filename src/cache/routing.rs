@@ -1,62 +1,136 @@
-//! Where each user's sockets live: which gateway instance holds them.
+//! Where each user's connections live (which gateway holds them), the gateways'
+//! leases, and presence: a user is online while they hold a connection anywhere, and
+//! for `PRESENCE_GRACE_SECS` after the last one closed.
 //!
 //! Gateways heartbeat into a ZSET; a gateway whose lease ran out is reaped by any
-//! other gateway, which removes its sockets from the routing state.
+//! other gateway, which removes its connections (its users go offline at once unless
+//! they hold a connection elsewhere).
 
-use std::collections::HashMap;
+use std::sync::LazyLock;
 
+use redis::Script;
 use uuid::Uuid;
 
 use super::Cache;
-use super::membership::LookupError;
-use crate::domain::notification::{GatewayNotification, StatusDelivery, StatusEvent};
+
+static REGISTER: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+        redis.call('SADD', KEYS[2], ARGV[3] .. '|' .. ARGV[1])
+        redis.call('ZREM', KEYS[3], ARGV[3])
+        return redis.call('SADD', KEYS[4], ARGV[3])
+        ",
+    )
+});
+
+static UNREGISTER: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        redis.call('HDEL', KEYS[1], ARGV[1])
+        redis.call('SREM', KEYS[2], ARGV[3] .. '|' .. ARGV[1])
+        if redis.call('HLEN', KEYS[1]) == 0 then
+          redis.call('ZADD', KEYS[3], ARGV[2], ARGV[3])
+        end
+        return 0
+        ",
+    )
+});
+
+/// Users whose last connection closed over a grace period ago and who hold none now:
+/// marked offline, returned with when that connection closed.
+static SWEEP: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, 500)
+        local gone = {}
+        for i = 1, #due, 2 do
+          local u = due[i]
+          redis.call('ZREM', KEYS[1], u)
+          if redis.call('HLEN', ARGV[2] .. 'user:' .. u .. ':sockets') == 0
+             and redis.call('SREM', KEYS[2], u) == 1 then
+            gone[#gone + 1] = u
+            gone[#gone + 1] = due[i + 1]
+          end
+        end
+        return gone
+        ",
+    )
+});
 
 impl Cache {
-    pub async fn register_socket(
+    /// Records a connection (socket or SSE stream) of `user` on `gateway`. Returns
+    /// `true` when the user was offline (not even in their grace period) before.
+    pub async fn register_conn(
         &self,
         gateway: &str,
         user: Uuid,
-        socket: &str,
-    ) -> redis::RedisResult<()> {
-        let mut conn = self.conn.clone();
-        redis::pipe()
-            .atomic()
-            .hset(self.keys.user_sockets(user), socket, gateway)
-            .ignore()
-            .sadd(
-                self.keys.gateway_sockets(gateway),
-                format!("{user}|{socket}"),
-            )
-            .ignore()
-            .query_async(&mut conn)
-            .await
+        conn: &str,
+    ) -> redis::RedisResult<bool> {
+        let mut c = self.conn.clone();
+        let added: i64 = REGISTER
+            .key(self.keys.user_sockets(user))
+            .key(self.keys.gateway_sockets(gateway))
+            .key(self.keys.presence_pending())
+            .key(self.keys.presence_online())
+            .arg(conn)
+            .arg(gateway)
+            .arg(user.to_string())
+            .invoke_async(&mut c)
+            .await?;
+        Ok(added == 1)
     }
 
-    pub async fn unregister_socket(
+    /// Forgets a connection; the user's last one makes them pending offline.
+    pub async fn unregister_conn(
         &self,
         gateway: &str,
         user: Uuid,
-        socket: &str,
+        conn: &str,
     ) -> redis::RedisResult<()> {
-        let mut conn = self.conn.clone();
-        redis::pipe()
-            .atomic()
-            .hdel(self.keys.user_sockets(user), socket)
-            .ignore()
-            .srem(
-                self.keys.gateway_sockets(gateway),
-                format!("{user}|{socket}"),
-            )
-            .ignore()
-            .query_async(&mut conn)
+        let mut c = self.conn.clone();
+        let due = chrono::Utc::now().timestamp_millis();
+        UNREGISTER
+            .key(self.keys.user_sockets(user))
+            .key(self.keys.gateway_sockets(gateway))
+            .key(self.keys.presence_pending())
+            .arg(conn)
+            .arg(due)
+            .arg(user.to_string())
+            .invoke_async(&mut c)
             .await
     }
 
-    /// The gateways holding at least one socket of each user (users with none are absent).
+    /// Users who went offline (grace over, no connection left), with when their last
+    /// connection closed (ms since epoch); each is returned once.
+    pub async fn sweep_offline(
+        &self,
+        grace: std::time::Duration,
+    ) -> redis::RedisResult<Vec<(Uuid, i64)>> {
+        let mut c = self.conn.clone();
+        let gone: Vec<String> = SWEEP
+            .key(self.keys.presence_pending())
+            .key(self.keys.presence_online())
+            .arg(chrono::Utc::now().timestamp_millis() - grace.as_millis() as i64)
+            .arg(self.keys.prefix())
+            .invoke_async(&mut c)
+            .await?;
+        Ok(gone
+            .chunks_exact(2)
+            .filter_map(|p| {
+                Some((
+                    Uuid::parse_str(&p[0]).ok()?,
+                    p[1].parse::<f64>().ok()? as i64,
+                ))
+            })
+            .collect())
+    }
+
+    /// The gateways holding at least one connection of each user (users with none are absent).
     pub async fn gateways_of(
         &self,
         users: &[Uuid],
-    ) -> redis::RedisResult<HashMap<Uuid, Vec<String>>> {
+    ) -> redis::RedisResult<std::collections::HashMap<Uuid, Vec<String>>> {
         let mut conn = self.conn.clone();
         let mut pipe = redis::pipe();
         for u in users {
@@ -75,26 +149,22 @@ impl Cache {
             .collect())
     }
 
-    /// Publishes one notification per gateway, pipelined.
-    pub async fn notify_gateways(
-        &self,
-        batch: &[(String, GatewayNotification)],
-    ) -> redis::RedisResult<()> {
-        if batch.is_empty() {
-            return Ok(());
+    /// Which of `users` are online (grace period included).
+    pub async fn online(&self, users: &[Uuid]) -> redis::RedisResult<Vec<bool>> {
+        if users.is_empty() {
+            return Ok(Vec::new());
         }
-        let mut conn = self.conn.clone();
-        let mut pipe = redis::pipe();
-        for (gateway, note) in batch {
-            let payload = serde_json::to_vec(note).map_err(std::io::Error::other)?;
-            pipe.publish(self.keys.gateway_channel(gateway), payload)
-                .ignore();
-        }
-        pipe.query_async::<()>(&mut conn).await?;
-        Ok(())
+        let mut c = self.conn.clone();
+        let ids: Vec<String> = users.iter().map(Uuid::to_string).collect();
+        redis::cmd("SMISMEMBER")
+            .arg(self.keys.presence_online())
+            .arg(&ids)
+            .query_async(&mut c)
+            .await
     }
 
-    /// Renews a gateway's lease; `true` if the gateway was not registered (new or reaped).
+    /// Renews a gateway's lease; `true` if the gateway was not registered (new, reaped,
+    /// or Redis lost its state).
     pub async fn heartbeat(&self, gateway: &str) -> redis::RedisResult<bool> {
         let mut conn = self.conn.clone();
         let now = chrono::Utc::now().timestamp_millis();
@@ -107,82 +177,66 @@ impl Cache {
         Ok(added == 1)
     }
 
-    /// Removes gateways whose lease is older than `lease_ms`, with their sockets.
+    /// Removes gateways whose lease is older than `lease_ms`, with their connections;
+    /// their users go offline at once (`grace` is taken off when they were lost).
     /// Returns the number of gateways reaped.
-    pub async fn reap_gateways(&self, lease_ms: i64) -> redis::RedisResult<usize> {
+    pub async fn reap_gateways(
+        &self,
+        lease_ms: i64,
+        grace: std::time::Duration,
+    ) -> redis::RedisResult<usize> {
         let mut conn = self.conn.clone();
-        let cutoff = chrono::Utc::now().timestamp_millis() - lease_ms;
+        let now = chrono::Utc::now().timestamp_millis();
         let dead: Vec<String> = redis::cmd("ZRANGEBYSCORE")
             .arg(self.keys.gateways())
             .arg("-inf")
-            .arg(cutoff)
+            .arg(now - lease_ms)
             .query_async(&mut conn)
             .await?;
         for gateway in &dead {
-            tracing::warn!(%gateway, "gateway lease expired: removing its sockets");
-            self.forget_gateway(gateway).await?;
+            tracing::warn!(%gateway, "gateway lease expired: removing its connections");
+            self.forget_gateway(gateway, now - grace.as_millis() as i64)
+                .await?;
         }
         Ok(dead.len())
     }
 
-    /// Removes a gateway and all the sockets it registered.
-    pub async fn forget_gateway(&self, gateway: &str) -> redis::RedisResult<()> {
+    /// Removes a gateway and all the connections it registered; users left with none
+    /// go offline at the next sweep (`lost_at`: when the gateway was last heard of,
+    /// so no further grace is given: the lease already ran).
+    pub async fn forget_gateway(&self, gateway: &str, lost_at: i64) -> redis::RedisResult<()> {
         let mut conn = self.conn.clone();
         let entries: Vec<String> = redis::cmd("SMEMBERS")
             .arg(self.keys.gateway_sockets(gateway))
             .query_async(&mut conn)
             .await?;
+        let mut users = Vec::new();
         let mut pipe = redis::pipe();
         for entry in &entries {
             if let Some((user, socket)) = entry.split_once('|')
                 && let Ok(user) = Uuid::parse_str(user)
             {
                 pipe.hdel(self.keys.user_sockets(user), socket).ignore();
+                users.push(user);
             }
         }
         pipe.del(self.keys.gateway_sockets(gateway)).ignore();
         pipe.zrem(self.keys.gateways(), gateway).ignore();
-        pipe.query_async(&mut conn).await
-    }
-}
-
-impl Cache {
-    /// Sends a status change to every other participant's gateways.
-    pub async fn announce_status(
-        &self,
-        pool: &sqlx::PgPool,
-        event: StatusEvent,
-    ) -> Result<(), LookupError> {
-        let members = self.members(pool, &[event.chat_id]).await?;
-        let others: Vec<Uuid> = members
-            .get(&event.chat_id)
-            .into_iter()
-            .flatten()
-            .copied()
-            .filter(|u| *u != event.user_id)
-            .collect();
-        let mut per_gateway: HashMap<String, Vec<Uuid>> = HashMap::new();
-        for (user, gateways) in self.gateways_of(&others).await? {
-            for g in gateways {
-                per_gateway.entry(g).or_default().push(user);
+        pipe.query_async::<()>(&mut conn).await?;
+        users.sort();
+        users.dedup();
+        let mut pipe = redis::pipe();
+        for user in &users {
+            pipe.hlen(self.keys.user_sockets(*user));
+        }
+        let left: Vec<i64> = pipe.query_async(&mut conn).await?;
+        let mut pipe = redis::pipe();
+        for (user, n) in users.iter().zip(left) {
+            if n == 0 {
+                pipe.zadd(self.keys.presence_pending(), user.to_string(), lost_at)
+                    .ignore();
             }
         }
-        let notes: Vec<(String, GatewayNotification)> = per_gateway
-            .into_iter()
-            .map(|(g, users)| {
-                let statuses = vec![StatusDelivery {
-                    event: event.clone(),
-                    users,
-                }];
-                (
-                    g,
-                    GatewayNotification {
-                        statuses,
-                        ..Default::default()
-                    },
-                )
-            })
-            .collect();
-        Ok(self.notify_gateways(&notes).await?)
+        pipe.query_async(&mut conn).await
     }
 }

@@ -6,7 +6,10 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
-use crate::domain::chat::{Chat, ChatType, Participant, Role, direct_key};
+use crate::domain::{
+    chat::{Chat, ChatType, Participant, Role, direct_key},
+    receipts::Marks,
+};
 
 #[derive(sqlx::FromRow)]
 struct ChatRow {
@@ -249,8 +252,10 @@ pub async fn mark_read(
     if sequence > last {
         return Ok(Err(last));
     }
+    // A read mark is a delivered mark too.
     let moved = sqlx::query(
-        "UPDATE chat_participants SET last_read_sequence = $3
+        "UPDATE chat_participants
+         SET last_read_sequence = $3, delivered_sequence = GREATEST(delivered_sequence, $3)
          WHERE chat_id = $1 AND user_id = $2 AND last_read_sequence < $3",
     )
     .bind(chat)
@@ -259,6 +264,51 @@ pub async fn mark_read(
     .execute(pool)
     .await?;
     Ok(Ok(moved.rows_affected() == 1))
+}
+
+/// Raises delivered marks `(chat, user, sequence)` (never lowers them, never past the
+/// chat's last sequence); returns the marks that moved, with their new value.
+pub async fn advance_delivered(
+    pool: &PgPool,
+    marks: &[(Uuid, Uuid, i64)],
+) -> Result<Vec<(Uuid, Uuid, i64)>, sqlx::Error> {
+    let chats: Vec<Uuid> = marks.iter().map(|m| m.0).collect();
+    let users: Vec<Uuid> = marks.iter().map(|m| m.1).collect();
+    let seqs: Vec<i64> = marks.iter().map(|m| m.2).collect();
+    sqlx::query_as(
+        "UPDATE chat_participants p SET delivered_sequence = v.seq
+         FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[]) AS v(chat, usr, seq)
+         WHERE p.chat_id = v.chat AND p.user_id = v.usr AND p.delivered_sequence < v.seq
+         RETURNING p.chat_id, p.user_id, p.delivered_sequence",
+    )
+    .bind(&chats)
+    .bind(&users)
+    .bind(&seqs)
+    .fetch_all(pool)
+    .await
+}
+
+/// Every participant's marks, per chat.
+pub async fn marks(
+    pool: &PgPool,
+    chats: &[Uuid],
+) -> Result<HashMap<Uuid, Vec<Marks>>, sqlx::Error> {
+    let rows: Vec<(Uuid, Uuid, i64, i64)> = sqlx::query_as(
+        "SELECT chat_id, user_id, delivered_sequence, last_read_sequence
+         FROM chat_participants WHERE chat_id = ANY($1) ORDER BY joined_at, user_id",
+    )
+    .bind(chats)
+    .fetch_all(pool)
+    .await?;
+    let mut map: HashMap<Uuid, Vec<Marks>> = HashMap::new();
+    for (chat, user_id, delivered_sequence, read_sequence) in rows {
+        map.entry(chat).or_default().push(Marks {
+            user_id,
+            delivered_sequence,
+            read_sequence,
+        });
+    }
+    Ok(map)
 }
 
 /// Member ids per chat, for the membership cache.

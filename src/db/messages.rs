@@ -9,6 +9,7 @@ use uuid::Uuid;
 pub use crate::domain::sequence::Outcome;
 use crate::domain::{
     message::{Message, SendCommand},
+    receipts,
     sequence::{self, IdemKey, Snapshot},
 };
 
@@ -45,6 +46,8 @@ impl From<MessageRow> for Message {
             content: r.content,
             message_type: r.message_type,
             status: "sent".into(),
+            delivered_count: 0,
+            read_count: 0,
             sequence: r.sequence,
             sent_at: r.sent_at,
         }
@@ -220,7 +223,7 @@ pub async fn history(
     if order == "DESC" {
         rows.reverse();
     }
-    Ok((rows.into_iter().map(Into::into).collect(), has_more))
+    Ok((with_status(pool, rows).await?, has_more))
 }
 
 /// Messages persisted after the given sequences, in the chats the user is part of,
@@ -247,5 +250,22 @@ pub async fn since(
     .await?;
     let has_more = rows.len() as i64 > cap;
     rows.truncate(cap as usize);
-    Ok((rows.into_iter().map(Into::into).collect(), has_more))
+    Ok((with_status(pool, rows).await?, has_more))
+}
+
+/// The messages with `status`, `deliveredCount` and `readCount` from their chats' marks.
+async fn with_status(pool: &PgPool, rows: Vec<MessageRow>) -> Result<Vec<Message>, sqlx::Error> {
+    let mut chats: Vec<Uuid> = rows.iter().map(|r| r.chat_id).collect();
+    chats.sort();
+    chats.dedup();
+    let marks = super::chats::marks(pool, &chats).await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let mut m = Message::from(r);
+            let chat_marks = marks.get(&m.chat_id).map(Vec::as_slice).unwrap_or(&[]);
+            receipts::apply(&mut m, chat_marks);
+            m
+        })
+        .collect())
 }

@@ -1,5 +1,6 @@
 //! Users.
 
+use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
@@ -86,4 +87,66 @@ pub async fn missing(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<Uuid>, sqlx::Err
     .bind(ids)
     .fetch_all(pool)
     .await
+}
+
+/// Users who share at least one chat with `user` (not `user`).
+pub async fn contacts(pool: &PgPool, user: Uuid) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT DISTINCT p2.user_id FROM chat_participants p1
+         JOIN chat_participants p2 ON p2.chat_id = p1.chat_id
+         WHERE p1.user_id = $1 AND p2.user_id <> $1",
+    )
+    .bind(user)
+    .fetch_all(pool)
+    .await
+}
+
+/// Which of `ids` share at least one chat with `user`.
+pub async fn sharing_a_chat(
+    pool: &PgPool,
+    user: Uuid,
+    ids: &[Uuid],
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT DISTINCT p2.user_id FROM chat_participants p1
+         JOIN chat_participants p2 ON p2.chat_id = p1.chat_id
+         WHERE p1.user_id = $1 AND p2.user_id = ANY($2)",
+    )
+    .bind(user)
+    .bind(ids)
+    .fetch_all(pool)
+    .await
+}
+
+/// When each of `ids` was last seen (users never seen are absent).
+pub async fn last_seen(
+    pool: &PgPool,
+    ids: &[Uuid],
+) -> Result<std::collections::HashMap<Uuid, DateTime<Utc>>, sqlx::Error> {
+    let rows: Vec<(Uuid, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT id, last_seen_at FROM users WHERE id = ANY($1) AND last_seen_at IS NOT NULL",
+    )
+    .bind(ids)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// Records when users were last seen (never moves backwards).
+pub async fn set_last_seen(
+    pool: &PgPool,
+    seen: &[(Uuid, DateTime<Utc>)],
+) -> Result<(), sqlx::Error> {
+    let ids: Vec<Uuid> = seen.iter().map(|s| s.0).collect();
+    let at: Vec<DateTime<Utc>> = seen.iter().map(|s| s.1).collect();
+    sqlx::query(
+        "UPDATE users u SET last_seen_at = v.at
+         FROM UNNEST($1::uuid[], $2::timestamptz[]) AS v(id, at)
+         WHERE u.id = v.id AND (u.last_seen_at IS NULL OR u.last_seen_at < v.at)",
+    )
+    .bind(&ids)
+    .bind(&at)
+    .execute(pool)
+    .await?;
+    Ok(())
 }

@@ -21,9 +21,14 @@ pub struct Message {
     /// Always "text".
     #[schema(example = "text")]
     pub message_type: String,
-    /// Always "sent".
+    /// The sender's view: `read` once every other participant read it, else
+    /// `delivered` once every other participant received it, else `sent`.
     #[schema(example = "sent")]
     pub status: String,
+    /// How many of the other participants received it.
+    pub delivered_count: i64,
+    /// How many of the other participants read it.
+    pub read_count: i64,
     /// Position in the chat: 1, 2, 3, ... without gaps.
     #[schema(minimum = 1)]
     pub sequence: i64,
@@ -146,6 +151,8 @@ mod tests {
             content: "x".into(),
             message_type: "text".into(),
             status: "sent".into(),
+            delivered_count: 0,
+            read_count: 0,
             sequence: 1,
             sent_at: DateTime::parse_from_rfc3339("2026-01-02T03:04:05.678901Z")
                 .unwrap()

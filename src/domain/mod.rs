@@ -1,9 +1,10 @@
 //! Types and rules of the chat domain. No I/O here: everything is unit-testable.
 
 pub mod chat;
+pub mod events;
 pub mod message;
-pub mod notification;
 pub mod partition;
+pub mod receipts;
 pub mod sequence;
 pub mod time;
 pub mod user;

@@ -71,6 +71,8 @@ pub fn plan(cmds: &[SendCommand], mut db: Snapshot, now: DateTime<Utc>) -> Plan 
                     content: cmd.content.clone(),
                     message_type: "text".into(),
                     status: "sent".into(),
+                    delivered_count: 0,
+                    read_count: 0,
                     sequence: *last,
                     sent_at: now,
                 };

@@ -1,33 +1,89 @@
-//! Handshake authentication and the client events `chat.read` and `chat.sync`.
+//! Socket.IO: handshake authentication, the opening of a socket's session, and the
+//! client events `chat.typing`, `chat.read` and `chat.sync`.
+//!
+//! Everything a socket needs is set up in the connect middleware, which socketioxide
+//! runs before it sends the CONNECT packet: the event handlers are registered before
+//! any client packet can be read, and the socket is in the routing state before the
+//! client sees `connect`.
 
-use std::collections::HashMap;
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Instant,
+};
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::{Value, json, value::RawValue};
 use socketioxide::{
+    SendError, SocketError,
     extract::{AckSender, SocketRef, State, TryData},
     socket::DisconnectReason,
 };
 use uuid::Uuid;
 
-use super::{GwState, delivery::Emitted};
-use crate::{api::messages::apply_read, db, domain::notification::user_room, error::ApiError};
+use super::{
+    GwState,
+    conns::{Conn, Opening, Sink},
+    session,
+};
+use crate::{
+    db,
+    domain::events::Offset,
+    error::ApiError,
+    http::bearer,
+    service::{receipts, typing},
+};
 
 /// Most messages one `chat.sync` answers with.
 pub const SYNC_CAP: i64 = 500;
 /// Most chats one `chat.sync` may name.
 const SYNC_MAX_CHATS: usize = 1000;
 
-/// The authenticated user of a socket.
-#[derive(Debug, Clone, Copy)]
-pub struct UserId(pub Uuid);
+/// The connection of a socket: its user, and its id in the hub.
+#[derive(Debug, Clone)]
+pub struct ConnKey {
+    pub user: Uuid,
+    pub id: String,
+}
 
+/// The opening read, from the middleware to the connect handler.
+#[derive(Clone)]
+struct PendingOpening(Arc<Mutex<Option<Opening>>>);
+
+/// Client events left this second (`RATE_LIMIT_SOCKET_EVENTS`).
+#[derive(Clone)]
+struct Budget(Arc<Mutex<(Instant, u32)>>);
+
+/// Why a handshake was refused (the client's `connect_error` message).
 #[derive(Debug)]
-pub struct Unauthorized;
+pub struct Refused(&'static str);
 
-impl std::fmt::Display for Unauthorized {
+impl std::fmt::Display for Refused {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("unauthorized")
+        f.write_str(self.0)
+    }
+}
+
+/// Emits to one socket.
+struct SocketSink(SocketRef);
+
+impl Sink for SocketSink {
+    fn send(&self, name: &str, _offset: Option<Offset>, payload: &RawValue) -> bool {
+        match self.0.emit(name, payload) {
+            Ok(()) => {
+                metrics::counter!("courier_gateway_emits_total").increment(1);
+                true
+            }
+            Err(SendError::Socket(SocketError::InternalChannelFull)) => {
+                // A client this far behind recovers the gap with its offset or chat.sync.
+                tracing::warn!(socket = %self.0.id, event = name, "socket buffer full; event not sent live");
+                false
+            }
+            Err(e) => {
+                tracing::debug!(socket = %self.0.id, error = %e, event = name, "emit failed (socket closing)");
+                false
+            }
+        }
     }
 }
 
@@ -41,94 +97,76 @@ fn find_token(s: &SocketRef, auth: Option<&Value>) -> Option<String> {
         return Some(t.to_string());
     }
     let parts = s.req_parts();
-    if let Some(t) = crate::api::extract::bearer(&parts.headers) {
+    if let Some(t) = bearer(&parts.headers) {
         return Some(t.to_string());
     }
-    parts.uri.query()?.split('&').find_map(|kv| {
-        let (k, v) = kv.split_once('=')?;
-        (k == "token" && !v.is_empty()).then(|| percent_decode(v))
-    })
+    super::sse::query_param(parts.uri.query()?, "token")
 }
 
-fn percent_decode(s: &str) -> String {
-    fn hex(b: u8) -> Option<u8> {
-        (b as char).to_digit(16).map(|d| d as u8)
-    }
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && let (Some(h), Some(l)) = (
-                bytes.get(i + 1).copied().and_then(hex),
-                bytes.get(i + 2).copied().and_then(hex),
-            )
-        {
-            out.push(h * 16 + l);
-            i += 3;
-            continue;
-        }
-        out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Connect middleware: refuses the handshake with `connect_error` "unauthorized".
+/// Connect middleware: authenticates, registers the socket's handlers and its
+/// connection, and reads what it missed. Refuses with `connect_error` "unauthorized"
+/// (bad token) or "unavailable" (Redis down).
 pub async fn authenticate(
     s: SocketRef,
     State(state): State<GwState>,
     TryData(auth): TryData<Value>,
-) -> Result<(), Unauthorized> {
-    let token = find_token(&s, auth.as_ref().ok()).ok_or(Unauthorized)?;
-    let user = state.jwt.verify(&token).map_err(|_| Unauthorized)?;
-    s.extensions.insert(UserId(user));
-    Ok(())
-}
-
-pub async fn on_connect(s: SocketRef, State(state): State<GwState>) {
-    let Some(UserId(user)) = s.extensions.get::<UserId>() else {
-        tracing::error!("socket connected without a user");
-        if let Err(e) = s.disconnect() {
-            tracing::debug!(error = %e, "disconnect");
-        }
-        return;
-    };
-    s.extensions.insert(Emitted::default());
-    s.join(user_room(user));
-    metrics::gauge!("courier_gateway_sockets").increment(1.0);
+) -> Result<(), Refused> {
+    let auth = auth.ok();
+    let token = find_token(&s, auth.as_ref()).ok_or(Refused("unauthorized"))?;
+    let user = state
+        .jwt
+        .verify(&token)
+        .map_err(|_| Refused("unauthorized"))?;
+    let requested = auth
+        .as_ref()
+        .and_then(|a| a.get("offset"))
+        .and_then(Value::as_str);
+    let id = s.id.to_string();
+    s.extensions.insert(ConnKey {
+        user,
+        id: id.clone(),
+    });
+    s.extensions.insert(Budget(Arc::new(Mutex::new((
+        Instant::now(),
+        state.config.socket_events_per_sec,
+    )))));
+    s.on("chat.typing", on_typing);
     s.on("chat.read", on_read);
     s.on("chat.sync", on_sync);
     s.on_disconnect(on_disconnect);
-    let sid = s.id.to_string();
-    if let Err(e) = state
-        .cache
-        .register_socket(&state.gateway_id, user, &sid)
-        .await
-    {
-        // Without routing state the socket would miss messages: make the client retry.
-        tracing::warn!(error = %e, "cannot register socket; disconnecting it");
-        if let Err(e) = s.disconnect() {
-            tracing::debug!(error = %e, "disconnect");
-        }
+    let conn = Conn::new(id, user, Box::new(SocketSink(s.clone())));
+    let opening = session::open(&state, conn, requested).await.map_err(|e| {
+        tracing::warn!(error = %e, "cannot open a session; refusing the socket");
+        Refused("unavailable")
+    })?;
+    s.extensions
+        .insert(PendingOpening(Arc::new(Mutex::new(Some(opening)))));
+    Ok(())
+}
+
+/// After the CONNECT packet: the replay, `session.recovered`, then live events.
+pub async fn on_connect(s: SocketRef, State(state): State<GwState>) {
+    let (Some(key), Some(PendingOpening(opening))) = (
+        s.extensions.get::<ConnKey>(),
+        s.extensions.get::<PendingOpening>(),
+    ) else {
         return;
+    };
+    let opening = opening.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let (Some(conn), Some(opening)) = (state.hub.find(key.user, &key.id), opening) {
+        tracing::debug!(user = %key.user, socket = %key.id, "socket connected");
+        state.hub.clone().start(conn, opening).await;
     }
-    tracing::debug!(%user, socket = %sid, "socket connected");
 }
 
 async fn on_disconnect(s: SocketRef, State(state): State<GwState>, reason: DisconnectReason) {
-    let Some(UserId(user)) = s.extensions.get::<UserId>() else {
+    let Some(key) = s.extensions.get::<ConnKey>() else {
         return;
     };
-    metrics::gauge!("courier_gateway_sockets").decrement(1.0);
-    if let Err(e) = state
-        .cache
-        .unregister_socket(&state.gateway_id, user, &s.id.to_string())
-        .await
-    {
-        tracing::warn!(error = %e, "cannot unregister socket; the lease reaper or next connect will");
+    if let Some(conn) = state.hub.find(key.user, &key.id) {
+        session::close(&state, &conn).await;
     }
-    tracing::debug!(%user, socket = %s.id, ?reason, "socket disconnected");
+    tracing::debug!(user = %key.user, socket = %key.id, ?reason, "socket disconnected");
 }
 
 fn error_ack(e: &ApiError) -> Value {
@@ -138,6 +176,67 @@ fn error_ack(e: &ApiError) -> Value {
 fn answer(ack: AckSender, body: &Value) {
     if let Err(e) = ack.send(body) {
         tracing::debug!(error = %e, "ack not delivered (socket gone)");
+    }
+}
+
+/// The socket's user, if it may send one more event this second.
+fn admit(s: &SocketRef, state: &GwState) -> Result<Uuid, ApiError> {
+    let key = s
+        .extensions
+        .get::<ConnKey>()
+        .ok_or_else(ApiError::unauthorized)?;
+    if let Some(Budget(b)) = s.extensions.get::<Budget>() {
+        let mut b = b.lock().unwrap_or_else(|p| p.into_inner());
+        if b.0.elapsed().as_secs() >= 1 {
+            *b = (Instant::now(), state.config.socket_events_per_sec);
+        }
+        if b.1 == 0 {
+            metrics::counter!("courier_gateway_events_limited_total").increment(1);
+            return Err(ApiError::RateLimited {
+                retry_after_secs: 1,
+            });
+        }
+        b.1 -= 1;
+    }
+    Ok(key.user)
+}
+
+fn invalid(event: &str, e: impl std::fmt::Display) -> ApiError {
+    ApiError::Validation(format!("invalid {event} payload: {e}"))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TypingPayload {
+    chat_id: Uuid,
+    is_typing: bool,
+}
+
+async fn on_typing(
+    s: SocketRef,
+    State(state): State<GwState>,
+    TryData(body): TryData<TypingPayload>,
+    ack: AckSender,
+) {
+    let result = async {
+        let user = admit(&s, &state)?;
+        let p = body.map_err(|e| invalid("chat.typing", e))?;
+        let conn = state
+            .hub
+            .find(user, &s.id.to_string())
+            .ok_or_else(ApiError::unauthorized)?;
+        if p.is_typing {
+            typing::set(&state.pool, &state.cache, p.chat_id, user, true).await?;
+            session::typing_started(&state, &conn, p.chat_id);
+        } else {
+            session::typing_ended(&conn, p.chat_id);
+            typing::set(&state.pool, &state.cache, p.chat_id, user, false).await?;
+        }
+        Ok::<_, ApiError>(())
+    };
+    match result.await {
+        Ok(()) => answer(ack, &json!({"status": "ok"})),
+        Err(e) => answer(ack, &error_ack(&e)),
     }
 }
 
@@ -154,16 +253,19 @@ async fn on_read(
     TryData(body): TryData<ReadPayload>,
     ack: AckSender,
 ) {
-    let Some(UserId(user)) = s.extensions.get::<UserId>() else {
-        return;
+    let result = async {
+        let user = admit(&s, &state)?;
+        let p = body.map_err(|e| invalid("chat.read", e))?;
+        receipts::mark_read(
+            &state.pool,
+            &state.hub.receipts,
+            p.chat_id,
+            user,
+            p.sequence,
+        )
+        .await
     };
-    let result = match body {
-        Err(e) => Err(ApiError::Validation(format!(
-            "invalid chat.read payload: {e}"
-        ))),
-        Ok(p) => apply_read(&state.pool, &state.cache, p.chat_id, user, p.sequence).await,
-    };
-    match result {
+    match result.await {
         Ok(()) => answer(ack, &json!({"status": "ok"})),
         Err(e) => answer(ack, &error_ack(&e)),
     }
@@ -182,12 +284,7 @@ struct SyncAck {
     has_more: bool,
 }
 
-async fn sync(
-    state: &GwState,
-    user: Uuid,
-    body: Result<SyncPayload, String>,
-) -> Result<SyncAck, ApiError> {
-    let p = body.map_err(|e| ApiError::Validation(format!("invalid chat.sync payload: {e}")))?;
+async fn sync(state: &GwState, user: Uuid, p: SyncPayload) -> Result<SyncAck, ApiError> {
     if p.chats.len() > SYNC_MAX_CHATS {
         return Err(ApiError::Validation(format!(
             "at most {SYNC_MAX_CHATS} chats per sync"
@@ -213,27 +310,14 @@ async fn on_sync(
     TryData(body): TryData<SyncPayload>,
     ack: AckSender,
 ) {
-    let Some(UserId(user)) = s.extensions.get::<UserId>() else {
-        return;
+    let result = async {
+        let user = admit(&s, &state)?;
+        let p = body.map_err(|e| invalid("chat.sync", e))?;
+        let resp = sync(&state, user, p).await?;
+        serde_json::to_value(&resp).map_err(|e| ApiError::Internal(e.into()))
     };
-    match sync(&state, user, body.map_err(|e| e.to_string())).await {
-        Ok(resp) => match serde_json::to_value(&resp) {
-            Ok(v) => answer(ack, &v),
-            Err(e) => answer(ack, &error_ack(&ApiError::Internal(e.into()))),
-        },
+    match result.await {
+        Ok(v) => answer(ack, &v),
         Err(e) => answer(ack, &error_ack(&e)),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn percent_decoding() {
-        assert_eq!(percent_decode("a%2Eb"), "a.b");
-        assert_eq!(percent_decode("abc"), "abc");
-        assert_eq!(percent_decode("a%zz"), "a%zz");
-        assert_eq!(percent_decode("a%2"), "a%2");
     }
 }

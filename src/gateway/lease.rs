@@ -2,44 +2,39 @@
 
 use std::time::Duration;
 
-use socketioxide::SocketIo;
 use tokio_util::sync::CancellationToken;
 
-use super::{GwState, NAMESPACE, handlers::UserId};
+use super::{GwState, delivery::resync};
 
-pub const HEARTBEAT: Duration = Duration::from_secs(5);
-/// A gateway silent for this long is considered dead and its sockets forgotten.
-pub const LEASE: Duration = Duration::from_secs(15);
+/// How often the lease is renewed (and a lost registration noticed).
+pub const HEARTBEAT: Duration = Duration::from_secs(1);
 
-pub async fn run(io: SocketIo, state: GwState, stop: CancellationToken) {
+pub async fn run(state: GwState, stop: CancellationToken) {
     let mut tick = tokio::time::interval(HEARTBEAT);
+    let lease = state.config.gateway_lease;
+    let mut registered = false;
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
         match state.cache.heartbeat(&state.gateway_id).await {
-            // Our entry was missing: we were reaped (a long pause); re-register our sockets.
-            Ok(true) => reregister(&io, &state).await,
-            Ok(false) => {}
+            // Our entry was missing after we had one: we were reaped (a long pause) or
+            // Redis lost its data (a flush); our connections' routing is gone too.
+            Ok(true) if registered => {
+                if let Err(e) = resync(&state).await {
+                    tracing::warn!(error = %e, "rebuilding routing state failed");
+                }
+            }
+            Ok(_) => registered = true,
             Err(e) => tracing::warn!(error = %e, "gateway heartbeat failed"),
         }
-        if let Err(e) = state.cache.reap_gateways(LEASE.as_millis() as i64).await {
-            tracing::warn!(error = %e, "reaping dead gateways failed");
-        }
-    }
-}
-
-async fn reregister(io: &SocketIo, state: &GwState) {
-    let Some(ns) = io.of(NAMESPACE) else { return };
-    for s in ns.sockets() {
-        if let Some(UserId(user)) = s.extensions.get::<UserId>()
-            && let Err(e) = state
-                .cache
-                .register_socket(&state.gateway_id, user, &s.id.to_string())
-                .await
+        if let Err(e) = state
+            .cache
+            .reap_gateways(lease.as_millis() as i64, state.config.presence_grace)
+            .await
         {
-            tracing::warn!(error = %e, "re-registering socket failed");
+            tracing::warn!(error = %e, "reaping dead gateways failed");
         }
     }
 }

@@ -1,23 +1,27 @@
-//! The Socket.IO gateway (socketioxide): namespace `/chat` on path `/socket.io`.
+//! The realtime gateway: Socket.IO (socketioxide, namespace `/chat` on path
+//! `/socket.io`) and SSE (`GET /events`).
 //!
-//! Sockets authenticate at the handshake and join their user's room; their location
-//! is recorded in Redis so the worker notifies only the gateways that need a message.
-//! Each instance subscribes to its own channel, heartbeats a lease, and reaps the
-//! routing state of instances whose lease ran out.
+//! Connections authenticate, register in the routing state, and replay what they
+//! missed since their offset before any live event. Each instance subscribes to its
+//! own channel, heartbeats a lease, reaps the routing state of instances whose lease
+//! ran out, and rebuilds its own at once when Redis lost it.
 
+mod conns;
 mod delivery;
 mod handlers;
 mod lease;
+mod session;
+mod sse;
 
 use std::{net::SocketAddr, sync::Arc};
 
-use axum::Router;
+use axum::{Router, routing::get};
 use socketioxide::{SocketIo, handler::ConnectHandler, layer::SocketIoLayer};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    api::Deps, auth::JwtKeys, cache::Cache, config::Config, health::Health, server::Service,
+    auth::JwtKeys, cache::Cache, config::Config, health::Health, server::Service, service::Deps,
 };
 
 pub const NAMESPACE: &str = "/chat";
@@ -28,41 +32,59 @@ pub struct GwState {
     pub cache: Cache,
     pub jwt: Arc<JwtKeys>,
     pub gateway_id: Arc<str>,
+    pub hub: conns::Hub,
+    pub config: crate::config::Realtime,
+    pub socket_buffer: usize,
+    /// The process's stop signal (ends SSE streams).
+    pub stop: CancellationToken,
 }
 
-/// The Socket.IO layer, and the tasks that keep this instance's routing state.
-pub fn attach(service: &mut Service, config: &Config, deps: &Deps) -> SocketIoLayer {
+/// The Socket.IO layer and the SSE route, and the tasks that keep this instance's
+/// routing state and presence.
+pub fn attach(service: &mut Service, config: &Config, deps: &Deps) -> (SocketIoLayer, Router) {
+    let on_sent = session::on_sent(deps.pool.clone(), deps.cache.clone());
     let state = GwState {
         pool: deps.pool.clone(),
         cache: deps.cache.clone(),
         jwt: deps.jwt.clone(),
         gateway_id: Arc::from(config.gateway_id.as_str()),
+        hub: conns::Hub::new(deps.cache.clone(), deps.receipts.clone(), Arc::new(on_sent)),
+        config: config.realtime,
+        socket_buffer: config.gateway_socket_buffer,
+        stop: service.stop.clone(),
     };
     let (layer, io) = SocketIo::builder()
         .max_buffer_size(config.gateway_socket_buffer)
         .with_state(state.clone())
         .build_layer();
     io.ns(NAMESPACE, handlers::on_connect.with(handlers::authenticate));
-    service.spawn_on_run(delivery::run(
-        io.clone(),
-        state.clone(),
-        service.stop.clone(),
-    ));
-    service.spawn_on_run(lease::run(io.clone(), state.clone(), service.stop.clone()));
-    // At the signal, not after HTTP drained: open sockets would hold the drain.
     let stop = service.stop.clone();
+    service.spawn_on_run(delivery::run(state.clone(), stop.clone()));
+    service.spawn_on_run(lease::run(state.clone(), stop.clone()));
+    service.spawn_on_run(crate::service::presence::sweep(
+        deps.pool.clone(),
+        deps.cache.clone(),
+        config.realtime.presence_grace,
+        stop.clone(),
+    ));
+    // At the signal, not after HTTP drained: open sockets would hold the drain.
+    let closing = state.clone();
     service.spawn_on_run(async move {
         stop.cancelled().await;
-        shutdown(io, state).await;
+        shutdown(io, closing).await;
     });
-    layer
+    let sse = Router::new()
+        .route("/events", get(sse::events))
+        .with_state(state);
+    (layer, sse)
 }
 
 /// Closes every client's transport (socket.io-client then reconnects, landing on
 /// another instance behind the balancer) and drops this instance's routing state.
 async fn shutdown(io: SocketIo, state: GwState) {
     io.close().await;
-    if let Err(e) = state.cache.forget_gateway(&state.gateway_id).await {
+    let now = chrono::Utc::now().timestamp_millis();
+    if let Err(e) = state.cache.forget_gateway(&state.gateway_id, now).await {
         tracing::warn!(error = %e, "could not clear routing state; the lease reaper will");
     }
 }
@@ -73,14 +95,15 @@ pub async fn build(config: &Config) -> anyhow::Result<Service> {
     let stop = CancellationToken::new();
     let addr = SocketAddr::new(config.bind_host, config.gateway_port);
     let mut service = Service::bind("gateway", addr, Router::new(), stop).await?;
-    let layer = attach(&mut service, config, &deps);
+    deps.spawn_receipts(&mut service, config);
+    let (layer, sse) = attach(&mut service, config, &deps);
     let health = Health {
         db: Some(deps.pool.clone()),
         cache: Some(deps.cache.clone()),
         mq: None,
     };
-    let router = crate::api::finish(health.router())
+    let router = crate::http::finish(health.router().merge(sse))
         .layer(layer)
-        .layer(crate::api::cors(&config.cors_origins));
+        .layer(crate::http::cors(&config.cors_origins));
     Ok(service.with_router(router))
 }

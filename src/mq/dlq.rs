@@ -180,7 +180,7 @@ pub async fn replay(
                     &route,
                     &m.delivery.data,
                     props,
-                    crate::api::CONFIRM_TIMEOUT,
+                    crate::mq::CONFIRM_TIMEOUT,
                 )
                 .await?;
                 m.delivery.acker.ack(BasicAckOptions::default()).await?;

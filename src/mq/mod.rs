@@ -12,6 +12,9 @@ pub use topology::Topology;
 use lapin::types::{AMQPValue, FieldTable, LongString};
 
 /// Header carrying the request id from the API to the worker.
+/// How long a publish waits for RabbitMQ's confirm before it is given up (503).
+pub const CONFIRM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub const HEADER_REQUEST_ID: &str = "x-request-id";
 /// Headers set on dead-lettered and retried messages.
 pub const HEADER_ATTEMPTS: &str = "x-courier-attempts";

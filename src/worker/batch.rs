@@ -4,11 +4,7 @@
 //! unacked, and is tried again until the dependency is back (or the worker stops,
 //! leaving the deliveries to be redelivered).
 
-use std::{
-    collections::{BTreeMap, HashMap, HashSet},
-    future::Future,
-    time::Duration,
-};
+use std::{collections::HashSet, future::Future, time::Duration};
 
 use lapin::message::Delivery;
 use uuid::Uuid;
@@ -18,8 +14,8 @@ use crate::{
     cache::membership::LookupError,
     db::{self, messages::Outcome},
     domain::{
-        message::{Rejection, SendCommand},
-        notification::{Delivery as Routed, GatewayNotification},
+        events::Outgoing,
+        message::{Message, Rejection, SendCommand},
     },
     mq::{self, Session},
 };
@@ -52,7 +48,7 @@ pub async fn handle(
     metrics::histogram!("courier_worker_persist_seconds").record(started.elapsed().as_secs_f64());
 
     let mut fates = Vec::with_capacity(deliveries.len());
-    let mut persisted: Vec<Routed> = Vec::new();
+    let mut persisted: Vec<(Message, i64)> = Vec::new();
     for (p, d) in parsed.into_iter().zip(&deliveries) {
         let fate = match p {
             Err(rejection) => Fate::DeadLetter(rejection),
@@ -71,12 +67,7 @@ pub async fn handle(
                     metrics::counter!("courier_worker_messages_total", "outcome" => outcome)
                         .increment(1);
                     if notify {
-                        persisted.push(Routed {
-                            message,
-                            users: Vec::new(),
-                            accepted_at_ms: Some(cmd.accepted_at.timestamp_millis()),
-                            request_id,
-                        });
+                        persisted.push((message, cmd.accepted_at.timestamp_millis()));
                     }
                     Fate::Done
                 }
@@ -164,119 +155,36 @@ where
                     _ = ctx.stop.cancelled() => return Err(ConsumeError::Stopping),
                     _ = tokio::time::sleep(delay) => {}
                 }
-                delay = (delay * 2).min(Duration::from_secs(5));
+                delay = (delay * 2).min(Duration::from_secs(1));
             }
         }
     }
 }
 
-/// Resolves recipients and their gateways, and publishes one notification per gateway.
-async fn notify(ctx: &Ctx, messages: &[Routed]) -> Result<(), Outage> {
+/// Appends each message to every participant's event stream (`chat.message.saved`
+/// for the sender, `chat.message.new` for the others) and pushes it to the gateways
+/// holding their connections. Not fire-and-forget: the batch is acked only after this.
+async fn notify(ctx: &Ctx, messages: &[(Message, i64)]) -> Result<(), Outage> {
     let chats: Vec<Uuid> = messages
         .iter()
-        .map(|m| m.message.chat_id)
+        .map(|(m, _)| m.chat_id)
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
     let members = ctx.cache.members(&ctx.pool, &chats).await?;
-    let mut users: HashSet<Uuid> = members.values().flatten().copied().collect();
-    users.extend(messages.iter().map(|m| m.message.sender_id));
-    let users: Vec<Uuid> = users.into_iter().collect();
-    let gateways = ctx.cache.gateways_of(&users).await?;
-    let notes = route(messages, &members, &gateways);
-    Ok(ctx.cache.notify_gateways(&notes).await?)
-}
-
-/// Groups messages by gateway: for each message, the users (participants and the
-/// sender) that have sockets on that gateway.
-pub fn route(
-    messages: &[Routed],
-    members: &HashMap<Uuid, Vec<Uuid>>,
-    gateways: &HashMap<Uuid, Vec<String>>,
-) -> Vec<(String, GatewayNotification)> {
-    let mut per_gateway: BTreeMap<String, GatewayNotification> = BTreeMap::new();
-    for routed in messages {
-        let m = &routed.message;
-        let mut audience: Vec<Uuid> = members.get(&m.chat_id).cloned().unwrap_or_default();
-        if !audience.contains(&m.sender_id) {
-            audience.push(m.sender_id);
-        }
-        let mut by_gateway: BTreeMap<&str, Vec<Uuid>> = BTreeMap::new();
-        for u in audience {
-            for g in gateways.get(&u).into_iter().flatten() {
-                by_gateway.entry(g).or_default().push(u);
-            }
-        }
-        for (g, users) in by_gateway {
-            per_gateway
-                .entry(g.to_string())
-                .or_default()
-                .deliveries
-                .push(Routed {
-                    users,
-                    ..routed.clone()
-                });
-        }
+    let events = messages
+        .iter()
+        .map(|(m, _)| {
+            let audience = members.get(&m.chat_id).map(Vec::as_slice).unwrap_or(&[]);
+            Outgoing::message(m, audience)
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Outage(format!("encoding events: {e}")))?;
+    ctx.cache.publish_events(&events).await?;
+    let now = chrono::Utc::now().timestamp_millis();
+    for (_, accepted) in messages {
+        metrics::histogram!("courier_delivery_latency_seconds")
+            .record((now - accepted).max(0) as f64 / 1000.0);
     }
-    per_gateway.into_iter().collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::message::Message;
-
-    fn msg(chat: Uuid, sender: Uuid, seq: i64) -> Routed {
-        let message = Message {
-            id: Uuid::new_v4(),
-            chat_id: chat,
-            sender_id: sender,
-            client_message_id: Uuid::new_v4(),
-            content: "x".into(),
-            message_type: "text".into(),
-            status: "sent".into(),
-            sequence: seq,
-            sent_at: chrono::Utc::now(),
-        };
-        Routed {
-            message,
-            users: Vec::new(),
-            accepted_at_ms: None,
-            request_id: None,
-        }
-    }
-
-    #[test]
-    fn routes_each_user_to_the_gateways_holding_their_sockets() {
-        let (chat, a, b, c) = (
-            Uuid::new_v4(),
-            Uuid::new_v4(),
-            Uuid::new_v4(),
-            Uuid::new_v4(),
-        );
-        let members = HashMap::from([(chat, vec![a, b, c])]);
-        let gateways = HashMap::from([
-            (a, vec!["g1".to_string()]),
-            (b, vec!["g1".into(), "g2".into()]),
-        ]);
-        let notes = route(&[msg(chat, a, 1), msg(chat, a, 2)], &members, &gateways);
-        assert_eq!(notes.len(), 2);
-        let g1 = &notes.iter().find(|(g, _)| g == "g1").unwrap().1;
-        assert_eq!(g1.deliveries.len(), 2);
-        assert_eq!(g1.deliveries[0].users, vec![a, b]);
-        assert_eq!(g1.deliveries[1].message.sequence, 2);
-        let g2 = &notes.iter().find(|(g, _)| g == "g2").unwrap().1;
-        assert_eq!(
-            g2.deliveries[0].users,
-            vec![b],
-            "c has no socket, a none on g2"
-        );
-    }
-
-    #[test]
-    fn nobody_online_means_no_notification() {
-        let chat = Uuid::new_v4();
-        let members = HashMap::from([(chat, vec![Uuid::new_v4()])]);
-        assert!(route(&[msg(chat, Uuid::new_v4(), 1)], &members, &HashMap::new()).is_empty());
-    }
+    Ok(())
 }

@@ -10,7 +10,7 @@ use lapin::{
 
 use super::{ConsumeError, Ctx, batch::Fate};
 use crate::{
-    api::CONFIRM_TIMEOUT,
+    mq::CONFIRM_TIMEOUT,
     mq::{self, Session, Topology, publish::publish_confirmed},
 };
 

@@ -16,12 +16,12 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    api::Deps,
     cache::Cache,
     config::Config,
     health::Health,
     mq::{Link, Session, Topology},
     server::Service,
+    service::Deps,
 };
 
 /// Most deliveries handled in one transaction.
@@ -114,7 +114,7 @@ pub async fn build(config: &Config) -> anyhow::Result<Service> {
         cache: Some(deps.cache.clone()),
         mq: Some(link),
     };
-    let router = crate::api::finish(health.router());
+    let router = crate::http::finish(health.router());
     Ok(service.with_router(router))
 }
 

@@ -4,7 +4,6 @@
 import { io } from 'socket.io-client';
 
 import { settings } from './settings.mjs';
-import { sleep } from './util.mjs';
 
 /** A connected Socket.IO client of namespace /chat that records every event it receives. */
 export class ChatClient {
@@ -58,13 +57,12 @@ export class ChatClient {
  *  - `transports`: default ['websocket']; pass ['polling', 'websocket'] for the
  *    browser default (polling first, then upgrade) or ['polling'].
  *
- * After `connect` it waits `settleMs`: the server may finish registering the
- * socket (rooms, subscriptions) just after it sent the CONNECT packet, and the
- * contract has no "ready" event to wait for instead.
+ * It resolves at `connect` with no delay: the server registers the socket (routing
+ * state, event handlers) before it sends the CONNECT packet.
  */
 export function connect(url, token, {
   transports = ['websocket'], via = 'auth', auth = {}, extraHeaders = {}, query = {},
-  label = 'socket', timeoutMs = 10_000, settleMs = settings.connectSettleMs,
+  label = 'socket', timeoutMs = 10_000,
 } = {}) {
   const handshake = { auth: {}, extraHeaders: {}, query: {} };
   if (token != null) {
@@ -97,7 +95,7 @@ export function connect(url, token, {
         socket.close(); // also releases the Engine.IO connection of a namespace-level refusal
         reject(err);
       } else {
-        sleep(settleMs).then(() => resolve(client));
+        resolve(client);
       }
     };
     const onConnect = () => settle(null);

@@ -26,11 +26,18 @@ export const RFC3339_RE =
 /** The fields of `Message`, in contract order. */
 export const MESSAGE_FIELDS = Object.freeze([
   'id', 'chatId', 'senderId', 'clientMessageId', 'content',
-  'messageType', 'status', 'sequence', 'sentAt',
+  'messageType', 'status', 'sequence', 'sentAt', 'deliveredCount', 'readCount',
 ]);
 
-/** Only the contract fields of a Message (to compare copies that may carry extensions). */
-export const pickMessage = (m) => Object.fromEntries(MESSAGE_FIELDS.map((f) => [f, m?.[f]]));
+/** Receipt fields: they change as participants receive and read the message. */
+const RECEIPT_FIELDS = new Set(['status', 'deliveredCount', 'readCount']);
+
+/**
+ * The contract fields of a Message that never change (to compare copies taken at
+ * different times, or that carry extensions).
+ */
+export const pickMessage = (m) => Object.fromEntries(
+  MESSAGE_FIELDS.filter((f) => !RECEIPT_FIELDS.has(f)).map((f) => [f, m?.[f]]));
 
 const show = (v) => JSON.stringify(v);
 
@@ -111,7 +118,8 @@ export function assertChat(chat, expected = {}) {
 
 /**
  * `Message` = {id, chatId, senderId, clientMessageId, content, messageType: "text",
- * status: "sent", sequence, sentAt (RFC 3339 with milliseconds)}.
+ * status: "sent"|"delivered"|"read", deliveredCount, readCount, sequence,
+ * sentAt (RFC 3339 with milliseconds)}.
  * Every key of `expected` (chatId, senderId, clientMessageId, content, sequence, id) must match.
  */
 export function assertMessage(message, expected = {}) {
@@ -122,7 +130,11 @@ export function assertMessage(message, expected = {}) {
   assertUuid(message.clientMessageId, 'Message.clientMessageId');
   assert.equal(typeof message.content, 'string', 'Message.content');
   assert.equal(message.messageType, 'text', 'Message.messageType');
-  assert.equal(message.status, 'sent', 'Message.status');
+  assert.ok(['sent', 'delivered', 'read'].includes(message.status),
+    `Message.status must be sent, delivered or read, got ${show(message.status)}`);
+  assert.ok(Number.isInteger(message.deliveredCount) && Number.isInteger(message.readCount)
+    && message.readCount >= 0 && message.readCount <= message.deliveredCount,
+  `Message.deliveredCount >= readCount >= 0, got ${show([message.deliveredCount, message.readCount])}`);
   assert.ok(Number.isInteger(message.sequence) && message.sequence >= 1,
     `Message.sequence must be an integer >= 1, got ${show(message.sequence)}`);
   assertTimestamp(message.sentAt, 'Message.sentAt', { millis: true });

@@ -35,8 +35,6 @@ export const settings = Object.freeze({
   quietMs: envInt('COURIER_E2E_QUIET_MS', 400),
   readyTimeoutMs: envInt('COURIER_E2E_READY_TIMEOUT_MS', 30_000),
   stopTimeoutMs: 5_000,
-  /** Pause after a socket's `connect` before it is handed to the test (see `connect`). */
-  connectSettleMs: envInt('COURIER_E2E_CONNECT_SETTLE_MS', 50),
 });
 
 /** Password used for every registered test user (8–128 characters per the contract). */

@@ -1,0 +1,279 @@
+//! Server → client events: their names, the per-user stream offsets that make them
+//! recoverable, and what the notification channel carries to a gateway.
+//!
+//! Every recoverable event is appended to its recipient's stream; the stream id is the
+//! event's `offset`. A push names, per recipient, the event's offset and the offset of
+//! the event before it in that user's stream, so a gateway can tell a contiguous push
+//! from one that follows a gap (which it then reads back from the stream).
+
+use std::{fmt, str::FromStr, sync::Arc};
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use uuid::Uuid;
+
+use super::message::Message;
+
+pub const EVENT_NEW: &str = "chat.message.new";
+pub const EVENT_SAVED: &str = "chat.message.saved";
+pub const EVENT_STATUS: &str = "chat.message.status";
+pub const EVENT_TYPING: &str = "chat.typing";
+pub const EVENT_PRESENCE: &str = "presence.update";
+pub const EVENT_RECOVERED: &str = "session.recovered";
+
+/// A position in a user's event stream (a Redis stream id, `<ms>-<n>`). `ZERO` is
+/// "before everything".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Offset {
+    pub ms: u64,
+    pub seq: u64,
+}
+
+impl Offset {
+    pub const ZERO: Offset = Offset { ms: 0, seq: 0 };
+
+    /// Parses `<ms>-<n>`; the empty string is `ZERO` (no stream yet).
+    pub fn parse_or_zero(s: &str) -> Option<Self> {
+        if s.is_empty() {
+            return Some(Self::ZERO);
+        }
+        s.parse().ok()
+    }
+}
+
+impl FromStr for Offset {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        let (ms, seq) = s.split_once('-').ok_or(())?;
+        Ok(Offset {
+            ms: ms.parse().map_err(|_| ())?,
+            seq: seq.parse().map_err(|_| ())?,
+        })
+    }
+}
+
+impl fmt::Display for Offset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.ms, self.seq)
+    }
+}
+
+/// One event as a gateway handles it: from a push or read back from a stream.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub name: Arc<str>,
+    /// The payload, without `offset`.
+    pub data: Arc<RawValue>,
+    /// For message events: the chat and sequence they carry (delivery receipts).
+    pub chat: Option<Uuid>,
+    pub sequence: i64,
+    /// `None` for ephemeral events (typing, presence).
+    pub offset: Option<Offset>,
+    /// The offset of the recipient's previous event (`ZERO` when the stream is new).
+    pub prev: Offset,
+}
+
+impl Event {
+    /// The payload as the client gets it: with `"offset"` first when recoverable.
+    pub fn payload(&self) -> Box<RawValue> {
+        match self.offset {
+            None => (*self.data).to_owned(),
+            Some(offset) => with_offset(&self.data, offset),
+        }
+    }
+
+    /// Whether receiving it advances the recipient's delivered mark.
+    pub fn is_new_message(&self) -> bool {
+        &*self.name == EVENT_NEW && self.chat.is_some()
+    }
+}
+
+/// `{"a":1}` → `{"offset":"<o>","a":1}`; a payload that is not an object is wrapped.
+pub fn with_offset(data: &RawValue, offset: Offset) -> Box<RawValue> {
+    let raw = data.get().trim_start();
+    let json = match raw.strip_prefix('{') {
+        Some(rest) if rest.trim_start().starts_with('}') => format!("{{\"offset\":\"{offset}\"}}"),
+        Some(rest) => format!("{{\"offset\":\"{offset}\",{rest}"),
+        None => format!("{{\"offset\":\"{offset}\",\"data\":{raw}}}"),
+    };
+    RawValue::from_string(json).unwrap_or_else(|_| data.to_owned())
+}
+
+/// What a gateway receives on its channel: payloads once, then one target per
+/// (payload, recipient) with that recipient on this gateway.
+#[derive(Debug, Deserialize)]
+pub struct Push {
+    /// Payloads.
+    pub d: Vec<Box<RawValue>>,
+    /// The chat of each payload ("" when none).
+    pub c: Vec<String>,
+    /// The sequence of each payload (0 when none).
+    pub s: Vec<i64>,
+    /// `[payload index, user, offset, previous offset, event name]`; offsets are ""
+    /// for ephemeral events.
+    pub t: Vec<(usize, Uuid, String, String, String)>,
+}
+
+impl Push {
+    /// The push as (recipient, event) pairs, in stream order.
+    pub fn into_events(self) -> Vec<(Uuid, Event)> {
+        let data: Vec<Arc<RawValue>> = self.d.into_iter().map(Arc::from).collect();
+        self.t
+            .into_iter()
+            .filter_map(|(i, user, offset, prev, name)| {
+                let ephemeral = offset.is_empty();
+                Some((
+                    user,
+                    Event {
+                        name: Arc::from(name),
+                        data: data.get(i)?.clone(),
+                        chat: self.c.get(i).and_then(|c| Uuid::parse_str(c).ok()),
+                        sequence: self.s.get(i).copied().unwrap_or(0),
+                        offset: if ephemeral {
+                            None
+                        } else {
+                            Some(offset.parse().ok()?)
+                        },
+                        prev: Offset::parse_or_zero(&prev)?,
+                    },
+                ))
+            })
+            .collect()
+    }
+}
+
+/// An event to publish: the payload once, the recipients with the event name each gets.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub data: String,
+    pub chat: Option<Uuid>,
+    pub sequence: i64,
+    pub targets: Vec<(Uuid, &'static str)>,
+}
+
+impl Outgoing {
+    /// `chat.message.saved` for the sender, `chat.message.new` for everyone else.
+    pub fn message(message: &Message, audience: &[Uuid]) -> serde_json::Result<Self> {
+        let data = serde_json::to_string(&MessageEvent {
+            chat_id: message.chat_id,
+            message,
+        })?;
+        let mut targets: Vec<(Uuid, &'static str)> = audience
+            .iter()
+            .filter(|u| **u != message.sender_id)
+            .map(|u| (*u, EVENT_NEW))
+            .collect();
+        targets.push((message.sender_id, EVENT_SAVED));
+        Ok(Self {
+            data,
+            chat: Some(message.chat_id),
+            sequence: message.sequence,
+            targets,
+        })
+    }
+
+    /// Any other event, to the given users.
+    pub fn to_users<T: Serialize>(
+        name: &'static str,
+        payload: &T,
+        users: impl IntoIterator<Item = Uuid>,
+    ) -> serde_json::Result<Self> {
+        Ok(Self {
+            data: serde_json::to_string(payload)?,
+            chat: None,
+            sequence: 0,
+            targets: users.into_iter().map(|u| (u, name)).collect(),
+        })
+    }
+}
+
+/// The payload `{chatId, message}` of `chat.message.new` / `chat.message.saved`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageEvent<'a> {
+    pub chat_id: Uuid,
+    pub message: &'a Message,
+}
+
+/// The payload of `chat.message.status`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusEvent {
+    pub chat_id: Uuid,
+    pub user_id: Uuid,
+    /// `delivered` or `read`.
+    pub status: &'static str,
+    pub sequence: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_order_numerically() {
+        let a: Offset = "1700000000000-9".parse().unwrap();
+        let b: Offset = "1700000000000-10".parse().unwrap();
+        let c: Offset = "1700000000001-0".parse().unwrap();
+        assert!(a < b && b < c);
+        assert_eq!(b.to_string(), "1700000000000-10");
+        assert_eq!(Offset::parse_or_zero(""), Some(Offset::ZERO));
+        assert!("x-1".parse::<Offset>().is_err());
+        assert!("12".parse::<Offset>().is_err());
+    }
+
+    #[test]
+    fn offset_goes_first_in_the_payload() {
+        let o = Offset { ms: 5, seq: 1 };
+        let raw = RawValue::from_string(r#"{"chatId":"x"}"#.into()).unwrap();
+        assert_eq!(
+            with_offset(&raw, o).get(),
+            r#"{"offset":"5-1","chatId":"x"}"#
+        );
+        let empty = RawValue::from_string("{ }".into()).unwrap();
+        assert_eq!(with_offset(&empty, o).get(), r#"{"offset":"5-1"}"#);
+        let v: serde_json::Value = serde_json::from_str(with_offset(&raw, o).get()).unwrap();
+        assert_eq!(v["offset"], "5-1");
+    }
+
+    #[test]
+    fn pushes_decode_into_events() {
+        let chat = Uuid::new_v4();
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let json = format!(
+            r#"{{"d":[{{"k":1}},{{"k":2}}],"c":["{chat}",""],"s":[7,0],
+               "t":[[0,"{a}","10-0","","chat.message.new"],[1,"{b}","","","chat.typing"]]}}"#
+        );
+        let events = serde_json::from_str::<Push>(&json).unwrap().into_events();
+        assert_eq!(events.len(), 2);
+        let (u, e) = &events[0];
+        assert_eq!(*u, a);
+        assert!(e.is_new_message());
+        assert_eq!((e.chat, e.sequence), (Some(chat), 7));
+        assert_eq!(e.offset, Some(Offset { ms: 10, seq: 0 }));
+        assert_eq!(e.prev, Offset::ZERO);
+        assert_eq!(events[1].1.offset, None);
+        assert_eq!(events[1].1.payload().get(), r#"{"k":2}"#);
+    }
+
+    #[test]
+    fn message_events_name_the_sender_apart() {
+        let (s, r) = (Uuid::new_v4(), Uuid::new_v4());
+        let m = Message {
+            id: Uuid::nil(),
+            chat_id: Uuid::nil(),
+            sender_id: s,
+            client_message_id: Uuid::nil(),
+            content: "x".into(),
+            message_type: "text".into(),
+            status: "sent".into(),
+            delivered_count: 0,
+            read_count: 0,
+            sequence: 3,
+            sent_at: chrono::Utc::now(),
+        };
+        let out = Outgoing::message(&m, &[s, r]).unwrap();
+        assert_eq!(out.targets, vec![(r, EVENT_NEW), (s, EVENT_SAVED)]);
+        assert_eq!(out.sequence, 3);
+    }
+}

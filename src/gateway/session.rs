@@ -1,0 +1,153 @@
+//! Opening and closing a connection (socket or SSE stream): routing state and
+//! presence, the recovery read, typing expiry and the end of typing.
+
+use std::sync::Arc;
+
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::{
+    GwState,
+    conns::{Conn, Opening, stored_event},
+};
+use crate::{
+    cache::Cache,
+    domain::events::Offset,
+    service::{presence, typing},
+};
+
+/// Registers `conn` (locally, then in Redis, so no event routed after this returns
+/// can miss it) and reads what it needs to start: the events after `requested` when
+/// that offset is still within retention, else only the stream's end.
+pub async fn open(
+    state: &GwState,
+    conn: Arc<Conn>,
+    requested: Option<&str>,
+) -> anyhow::Result<Opening> {
+    state.hub.add(conn.clone());
+    let opened = async {
+        presence::connected(
+            &state.pool,
+            &state.cache,
+            &state.gateway_id,
+            conn.user,
+            &conn.id,
+        )
+        .await?;
+        let requested = requested.and_then(|s| s.parse::<Offset>().ok());
+        let read = state.cache.read_events(conn.user, requested).await?;
+        anyhow::Ok((requested, read))
+    };
+    let (requested, read) = match opened.await {
+        Ok(r) => r,
+        Err(e) => {
+            close(state, &conn).await;
+            return Err(e);
+        }
+    };
+    let window_start =
+        chrono::Utc::now().timestamp_millis() - state.cache.retention.window.as_millis() as i64;
+    match requested {
+        Some(o)
+            if !read.missing
+                && o <= read.last
+                && o >= read.max_deleted
+                && o.ms as i64 >= window_start =>
+        {
+            let end = read.complete.then_some(read.last);
+            let replay = read
+                .entries
+                .into_iter()
+                .filter_map(|(offset, name, data, chat, seq)| {
+                    stored_event(offset, name, data, &chat, seq)
+                })
+                .collect();
+            Ok(Opening {
+                from: o,
+                replay,
+                end,
+                recovered: true,
+            })
+        }
+        _ => Ok(Opening {
+            from: read.last,
+            replay: Vec::new(),
+            end: Some(read.last),
+            recovered: false,
+        }),
+    }
+}
+
+/// Forgets a closed connection: no more events, presence updated, typing ended.
+pub async fn close(state: &GwState, conn: &Arc<Conn>) {
+    state.hub.remove(conn);
+    if let Err(e) = state
+        .cache
+        .unregister_conn(&state.gateway_id, conn.user, &conn.id)
+        .await
+    {
+        tracing::warn!(error = %e, "cannot unregister connection; the lease reaper or a resync will");
+    }
+    let chats: Vec<Uuid> = conn
+        .typing
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .drain()
+        .map(|(chat, _)| chat)
+        .collect();
+    for chat in chats {
+        stop_typing(&state.pool, &state.cache, conn.user, chat).await;
+    }
+}
+
+async fn stop_typing(pool: &PgPool, cache: &Cache, user: Uuid, chat: Uuid) {
+    if let Err(e) = typing::set(pool, cache, chat, user, false).await {
+        tracing::debug!(error = %e, %chat, "could not end typing");
+    }
+}
+
+/// `isTyping: true` from `conn` in `chat`: announced, and ended by itself after
+/// `TYPING_EXPIRY` unless refreshed.
+pub fn typing_started(state: &GwState, conn: &Arc<Conn>, chat: Uuid) {
+    let generation = {
+        let mut t = conn.typing.lock().unwrap_or_else(|p| p.into_inner());
+        let g = t.entry(chat).or_insert(0);
+        *g += 1;
+        *g
+    };
+    let (state, conn) = (state.clone(), conn.clone());
+    tokio::spawn(async move {
+        tokio::time::sleep(typing::TYPING_EXPIRY).await;
+        let expired = {
+            let mut t = conn.typing.lock().unwrap_or_else(|p| p.into_inner());
+            let current = t.get(&chat) == Some(&generation);
+            if current {
+                t.remove(&chat);
+            }
+            current
+        };
+        if expired && !conn.is_closed() {
+            stop_typing(&state.pool, &state.cache, conn.user, chat).await;
+        }
+    });
+}
+
+/// Ends typing in `chat` through `conn` if it was on; `true` if it was.
+pub fn typing_ended(conn: &Conn, chat: Uuid) -> bool {
+    conn.typing
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&chat)
+        .is_some()
+}
+
+/// What the hub calls when a message of the typist's reached one of their
+/// connections: typing there ends.
+pub fn on_sent(pool: PgPool, cache: Cache) -> impl Fn(&Arc<Conn>, Uuid) + Send + Sync {
+    move |conn, chat| {
+        if typing_ended(conn, chat) {
+            let (pool, cache, user) = (pool.clone(), cache.clone(), conn.user);
+            tokio::spawn(async move { stop_typing(&pool, &cache, user, chat).await });
+        }
+    }
+}

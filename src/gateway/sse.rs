@@ -1,0 +1,167 @@
+//! `GET /events`: the same events as a socket of the user, as Server-Sent Events, with
+//! `id:` offsets, `Last-Event-ID` resume and a `: ping` comment every 15 s.
+
+use std::{convert::Infallible, sync::Arc, time::Duration};
+
+use axum::{
+    extract::{Query, State},
+    http::{HeaderMap, HeaderValue},
+    response::{
+        IntoResponse, Response,
+        sse::{Event as SseEvent, KeepAlive, Sse},
+    },
+};
+use futures::StreamExt;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use tokio::sync::mpsc;
+
+use super::{
+    GwState,
+    conns::{Conn, Sink},
+    session,
+};
+use crate::{domain::events::Offset, error::ApiError, http::bearer};
+
+pub const PING_EVERY: Duration = Duration::from_secs(15);
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SseQuery {
+    token: Option<String>,
+    last_event_id: Option<String>,
+}
+
+/// Queues events for the response stream; full means the client is too slow.
+struct SseSink(mpsc::Sender<SseEvent>);
+
+impl Sink for SseSink {
+    fn send(&self, name: &str, offset: Option<Offset>, payload: &RawValue) -> bool {
+        let mut event = SseEvent::default().event(name).data(payload.get());
+        if let Some(o) = offset {
+            event = event.id(o.to_string());
+        }
+        match self.0.try_send(event) {
+            Ok(()) => {
+                metrics::counter!("courier_gateway_emits_total").increment(1);
+                true
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, event = name, "SSE stream full or closed");
+                false
+            }
+        }
+    }
+}
+
+/// Closes the connection when the response stream is dropped (client gone, or stop).
+struct CloseOnDrop {
+    state: GwState,
+    conn: Arc<Conn>,
+}
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        let (state, conn) = (self.state.clone(), self.conn.clone());
+        tokio::spawn(async move { session::close(&state, &conn).await });
+    }
+}
+
+/// A query parameter, percent-decoded.
+pub fn query_param(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == name && !v.is_empty()).then(|| {
+            let v = v.replace('+', " ");
+            percent_decode(&v)
+        })
+    })
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: Option<&u8>| b.and_then(|b| (*b as char).to_digit(16));
+        if bytes[i] == b'%'
+            && let (Some(h), Some(l)) = (hex(bytes.get(i + 1)), hex(bytes.get(i + 2)))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Opens the user's event stream: `Authorization: Bearer` or `?token=`; resumes after
+/// `Last-Event-ID` (header) or `?lastEventId=`.
+pub async fn events(
+    State(state): State<GwState>,
+    headers: HeaderMap,
+    Query(q): Query<SseQuery>,
+) -> Result<Response, ApiError> {
+    let token = bearer(&headers)
+        .map(str::to_string)
+        .or(q.token)
+        .ok_or_else(ApiError::unauthorized)?;
+    let user = state
+        .jwt
+        .verify(&token)
+        .map_err(|_| ApiError::unauthorized())?;
+    let resume = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or(q.last_event_id);
+    let (tx, mut rx) = mpsc::channel(state.socket_buffer);
+    let conn = Conn::new(
+        format!("sse-{}", uuid::Uuid::new_v4().simple()),
+        user,
+        Box::new(SseSink(tx)),
+    );
+    let opening = session::open(&state, conn.clone(), resume.as_deref())
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "cannot open an SSE stream");
+            ApiError::Unavailable("redis")
+        })?;
+    tokio::spawn(state.hub.clone().start(conn.clone(), opening));
+    let guard = CloseOnDrop {
+        state: state.clone(),
+        conn,
+    };
+    let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+        .map(move |e| {
+            let _keep = &guard;
+            Ok::<_, Infallible>(e)
+        })
+        .take_until(state.stop.clone().cancelled_owned());
+    let mut response = Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(PING_EVERY).text(" ping"))
+        .into_response();
+    // Proxies (nginx, Kong) must not buffer the stream.
+    response
+        .headers_mut()
+        .insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_params_are_decoded() {
+        assert_eq!(
+            query_param("a=1&token=x%2Ey", "token").as_deref(),
+            Some("x.y")
+        );
+        assert_eq!(query_param("token=", "token"), None);
+        assert_eq!(percent_decode("a%zz"), "a%zz");
+        assert_eq!(percent_decode("a%2"), "a%2");
+    }
+}

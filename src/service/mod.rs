@@ -1,0 +1,62 @@
+//! Use cases shared by the REST API and the gateway, and the connections they run on.
+
+pub mod presence;
+pub mod receipts;
+pub mod typing;
+
+use std::{sync::Arc, time::Duration};
+
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::{
+    auth::JwtKeys,
+    cache::Cache,
+    config::Config,
+    db::{self, chats::Membership},
+    domain::chat::{ChatType, Role},
+    error::{ApiError, ApiResult},
+};
+
+/// The shared connections of a process, made once and given to each role it runs.
+#[derive(Clone)]
+pub struct Deps {
+    pub pool: PgPool,
+    pub cache: Cache,
+    pub jwt: Arc<JwtKeys>,
+    /// Delivery receipts gathered by this process (flushed by `receipts::Receipts::run`).
+    pub receipts: receipts::Receipts,
+}
+
+impl Deps {
+    pub async fn connect(config: &Config) -> anyhow::Result<Self> {
+        let jwt = JwtKeys::new(&config.jwt, config.jwt_expiration)?;
+        Ok(Self {
+            pool: crate::db::pool(config)?,
+            cache: Cache::connect(config, Duration::from_secs(30)).await?,
+            jwt: Arc::new(jwt),
+            receipts: receipts::Receipts::default(),
+        })
+    }
+
+    /// Runs the receipts flusher on `service` (once per process).
+    pub fn spawn_receipts(&self, service: &mut crate::server::Service, config: &Config) {
+        service.spawn_on_run(self.receipts.clone().run(
+            self.pool.clone(),
+            self.cache.clone(),
+            config.realtime.receipt_flush,
+            service.stop.clone(),
+        ));
+    }
+}
+
+/// Loads the caller's membership: 404 if no chat, 403 if not a participant.
+pub async fn require_member(pool: &PgPool, chat: Uuid, user: Uuid) -> ApiResult<(ChatType, Role)> {
+    match db::chats::membership(pool, chat, user).await? {
+        Membership::NoChat => Err(ApiError::NotFound("chat not found".into())),
+        Membership::Outsider(_) => Err(ApiError::Forbidden(
+            "you are not a participant of this chat".into(),
+        )),
+        Membership::Member(kind, role) => Ok((kind, role)),
+    }
+}

@@ -1,0 +1,186 @@
+//! Delivery receipts: delivered marks gathered as events reach live connections, read
+//! marks from `chat.read` and `POST /chats/:chatId/read`, and the coalesced
+//! `chat.message.status` events they cause (at most one per user, chat and status
+//! per flush interval and process).
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::{
+    cache::Cache,
+    db,
+    domain::events::{EVENT_STATUS, Outgoing, StatusEvent},
+    error::{ApiError, ApiResult},
+};
+
+type Key = (Uuid, Uuid); // (chat, user)
+
+#[derive(Default)]
+struct Pending {
+    /// Delivered marks to write: the highest sequence seen per (chat, user).
+    delivered: HashMap<Key, i64>,
+    /// Status events to send: the highest sequence per (chat, user, status).
+    statuses: HashMap<(Uuid, Uuid, &'static str), i64>,
+}
+
+fn raise<K: std::hash::Hash + Eq>(map: &mut HashMap<K, i64>, key: K, sequence: i64) {
+    let e = map.entry(key).or_insert(sequence);
+    *e = (*e).max(sequence);
+}
+
+/// The process's receipt coalescer; cheap to clone.
+#[derive(Clone, Default)]
+pub struct Receipts(Arc<Mutex<Pending>>);
+
+impl Receipts {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A message event of `chat` at `sequence` reached a live connection of `user`.
+    pub fn delivered(&self, chat: Uuid, user: Uuid, sequence: i64) {
+        raise(&mut self.lock().delivered, (chat, user), sequence);
+    }
+
+    fn announce(&self, chat: Uuid, user: Uuid, status: &'static str, sequence: i64) {
+        raise(&mut self.lock().statuses, (chat, user, status), sequence);
+    }
+
+    /// Writes the gathered delivered marks and sends the status events, every `every`,
+    /// until `stop` (then once more).
+    pub async fn run(self, pool: PgPool, cache: Cache, every: Duration, stop: CancellationToken) {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let stopping = tokio::select! {
+                _ = stop.cancelled() => true,
+                _ = tick.tick() => false,
+            };
+            if let Err(e) = self.flush(&pool, &cache).await {
+                tracing::warn!(error = %e, "receipts not flushed; retrying");
+            }
+            if stopping {
+                return;
+            }
+        }
+    }
+
+    async fn flush(&self, pool: &PgPool, cache: &Cache) -> anyhow::Result<()> {
+        let delivered: Vec<(Uuid, Uuid, i64)> = {
+            let mut p = self.lock();
+            p.delivered.drain().map(|((c, u), s)| (c, u, s)).collect()
+        };
+        if !delivered.is_empty() {
+            match db::chats::advance_delivered(pool, &delivered).await {
+                Ok(moved) => {
+                    for (chat, user, seq) in moved {
+                        self.announce(chat, user, "delivered", seq);
+                    }
+                }
+                Err(e) => {
+                    let mut p = self.lock();
+                    for (c, u, s) in delivered {
+                        raise(&mut p.delivered, (c, u), s);
+                    }
+                    return Err(e.into());
+                }
+            }
+        }
+        let statuses: Vec<((Uuid, Uuid, &'static str), i64)> =
+            self.lock().statuses.drain().collect();
+        if statuses.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = send_statuses(pool, cache, &statuses).await {
+            let mut p = self.lock();
+            for (k, s) in statuses {
+                raise(&mut p.statuses, k, s);
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+}
+
+/// `chat.message.status` to the other participants of each chat.
+async fn send_statuses(
+    pool: &PgPool,
+    cache: &Cache,
+    statuses: &[((Uuid, Uuid, &'static str), i64)],
+) -> anyhow::Result<()> {
+    let mut chats: Vec<Uuid> = statuses.iter().map(|((c, _, _), _)| *c).collect();
+    chats.sort();
+    chats.dedup();
+    let members = cache.members(pool, &chats).await?;
+    // Delivered before read, so a client never sees a read tick undone by a delivered one.
+    let mut ordered: Vec<_> = statuses.to_vec();
+    ordered.sort_by_key(|((_, _, status), _)| *status != "delivered");
+    let events = ordered
+        .into_iter()
+        .map(|((chat_id, user_id, status), sequence)| {
+            let others = members.get(&chat_id).into_iter().flatten().copied();
+            let payload = StatusEvent {
+                chat_id,
+                user_id,
+                status,
+                sequence,
+            };
+            Outgoing::to_users(EVENT_STATUS, &payload, others.filter(|u| *u != user_id))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    cache.publish_events(&events).await?;
+    Ok(())
+}
+
+/// Marks everything up to `sequence` of `chat` read for `user` (never backwards); the
+/// other participants learn of it through `chat.message.status`.
+pub async fn mark_read(
+    pool: &PgPool,
+    receipts: &Receipts,
+    chat: Uuid,
+    user: Uuid,
+    sequence: i64,
+) -> ApiResult<()> {
+    if sequence < 0 {
+        return Err(ApiError::Validation("sequence must be non-negative".into()));
+    }
+    super::require_member(pool, chat, user).await?;
+    let moved = db::chats::mark_read(pool, chat, user, sequence)
+        .await?
+        .map_err(|last| {
+            ApiError::Validation(format!(
+                "sequence must not exceed the chat's lastSequence ({last})"
+            ))
+        })?;
+    if moved {
+        receipts.announce(chat, user, "read", sequence);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coalesces_to_the_highest_sequence() {
+        let r = Receipts::default();
+        let (c, u) = (Uuid::new_v4(), Uuid::new_v4());
+        r.delivered(c, u, 3);
+        r.delivered(c, u, 9);
+        r.delivered(c, u, 5);
+        r.announce(c, u, "read", 4);
+        r.announce(c, u, "read", 2);
+        let p = r.lock();
+        assert_eq!(p.delivered.get(&(c, u)), Some(&9));
+        assert_eq!(p.statuses.get(&(c, u, "read")), Some(&4));
+        assert_eq!(p.delivered.len() + p.statuses.len(), 2);
+    }
+}

@@ -1,0 +1,52 @@
+//! Typing indicators: ephemeral `chat.typing` to the other participants' connections,
+//! never stored and never echoed to the typist.
+
+use serde::Serialize;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::{
+    cache::Cache,
+    domain::events::{EVENT_TYPING, Outgoing},
+    error::{ApiError, ApiResult},
+};
+
+/// Seconds after the last `isTyping: true` before `isTyping: false` follows by itself.
+pub const TYPING_EXPIRY: std::time::Duration = std::time::Duration::from_secs(6);
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Typing {
+    chat_id: Uuid,
+    user_id: Uuid,
+    is_typing: bool,
+}
+
+/// Tells the other participants of `chat` that `user` is (or stopped) typing.
+/// 403 if `user` is not a participant, 404 if there is no such chat.
+pub async fn set(
+    pool: &PgPool,
+    cache: &Cache,
+    chat: Uuid,
+    user: Uuid,
+    is_typing: bool,
+) -> ApiResult<()> {
+    let members = cache.members(pool, &[chat]).await?;
+    let members = members.get(&chat).map(Vec::as_slice).unwrap_or(&[]);
+    if !members.contains(&user) {
+        super::require_member(pool, chat, user).await?;
+        return Err(ApiError::Forbidden(
+            "you are not a participant of this chat".into(),
+        ));
+    }
+    let payload = Typing {
+        chat_id: chat,
+        user_id: user,
+        is_typing,
+    };
+    let others = members.iter().copied().filter(|u| *u != user);
+    let event = Outgoing::to_users(EVENT_TYPING, &payload, others)
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    cache.publish_ephemeral(&[event]).await?;
+    Ok(())
+}
