@@ -25,8 +25,9 @@ pub struct StreamRead {
     pub missing: bool,
     /// The newest offset ever given out in the stream.
     pub last: Offset,
-    /// Entries at or below this were trimmed (or may have been lost).
-    pub max_deleted: Offset,
+    /// The oldest entry still kept: events before it may have been trimmed (or lost
+    /// with Redis), so only an offset at or after it can be resumed from.
+    pub first: Offset,
     /// `(offset, name, data, chat, sequence)`, oldest first.
     pub entries: Vec<(Offset, String, String, String, i64)>,
     /// Every entry up to `last` was returned (the read was not cut at its limit).
@@ -82,7 +83,7 @@ impl Cache {
     ) -> redis::RedisResult<StreamRead> {
         let mut conn = self.conn.clone();
         let limit = self.retention.max_events as usize * 2 + 128;
-        let (last, max_deleted, entries): (String, String, Vec<RawEntry>) = READ
+        let (last, first, entries): (String, String, Vec<RawEntry>) = READ
             .key(self.keys.user_events(user))
             .arg(after.map(|o| o.to_string()).unwrap_or_default())
             .arg(limit)
@@ -98,7 +99,7 @@ impl Cache {
         let mut read = StreamRead {
             missing: last.is_empty(),
             last: Offset::parse_or_zero(&last).ok_or_else(|| bad(&last))?,
-            max_deleted: Offset::parse_or_zero(&max_deleted).ok_or_else(|| bad(&max_deleted))?,
+            first: Offset::parse_or_zero(&first).ok_or_else(|| bad(&first))?,
             complete: entries.len() < limit,
             entries: Vec::with_capacity(entries.len()),
         };

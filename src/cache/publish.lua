@@ -8,13 +8,6 @@ local nd = tonumber(ARGV[6])
 local base = 6
 local last, routes, per, order = {}, {}, {}, {}
 
-local function pred(id)
-  -- The id just below `id`: a new stream marks everything before it as possibly lost.
-  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
-  if tonumber(seq) > 0 then return ms .. '-' .. (tonumber(seq) - 1) end
-  return string.format('%d', tonumber(ms) - 1) .. '-18446744073709551615'
-end
-
 for i = base + nd * 3 + 1, #ARGV, 3 do
   local di, user, name = tonumber(ARGV[i]), ARGV[i + 1], ARGV[i + 2]
   local j = base + di * 3
@@ -28,9 +21,6 @@ for i = base + nd * 3 + 1, #ARGV, 3 do
     end
     id = redis.call('XADD', key, 'MAXLEN', '~', cap, '*',
       'n', name, 'd', ARGV[j + 1], 'c', ARGV[j + 2], 's', ARGV[j + 3])
-    if prev == '' then
-      redis.call('XSETID', key, id, 'MAXDELETEDID', pred(id))
-    end
     redis.call('PEXPIRE', key, ttl)
     last[key] = id
   end

@@ -1,15 +1,15 @@
--- A user's stream: {last generated id, max deleted id, entries after ARGV[1] (at most
--- ARGV[2])}; {'', '', {}} when the stream does not exist.
+-- A user's stream: {last generated id, first retained id, entries after ARGV[1] (at
+-- most ARGV[2])}; {'', '', {}} when the stream does not exist.
 local key = KEYS[1]
 if redis.call('EXISTS', key) == 0 then return { '', '', {} } end
 local info = redis.call('XINFO', 'STREAM', key)
-local lastid, maxdel = '', ''
+local lastid, first = '', ''
 for i = 1, #info, 2 do
   if info[i] == 'last-generated-id' then lastid = info[i + 1]
-  elseif info[i] == 'max-deleted-entry-id' then maxdel = info[i + 1] end
+  elseif info[i] == 'first-entry' and info[i + 1] then first = info[i + 1][1] end
 end
 local entries = {}
 if ARGV[1] ~= '' then
   entries = redis.call('XRANGE', key, '(' .. ARGV[1], '+', 'COUNT', ARGV[2])
 end
-return { lastid, maxdel, entries }
+return { lastid, first, entries }

@@ -103,11 +103,7 @@ pub struct Hub {
 }
 
 impl Hub {
-    pub fn new(
-        cache: Cache,
-        receipts: Receipts,
-        on_sent: OnSent,
-    ) -> Self {
+    pub fn new(cache: Cache, receipts: Receipts, on_sent: OnSent) -> Self {
         Self {
             conns: Arc::default(),
             cache,

@@ -51,7 +51,7 @@ pub async fn open(
         Some(o)
             if !read.missing
                 && o <= read.last
-                && o >= read.max_deleted
+                && o >= read.first
                 && o.ms as i64 >= window_start =>
         {
             let end = read.complete.then_some(read.last);

@@ -1,0 +1,194 @@
+//! The Redis side of realtime sessions against a real Redis: per-user event streams
+//! (offsets chained by their previous offset, retention, recovery bounds) and presence
+//! (grace period, reaped gateways).
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Mode, spawn_with, test_config};
+use courier::domain::events::{EVENT_NEW, EVENT_SAVED, Offset, Outgoing, Push};
+use futures::StreamExt;
+use uuid::Uuid;
+
+fn event(data: &str, users: &[(Uuid, &'static str)]) -> Outgoing {
+    Outgoing {
+        data: data.to_string(),
+        chat: None,
+        sequence: 0,
+        targets: users.to_vec(),
+    }
+}
+
+#[tokio::test]
+async fn streams_chain_offsets_and_push_to_the_gateways_holding_the_user() {
+    let app = spawn_with(Mode::ApiOnly, test_config(&[])).await;
+    let cache = &app.cache;
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    cache.register_conn("gw-1", a, "s1").await.unwrap();
+    let mut pubsub = cache.client().get_async_pubsub().await.unwrap();
+    pubsub
+        .subscribe(cache.keys.gateway_channel("gw-1"))
+        .await
+        .unwrap();
+    let mut pushes = pubsub.into_on_message();
+
+    let first = event(r#"{"n":1}"#, &[(a, EVENT_NEW), (b, EVENT_SAVED)]);
+    let second = event(r#"{"n":2}"#, &[(a, EVENT_NEW)]);
+    cache.publish_events(&[first, second]).await.unwrap();
+
+    let msg = tokio::time::timeout(Duration::from_secs(5), pushes.next())
+        .await
+        .expect("a push")
+        .unwrap();
+    let events = serde_json::from_slice::<Push>(msg.get_payload_bytes())
+        .unwrap()
+        .into_events();
+    assert_eq!(events.len(), 2, "only a has a connection on gw-1");
+    let (o1, o2) = (events[0].1.offset.unwrap(), events[1].1.offset.unwrap());
+    assert_eq!(events[0].1.prev, Offset::ZERO, "a new stream");
+    assert_eq!(events[1].1.prev, o1, "each event names the one before it");
+    assert!(o1 < o2);
+    assert_eq!(
+        events[1].1.payload().get(),
+        format!(r#"{{"offset":"{o2}","n":2}}"#)
+    );
+
+    let read = cache.read_events(a, Some(o1)).await.unwrap();
+    assert!(!read.missing && read.complete);
+    assert_eq!(read.last, o2);
+    assert_eq!(read.entries.len(), 1);
+    assert_eq!(read.entries[0].0, o2);
+    assert_eq!(read.entries[0].2, r#"{"n":2}"#);
+    assert!(read.first <= o1, "nothing after o1 was trimmed");
+    let b_read = cache.read_events(b, None).await.unwrap();
+    assert!(
+        b_read.entries.is_empty() && b_read.last > Offset::ZERO,
+        "b has a stream too"
+    );
+    assert!(
+        cache
+            .read_events(Uuid::new_v4(), None)
+            .await
+            .unwrap()
+            .missing,
+        "no stream for a user without events"
+    );
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn trimmed_streams_report_what_can_no_longer_be_recovered() {
+    let app = spawn_with(Mode::ApiOnly, test_config(&[("RECOVERY_MAX_EVENTS", "5")])).await;
+    let cache = &app.cache;
+    let a = Uuid::new_v4();
+    cache
+        .publish_events(&[event("{}", &[(a, EVENT_NEW)])])
+        .await
+        .unwrap();
+    let start = cache.read_events(a, None).await.unwrap().last;
+    // MAXLEN ~ trims whole nodes: far more than the cap is needed to see a trim.
+    for _ in 0..5 {
+        let batch: Vec<Outgoing> = (0..100).map(|_| event("{}", &[(a, EVENT_NEW)])).collect();
+        cache.publish_events(&batch).await.unwrap();
+    }
+    let read = cache.read_events(a, Some(start)).await.unwrap();
+    assert!(
+        read.first > start,
+        "the first events were trimmed, so the first offset is past retention"
+    );
+    assert!(read.entries.len() < 501);
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn ephemeral_events_are_pushed_but_not_kept() {
+    let app = spawn_with(Mode::ApiOnly, test_config(&[])).await;
+    let cache = &app.cache;
+    let a = Uuid::new_v4();
+    cache.register_conn("gw-1", a, "s1").await.unwrap();
+    let mut pubsub = cache.client().get_async_pubsub().await.unwrap();
+    pubsub
+        .subscribe(cache.keys.gateway_channel("gw-1"))
+        .await
+        .unwrap();
+    let mut pushes = pubsub.into_on_message();
+    cache
+        .publish_ephemeral(&[event(r#"{"t":1}"#, &[(a, "chat.typing")])])
+        .await
+        .unwrap();
+    let msg = tokio::time::timeout(Duration::from_secs(5), pushes.next())
+        .await
+        .expect("a push")
+        .unwrap();
+    let events = serde_json::from_slice::<Push>(msg.get_payload_bytes())
+        .unwrap()
+        .into_events();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].1.offset, None);
+    assert_eq!(events[0].1.payload().get(), r#"{"t":1}"#);
+    assert!(cache.read_events(a, None).await.unwrap().missing);
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn presence_has_a_grace_period_and_survives_a_second_device() {
+    let app = spawn_with(Mode::ApiOnly, test_config(&[])).await;
+    let cache = &app.cache;
+    let a = Uuid::new_v4();
+    let none = Duration::ZERO;
+    assert!(
+        cache.register_conn("gw-1", a, "s1").await.unwrap(),
+        "came online"
+    );
+    assert!(
+        !cache.register_conn("gw-2", a, "s2").await.unwrap(),
+        "already online"
+    );
+    cache.unregister_conn("gw-1", a, "s1").await.unwrap();
+    assert!(
+        cache.sweep_offline(none).await.unwrap().is_empty(),
+        "s2 is open"
+    );
+    cache.unregister_conn("gw-2", a, "s2").await.unwrap();
+    assert_eq!(cache.online(&[a]).await.unwrap(), vec![true], "in grace");
+    assert!(
+        cache
+            .sweep_offline(Duration::from_secs(60))
+            .await
+            .unwrap()
+            .is_empty(),
+        "the grace has not run out"
+    );
+    assert!(
+        !cache.register_conn("gw-1", a, "s3").await.unwrap(),
+        "back within the grace: no new online"
+    );
+    cache.unregister_conn("gw-1", a, "s3").await.unwrap();
+    let gone = cache.sweep_offline(none).await.unwrap();
+    assert_eq!(gone.iter().map(|g| g.0).collect::<Vec<_>>(), vec![a]);
+    assert!(cache.sweep_offline(none).await.unwrap().is_empty(), "once");
+    assert_eq!(cache.online(&[a]).await.unwrap(), vec![false]);
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn a_reaped_gateways_users_go_offline_unless_connected_elsewhere() {
+    let app = spawn_with(Mode::ApiOnly, test_config(&[])).await;
+    let cache = &app.cache;
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    cache.heartbeat("gw-dead").await.unwrap();
+    cache.register_conn("gw-dead", a, "s1").await.unwrap();
+    cache.register_conn("gw-dead", b, "s2").await.unwrap();
+    cache.register_conn("gw-alive", b, "s3").await.unwrap();
+    let grace = Duration::from_secs(30);
+    assert_eq!(cache.reap_gateways(-1000, grace).await.unwrap(), 1);
+    let gone = cache.sweep_offline(grace).await.unwrap();
+    assert_eq!(
+        gone.iter().map(|g| g.0).collect::<Vec<_>>(),
+        vec![a],
+        "offline at once (the lease was the grace); b still has a socket elsewhere"
+    );
+    assert_eq!(cache.online(&[a, b]).await.unwrap(), vec![false, true]);
+    app.teardown().await;
+}
