@@ -105,6 +105,27 @@ impl Isolation {
         Ok(())
     }
 
+    /// The users' event streams in Redis: how many, and their memory (`MEMORY USAGE`).
+    pub fn stream_memory(&self) -> StreamMemory {
+        let script = format!(
+            "redis-cli -h 127.0.0.1 --scan --pattern '{}user:*:events' | sed 's/^/MEMORY USAGE /' | redis-cli -h 127.0.0.1",
+            self.redis_prefix
+        );
+        let out = Command::new("sh").args(["-c", &script]).output();
+        let sizes: Vec<u64> = match out {
+            Ok(o) => String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .filter_map(|l| l.trim().parse().ok())
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        StreamMemory {
+            users: sizes.len(),
+            bytes: sizes.iter().sum(),
+            max_bytes: sizes.iter().copied().max().unwrap_or(0),
+        }
+    }
+
     /// Drops the database, the vhost and the Redis keys (each step best effort).
     pub fn cleanup(&self) {
         let drop_db = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.database);
@@ -285,4 +306,14 @@ impl Deployment {
             }
         }
     }
+}
+
+/// Redis memory of the per-user event streams.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct StreamMemory {
+    /// Users with a stream (had an event within the retention window).
+    pub users: usize,
+    pub bytes: u64,
+    /// The largest single stream.
+    pub max_bytes: u64,
 }

@@ -74,6 +74,8 @@ pub struct FlowFigures {
     pub queues: Vec<rabbit::QueueDepth>,
     pub queue_depth_total: u64,
     pub timeline: Vec<Tick>,
+    /// Redis memory held by the users' event streams at the end (recovery by offset).
+    pub streams: crate::deploy::StreamMemory,
 }
 
 /// Makes `count` users, minting or registering them as `args` says.
@@ -298,6 +300,7 @@ pub async fn run(args: &Args, dep: &Deployment, iso: &Isolation) -> anyhow::Resu
         senders: plan.senders,
         summary,
         drain_secs,
+        streams: iso.stream_memory(),
         usage,
         cpu_us_per_message,
         queue_depth_total: queues.iter().map(|q| q.messages).sum(),

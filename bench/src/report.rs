@@ -287,6 +287,15 @@ pub fn text(r: &Report) -> String {
         if !s.errors.is_empty() {
             let _ = writeln!(out, "  errors: {:?}", s.errors);
         }
+        let m = &f.streams;
+        let _ = writeln!(
+            out,
+            "  Redis event streams at end: {} users, {:.1} MB, {:.1} KB per user (largest {:.1} KB)",
+            m.users,
+            m.bytes as f64 / 1e6,
+            m.bytes as f64 / 1e3 / m.users.max(1) as f64,
+            m.max_bytes as f64 / 1e3
+        );
         let _ = writeln!(
             out,
             "  RabbitMQ queue depth at end: {} ({} queues)",
