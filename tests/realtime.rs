@@ -54,21 +54,21 @@ async fn streams_chain_offsets_and_push_to_the_gateways_holding_the_user() {
         format!(r#"{{"offset":"{o2}","n":2}}"#)
     );
 
-    let read = cache.read_events(a, Some(o1)).await.unwrap();
+    let read = cache.read_events(a, Some(o1), false).await.unwrap();
     assert!(!read.missing && read.complete);
     assert_eq!(read.last, o2);
     assert_eq!(read.entries.len(), 1);
     assert_eq!(read.entries[0].0, o2);
     assert_eq!(read.entries[0].2, r#"{"n":2}"#);
     assert!(read.first <= o1, "nothing after o1 was trimmed");
-    let b_read = cache.read_events(b, None).await.unwrap();
+    let b_read = cache.read_events(b, None, false).await.unwrap();
     assert!(
         b_read.entries.is_empty() && b_read.last > Offset::ZERO,
         "b has a stream too"
     );
     assert!(
         cache
-            .read_events(Uuid::new_v4(), None)
+            .read_events(Uuid::new_v4(), None, false)
             .await
             .unwrap()
             .missing,
@@ -86,13 +86,13 @@ async fn trimmed_streams_report_what_can_no_longer_be_recovered() {
         .publish_events(&[event("{}", &[(a, EVENT_NEW)])])
         .await
         .unwrap();
-    let start = cache.read_events(a, None).await.unwrap().last;
+    let start = cache.read_events(a, None, false).await.unwrap().last;
     // MAXLEN ~ trims whole nodes: far more than the cap is needed to see a trim.
     for _ in 0..5 {
         let batch: Vec<Outgoing> = (0..100).map(|_| event("{}", &[(a, EVENT_NEW)])).collect();
         cache.publish_events(&batch).await.unwrap();
     }
-    let read = cache.read_events(a, Some(start)).await.unwrap();
+    let read = cache.read_events(a, Some(start), false).await.unwrap();
     assert!(
         read.first > start,
         "the first events were trimmed, so the first offset is past retention"
@@ -127,7 +127,7 @@ async fn ephemeral_events_are_pushed_but_not_kept() {
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].1.offset, None);
     assert_eq!(events[0].1.payload().get(), r#"{"t":1}"#);
-    assert!(cache.read_events(a, None).await.unwrap().missing);
+    assert!(cache.read_events(a, None, false).await.unwrap().missing);
     app.teardown().await;
 }
 
@@ -190,5 +190,34 @@ async fn a_reaped_gateways_users_go_offline_unless_connected_elsewhere() {
         "offline at once (the lease was the grace); b still has a socket elsewhere"
     );
     assert_eq!(cache.online(&[a, b]).await.unwrap(), vec![false, true]);
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn a_new_connection_gets_an_offset_it_can_resume_from() {
+    let app = spawn_with(Mode::ApiOnly, test_config(&[])).await;
+    let cache = &app.cache;
+    let a = Uuid::new_v4();
+    let opened = cache.read_events(a, None, true).await.unwrap();
+    assert!(
+        !opened.missing && opened.last > Offset::ZERO,
+        "a real position"
+    );
+    cache
+        .publish_events(&[event(r#"{"n":1}"#, &[(a, EVENT_NEW)])])
+        .await
+        .unwrap();
+    let read = cache
+        .read_events(a, Some(opened.last), false)
+        .await
+        .unwrap();
+    assert!(
+        read.first <= opened.last,
+        "the offset is still within the stream"
+    );
+    assert_eq!(read.entries.len(), 1, "only the event, not the marker");
+    assert_eq!(read.entries[0].1, EVENT_NEW);
+    let again = cache.read_events(a, None, true).await.unwrap();
+    assert_eq!(again.last, read.last, "an existing stream is left as it is");
     app.teardown().await;
 }

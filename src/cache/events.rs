@@ -75,11 +75,13 @@ impl Cache {
 
     /// Reads `user`'s stream after `after` (at most twice the retention cap: a capped
     /// stream holds a little more than the cap), with the stream's bounds;
-    /// `after = None` reads only the bounds.
+    /// `after = None` reads only the bounds. `start` makes a missing stream exist
+    /// (with a marker entry), as a new connection needs an offset it can resume from.
     pub async fn read_events(
         &self,
         user: Uuid,
         after: Option<Offset>,
+        start: bool,
     ) -> redis::RedisResult<StreamRead> {
         let mut conn = self.conn.clone();
         let limit = self.retention.max_events as usize * 2 + 128;
@@ -87,6 +89,9 @@ impl Cache {
             .key(self.keys.user_events(user))
             .arg(after.map(|o| o.to_string()).unwrap_or_default())
             .arg(limit)
+            .arg(if start { "1" } else { "" })
+            .arg(self.retention.max_events)
+            .arg(self.retention.window.as_millis() as u64)
             .invoke_async(&mut conn)
             .await?;
         let bad = |what: &str| {

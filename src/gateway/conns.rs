@@ -282,7 +282,7 @@ impl Hub {
         let mut backoff = Duration::from_millis(100);
         while !conn.is_closed() {
             let from = conn.progress().offset;
-            let read = match self.cache.read_events(conn.user, Some(from)).await {
+            let read = match self.cache.read_events(conn.user, Some(from), false).await {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::debug!(error = %e, user = %conn.user, "stream read failed; retrying");
@@ -335,7 +335,7 @@ pub struct Opening {
     pub recovered: bool,
 }
 
-/// An event read back from a stream.
+/// An event read back from a stream (`None` for the marker that starts a stream).
 pub fn stored_event(
     offset: Offset,
     name: String,
@@ -343,6 +343,9 @@ pub fn stored_event(
     chat: &str,
     sequence: i64,
 ) -> Option<Event> {
+    if name.is_empty() {
+        return None;
+    }
     let data = RawValue::from_string(data).ok()?;
     Some(Event {
         name: Arc::from(name),

@@ -35,7 +35,7 @@ pub async fn open(
         )
         .await?;
         let requested = requested.and_then(|s| s.parse::<Offset>().ok());
-        let read = state.cache.read_events(conn.user, requested).await?;
+        let read = state.cache.read_events(conn.user, requested, true).await?;
         anyhow::Ok((requested, read))
     };
     let (requested, read) = match opened.await {

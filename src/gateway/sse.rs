@@ -141,7 +141,7 @@ pub async fn events(
         })
         .take_until(state.stop.clone().cancelled_owned());
     let mut response = Sse::new(stream)
-        .keep_alive(KeepAlive::new().interval(PING_EVERY).text(" ping"))
+        .keep_alive(KeepAlive::new().interval(PING_EVERY).text("ping"))
         .into_response();
     // Proxies (nginx, Kong) must not buffer the stream.
     response
