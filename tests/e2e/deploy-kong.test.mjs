@@ -1,8 +1,9 @@
 // kong/kong.yml and kong/render-config.sh. A small model of Kong 3's router
 // (deploy-kong-model.mjs) routes every request of the wire contract, and the matched
 // route's service must reach the right upstream (api or the two gateways), with strip_path
-// false, the jwt plugin on /users and /chats but not on /auth or /socket.io, hour-long
-// timeouts and cookie/header hashing for the Socket.IO route. Entity fields are checked
+// false, the jwt plugin on the authenticated REST routes but not on /auth, the webhook
+// ingress /hooks, /socket.io or /events, hour-long timeouts and cookie/header hashing for the
+// Socket.IO route, and an unbuffered, long-timeout route for SSE (GET /events). Entity fields are checked
 // against Kong 3's schema names so a typo (strip_paths: false) is caught.
 //
 // Environment (and COURIER_DEPLOY_ROOT, see deploy-helpers.mjs):
@@ -24,6 +25,8 @@ const JWT_PLACEHOLDER = '{vault://env/courier-jwt-secret}';
 const SAMPLE_ID = '0190f1d2-3c4b-7a5e-8f60-718293a4b5c6';
 const SAMPLE_USER = '0190f1d2-3c4b-7a5e-8f60-000000000002';
 const HOUR_MS = 3_600_000;
+/** Courier writes a ": ping" comment on an SSE stream every 15 s; Kong must wait well past that. */
+const SSE_PING_MS = 15_000;
 
 // ===========================================================================================
 // Contract: what Kong has to route
@@ -37,7 +40,22 @@ const CONTRACT_ROUTES = [
   ['POST', '/chats/:chatId/participants'], ['DELETE', '/chats/:chatId/participants/:userId'],
   ['POST', '/chats/:chatId/messages'], ['GET', '/chats/:chatId/messages'],
   ['POST', '/chats/:chatId/read'],
+  // Contract v2
+  ['GET', '/users/:userId/presence'], ['POST', '/users/presence'],
+  ['PATCH', '/chats/:chatId'], ['PATCH', '/chats/:chatId/participants/:userId'],
+  ['PATCH', '/chats/:chatId/messages/:messageId'], ['DELETE', '/chats/:chatId/messages/:messageId'],
+  ['DELETE', '/chats/:chatId/messages/:messageId/reactions/:emoji'],
+  ['GET', '/chats/:chatId/messages/:messageId/replies'],
+  ['GET', '/chats/:chatId/pins'], ['DELETE', '/chats/:chatId/pins/:messageId'],
+  ['POST', '/chats/:chatId/hooks'], ['GET', '/chats/:chatId/hooks'], ['DELETE', '/chats/:chatId/hooks/:hookId'],
+  ['POST', '/hooks/:hookId/:token'],
+  ['GET', '/notifications'], ['POST', '/notifications/read'],
+  ['GET', '/search/messages'],
+  ['POST', '/uploads'],
+  ['GET', '/events'],
 ];
+/** Routes where the credential is not a JWT in Authorization: Kong must not demand one. */
+const NO_JWT_PREFIXES = ['/auth', '/hooks/', '/socket.io', '/events'];
 const INTERNAL_PATHS = ['/healthz', '/readyz', '/metrics'];
 
 function contractFile() {
@@ -64,9 +82,10 @@ function contractRequests(routeList) {
   const reqs = [];
   for (const [method, p] of routeList) {
     const isSocket = p.startsWith('/socket.io');
+    const isSse = p === '/events';
     reqs.push({
-      label: `${method} ${p}`, method, path: concrete(p), headers: {},
-      upstream: isSocket ? 'gateway' : 'api', jwt: !isSocket && !p.startsWith('/auth'),
+      label: `${method} ${p}`, method, path: concrete(p), headers: isSse ? { accept: 'text/event-stream' } : {},
+      upstream: isSocket || isSse ? 'gateway' : 'api', jwt: !NO_JWT_PREFIXES.some((x) => p.startsWith(x)), sse: isSse,
     });
   }
   const sio = (label, method, headers = {}) => ({ label, method, path: '/socket.io/', headers, upstream: 'gateway', jwt: false, socket: true });
@@ -74,6 +93,11 @@ function contractRequests(routeList) {
   reqs.push(sio('POST /socket.io/?EIO=4&transport=polling&sid=... (client writes)', 'POST', { 'content-type': 'text/plain;charset=UTF-8' }));
   reqs.push(sio('GET /socket.io/?EIO=4&transport=websocket (Upgrade: websocket)', 'GET',
     { upgrade: 'websocket', connection: 'Upgrade', 'sec-websocket-version': '13' }));
+  const sse = (label, headers) => ({ label, method: 'GET', path: '/events', headers: { accept: 'text/event-stream', ...headers },
+    upstream: 'gateway', jwt: false, sse: true });
+  reqs.push(sse('GET /events?token=...&lastEventId=... (a browser EventSource)', {}));
+  reqs.push(sse('GET /events with Authorization and Last-Event-ID (a resuming client)',
+    { authorization: 'Bearer x.y.z', 'last-event-id': '1700000000000-0' }));
   return reqs;
 }
 
@@ -115,6 +139,15 @@ describe('kong/kong.yml', () => {
           assert.deepEqual(auth, ['jwt'], `${req.label}: route ${route.name} must run exactly the jwt plugin`);
         } else {
           assert.deepEqual(auth, [], `${req.label}: route ${route.name} must not require a token at Kong`);
+        }
+        if (req.sse) {
+          assert.equal(route.response_buffering, false,
+            `route ${route.name}: response_buffering must be false (Kong would hold SSE events back)`);
+          assert.equal(route.request_buffering, false, `route ${route.name}: request_buffering must be false`);
+          assert.ok(service.read_timeout >= 4 * SSE_PING_MS,
+            `service ${service.name}: read_timeout ${service.read_timeout} ms must outlast several ${SSE_PING_MS / 1000} s pings`);
+          assert.ok(route.protocols.includes('http') && route.protocols.includes('https'), `route ${route.name}: http and https`);
+          assert.ok(!route.methods?.length || route.methods.includes('GET'), `route ${route.name}: GET`);
         }
         if (req.socket) {
           assert.ok(route.protocols.includes('http') && route.protocols.includes('https'),

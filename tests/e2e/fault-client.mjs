@@ -1,6 +1,7 @@
 // Fault-injection toolkit, socket clients: `FaultClient`, one device of a user that
 // records every message event per socket, fails over to the next gateway when its
-// socket drops, and recovers with `chat.sync`.
+// socket drops, and recovers with `chat.sync` (recovery 'sync') or, with recovery
+// 'offset', only with the handshake's auth.offset (contract "Recovery and offsets").
 
 import { io } from 'socket.io-client';
 
@@ -8,13 +9,28 @@ import { EVENTS } from './contract.mjs';
 import { eventually } from './fault-common.mjs';
 import { sleep } from './harness.mjs';
 
+const RECOVERED = 'session.recovered';
+const OFFSET_RE = /^(\d+)-(\d+)$/;
+/** Whether offset `a` is after offset `b` ("<ms>-<n>", numerically; null is before all). */
+function offsetAfter(a, b) {
+  if (b == null) return true;
+  const [, am, an] = OFFSET_RE.exec(a) ?? [];
+  const [, bm, bn] = OFFSET_RE.exec(b) ?? [];
+  if (am === undefined || bm === undefined) return false;
+  return BigInt(am) !== BigInt(bm) ? BigInt(am) > BigInt(bm) : BigInt(an) > BigInt(bn);
+}
+
 /**
  * One device of a user: a Socket.IO connection to one gateway at a time that fails over
- * to the next gateway in `gatewayUrls` when it drops, and recovers with `chat.sync`.
- * Every socket it opens is a "session" with its own event counts.
+ * to the next gateway in `gatewayUrls` when it drops. Every socket it opens is a "session"
+ * with its own event counts. `recovery`:
+ *  - 'sync': syncs at start, after a reconnect and at the end (`chat.sync` from the
+ *    contiguous high-water mark of each chat);
+ *  - 'offset': never calls `chat.sync`; it reconnects with auth.offset = the last offset it
+ *    saw, so what it holds is exactly what the server delivered over its sockets.
  */
 export class FaultClient {
-  constructor({ label, account, chatIds, gatewayUrls, gateway = 0 }) {
+  constructor({ label, account, chatIds, gatewayUrls, gateway = 0, recovery = 'sync' }) {
     this.label = label;
     this.account = account;
     this.userId = account.user.id;
@@ -36,6 +52,15 @@ export class FaultClient {
     this.closing = false;
     this.reconnecting = null;
     this.lastEventAt = Date.now();
+    this.recovery = recovery;
+    /** Highest offset seen (recoverable events and session.recovered), for auth.offset. */
+    this.offset = null;
+    /** `${chatId}:${sequence}` -> when it first arrived live (ms since epoch). */
+    this.firstLive = new Map();
+    /** `${chatId}:${sequence}` -> numbers of the sessions it arrived on. */
+    this.sessionsOf = new Map();
+    /** Reconnects whose session.recovered said recovered: false (offset mode). */
+    this.recoveryRefused = [];
   }
 
   get current() { return this.sessions.at(-1); }
@@ -85,23 +110,41 @@ export class FaultClient {
     }
     this.live.get(chatId)?.add(m.sequence);
     this.liveTimes.push(Date.now());
+    const key = `${chatId}:${m.sequence}`;
+    if (!this.firstLive.has(key)) this.firstLive.set(key, Date.now());
+    const on = this.sessionsOf.get(key) ?? new Set();
+    on.add(session.n);
+    this.sessionsOf.set(key, on);
     this.hold(chatId, m, event === EVENTS.NEW ? 'new' : 'saved');
     this.lastEventAt = Date.now();
   }
 
-  /** Opens a socket to gateway `index`; resolves the session once connected. */
+  /** Opens a socket to gateway `index` (with auth.offset in offset mode); resolves the session once connected. */
   openSession(index, timeoutMs = 5000) {
     const url = this.gatewayUrls[index];
+    const offset = this.recovery === 'offset' ? this.offset : null;
     const socket = io(`${url}/chat`, {
-      path: '/socket.io', transports: ['websocket'], auth: { token: this.account.accessToken },
+      path: '/socket.io', transports: ['websocket'],
+      auth: { token: this.account.accessToken, ...(offset ? { offset } : {}) },
       reconnection: false, forceNew: true, timeout: timeoutMs,
     });
     const session = {
       n: this.sessions.length + 1, gateway: index, socket, newCount: new Map(), savedCount: new Map(),
       lastSeq: new Map(), outOfOrder: [], openedAt: Date.now(), connectedAt: null, disconnect: null,
+      offsetGiven: offset, recovered: null, replayed: 0,
     };
     socket.onAny((event, payload) => {
-      if (event === EVENTS.NEW || event === EVENTS.SAVED) this.onMessageEvent(session, event, payload);
+      if (typeof payload?.offset === 'string' && (event === RECOVERED || Object.values(EVENTS).includes(event))
+        && offsetAfter(payload.offset, this.offset)) {
+        this.offset = payload.offset;
+      }
+      if (event === RECOVERED) {
+        session.recovered = payload;
+        if (offset && payload?.recovered !== true) this.recoveryRefused.push(`session ${session.n}: ${JSON.stringify(payload)} for ${offset}`);
+      } else if (event === EVENTS.NEW || event === EVENTS.SAVED) {
+        if (!session.recovered) session.replayed++;
+        this.onMessageEvent(session, event, payload);
+      }
     });
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => fail(new Error(`no connect within ${timeoutMs} ms`)), timeoutMs + 500);
@@ -129,10 +172,10 @@ export class FaultClient {
     });
   }
 
-  /** First connection (to the configured gateway) and an initial sync. */
+  /** First connection (to the configured gateway) and, in sync mode, an initial sync. */
   async start() {
     await this.openSession(this.gateway);
-    await this.sync('start');
+    if (this.recovery === 'sync') await this.sync('start');
   }
 
   /** Reconnects to the next gateway (rotating), then syncs. Bounded in attempts and time. */
@@ -152,7 +195,7 @@ export class FaultClient {
             continue;
           }
           this.reconnects.push({ from, to: index, afterMs: Date.now() - startedAt });
-          await this.sync('reconnect');
+          if (this.recovery === 'sync') await this.sync('reconnect');
           return;
         }
       } finally {
@@ -191,10 +234,10 @@ export class FaultClient {
     return false;
   }
 
-  /** Waits for a pending failover, then syncs once more (the end of a scenario). */
+  /** Waits for a pending failover, then (sync mode) syncs once more: the end of a scenario. */
   async finalSync(timeoutMs = 30_000) {
     await eventually(() => this.connected && !this.reconnecting, timeoutMs, 100);
-    return this.sync('final');
+    return this.recovery === 'sync' ? this.sync('final') : true;
   }
 
   close() {

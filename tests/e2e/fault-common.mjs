@@ -29,6 +29,8 @@ export const faultSettings = Object.freeze({
   messageDeadlineMs: envInt('COURIER_FAULT_MESSAGE_DEADLINE_MS', 45_000),
   /** How long a fault (service down) lasts. */
   downMs: envInt('COURIER_FAULT_DOWN_MS', 3000),
+  /** Where a scenario requires it: live delivery at most this long after max(accepted, service back). */
+  liveWithinMs: envInt('COURIER_FAULT_LIVE_WITHIN_MS', 3000),
   /** RUST_LOG of the processes (info: shows reconnects, holds, dead-letters). */
   rustLog: process.env.COURIER_E2E_RUST_LOG ?? 'info',
 });

@@ -143,12 +143,45 @@ export async function computeReport(scenario, { dlq: dlqOverride } = {}) {
     for (const x of c.conflicts) clientProblems.push(`${c.label} conflicting copies: ${x}`);
     for (const x of c.misrouted) clientProblems.push(`${c.label}: ${x}`);
   }
+  // Offset recovery promises exactly once per device, across its sockets.
+  let crossSessionDuplicates = 0;
+  const crossDetails = [];
+  if (scenario.recovery === 'offset') {
+    for (const c of scenario.clients) {
+      for (const [key, on] of c.sessionsOf) {
+        if (on.size > 1) {
+          crossSessionDuplicates += on.size - 1;
+          const [chatId, seq] = key.split(':');
+          crossDetails.push(`${c.label} got ${scenario.chatTitle(chatId)} seq ${seq} on sockets ${[...on].join(' and ')}`);
+        }
+      }
+    }
+    if (crossSessionDuplicates) problems.push(`${crossSessionDuplicates} message(s) delivered to one device on two sockets (auth.offset recovery must not repeat): ${sample(crossDetails)}`);
+  }
+
+  // How late live delivery was, after max(accepted, service back up).
+  let liveLateMaxMs = null;
+  const late = [];
+  if (scenario.upAt) {
+    for (const c of scenario.clients) {
+      for (const chatId of c.chatIds) {
+        for (const r of rowsByChat.get(chatId) ?? []) {
+          const at = c.firstLive.get(`${chatId}:${r.sequence}`);
+          const rec = byCmid.get(r.clientMessageId);
+          if (at === undefined || !rec?.acceptedAt) continue;
+          late.push({ ms: at - Math.max(rec.acceptedAt, scenario.upAt), what: `${c.label} ${scenario.chatTitle(chatId)}#${r.sequence}` });
+        }
+      }
+    }
+    late.sort((a, b) => b.ms - a.ms);
+    liveLateMaxMs = late.length ? Math.max(0, late[0].ms) : 0;
+  }
   const delivered = rows.filter((r) => !notEveryone.has(r.id)).length;
-  if (undelivered.length) problems.push(`${undelivered.length} (client, message) pair(s) never delivered, even after chat.sync: ${sample(undelivered, 8)}`);
+  if (undelivered.length) problems.push(`${undelivered.length} (client, message) pair(s) never delivered, ${scenario.recovery === 'offset' ? 'live or by auth.offset recovery (no chat.sync in this scenario)' : 'even after chat.sync'}: ${sample(undelivered, 8)}`);
   if (newDuplicates) problems.push(`${newDuplicates} duplicate ${EVENTS.NEW} on one socket: ${sample(dupDetails)}`);
   if (clientProblems.length) problems.push(`${clientProblems.length} client-side inconsistencies: ${sample(clientProblems)}`);
 
-  const duplicates = extraRows + newDuplicates;
+  const duplicates = extraRows + newDuplicates + crossSessionDuplicates;
   const totals = (f) => scenario.clients.reduce((n, c) => n + f(c), 0);
   const latencies = recs.flatMap((r) => r.requestMs).sort((a, b) => a - b);
   const pct = (q) => (latencies.length ? latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] : 0);
@@ -176,6 +209,11 @@ export async function computeReport(scenario, { dlq: dlqOverride } = {}) {
       .filter(([, n]) => n > 0)),
     savedDuplicates,
     syncRecovered: totals((c) => c.syncs.recovered),
+    syncCalls: totals((c) => c.syncs.ok + c.syncs.failed),
+    recoveryRefused: scenario.clients.flatMap((c) => c.recoveryRefused.map((x) => `${c.label} ${x}`)),
+    crossSessionDuplicates,
+    liveLateMaxMs,
+    liveLateSample: late.slice(0, 5).map((l) => `${l.what} +${l.ms} ms`),
     syncFailures: totals((c) => c.syncs.failed),
     reconnects: totals((c) => c.reconnects.length),
     requestMs: { p50: pct(0.5), p99: pct(0.99), max: latencies.at(-1) ?? 0 },
@@ -197,7 +235,8 @@ export function printSummary(report, marks) {
   process.stdout.write(`fault-detail scenario=${report.scenario} posts=${report.posts} attempts=${report.attempts} `
     + `status503=${report.status503} status429=${report.status429} networkErrors=${report.networkErrors} retried=${report.retriedMessages} `
     + `retriedPersistedOnce=${report.retriedPersistedOnce} persistedUnaccepted=${report.persistedUnaccepted} `
-    + `liveMissed=${report.liveMissed} syncRecovered=${report.syncRecovered} syncFailures=${report.syncFailures} `
+    + `liveMissed=${report.liveMissed} syncRecovered=${report.syncRecovered} syncCalls=${report.syncCalls} syncFailures=${report.syncFailures} `
+    + `${report.liveLateMaxMs === null ? '' : `liveLateMaxMs=${report.liveLateMaxMs} `}`
     + `reconnects=${report.reconnects} savedDuplicates=${report.savedDuplicates} `
     + `workerRetried=${report.workerRetried} workerDeadLettered=${report.workerDeadLettered} `
     + `requestMsP50=${report.requestMs.p50} requestMsP99=${report.requestMs.p99} requestMsMax=${report.requestMs.max} `

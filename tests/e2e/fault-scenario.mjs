@@ -97,9 +97,12 @@ export function useFaultDeployment({ instance = null, gateways = 2, workers = 1,
  * Six users, three groups and a direct chat, seven sockets over two gateways (ben has
  * two devices), four senders. `senderOptions` per sender label (e.g. {ana: {devices: 2,
  * duplicateAcrossDevices: true}}); `extraClients` adds sockets, e.g. [{user: 'ana', gateway: 1}];
- * `senderChats` replaces which chats (titles) each sender writes to.
+ * `senderChats` replaces which chats (titles) each sender writes to; `recovery` is the
+ * clients' recovery ('sync', or 'offset': auth.offset only, never chat.sync; see FaultClient).
  */
-export async function setupScenario(d, name, { senderOptions = {}, extraClients = [], senderChats = null } = {}) {
+export async function setupScenario(d, name, {
+  senderOptions = {}, extraClients = [], senderChats = null, recovery = 'sync',
+} = {}) {
   const names = ['ana', 'ben', 'cal', 'dee', 'eve', 'fay'];
   const acc = await createUsers(d, names);
   const id = (n) => acc[n].user.id;
@@ -130,7 +133,7 @@ export async function setupScenario(d, name, { senderOptions = {}, extraClients 
     seen[user] = (seen[user] ?? 0) + 1;
     return new FaultClient({
       label: `${user}#${seen[user]}@gw${gateway + 1}`, account: acc[user],
-      chatIds: chatsOf(user).map((c) => c.id), gatewayUrls, gateway: gateway % gatewayUrls.length,
+      chatIds: chatsOf(user).map((c) => c.id), gatewayUrls, gateway: gateway % gatewayUrls.length, recovery,
     });
   });
   await Promise.all(clients.map((c) => c.start()));
@@ -141,7 +144,7 @@ export async function setupScenario(d, name, { senderOptions = {}, extraClients 
     label: user, chats: titles.map((t) => chats.find((c) => c.title === t)), ...(senderOptions[user] ?? {}),
   }));
 
-  return new Scenario({ name, d, accounts: acc, chats, clients, senders, ledger });
+  return new Scenario({ name, d, accounts: acc, chats, clients, senders, ledger, recovery });
 }
 
 export class Scenario {
@@ -287,10 +290,23 @@ export class Scenario {
    * unknown rows, gap-free sequences, per-sender order, delivery to every connected
    * participant, no duplicate `chat.message.new` on a socket, the expected DLQ count.
    * `liveComplete`: also require that every message arrived live (no chat.sync needed),
-   * for faults that leave Redis pub/sub and the gateways alone.
+   * for faults that leave Redis pub/sub and the gateways alone, or that Courier recovers
+   * from by itself (its event streams). `noSync`: no client used chat.sync at all (the
+   * scenario's clients run with recovery 'offset'). `liveWithinMs`: every live arrival came
+   * at most that long after its message was accepted or the service came back (`s.upAt`),
+   * whichever is later.
    */
-  assertReport(report, { dlq = 0, liveComplete = false } = {}) {
+  assertReport(report, { dlq = 0, liveComplete = false, noSync = false, liveWithinMs = null } = {}) {
     const problems = [...report.problems];
+    if (noSync && report.syncCalls) problems.push(`the clients called chat.sync ${report.syncCalls} time(s) (recovery must come from the server alone)`);
+    if (noSync && report.recoveryRefused.length) {
+      problems.push(`${report.recoveryRefused.length} reconnect(s) with auth.offset got recovered:false: ${report.recoveryRefused.slice(0, 5).join('; ')}`);
+    }
+    if (liveWithinMs !== null && report.liveLateMaxMs === null) problems.push('liveWithinMs needs s.upAt (an outage)');
+    if (liveWithinMs !== null && report.liveLateMaxMs > liveWithinMs) {
+      problems.push(`live delivery came up to ${report.liveLateMaxMs} ms after the message was accepted or the service was back `
+        + `(limit ${liveWithinMs} ms); slowest: ${report.liveLateSample.join(', ')}`);
+    }
     if (report.sent === 0 || report.accepted === 0) problems.push('the stream sent nothing');
     if (report.dlq !== dlq) problems.push(`DLQ holds ${report.dlq} message(s), expected ${dlq}`);
     if (report.workerRetried) problems.push(`the worker sent ${report.workerRetried} message(s) to a retry queue (a per-message failure), see its log`);

@@ -50,7 +50,7 @@ d.test('a contact gets presence.update online when a user connects; a stranger d
   assert.ok(bSocket.connected);
 });
 
-d.test('two devices: closing one keeps the user online; closing both gives offline after the grace', { timeout: 30_000 }, async () => {
+d.test('two devices: closing one keeps the user online; closing both gives offline after the grace', { timeout: 30_000 }, async (t) => {
   const { a: alice, b: bob } = await directPair(d);
   const [aSocket] = await d.connectSockets(alice, [0]);
   let since = cursor(aSocket);
@@ -71,6 +71,7 @@ d.test('two devices: closing one keeps the user online; closing both gives offli
   b2.close();
   const offline = await presenceOf(aSocket, bob.user.id, 'offline', since, GRACE * 1000 + 6000);
   const after = offline.at - closedAt;
+  t.diagnostic(`offline ${after} ms after the last socket closed (grace ${GRACE} s)`);
   assert.ok(after >= GRACE * 1000 - 200, `offline ${after} ms after the last socket closed: before the ${GRACE} s grace`);
   assert.ok(after <= GRACE * 1000 + 3000, `offline ${after} ms after the last socket closed: long after the ${GRACE} s grace`);
   assertPresence(offline.payload, { userId: bob.user.id, status: 'offline' });
@@ -139,7 +140,7 @@ d.test('REST presence lookups: oneself and contacts only (403 otherwise), bulk i
 });
 
 // Last: it kills gateway 1 of this file's deployment.
-d.test('kill -9 of a gateway: its users go offline after the lease, unless back on the other gateway', { timeout: 40_000 }, async () => {
+d.test('kill -9 of a gateway: its users go offline after the lease, unless back on the other gateway', { timeout: 40_000 }, async (t) => {
   const [alice, bob, eve] = await d.registerAll('alice', 'bob', 'eve');
   await d.createGroup(alice.accessToken, 'lease group', [bob.user.id, eve.user.id]);
   const [aSocket] = await d.connectSockets(alice, [1]); // on the survivor
@@ -162,7 +163,8 @@ d.test('kill -9 of a gateway: its users go offline after the lease, unless back 
 
   const offline = await presenceOf(aSocket, bob.user.id, 'offline', since, LEASE * 1000 + 10_000);
   const after = offline.at - killedAt;
-  assert.ok(after <= LEASE * 1000 + 4000,
+  t.diagnostic(`offline ${after} ms after kill -9 of the gateway (lease ${LEASE} s)`);
+  assert.ok(after <= LEASE * 1000 + 5000,
     `bob went offline ${after} ms after his gateway died: not within the ${LEASE} s lease + a few seconds`);
   assertPresence(offline.payload, { userId: bob.user.id, status: 'offline' });
   const lastSeen = Date.parse(offline.payload.lastSeenAt);

@@ -127,3 +127,50 @@ export class SseClient {
 }
 
 export { EventSource };
+
+/**
+ * A TCP proxy in front of `targetUrl` that a test can cut (every connection through it is
+ * destroyed, and new ones are refused until `restore()`): a dropped network path, seen by
+ * the client as a broken stream.
+ */
+export class TcpProxy {
+  constructor(targetUrl) {
+    const u = new URL(targetUrl);
+    this.target = { host: u.hostname, port: Number(u.port) };
+    this.up = true;
+    this.pairs = new Set();
+    this.accepted = 0;
+  }
+
+  async start() {
+    const net = await import('node:net');
+    this.server = net.createServer((client) => {
+      if (!this.up) { client.destroy(); return; }
+      this.accepted++;
+      const upstream = net.connect(this.target);
+      const pair = [client, upstream];
+      this.pairs.add(pair);
+      const end = () => { client.destroy(); upstream.destroy(); this.pairs.delete(pair); };
+      for (const s of pair) { s.on('error', end); s.on('close', end); }
+      client.pipe(upstream);
+      upstream.pipe(client);
+    });
+    await new Promise((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    this.url = `http://127.0.0.1:${this.server.address().port}`;
+    return this;
+  }
+
+  /** Destroys every proxied connection and refuses new ones. */
+  cut() {
+    this.up = false;
+    for (const [a, b] of this.pairs) { a.destroy(); b.destroy(); }
+    this.pairs.clear();
+  }
+
+  restore() { this.up = true; }
+
+  close() {
+    this.cut();
+    this.server?.close();
+  }
+}

@@ -43,8 +43,7 @@ d.test('typing reaches the other participant on both gateways and is never echoe
 
   for (const isTyping of [true, false]) {
     const since = cursors(all);
-    const ack = await ackOk(a1, EV.TYPING, typing(chat.id, isTyping));
-    assert.deepEqual(ack, { status: 'ok' }, 'chat.typing ack');
+    await ackOk(a1, EV.TYPING, typing(chat.id, isTyping));
     for (const b of [b1, b2]) {
       const got = await typingOf(b, chat.id, alice.user.id, isTyping, since.get(b));
       assertTyping(got.payload, chat.id, alice.user.id, isTyping);
@@ -80,7 +79,7 @@ d.test('chat.typing in a chat the user is not in, or a malformed one, is answere
   await expectNone([aSocket, bSocket], EV.TYPING, any, { since, what: 'from a refused chat.typing' });
 });
 
-d.test('isTyping false follows by itself 6 s after the last true (a refresh restarts the wait)', { timeout: 30_000 }, async () => {
+d.test('isTyping false follows by itself 6 s after the last true (a refresh restarts the wait)', { timeout: 30_000 }, async (t) => {
   const [alice, bob, dave] = await d.registerAll('alice', 'bob', 'dave');
   const [chat1, chat2] = await Promise.all([
     d.createDirect(alice.accessToken, bob.user.id), d.createDirect(alice.accessToken, dave.user.id)]);
@@ -106,6 +105,7 @@ d.test('isTyping false follows by itself 6 s after the last true (a refresh rest
 
   const daveFalse = await typingOf(dSocket, chat2.id, alice.user.id, false, sinceD, 12_000);
   const afterRefresh = daveFalse.at - refreshedAt;
+  t.diagnostic(`false ${afterTrue} ms after the true; ${afterRefresh} ms after the refresh`);
   assert.ok(afterRefresh >= 5500,
     `isTyping false came ${afterRefresh} ms after the refresh: the first true's expiry was not cancelled by it`);
   assert.ok(afterRefresh <= 9000, `isTyping false came ${afterRefresh} ms after the refresh`);
