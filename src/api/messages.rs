@@ -205,9 +205,8 @@ pub async fn history(
     Ok(Json(Page { messages, has_more }))
 }
 
-/// Moves the caller's read mark and, if it moved, tells the other participants
-/// (`chat.message.status` "read"). Shared by REST and the gateway's `chat.read`.
-/// Marks everything up to `sequence` read for the caller.
+/// Marks everything up to `sequence` read for the caller; the other participants get
+/// `chat.message.status` "read" (the use case is shared with the gateway's `chat.read`).
 #[utoipa::path(
     post,
     path = "/chats/{chatId}/read",

@@ -2,9 +2,9 @@
 //! recoverable, and what the notification channel carries to a gateway.
 //!
 //! Every recoverable event is appended to its recipient's stream; the stream id is the
-//! event's `offset`. A push names, per recipient, the event's offset and the offset of
-//! the event before it in that user's stream, so a gateway can tell a contiguous push
-//! from one that follows a gap (which it then reads back from the stream).
+//! event's `offset`. A push names, per recipient, the event's offset; pushes reach a
+//! gateway in stream order, and what a gateway may have missed (it lost its
+//! subscription or its routing entries) it reads back from the stream.
 
 use std::{fmt, str::FromStr, sync::Arc};
 
@@ -69,8 +69,6 @@ pub struct Event {
     pub sequence: i64,
     /// `None` for ephemeral events (typing, presence).
     pub offset: Option<Offset>,
-    /// The offset of the recipient's previous event (`ZERO` when the stream is new).
-    pub prev: Offset,
 }
 
 impl Event {
@@ -109,9 +107,9 @@ pub struct Push {
     pub c: Vec<String>,
     /// The sequence of each payload (0 when none).
     pub s: Vec<i64>,
-    /// `[payload index, user, offset, previous offset, event name]`; offsets are ""
-    /// for ephemeral events.
-    pub t: Vec<(usize, Uuid, String, String, String)>,
+    /// `[payload index, user, offset, event name]`; the offset is "" for ephemeral
+    /// events.
+    pub t: Vec<(usize, Uuid, String, String)>,
 }
 
 impl Push {
@@ -120,7 +118,7 @@ impl Push {
         let data: Vec<Arc<RawValue>> = self.d.into_iter().map(Arc::from).collect();
         self.t
             .into_iter()
-            .filter_map(|(i, user, offset, prev, name)| {
+            .filter_map(|(i, user, offset, name)| {
                 let ephemeral = offset.is_empty();
                 Some((
                     user,
@@ -134,7 +132,6 @@ impl Push {
                         } else {
                             Some(offset.parse().ok()?)
                         },
-                        prev: Offset::parse_or_zero(&prev)?,
                     },
                 ))
             })
@@ -242,7 +239,7 @@ mod tests {
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
         let json = format!(
             r#"{{"d":[{{"k":1}},{{"k":2}}],"c":["{chat}",""],"s":[7,0],
-               "t":[[0,"{a}","10-0","","chat.message.new"],[1,"{b}","","","chat.typing"]]}}"#
+               "t":[[0,"{a}","10-0","chat.message.new"],[1,"{b}","","chat.typing"]]}}"#
         );
         let events = serde_json::from_str::<Push>(&json).unwrap().into_events();
         assert_eq!(events.len(), 2);
@@ -251,7 +248,6 @@ mod tests {
         assert!(e.is_new_message());
         assert_eq!((e.chat, e.sequence), (Some(chat), 7));
         assert_eq!(e.offset, Some(Offset { ms: 10, seq: 0 }));
-        assert_eq!(e.prev, Offset::ZERO);
         assert_eq!(events[1].1.offset, None);
         assert_eq!(events[1].1.payload().get(), r#"{"k":2}"#);
     }

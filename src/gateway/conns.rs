@@ -1,10 +1,11 @@
 //! This gateway's live connections (Socket.IO sockets and SSE streams) and the
 //! delivery of each user's events to them, in stream order, exactly once each.
 //!
-//! Every connection tracks the offset it has handled up to. A pushed event whose
-//! previous offset is at or below that is emitted at once; one that follows a gap
-//! (a lost push, a Redis restart, a connection still opening) is held while the gap
-//! is read back from the user's stream.
+//! Every connection tracks the offset it has handled up to. Pushes reach the gateway
+//! in stream order, so a pushed event past that offset is emitted at once, and one at
+//! or below it is skipped. While the stream is being read (a connection opening, or a
+//! catch-up after the gateway lost its subscription or its routing entries), pushes
+//! wait and are emitted after what the read returned.
 
 use std::{
     collections::HashMap,
@@ -170,18 +171,11 @@ impl Hub {
         };
         if p.filling {
             p.pending.push(event.clone());
-        } else if offset <= p.offset {
-            // Already handled (read back from the stream before its push arrived).
-        } else if event.prev <= p.offset {
+        } else if offset > p.offset {
             p.offset = offset;
             self.emit(conn, event);
-        } else {
-            p.filling = true;
-            p.pending.push(event.clone());
-            drop(p);
-            metrics::counter!("courier_gateway_gap_fills_total").increment(1);
-            tokio::spawn(self.clone().fill(conn.clone()));
         }
+        // else: already handled (read back from the stream before its push arrived).
     }
 
     /// Emits one event to one connection; records delivery and ends typing.
@@ -240,8 +234,7 @@ impl Hub {
             p.ready = true;
         }
         match opening.end {
-            Some(_) if self.settle(&conn, None) => {}
-            Some(_) => self.clone().fill(conn).await,
+            Some(_) => self.settle(&conn, None),
             None => {
                 self.clone().fill(conn.clone()).await;
                 let offset = conn.progress().offset;
@@ -250,34 +243,26 @@ impl Hub {
         }
     }
 
-    /// Moves `offset` past a complete read's end, then emits the waiting pushes that
-    /// follow on; returns `false` when a gap is left (the stream must be read again).
-    fn settle(&self, conn: &Arc<Conn>, read_end: Option<Offset>) -> bool {
+    /// Moves `offset` past a complete read's end, then emits the pushes that waited
+    /// and come after it, and goes live.
+    fn settle(&self, conn: &Arc<Conn>, read_end: Option<Offset>) {
         let mut p = conn.progress();
         if let Some(end) = read_end {
             p.offset = p.offset.max(end);
         }
-        let pending = std::mem::take(&mut p.pending);
-        let mut rest = Vec::new();
-        for e in pending {
+        for e in std::mem::take(&mut p.pending) {
             match e.offset {
-                _ if !rest.is_empty() => rest.push(e),
-                None => self.emit(conn, &e),
-                Some(o) if o <= p.offset => {}
-                Some(o) if e.prev <= p.offset => {
+                Some(o) if o > p.offset => {
                     p.offset = o;
                     self.emit(conn, &e);
                 }
-                Some(_) => rest.push(e),
+                _ => {}
             }
         }
-        let done = rest.is_empty();
-        p.pending = rest;
-        p.filling = !done;
-        done
+        p.filling = false;
     }
 
-    /// Reads the user's stream after the connection's offset until no gap is left.
+    /// Reads the user's stream after the connection's offset, then goes live.
     pub async fn fill(self, conn: Arc<Conn>) {
         let mut backoff = Duration::from_millis(100);
         while !conn.is_closed() {
@@ -304,7 +289,8 @@ impl Hub {
                     }
                 }
             }
-            if complete && self.settle(&conn, Some(read.last)) {
+            if complete {
+                self.settle(&conn, Some(read.last));
                 return;
             }
         }
@@ -317,6 +303,7 @@ impl Hub {
             if p.ready && !p.filling {
                 p.filling = true;
                 drop(p);
+                metrics::counter!("courier_gateway_catch_ups_total").increment(1);
                 tokio::spawn(self.clone().fill(conn));
             }
         }
@@ -353,6 +340,5 @@ pub fn stored_event(
         chat: Uuid::parse_str(chat).ok(),
         sequence,
         offset: Some(offset),
-        prev: Offset::ZERO,
     })
 }
