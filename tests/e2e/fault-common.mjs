@@ -30,7 +30,7 @@ export const faultSettings = Object.freeze({
   /** How long a fault (service down) lasts. */
   downMs: envInt('COURIER_FAULT_DOWN_MS', 3000),
   /** Where a scenario requires it: live delivery at most this long after max(accepted, service back). */
-  liveWithinMs: envInt('COURIER_FAULT_LIVE_WITHIN_MS', 3000),
+  liveWithinMs: envInt('COURIER_FAULT_LIVE_WITHIN_MS', 2000),
   /** RUST_LOG of the processes (info: shows reconnects, holds, dead-letters). */
   rustLog: process.env.COURIER_E2E_RUST_LOG ?? 'info',
 });

@@ -5,7 +5,8 @@
 // their routing state and read back what their connections missed, so the connected
 // clients need nothing of their own: they run with recovery 'offset' (never chat.sync;
 // auth.offset if a socket drops) and must end with every accepted message, live, none
-// twice on a device, each within COURIER_FAULT_LIVE_WITHIN_MS (3 s) of max(accepted, Redis up).
+// twice on a device, each within COURIER_FAULT_LIVE_WITHIN_MS (2 s, the bound the design promises) of
+// max(accepted, Redis up).
 
 import assert from 'node:assert/strict';
 
