@@ -219,3 +219,24 @@ async fn a_new_connection_gets_an_offset_it_can_resume_from() {
     assert_eq!(again.last, read.last, "an existing stream is left as it is");
     app.teardown().await;
 }
+
+#[tokio::test]
+async fn the_sweep_removes_idle_streams_and_keeps_recent_ones() {
+    let app = spawn_with(Mode::ApiOnly, test_config(&[("RECOVERY_WINDOW_SECS", "1")])).await;
+    let cache = &app.cache;
+    let (idle, busy) = (Uuid::new_v4(), Uuid::new_v4());
+    cache
+        .publish_events(&[event("{}", &[(idle, EVENT_NEW)])])
+        .await
+        .unwrap();
+    // The window under test is 1 s: let the idle user's only event age past it.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    cache
+        .publish_events(&[event("{}", &[(busy, EVENT_NEW)])])
+        .await
+        .unwrap();
+    assert_eq!(cache.sweep_streams().await.unwrap(), 1);
+    assert!(cache.read_events(idle, None, false).await.unwrap().missing);
+    assert!(!cache.read_events(busy, None, false).await.unwrap().missing);
+    app.teardown().await;
+}

@@ -1,7 +1,8 @@
 //! Per-user event streams in Redis, and publishing events to the gateways.
 //!
 //! One script appends each recoverable event to its recipient's stream (capped at
-//! `RECOVERY_MAX_EVENTS`, expiring after `RECOVERY_WINDOW_SECS` without events), looks
+//! `RECOVERY_MAX_EVENTS`; the worker's sweep removes streams without an event in
+//! `RECOVERY_WINDOW_SECS` and trims older entries from the others), looks
 //! up the gateways holding the recipient's connections, and publishes one push per
 //! gateway. Append and routing happen atomically, so a connection registered before
 //! the script ran gets the push, and one registered after finds the event in its
@@ -17,6 +18,21 @@ use crate::domain::events::{Offset, Outgoing};
 
 static PUBLISH: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("publish.lua")));
 static READ: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("read.lua")));
+
+/// Deletes a stream whose newest event is older than the cutoff, else trims the
+/// entries older than it (whole nodes, `MINID ~`). Returns 1 if deleted.
+static SWEEP: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
+        if last == nil or tonumber(string.match(last[1], '^(%d+)')) < tonumber(ARGV[1]) then
+          return redis.call('DEL', KEYS[1])
+        end
+        redis.call('XTRIM', KEYS[1], 'MINID', '~', ARGV[1])
+        return 0
+        ",
+    )
+});
 
 /// A stream read: where the stream stands, and the entries after the given offset.
 #[derive(Debug, Default)]
@@ -35,6 +51,9 @@ pub struct StreamRead {
 }
 
 type RawEntry = (String, Vec<String>);
+
+/// How often the worker sweeps the event streams.
+pub const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Cache {
     /// Appends recoverable events to their recipients' streams and pushes them to
@@ -56,7 +75,7 @@ impl Cache {
         inv.arg(self.keys.prefix())
             .arg(self.keys.gateway_channel(""))
             .arg(self.retention.max_events)
-            .arg(self.retention.window.as_millis() as u64)
+            .arg(0)
             .arg(if keep { "s" } else { "e" })
             .arg(events.len());
         for e in events {
@@ -71,6 +90,34 @@ impl Cache {
         }
         let mut conn = self.conn.clone();
         inv.invoke_async::<()>(&mut conn).await
+    }
+
+    /// Removes the streams of users without an event in the retention window, and
+    /// trims older entries from the others. Returns how many streams were removed.
+    pub async fn sweep_streams(&self) -> redis::RedisResult<usize> {
+        let mut conn = self.conn.clone();
+        let pattern = format!("{}user:*:events", self.keys.prefix());
+        let cutoff =
+            chrono::Utc::now().timestamp_millis() - self.retention.window.as_millis() as i64;
+        let (mut cursor, mut removed) = (0u64, 0usize);
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await?;
+            for key in keys {
+                let gone: i64 = SWEEP.key(key).arg(cutoff).invoke_async(&mut conn).await?;
+                removed += gone as usize;
+            }
+            if next == 0 {
+                return Ok(removed);
+            }
+            cursor = next;
+        }
     }
 
     /// Reads `user`'s stream after `after` (at most twice the retention cap: a capped
@@ -91,7 +138,6 @@ impl Cache {
             .arg(limit)
             .arg(if start { "1" } else { "" })
             .arg(self.retention.max_events)
-            .arg(self.retention.window.as_millis() as u64)
             .invoke_async(&mut conn)
             .await?;
         let bad = |what: &str| {

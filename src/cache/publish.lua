@@ -1,12 +1,13 @@
 -- Appends events to their recipients' streams (mode "s") and publishes one push per
 -- gateway holding a recipient's connection. Pushes go out in stream order, so a
 -- gateway subscribed all along sees every event of its users in order.
--- ARGV: prefix, channel prefix, cap, ttl ms, mode ("s" keep | "e" ephemeral), number of
+-- ARGV: prefix, channel prefix, cap, (unused), mode ("s" keep | "e" ephemeral), number of
 -- payloads, then per payload (data, chat, sequence), then per target
 -- (payload index from 0, user, event name).
--- Each redis.call costs a few µs of its own: one XADD per target, one PEXPIRE and
--- one HVALS per user.
-local prefix, chan, cap, ttl, mode = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+-- Each redis.call costs a few µs of its own: one XADD per target and one HVALS per
+-- user. Streams do not expire here: the worker's sweep removes idle ones and trims
+-- entries older than the window.
+local prefix, chan, cap, mode = ARGV[1], ARGV[2], ARGV[3], ARGV[5]
 local nd = tonumber(ARGV[6])
 local base = 6
 local call = redis.call
@@ -22,7 +23,6 @@ for i = base + nd * 3 + 1, #ARGV, 3 do
     local key = ukey .. ':events'
     id = call('XADD', key, 'MAXLEN', '~', cap, '*',
       'n', name, 'd', ARGV[j + 1], 'c', ARGV[j + 2], 's', ARGV[j + 3])
-    if gws == nil then call('PEXPIRE', key, ttl) end
   end
   if gws == nil then
     gws = {}

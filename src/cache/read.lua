@@ -2,12 +2,11 @@
 -- most ARGV[2])}; {'', '', {}} when the stream does not exist, unless ARGV[3] is '1':
 -- then a marker entry (empty name) starts the stream, so the offset handed to a new
 -- connection is a real position that a later reconnect can resume from.
--- ARGV[4], ARGV[5]: the stream's cap and time to live (ms), for that marker.
+-- ARGV[4]: the stream's cap.
 local key = KEYS[1]
 if redis.call('EXISTS', key) == 0 then
   if ARGV[3] ~= '1' then return { '', '', {} } end
   redis.call('XADD', key, 'MAXLEN', '~', ARGV[4], '*', 'n', '')
-  redis.call('PEXPIRE', key, ARGV[5])
 end
 local info = redis.call('XINFO', 'STREAM', key)
 local lastid, first = '', ''

@@ -81,6 +81,7 @@ pub fn spawn_consumers(
         stop: service.stop.clone(),
     });
     service.spawn_on_run(watch_depths(link.clone(), ctx.clone()));
+    service.spawn_on_run(sweep_streams(ctx.clone()));
     let partitions = config.rabbitmq.partition_count;
     let consumer_link = link.clone();
     service.spawn_on_run(async move {
@@ -203,6 +204,22 @@ async fn consume_on(session: &Session, ctx: &Ctx, queue: &str) -> Result<(), Con
         };
         let deliveries = items.into_iter().collect::<Result<Vec<_>, _>>()?;
         batch::handle(ctx, session, deliveries).await?;
+    }
+}
+
+/// Every minute, removes the event streams of users without a recent event and trims
+/// entries older than the recovery window (every worker does; it is idempotent).
+async fn sweep_streams(ctx: Arc<Ctx>) {
+    let mut tick = tokio::time::interval(crate::cache::events::SWEEP_EVERY);
+    loop {
+        tokio::select! {
+            _ = ctx.stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match ctx.cache.sweep_streams().await {
+            Ok(n) => metrics::counter!("courier_streams_removed_total").increment(n as u64),
+            Err(e) => tracing::debug!(error = %e, "stream sweep failed"),
+        }
     }
 }
 
