@@ -99,25 +99,12 @@ impl Cache {
         let pattern = format!("{}user:*:events", self.keys.prefix());
         let cutoff =
             chrono::Utc::now().timestamp_millis() - self.retention.window.as_millis() as i64;
-        let (mut cursor, mut removed) = (0u64, 0usize);
-        loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut conn)
-                .await?;
-            for key in keys {
-                let gone: i64 = SWEEP.key(key).arg(cutoff).invoke_async(&mut conn).await?;
-                removed += gone as usize;
-            }
-            if next == 0 {
-                return Ok(removed);
-            }
-            cursor = next;
+        let mut removed = 0;
+        for key in self.keys_matching(&pattern).await? {
+            let gone: i64 = SWEEP.key(key).arg(cutoff).invoke_async(&mut conn).await?;
+            removed += gone as usize;
         }
+        Ok(removed)
     }
 
     /// Reads `user`'s stream after `after` (at most twice the retention cap: a capped

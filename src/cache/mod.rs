@@ -134,30 +134,39 @@ impl Cache {
             .is_ok()
     }
 
-    /// Deletes every key under the prefix (tests and teardown only).
-    pub async fn purge_prefix(&self) -> redis::RedisResult<()> {
+    /// Every key matching `pattern` (SCAN, so Redis is never blocked by it).
+    pub(crate) async fn keys_matching(&self, pattern: &str) -> redis::RedisResult<Vec<String>> {
         let mut c = self.conn.clone();
-        let pattern = format!("{}*", self.keys.prefix);
-        let mut cursor: u64 = 0;
+        let (mut cursor, mut all) = (0u64, Vec::new());
         loop {
             let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
                 .arg(cursor)
                 .arg("MATCH")
-                .arg(&pattern)
+                .arg(pattern)
                 .arg("COUNT")
-                .arg(500)
+                .arg(1000)
                 .query_async(&mut c)
                 .await?;
-            if !keys.is_empty() {
-                redis::cmd("DEL")
-                    .arg(&keys)
-                    .query_async::<()>(&mut c)
-                    .await?;
-            }
+            all.extend(keys);
             if next == 0 {
-                return Ok(());
+                return Ok(all);
             }
             cursor = next;
         }
+    }
+
+    /// Deletes every key under the prefix (tests and teardown only).
+    pub async fn purge_prefix(&self) -> redis::RedisResult<()> {
+        let mut c = self.conn.clone();
+        let keys = self
+            .keys_matching(&format!("{}*", self.keys.prefix))
+            .await?;
+        for chunk in keys.chunks(500) {
+            redis::cmd("DEL")
+                .arg(chunk)
+                .query_async::<()>(&mut c)
+                .await?;
+        }
+        Ok(())
     }
 }

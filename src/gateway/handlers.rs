@@ -173,10 +173,16 @@ fn error_ack(e: &ApiError) -> Value {
     json!({"status": "error", "code": e.code(), "message": e.public_message()})
 }
 
-fn answer(ack: AckSender, body: &Value) {
-    if let Err(e) = ack.send(body) {
+/// Acks with the result: its body, or `{status: "error", code, message}`.
+fn reply(ack: AckSender, result: Result<Value, ApiError>) {
+    let body = result.unwrap_or_else(|e| error_ack(&e));
+    if let Err(e) = ack.send(&body) {
         tracing::debug!(error = %e, "ack not delivered (socket gone)");
     }
+}
+
+fn ok() -> Value {
+    json!({"status": "ok"})
 }
 
 /// The socket's user, if it may send one more event this second.
@@ -232,12 +238,9 @@ async fn on_typing(
             session::typing_ended(&conn, p.chat_id);
             typing::set(&state.pool, &state.cache, p.chat_id, user, false).await?;
         }
-        Ok::<_, ApiError>(())
+        Ok(ok())
     };
-    match result.await {
-        Ok(()) => answer(ack, &json!({"status": "ok"})),
-        Err(e) => answer(ack, &error_ack(&e)),
-    }
+    reply(ack, result.await);
 }
 
 #[derive(Deserialize)]
@@ -263,12 +266,10 @@ async fn on_read(
             user,
             p.sequence,
         )
-        .await
+        .await?;
+        Ok(ok())
     };
-    match result.await {
-        Ok(()) => answer(ack, &json!({"status": "ok"})),
-        Err(e) => answer(ack, &error_ack(&e)),
-    }
+    reply(ack, result.await);
 }
 
 #[derive(Deserialize)]
@@ -316,8 +317,5 @@ async fn on_sync(
         let resp = sync(&state, user, p).await?;
         serde_json::to_value(&resp).map_err(|e| ApiError::Internal(e.into()))
     };
-    match result.await {
-        Ok(v) => answer(ack, &v),
-        Err(e) => answer(ack, &error_ack(&e)),
-    }
+    reply(ack, result.await);
 }

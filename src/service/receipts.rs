@@ -1,12 +1,17 @@
 //! Delivery receipts: delivered marks gathered as events reach live connections, read
 //! marks from `chat.read` and `POST /chats/:chatId/read`, and the coalesced
-//! `chat.message.status` events they cause (at most one per user, chat and status
-//! per flush interval and process).
+//! `chat.message.status` events they cause.
+//!
+//! Every flush interval (`RECEIPT_FLUSH_MS`, 250 ms) the gathered marks are written and
+//! their status events sent, so a quiet chat's tick comes within one interval. Once a
+//! (chat, user, status) was sent, its next change waits until `HOLD_FLUSHES` intervals
+//! have passed: a busy chat sends at most one per second, not one per interval (in the
+//! throughput benchmark that is a third of the status events, and of their cost).
 
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use sqlx::PgPool;
@@ -21,13 +26,60 @@ use crate::{
 };
 
 type Key = (Uuid, Uuid); // (chat, user)
+type StatusKey = (Uuid, Uuid, &'static str); // (chat, user, status)
+
+/// After a (chat, user, status) was sent, its next change waits this many intervals.
+pub const HOLD_FLUSHES: u32 = 4;
 
 #[derive(Default)]
 struct Pending {
     /// Delivered marks to write: the highest sequence seen per (chat, user).
     delivered: HashMap<Key, i64>,
     /// Status events to send: the highest sequence per (chat, user, status).
-    statuses: HashMap<(Uuid, Uuid, &'static str), i64>,
+    statuses: HashMap<StatusKey, i64>,
+    /// When each recently sent (chat, user, status) went out.
+    sent: HashMap<StatusKey, Instant>,
+}
+
+impl Pending {
+    /// Whether `key` was sent less than `hold` before `now`.
+    fn held(&self, key: &StatusKey, now: Instant, hold: Duration) -> bool {
+        self.sent
+            .get(key)
+            .is_some_and(|t| now.duration_since(*t) < hold)
+    }
+
+    /// The delivered marks due for writing now (the held ones stay gathered).
+    fn take_delivered(&mut self, now: Instant, hold: Duration) -> Vec<(Uuid, Uuid, i64)> {
+        self.sent.retain(|_, t| now.duration_since(*t) < hold);
+        let due: Vec<Key> = self
+            .delivered
+            .keys()
+            .filter(|(c, u)| !self.held(&(*c, *u, "delivered"), now, hold))
+            .copied()
+            .collect();
+        due.into_iter()
+            .filter_map(|k| self.delivered.remove(&k).map(|s| (k.0, k.1, s)))
+            .collect()
+    }
+
+    /// The status events due now, recorded as sent at `now`.
+    fn take_statuses(&mut self, now: Instant, hold: Duration) -> Vec<(StatusKey, i64)> {
+        let due: Vec<StatusKey> = self
+            .statuses
+            .keys()
+            .filter(|k| !self.held(k, now, hold))
+            .copied()
+            .collect();
+        let out: Vec<(StatusKey, i64)> = due
+            .into_iter()
+            .filter_map(|k| self.statuses.remove(&k).map(|s| (k, s)))
+            .collect();
+        for (k, _) in &out {
+            self.sent.insert(*k, now);
+        }
+        out
+    }
 }
 
 fn raise<K: std::hash::Hash + Eq>(map: &mut HashMap<K, i64>, key: K, sequence: i64) {
@@ -63,7 +115,7 @@ impl Receipts {
                 _ = stop.cancelled() => true,
                 _ = tick.tick() => false,
             };
-            if let Err(e) = self.flush(&pool, &cache).await {
+            if let Err(e) = self.flush(&pool, &cache, every * HOLD_FLUSHES).await {
                 tracing::warn!(error = %e, "receipts not flushed; retrying");
             }
             if stopping {
@@ -72,11 +124,8 @@ impl Receipts {
         }
     }
 
-    async fn flush(&self, pool: &PgPool, cache: &Cache) -> anyhow::Result<()> {
-        let delivered: Vec<(Uuid, Uuid, i64)> = {
-            let mut p = self.lock();
-            p.delivered.drain().map(|((c, u), s)| (c, u, s)).collect()
-        };
+    async fn flush(&self, pool: &PgPool, cache: &Cache, hold: Duration) -> anyhow::Result<()> {
+        let delivered = self.lock().take_delivered(Instant::now(), hold);
         if !delivered.is_empty() {
             match db::chats::advance_delivered(pool, &delivered).await {
                 Ok(moved) => {
@@ -93,14 +142,14 @@ impl Receipts {
                 }
             }
         }
-        let statuses: Vec<((Uuid, Uuid, &'static str), i64)> =
-            self.lock().statuses.drain().collect();
+        let statuses = self.lock().take_statuses(Instant::now(), hold);
         if statuses.is_empty() {
             return Ok(());
         }
         if let Err(e) = send_statuses(pool, cache, &statuses).await {
             let mut p = self.lock();
             for (k, s) in statuses {
+                p.sent.remove(&k);
                 raise(&mut p.statuses, k, s);
             }
             return Err(e);
@@ -113,7 +162,7 @@ impl Receipts {
 async fn send_statuses(
     pool: &PgPool,
     cache: &Cache,
-    statuses: &[((Uuid, Uuid, &'static str), i64)],
+    statuses: &[(StatusKey, i64)],
 ) -> anyhow::Result<()> {
     let mut chats: Vec<Uuid> = statuses.iter().map(|((c, _, _), _)| *c).collect();
     chats.sort();
@@ -182,5 +231,47 @@ mod tests {
         assert_eq!(p.delivered.get(&(c, u)), Some(&9));
         assert_eq!(p.statuses.get(&(c, u, "read")), Some(&4));
         assert_eq!(p.delivered.len() + p.statuses.len(), 2);
+    }
+
+    #[test]
+    fn a_sent_status_holds_the_next_change_of_its_key_only() {
+        let mut p = Pending::default();
+        let (c, u, other) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let hold = Duration::from_secs(1);
+        let t0 = Instant::now();
+        raise(&mut p.statuses, (c, u, "delivered"), 3);
+        assert_eq!(
+            p.take_statuses(t0, hold),
+            vec![((c, u, "delivered"), 3)],
+            "quiet: at once"
+        );
+
+        raise(&mut p.statuses, (c, u, "delivered"), 5);
+        raise(&mut p.statuses, (c, u, "read"), 4);
+        raise(&mut p.statuses, (c, other, "delivered"), 7);
+        p.delivered.insert((c, u), 6);
+        p.delivered.insert((c, other), 8);
+        let t1 = t0 + Duration::from_millis(250);
+        assert_eq!(
+            p.take_delivered(t1, hold),
+            vec![(c, other, 8)],
+            "u's delivered mark waits with its status"
+        );
+        let due = p.take_statuses(t1, hold);
+        assert_eq!(
+            due.len(),
+            2,
+            "the other status and the other user are not held"
+        );
+        assert!(due.iter().all(|(k, _)| *k != (c, u, "delivered")));
+
+        let t2 = t0 + Duration::from_millis(1000);
+        raise(&mut p.statuses, (c, u, "delivered"), 6);
+        assert_eq!(p.take_delivered(t2, hold), vec![(c, u, 6)]);
+        assert_eq!(
+            p.take_statuses(t2, hold),
+            vec![((c, u, "delivered"), 6)],
+            "once the hold ran out, the newest value goes"
+        );
     }
 }
