@@ -1,4 +1,4 @@
-// Shape checks for the payloads defined in /work/shared/contract.md (wire contract v1).
+// Shape checks for the payloads defined in ../shared/contract.md (wire contract v1).
 //
 // Every check asserts that the fields the contract names are present with the
 // contract's types and values. Extra fields are tolerated: the contract says

@@ -8,7 +8,7 @@
 //
 // Environment (and COURIER_DEPLOY_ROOT, see deploy-helpers.mjs):
 //   COURIER_CONTRACT             contract.md to take the route list from (default: ../shared/contract.md
-//                                beside the repository, then /work/shared/contract.md; optional)
+//                                beside the repository; optional)
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -59,8 +59,8 @@ const NO_JWT_PREFIXES = ['/auth', '/hooks/', '/socket.io', '/events'];
 const INTERNAL_PATHS = ['/healthz', '/readyz', '/metrics'];
 
 function contractFile() {
-  const candidates = [process.env.COURIER_CONTRACT, path.join(ROOT, '..', 'shared', 'contract.md'),
-    '/work/shared/contract.md'].filter(Boolean);
+  const candidates = [process.env.COURIER_CONTRACT, path.join(ROOT, '..', 'shared', 'contract.md')]
+    .filter(Boolean);
   return candidates.find((c) => existsSync(c));
 }
 
