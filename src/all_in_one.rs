@@ -22,6 +22,7 @@ pub async fn build(config: &Config) -> anyhow::Result<Service> {
     });
     let worker_link = worker::spawn_consumers(&mut service, config, &deps)?;
     deps.spawn_receipts(&mut service, config);
+    api::spawn_token_purge(&mut service, deps.pool.clone());
     let (layer, sse) = gateway::attach(&mut service, config, &deps);
     // Ready only when both broker links are up.
     let health = Health {

@@ -125,6 +125,75 @@ async fn reused_refresh_token_revokes_the_family() {
 }
 
 #[tokio::test]
+async fn concurrent_reuses_of_one_refresh_token_let_one_through_and_revoke_the_family() {
+    let app = spawn_app().await;
+    let u = app.register("carol").await;
+    let body = json!({"refreshToken": u.refresh});
+    let results = futures::future::join_all(
+        (0..16).map(|_| app.call("POST", "/auth/refresh", None, Some(body.clone()))),
+    )
+    .await;
+    let winners: Vec<&serde_json::Value> = results
+        .iter()
+        .filter(|(s, _)| *s == 200)
+        .map(|(_, b)| b)
+        .collect();
+    assert_eq!(
+        winners.len(),
+        1,
+        "the first use wins, every other is a reuse"
+    );
+    assert_eq!(results.iter().filter(|(s, _)| *s == 401).count(), 15);
+    // The reuses revoked the family after the winner committed: its new token too.
+    let (s, _) = app
+        .call(
+            "POST",
+            "/auth/refresh",
+            None,
+            Some(json!({"refreshToken": winners[0]["refreshToken"]})),
+        )
+        .await;
+    assert_eq!(s, 401);
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn expired_refresh_tokens_are_purged() {
+    let app = spawn_app().await;
+    let u = app.register("dave").await;
+    sqlx::query(
+        "UPDATE refresh_tokens SET expires_at = now() - interval '1 minute' WHERE user_id = $1",
+    )
+    .bind(u.id)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let (_, login) = app
+        .call(
+            "POST",
+            "/auth/login",
+            None,
+            Some(json!({"username": u.username, "password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(
+        courier::db::tokens::purge_expired(&app.pool).await.unwrap(),
+        1,
+        "only the expired token"
+    );
+    let (s, _) = app
+        .call(
+            "POST",
+            "/auth/refresh",
+            None,
+            Some(json!({"refreshToken": login["refreshToken"]})),
+        )
+        .await;
+    assert_eq!(s, 200, "the live token survived the purge");
+    app.teardown().await;
+}
+
+#[tokio::test]
 async fn registration_is_validated() {
     let app = spawn_app().await;
     let cases = [

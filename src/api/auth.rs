@@ -61,11 +61,15 @@ pub struct AuthResponse {
 }
 
 async fn tokens_for(state: &AppState, user: User, family: Uuid) -> ApiResult<AuthResponse> {
+    let refresh_token = db::tokens::issue(&state.pool, user.id, family, state.refresh_ttl).await?;
+    respond(state, user, refresh_token)
+}
+
+fn respond(state: &AppState, user: User, refresh_token: String) -> ApiResult<AuthResponse> {
     let access_token = state
         .jwt
         .issue(user.id)
         .map_err(|e| ApiError::Internal(e.into()))?;
-    let refresh_token = db::tokens::issue(&state.pool, user.id, family, state.refresh_ttl).await?;
     Ok(AuthResponse {
         user,
         access_token,
@@ -173,12 +177,12 @@ pub async fn refresh(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<RefreshBody>,
 ) -> ApiResult<Json<AuthResponse>> {
-    match db::tokens::rotate(&state.pool, &body.refresh_token).await? {
-        Rotation::Rotated { user, family } => {
+    match db::tokens::rotate(&state.pool, &body.refresh_token, state.refresh_ttl).await? {
+        Rotation::Rotated { user, token } => {
             let user = db::users::find(&state.pool, user)
                 .await?
                 .ok_or_else(ApiError::unauthorized)?;
-            Ok(Json(tokens_for(&state, user, family).await?))
+            Ok(Json(respond(&state, user, token)?))
         }
         Rotation::Invalid => Err(ApiError::Unauthorized(
             "refresh token is invalid or expired".into(),

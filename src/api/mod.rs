@@ -105,6 +105,28 @@ pub fn state(
     (state, task)
 }
 
+/// How often expired refresh tokens are deleted.
+pub const TOKEN_PURGE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Deletes expired refresh tokens every `TOKEN_PURGE_EVERY` (every API instance does;
+/// it is idempotent).
+pub fn spawn_token_purge(service: &mut Service, pool: PgPool) {
+    let stop = service.stop.clone();
+    service.spawn_on_run(async move {
+        let mut tick = tokio::time::interval(TOKEN_PURGE_EVERY);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            match crate::db::tokens::purge_expired(&pool).await {
+                Ok(n) => metrics::counter!("courier_refresh_tokens_purged_total").increment(n),
+                Err(e) => tracing::warn!(error = %e, "purging expired refresh tokens failed"),
+            }
+        }
+    });
+}
+
 /// Builds the API role on `PORT`.
 pub async fn build(config: &Config) -> anyhow::Result<Service> {
     let deps = Deps::connect(config).await?;
@@ -112,6 +134,7 @@ pub async fn build(config: &Config) -> anyhow::Result<Service> {
     let addr = SocketAddr::new(config.bind_host, config.port);
     let mut service = Service::bind("api", addr, Router::new(), CancellationToken::new()).await?;
     deps.spawn_receipts(&mut service, config);
+    spawn_token_purge(&mut service, deps.pool.clone());
     let (state, link_task) = state(config, &deps, &service);
     let health = Health {
         db: Some(deps.pool.clone()),

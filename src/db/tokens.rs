@@ -9,8 +9,8 @@ use crate::auth::refresh;
 
 /// What presenting a refresh token led to.
 pub enum Rotation {
-    /// Valid: the caller issues a new token in `family` for `user`.
-    Rotated { user: Uuid, family: Uuid },
+    /// Valid: `token` is the new refresh token of `user`, in the same family.
+    Rotated { user: Uuid, token: String },
     /// Unknown or expired.
     Invalid,
     /// Already used or revoked: the whole family has been revoked.
@@ -20,6 +20,15 @@ pub enum Rotation {
 /// Stores a new refresh token; returns the opaque token for the client.
 pub async fn issue(
     pool: &PgPool,
+    user: Uuid,
+    family: Uuid,
+    ttl: Duration,
+) -> Result<String, sqlx::Error> {
+    insert(pool, user, family, ttl).await
+}
+
+async fn insert<'e, E: sqlx::PgExecutor<'e>>(
+    db: E,
     user: Uuid,
     family: Uuid,
     ttl: Duration,
@@ -34,13 +43,15 @@ pub async fn issue(
     .bind(family)
     .bind(refresh::digest(&token))
     .bind(ttl.as_secs_f64())
-    .execute(pool)
+    .execute(db)
     .await?;
     Ok(token)
 }
 
-/// Marks the presented token used (row-locked, so two concurrent uses cannot both win).
-pub async fn rotate(pool: &PgPool, token: &str) -> Result<Rotation, sqlx::Error> {
+/// Marks the presented token used and issues its successor, in one transaction under
+/// a lock on the presented row: of concurrent uses one wins, and the others, waiting
+/// on the lock, find it used and revoke the family, the successor included.
+pub async fn rotate(pool: &PgPool, token: &str, ttl: Duration) -> Result<Rotation, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let row: Option<(Uuid, Uuid, bool, bool)> = sqlx::query_as(
         "SELECT user_id, family_id, (used_at IS NOT NULL OR revoked_at IS NOT NULL), expires_at < now()
@@ -65,9 +76,18 @@ pub async fn rotate(pool: &PgPool, token: &str) -> Result<Rotation, sqlx::Error>
                 .bind(refresh::digest(token))
                 .execute(&mut *tx)
                 .await?;
-            Rotation::Rotated { user, family }
+            let token = insert(&mut *tx, user, family, ttl).await?;
+            Rotation::Rotated { user, token }
         }
     };
     tx.commit().await?;
     Ok(outcome)
+}
+
+/// Deletes refresh tokens that expired (they can only answer 401 anyway); returns how many.
+pub async fn purge_expired(pool: &PgPool) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < now()")
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected())
 }
