@@ -151,10 +151,7 @@ impl Config {
         }
         let bind_host = env.string("HOST", "0.0.0.0");
         Ok(Config {
-            database_url: env.secret(
-                "DATABASE_URL",
-                "postgres://postgres:postgres@127.0.0.1:5432/courier",
-            ),
+            database_url: database_url(&env)?,
             database_max_connections: env.parse("DATABASE_MAX_CONNECTIONS", 20)?,
             redis,
             rabbitmq,
@@ -250,9 +247,6 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
     fn string(&self, var: &str, default: &str) -> String {
         self.raw(var).unwrap_or_else(|| default.to_string())
     }
-    fn secret(&self, var: &str, default: &str) -> SecretString {
-        self.string(var, default).into()
-    }
     fn secret_opt(&self, var: &str) -> Option<SecretString> {
         self.raw(var).map(Into::into)
     }
@@ -304,6 +298,10 @@ fn rabbit_uri<F: Fn(&str) -> Option<String>>(
         if !(uri.starts_with("amqp://") || uri.starts_with("amqps://")) {
             return Err(env.bad("RABBITMQ_URI", "must start with amqp:// or amqps://"));
         }
+        // The parser's message may quote the URI: keep the password out of the log.
+        if uri.parse::<lapin::uri::AMQPUri>().is_err() {
+            return Err(env.bad("RABBITMQ_URI", "not a valid AMQP URI"));
+        }
         return Ok(uri.into());
     }
     let host = env.string("RABBITMQ_HOST", "127.0.0.1");
@@ -320,25 +318,61 @@ fn rabbit_uri<F: Fn(&str) -> Option<String>>(
     .into())
 }
 
+/// `DATABASE_URL`, checked to be a PostgreSQL URL (its text never goes to the log).
+fn database_url<F: Fn(&str) -> Option<String>>(
+    env: &Env<'_, F>,
+) -> Result<SecretString, ConfigError> {
+    let url = env.string(
+        "DATABASE_URL",
+        "postgres://postgres:postgres@127.0.0.1:5432/courier",
+    );
+    match url.parse::<sqlx::postgres::PgConnectOptions>() {
+        Ok(_) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Ok(url.into())
+        }
+        _ => Err(env.bad(
+            "DATABASE_URL",
+            "not a valid postgres:// URL (postgres://user:password@host:port/database)",
+        )),
+    }
+}
+
+/// The shortest HS256 secret accepted without `JWT_ALLOW_WEAK_SECRET=true`.
+pub const MIN_SECRET_BYTES: usize = 32;
+
 fn jwt_keys<F: Fn(&str) -> Option<String>>(env: &Env<'_, F>) -> Result<JwtKeyConfig, ConfigError> {
     match (env.raw("JWT_PRIVATE_KEY"), env.raw("JWT_PUBLIC_KEY")) {
-        (Some(private), Some(public)) => Ok(JwtKeyConfig::Rs256 {
+        (Some(private), Some(public)) => {
             // PEM passed through env files often has literal "\n".
-            private_pem: private.replace("\\n", "\n").into(),
-            public_pem: public.replace("\\n", "\n"),
-        }),
+            let (private, public) = (private.replace("\\n", "\n"), public.replace("\\n", "\n"));
+            if jsonwebtoken::EncodingKey::from_rsa_pem(private.as_bytes()).is_err() {
+                return Err(env.bad("JWT_PRIVATE_KEY", "not an RSA private key in PEM"));
+            }
+            if jsonwebtoken::DecodingKey::from_rsa_pem(public.as_bytes()).is_err() {
+                return Err(env.bad("JWT_PUBLIC_KEY", "not an RSA public key in PEM"));
+            }
+            Ok(JwtKeyConfig::Rs256 {
+                private_pem: private.into(),
+                public_pem: public,
+            })
+        }
         (Some(_), None) => Err(env.bad("JWT_PUBLIC_KEY", "required with JWT_PRIVATE_KEY")),
         (None, Some(_)) => Err(env.bad("JWT_PRIVATE_KEY", "required with JWT_PUBLIC_KEY")),
         (None, None) => match env.raw("JWT_SECRET") {
-            Some(s) => {
-                // Accepted as is so a reference backend's .env works unchanged.
-                if s.len() < 32 {
+            Some(s) if s.len() < MIN_SECRET_BYTES => {
+                if env.parse("JWT_ALLOW_WEAK_SECRET", false)? {
                     tracing::warn!(
-                        "JWT_SECRET is shorter than 32 characters; use a long random secret"
+                        "JWT_SECRET is shorter than {MIN_SECRET_BYTES} bytes (allowed by JWT_ALLOW_WEAK_SECRET): for development only"
                     );
+                    Ok(JwtKeyConfig::Hs256(s.into()))
+                } else {
+                    Err(env.bad(
+                        "JWT_SECRET",
+                        "shorter than 32 bytes: anyone could guess it and forge tokens; use a long random secret (JWT_ALLOW_WEAK_SECRET=true allows it for development)",
+                    ))
                 }
-                Ok(JwtKeyConfig::Hs256(s.into()))
             }
+            Some(s) => Ok(JwtKeyConfig::Hs256(s.into())),
             None => Err(env.bad(
                 "JWT_SECRET",
                 "missing (or set JWT_PRIVATE_KEY and JWT_PUBLIC_KEY)",
@@ -373,7 +407,7 @@ mod tests {
 
     #[test]
     fn defaults_follow_the_contract() {
-        let c = cfg(&[("JWT_SECRET", "0123456789abcdef0123")]).unwrap();
+        let c = cfg(&[("JWT_SECRET", "0123456789abcdef0123456789abcdef")]).unwrap();
         assert_eq!(c.rabbitmq.partition_count, 8);
         assert_eq!(c.rabbitmq.exchange, "chat.events");
         assert_eq!(
@@ -388,7 +422,7 @@ mod tests {
     #[test]
     fn bad_variables_are_named() {
         let e = cfg(&[
-            ("JWT_SECRET", "0123456789abcdef0123"),
+            ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
             ("REDIS_PORT", "abc"),
         ])
         .unwrap_err();
@@ -397,7 +431,7 @@ mod tests {
         assert_eq!(e.var, "JWT_SECRET");
         assert!(e.to_string().starts_with("configuration error: JWT_SECRET"));
         let e = cfg(&[
-            ("JWT_SECRET", "0123456789abcdef0123"),
+            ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
             ("RABBITMQ_CHAT_PARTITION_COUNT", "0"),
         ])
         .unwrap_err();
@@ -407,14 +441,14 @@ mod tests {
     #[test]
     fn rabbit_uri_wins_and_parts_are_encoded() {
         let c = cfg(&[
-            ("JWT_SECRET", "0123456789abcdef0123"),
+            ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
             ("RABBITMQ_URI", "amqp://u:p@h:1/v"),
             ("RABBITMQ_HOST", "ignored"),
         ])
         .unwrap();
         assert_eq!(c.rabbitmq.uri.expose_secret(), "amqp://u:p@h:1/v");
         let c = cfg(&[
-            ("JWT_SECRET", "0123456789abcdef0123"),
+            ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
             ("RABBITMQ_PASSWORD", "p@ss/w"),
         ])
         .unwrap();
@@ -423,7 +457,57 @@ mod tests {
 
     #[test]
     fn secrets_are_not_printed() {
-        let c = cfg(&[("JWT_SECRET", "super-secret-value-123")]).unwrap();
+        let c = cfg(&[("JWT_SECRET", "super-secret-value-123-0123456789")]).unwrap();
         assert!(!format!("{c:?}").contains("super-secret-value-123"));
+    }
+
+    #[test]
+    fn weak_secrets_are_refused_unless_allowed() {
+        let e = cfg(&[("JWT_SECRET", "short-secret")]).unwrap_err();
+        assert_eq!(e.var, "JWT_SECRET");
+        assert!(
+            cfg(&[
+                ("JWT_SECRET", "short-secret"),
+                ("JWT_ALLOW_WEAK_SECRET", "true")
+            ])
+            .is_ok()
+        );
+        let e = cfg(&[
+            ("JWT_SECRET", "short-secret"),
+            ("JWT_ALLOW_WEAK_SECRET", "yes"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.var, "JWT_ALLOW_WEAK_SECRET");
+    }
+
+    #[test]
+    fn unusable_urls_and_keys_are_named_without_their_secrets() {
+        let ok = ("JWT_SECRET", "0123456789abcdef0123456789abcdef");
+        let e = cfg(&[
+            ok,
+            ("DATABASE_URL", "postgres://u:hunter2@host:notaport/db"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.var, "DATABASE_URL");
+        assert!(!e.to_string().contains("hunter2"));
+        let e = cfg(&[ok, ("DATABASE_URL", "mysql://u:p@h/db")]).unwrap_err();
+        assert_eq!(e.var, "DATABASE_URL");
+        let e = cfg(&[ok, ("RABBITMQ_URI", "amqp://u:hunter2@host:notaport/v")]).unwrap_err();
+        assert_eq!(e.var, "RABBITMQ_URI");
+        assert!(!e.to_string().contains("hunter2"));
+        let e = cfg(&[
+            (
+                "JWT_PRIVATE_KEY",
+                "-----BEGIN PRIVATE KEY-----\\nnope\\n-----END PRIVATE KEY-----",
+            ),
+            ("JWT_PUBLIC_KEY", "nope"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.var, "JWT_PRIVATE_KEY");
+        let private = include_str!("../tests/fixtures/rs256-test.key");
+        let e = cfg(&[("JWT_PRIVATE_KEY", private), ("JWT_PUBLIC_KEY", "nope")]).unwrap_err();
+        assert_eq!(e.var, "JWT_PUBLIC_KEY");
+        let public = include_str!("../tests/fixtures/rs256-test.pub");
+        assert!(cfg(&[("JWT_PRIVATE_KEY", private), ("JWT_PUBLIC_KEY", public)]).is_ok());
     }
 }
