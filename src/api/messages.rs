@@ -15,6 +15,7 @@ use super::{
     extract::{ApiJson, ApiPath, ApiQuery, AuthUser, request_id},
 };
 use crate::{
+    cache::membership::LookupError,
     db::{self, messages::Cursor},
     domain::message::{Message, SendCommand, normalize_content},
     error::{ApiError, ApiResult, ErrorBody},
@@ -72,11 +73,16 @@ pub struct ReadBody {
     sequence: i64,
 }
 
-/// Membership for a send, from the Redis cache; PostgreSQL decides 404 vs 403.
+/// Membership for a send, from the Redis cache; PostgreSQL decides 404 vs 403, and
+/// answers alone while Redis is unreachable (the cache is a cache: sends go on).
 pub(super) async fn require_sender(state: &AppState, chat: Uuid, me: Uuid) -> ApiResult<()> {
-    let members = state.cache.members(&state.pool, &[chat]).await?;
-    if members.get(&chat).is_some_and(|m| m.contains(&me)) {
-        return Ok(());
+    match state.cache.members(&state.pool, &[chat]).await {
+        Ok(members) if members.get(&chat).is_some_and(|m| m.contains(&me)) => return Ok(()),
+        Ok(_) => {}
+        Err(LookupError::Redis(e)) => {
+            tracing::warn!(error = %e, %chat, "membership cache unreachable; asking PostgreSQL");
+        }
+        Err(e) => return Err(e.into()),
     }
     require_member(&state.pool, chat, me).await.map(|_| ())
 }
