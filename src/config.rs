@@ -78,6 +78,8 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     pub rate_limits: RateLimits,
     pub realtime: Realtime,
+    /// `MESSAGE_EDIT_WINDOW_SECS`: how long after sending a message its sender may edit it.
+    pub message_edit_window: Duration,
 }
 
 /// Sessions: presence, recovery, receipts, per-socket limits.
@@ -199,6 +201,7 @@ impl Config {
                     60,
                 )?,
             },
+            message_edit_window: Duration::from_secs(env.parse("MESSAGE_EDIT_WINDOW_SECS", 86400)?),
             realtime: Realtime {
                 presence_grace: Duration::from_secs(env.parse("PRESENCE_GRACE_SECS", 5)?),
                 gateway_lease: match env.parse("GATEWAY_LEASE_SECS", 15)? {

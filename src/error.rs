@@ -10,6 +10,8 @@ use axum::{
 use serde::Serialize;
 use validator::ValidationErrors;
 
+use crate::service::ServiceError;
+
 /// Seconds a client should wait before retrying after a 503.
 pub const RETRY_AFTER_SECS: u64 = 1;
 
@@ -23,6 +25,8 @@ pub enum ApiError {
     Unauthorized(String),
     #[error("{0}")]
     Forbidden(String),
+    #[error("the edit window of this message has closed")]
+    EditWindowClosed,
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -58,7 +62,7 @@ pub struct ErrorBody<'a> {
     /// The status code's reason phrase, e.g. "Bad Request".
     error: &'a str,
     /// Stable machine-readable code: validation_failed, invalid_json, unauthorized,
-    /// forbidden, not_found, conflict, payload_too_large, unsupported_media_type,
+    /// forbidden, edit_window_closed, not_found, conflict, payload_too_large, unsupported_media_type,
     /// method_not_allowed, rate_limited, unavailable or internal.
     code: &'a str,
     /// A human-readable sentence (no internal detail for 5xx).
@@ -70,7 +74,7 @@ impl ApiError {
         match self {
             Self::Validation(_) | Self::InvalidJson(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Forbidden(_) | Self::EditWindowClosed => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -89,6 +93,7 @@ impl ApiError {
             Self::InvalidJson(_) => "invalid_json",
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden(_) => "forbidden",
+            Self::EditWindowClosed => "edit_window_closed",
             Self::NotFound(_) => "not_found",
             Self::Conflict(_) => "conflict",
             Self::PayloadTooLarge(_) => "payload_too_large",
@@ -141,42 +146,39 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::Invalid(m) => Self::Validation(m),
+            ServiceError::Unauthenticated => Self::unauthorized(),
+            ServiceError::Forbidden(m) => Self::Forbidden(m),
+            ServiceError::EditWindowClosed => Self::EditWindowClosed,
+            ServiceError::NotFound(m) => Self::NotFound(m),
+            ServiceError::Conflict(m) => Self::Conflict(m),
+            ServiceError::RateLimited { retry_after_secs } => {
+                Self::RateLimited { retry_after_secs }
+            }
+            ServiceError::Unavailable(d) => Self::Unavailable(d),
+            ServiceError::Internal(e) => Self::Internal(e),
+        }
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
-        if crate::db::is_outage(&e) {
-            tracing::warn!(error = %e, "database unavailable");
-            return Self::Unavailable("database");
-        }
-        if let sqlx::Error::Database(db) = &e {
-            if db.is_unique_violation() {
-                return Self::Conflict("resource already exists".into());
-            }
-            if db.is_foreign_key_violation() || db.is_check_violation() {
-                return Self::Validation("request refers to something invalid".into());
-            }
-            // character_not_in_repertoire: text PostgreSQL cannot store, i.e. a NUL
-            // character (every Rust string is valid UTF-8) in a client-supplied field.
-            if db.code().as_deref() == Some("22021") {
-                return Self::Validation("text must not contain NUL characters".into());
-            }
-        }
-        Self::Internal(e.into())
+        ServiceError::from(e).into()
     }
 }
 
 impl From<crate::cache::membership::LookupError> for ApiError {
     fn from(e: crate::cache::membership::LookupError) -> Self {
-        match e {
-            crate::cache::membership::LookupError::Redis(e) => e.into(),
-            crate::cache::membership::LookupError::Db(e) => e.into(),
-        }
+        ServiceError::from(e).into()
     }
 }
 
 impl From<redis::RedisError> for ApiError {
     fn from(e: redis::RedisError) -> Self {
-        tracing::warn!(error = %e, "redis error");
-        Self::Unavailable("redis")
+        ServiceError::from(e).into()
     }
 }
 

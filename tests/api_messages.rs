@@ -233,9 +233,10 @@ async fn sends_are_routed_to_the_chat_partition_as_persistent_json() {
     let (_, accepted) = app.send(&a, chat, "routed", Uuid::new_v4()).await;
     let topo = app.topology();
     let target = topo.route(chat);
+    // The chat's creation is announced through its partition too, ahead of the send.
     for n in 0..4 {
         let q = topo.partition_queue(n);
-        assert_eq!(app.queue_depth(&q).await, u32::from(q == target), "{q}");
+        assert_eq!(app.queue_depth(&q).await, 2 * u32::from(q == target), "{q}");
     }
     let conn = app.amqp().await;
     let ch = conn.create_channel().await.unwrap();
@@ -249,11 +250,20 @@ async fn sends_are_routed_to_the_chat_partition_as_persistent_json() {
         )
         .await
         .unwrap();
-    let got = tokio::time::timeout(Duration::from_secs(5), consumer.next())
-        .await
-        .unwrap()
-        .expect("a message")
-        .unwrap();
+    let mut next = async || {
+        tokio::time::timeout(Duration::from_secs(5), consumer.next())
+            .await
+            .unwrap()
+            .expect("a message")
+            .unwrap()
+    };
+    let created = next().await;
+    let body: serde_json::Value = serde_json::from_slice(&created.data).unwrap();
+    assert_eq!(
+        (body["kind"].as_str(), &body["chatId"]),
+        (Some("chatChanged"), &json!(chat))
+    );
+    let got = next().await;
     assert_eq!(got.properties.delivery_mode(), &Some(2));
     assert_eq!(
         got.properties.content_type().as_ref().map(|s| s.as_str()),

@@ -3,7 +3,7 @@
 use axum::{
     Json,
     extract::State,
-    http::StatusCode,
+    http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
 };
 use serde::{Deserialize, Serialize};
@@ -11,16 +11,14 @@ use uuid::Uuid;
 
 use super::{
     AppState,
-    extract::{ApiJson, ApiPath, AuthUser},
+    extract::{ApiJson, ApiPath, AuthUser, request_id},
 };
 use crate::{
-    db::{self, chats::Membership},
-    domain::chat::{Chat, ChatType, may_remove},
+    db,
+    domain::chat::{Chat, ChatType},
     error::{ApiError, ApiResult, ErrorBody},
+    service::chats as uc,
 };
-
-/// Most participants accepted in one request.
-const MAX_IDS: usize = 1000;
 
 /// `direct`: exactly one other user in `participantIds`. `group`: a `title` (1–128
 /// characters after trimming) and any other users; the caller becomes `owner`.
@@ -62,27 +60,6 @@ pub struct ChatList {
 
 pub use crate::service::require_member;
 
-async fn require_users(state: &AppState, ids: &[Uuid]) -> ApiResult<()> {
-    if ids.len() > MAX_IDS {
-        return Err(ApiError::Validation(format!(
-            "at most {MAX_IDS} participants per request"
-        )));
-    }
-    let missing = db::users::missing(&state.pool, ids).await?;
-    if let Some(first) = missing.first() {
-        return Err(ApiError::Validation(format!("unknown user id: {first}")));
-    }
-    Ok(())
-}
-
-async fn invalidate(state: &AppState, chat: Uuid) -> ApiResult<()> {
-    state
-        .cache
-        .invalidate_members(chat)
-        .await
-        .map_err(Into::into)
-}
-
 /// Creates a chat, or returns the existing direct chat with that user.
 #[utoipa::path(
     post,
@@ -106,8 +83,10 @@ async fn invalidate(state: &AppState, chat: Uuid) -> ApiResult<()> {
 pub async fn create(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<CreateBody>,
 ) -> ApiResult<Response> {
+    let rid = request_id(&headers);
     match body.kind {
         ChatType::Direct => {
             let [other] = body.participant_ids[..] else {
@@ -115,13 +94,7 @@ pub async fn create(
                     "a direct chat needs exactly one participantId".into(),
                 ));
             };
-            if other == me {
-                return Err(ApiError::Validation(
-                    "a direct chat needs another user".into(),
-                ));
-            }
-            require_users(&state, &[other]).await?;
-            let (chat, created) = db::chats::create_direct(&state.pool, me, other).await?;
+            let (chat, created) = uc::create_direct(&state.ctx, me, other, &rid).await?;
             let status = if created {
                 StatusCode::CREATED
             } else {
@@ -130,17 +103,14 @@ pub async fn create(
             Ok((status, Json(chat)).into_response())
         }
         ChatType::Group => {
-            let title = body.title.as_deref().map(str::trim).unwrap_or_default();
-            if title.is_empty() || title.chars().count() > 128 {
-                return Err(ApiError::Validation(
-                    "title must be 1 to 128 characters".into(),
-                ));
-            }
-            let mut ids = body.participant_ids;
-            ids.sort();
-            ids.dedup();
-            require_users(&state, &ids).await?;
-            let chat = db::chats::create_group(&state.pool, me, title, &ids).await?;
+            let chat = uc::create_group(
+                &state.ctx,
+                me,
+                body.title.as_deref(),
+                body.participant_ids,
+                &rid,
+            )
+            .await?;
             Ok((StatusCode::CREATED, Json(chat)).into_response())
         }
     }
@@ -242,28 +212,11 @@ pub async fn add_participants(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
     ApiPath(chat): ApiPath<Uuid>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<AddBody>,
 ) -> ApiResult<Json<Chat>> {
-    let (kind, role) = require_member(&state.pool, chat, me).await?;
-    if kind != ChatType::Group {
-        return Err(ApiError::Validation(
-            "participants can only be added to group chats".into(),
-        ));
-    }
-    if !role.can_manage() {
-        return Err(ApiError::Forbidden(
-            "only the owner or an admin can add participants".into(),
-        ));
-    }
-    if body.user_ids.is_empty() {
-        return Err(ApiError::Validation("userIds must not be empty".into()));
-    }
-    require_users(&state, &body.user_ids).await?;
-    db::chats::add_members(&state.pool, chat, &body.user_ids).await?;
-    invalidate(&state, chat).await?;
-    let chat = db::chats::load(&state.pool, chat)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("chat not found".into()))?;
+    let rid = request_id(&headers);
+    let chat = uc::add_participants(&state.ctx, me, chat, &body.user_ids, &rid).await?;
     Ok(Json(chat))
 }
 
@@ -293,23 +246,8 @@ pub async fn remove_participant(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
     ApiPath((chat, target)): ApiPath<(Uuid, Uuid)>,
+    headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
-    let (kind, role) = require_member(&state.pool, chat, me).await?;
-    if kind != ChatType::Group {
-        return Err(ApiError::Validation(
-            "participants can only be removed from group chats".into(),
-        ));
-    }
-    let target_role = match db::chats::membership(&state.pool, chat, target).await? {
-        Membership::Member(_, r) => r,
-        _ => return Err(ApiError::NotFound("that user is not a participant".into())),
-    };
-    if !may_remove(me, role, target, target_role) {
-        return Err(ApiError::Forbidden(
-            "you may not remove that participant".into(),
-        ));
-    }
-    db::chats::remove_member(&state.pool, chat, target).await?;
-    invalidate(&state, chat).await?;
+    uc::remove_participant(&state.ctx, me, chat, target, &request_id(&headers)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

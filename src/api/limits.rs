@@ -1,6 +1,6 @@
-//! Rate limits on sends (per user, checked with the sender's membership) and auth
-//! attempts (per username and per client IP), answering 429 `rate_limited` with `Retry-After`. A Redis failure
-//! lets the request through: the limit is protection, not a dependency.
+//! Rate limits on auth attempts (per username and per client IP), answering 429
+//! `rate_limited` with `Retry-After` (the send limit is part of the send use case). A
+//! Redis failure lets the request through: the limit is protection, not a dependency.
 
 use std::net::SocketAddr;
 
@@ -11,14 +11,9 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use serde::Deserialize;
-use uuid::Uuid;
 
-use super::{AppState, BODY_LIMIT, messages::require_sender};
-use crate::{
-    cache::ratelimit::{Limit, SendCheck},
-    domain::user::validate_username,
-    error::ApiError,
-};
+use super::{AppState, BODY_LIMIT};
+use crate::{cache::ratelimit::Limit, domain::user::validate_username, error::ApiError};
 
 /// The 429 of a limit that was hit, counted.
 fn rate_limited(retry_after_secs: u64) -> ApiError {
@@ -35,34 +30,6 @@ async fn check(state: &AppState, name: &str, limit: Limit) -> Result<(), ApiErro
             Ok(())
         }
     }
-}
-
-/// The per-user send limit and the sender's membership of `chat`, in one Redis round
-/// trip; PostgreSQL is asked (404 vs 403, and the cache filled) only when the cached
-/// member set does not answer. A Redis failure lets the limit through.
-pub async fn admit_send(state: &AppState, chat: Uuid, me: Uuid) -> Result<(), ApiError> {
-    let name = format!("send:{me}");
-    let check = match state
-        .cache
-        .check_send(&name, state.limits.sends, chat, me)
-        .await
-    {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::warn!(error = %e, limit = %name, "send check failed; allowing the limit");
-            SendCheck {
-                retry_after_secs: None,
-                cached_member: None,
-            }
-        }
-    };
-    if let Some(retry_after_secs) = check.retry_after_secs {
-        return Err(rate_limited(retry_after_secs));
-    }
-    if check.cached_member == Some(true) {
-        return Ok(());
-    }
-    require_sender(state, chat, me).await
 }
 
 #[derive(Deserialize)]

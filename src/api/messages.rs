@@ -5,41 +5,37 @@ use axum::{
     extract::State,
     http::{HeaderMap, StatusCode},
 };
-use lapin::types::FieldTable;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{
-    AppState, CONFIRM_TIMEOUT,
-    chats::require_member,
+    AppState,
     extract::{ApiJson, ApiPath, ApiQuery, AuthUser, request_id},
 };
 use crate::{
-    cache::membership::LookupError,
-    db::{self, messages::Cursor},
-    domain::message::{Message, SendCommand, normalize_content},
+    db::history::Cursor,
+    domain::message::Message,
     error::{ApiError, ApiResult, ErrorBody},
-    mq::{self, publish},
-    service::receipts,
+    service::{
+        messages::{self as uc, Accepted, ForwardOf, SendInput},
+        receipts,
+    },
 };
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[schema(as = SendMessageBody)]
 pub struct SendBody {
-    /// 1–4000 characters after trimming.
+    /// 1–4000 characters after trimming; optional when forwarding (the source's
+    /// content is used).
     #[schema(min_length = 1, max_length = 4000, example = "Hello")]
-    content: String,
+    content: Option<String>,
     /// Chosen by the client; a retry with the same id is delivered once.
     client_message_id: Uuid,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[schema(as = SendAccepted)]
-pub struct Accepted {
-    broker_message_id: Uuid,
-    client_message_id: Uuid,
+    /// A message of the same chat this one answers.
+    reply_to_id: Option<Uuid>,
+    /// A message of another chat (the caller takes part in) to forward.
+    forward_of: Option<ForwardOf>,
 }
 
 /// Without `before` or `after`: the newest `limit` messages.
@@ -62,8 +58,8 @@ pub struct HistoryQuery {
 #[schema(as = MessagePage)]
 pub struct Page {
     /// Ascending by sequence.
-    messages: Vec<Message>,
-    has_more: bool,
+    pub messages: Vec<Message>,
+    pub has_more: bool,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -71,20 +67,6 @@ pub struct ReadBody {
     /// Everything up to this sequence is read (never moves backwards).
     #[schema(minimum = 0)]
     sequence: i64,
-}
-
-/// Membership for a send, from the Redis cache; PostgreSQL decides 404 vs 403, and
-/// answers alone while Redis is unreachable (the cache is a cache: sends go on).
-pub(super) async fn require_sender(state: &AppState, chat: Uuid, me: Uuid) -> ApiResult<()> {
-    match state.cache.members(&state.pool, &[chat]).await {
-        Ok(members) if members.get(&chat).is_some_and(|m| m.contains(&me)) => return Ok(()),
-        Ok(_) => {}
-        Err(LookupError::Redis(e)) => {
-            tracing::warn!(error = %e, %chat, "membership cache unreachable; asking PostgreSQL");
-        }
-        Err(e) => return Err(e.into()),
-    }
-    require_member(&state.pool, chat, me).await.map(|_| ())
 }
 
 /// Sends a message: answered 202 once RabbitMQ confirmed the publish.
@@ -98,9 +80,9 @@ pub(super) async fn require_sender(state: &AppState, chat: Uuid, me: Uuid) -> Ap
     request_body = SendBody,
     responses(
         (status = 202, description = "Accepted for delivery", body = Accepted),
-        (status = 400, description = "`validation_failed` (bad body or path parameter) or `invalid_json`", body = ErrorBody),
+        (status = 400, description = "`validation_failed` (bad body or path parameter; `replyToId` not a message of this chat) or `invalid_json`", body = ErrorBody),
         (status = 401, description = "`unauthorized`: missing, malformed or expired access token", body = ErrorBody),
-        (status = 403, description = "`forbidden`: the caller is not a participant of the chat", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the caller is not a participant of the chat (or of the forwarded message's chat)", body = ErrorBody),
         (status = 404, description = "`not_found`: no such chat", body = ErrorBody),
         (status = 413, description = "`payload_too_large`: body over 64 KiB", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`: not `Content-Type: application/json`", body = ErrorBody),
@@ -118,48 +100,14 @@ pub async fn send(
     headers: HeaderMap,
     ApiJson(body): ApiJson<SendBody>,
 ) -> ApiResult<(StatusCode, Json<Accepted>)> {
-    let content = normalize_content(&body.content).map_err(|m| ApiError::Validation(m.into()))?;
-    super::limits::admit_send(&state, chat, me).await?;
-    let cmd = SendCommand {
-        broker_message_id: Uuid::now_v7(),
-        chat_id: chat,
-        sender_id: me,
+    let input = SendInput {
+        content: body.content,
         client_message_id: body.client_message_id,
-        content,
-        accepted_at: chrono::Utc::now(),
+        reply_to_id: body.reply_to_id,
+        forward_of: body.forward_of,
     };
-    let session = state
-        .link
-        .current()
-        .ok_or(ApiError::Unavailable("rabbitmq"))?;
-    let payload = serde_json::to_vec(&cmd).map_err(|e| ApiError::Internal(e.into()))?;
-    let mut hdrs = FieldTable::default();
-    hdrs.insert(
-        mq::HEADER_REQUEST_ID.into(),
-        mq::long_string(&request_id(&headers)),
-    );
-    let props = publish::json_properties(&cmd.broker_message_id.to_string(), hdrs);
-    let route = state.topology.route(chat);
-    if let Err(e) = publish::publish_confirmed(
-        &session.publish,
-        &state.topology.exchange,
-        &route,
-        &payload,
-        props,
-        CONFIRM_TIMEOUT,
-    )
-    .await
-    {
-        tracing::warn!(error = %e, %chat, "send not confirmed");
-        return Err(ApiError::Unavailable("rabbitmq"));
-    }
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(Accepted {
-            broker_message_id: cmd.broker_message_id,
-            client_message_id: cmd.client_message_id,
-        }),
-    ))
+    let accepted = uc::send(&state.ctx, me, chat, input, &request_id(&headers)).await?;
+    Ok((StatusCode::ACCEPTED, Json(accepted)))
 }
 
 /// A page of the chat's messages.
@@ -206,8 +154,7 @@ pub async fn history(
             ));
         }
     };
-    require_member(&state.pool, chat, me).await?;
-    let (messages, has_more) = db::messages::history(&state.pool, chat, cursor, limit).await?;
+    let (messages, has_more) = uc::history(&state.ctx, me, chat, cursor, limit).await?;
     Ok(Json(Page { messages, has_more }))
 }
 

@@ -4,7 +4,9 @@
 pub mod auth;
 pub mod chats;
 pub mod extract;
+pub mod lifecycle;
 pub mod limits;
+pub mod manage;
 pub mod messages;
 pub mod openapi;
 pub mod users;
@@ -14,7 +16,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use axum::{
     Router,
     extract::DefaultBodyLimit,
-    routing::{delete, get, post},
+    routing::{delete, get, patch, post, put},
 };
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -29,7 +31,6 @@ use crate::{
 };
 
 pub use crate::http::{BODY_LIMIT, cors, finish};
-pub use crate::mq::CONFIRM_TIMEOUT;
 pub use crate::service::Deps;
 
 #[derive(Clone)]
@@ -42,6 +43,8 @@ pub struct AppState {
     pub refresh_ttl: Duration,
     pub limits: crate::config::RateLimits,
     pub receipts: crate::service::receipts::Receipts,
+    /// What the message and chat use cases run on.
+    pub ctx: crate::service::Ctx,
 }
 
 /// The REST routes with their middleware (no health routes).
@@ -59,18 +62,38 @@ pub fn routes(state: AppState) -> Router {
         .route("/users/{user_id}", get(users::get_user))
         .route("/users/{user_id}/presence", get(users::presence))
         .route("/chats", post(chats::create).get(chats::list))
-        .route("/chats/{chat_id}", get(chats::get_chat))
+        .route(
+            "/chats/{chat_id}",
+            get(chats::get_chat).patch(manage::update),
+        )
         .route(
             "/chats/{chat_id}/participants",
             post(chats::add_participants),
         )
         .route(
             "/chats/{chat_id}/participants/{user_id}",
-            delete(chats::remove_participant),
+            delete(chats::remove_participant).patch(manage::set_role),
         )
         .route(
             "/chats/{chat_id}/messages",
             post(messages::send).get(messages::history),
+        )
+        .route(
+            "/chats/{chat_id}/messages/{message_id}",
+            patch(lifecycle::edit).delete(lifecycle::delete),
+        )
+        .route(
+            "/chats/{chat_id}/messages/{message_id}/replies",
+            get(lifecycle::replies),
+        )
+        .route(
+            "/chats/{chat_id}/messages/{message_id}/reactions/{emoji}",
+            put(lifecycle::add_reaction).delete(lifecycle::remove_reaction),
+        )
+        .route("/chats/{chat_id}/pins", get(lifecycle::pins))
+        .route(
+            "/chats/{chat_id}/pins/{message_id}",
+            put(lifecycle::pin).delete(lifecycle::unpin),
         )
         .route("/chats/{chat_id}/read", post(messages::mark_read))
         .route("/openapi.json", get(openapi::serve))
@@ -92,15 +115,27 @@ pub fn state(
         "courier-api",
         service.drained.clone(),
     );
+    let topology = Arc::new(topology);
+    let ctx = crate::service::Ctx {
+        pool: deps.pool.clone(),
+        cache: deps.cache.clone(),
+        commands: crate::service::commands::Commands {
+            link: link.clone(),
+            topology: topology.clone(),
+        },
+        limits: config.rate_limits,
+        edit_window: config.message_edit_window,
+    };
     let state = AppState {
         pool: deps.pool.clone(),
         cache: deps.cache.clone(),
         jwt: deps.jwt.clone(),
         link,
-        topology: Arc::new(topology),
+        topology,
         refresh_ttl: config.refresh_token_ttl,
         limits: config.rate_limits,
         receipts: deps.receipts.clone(),
+        ctx,
     };
     (state, task)
 }

@@ -9,7 +9,7 @@ use utoipa::{
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
 
-use super::{auth, chats, messages, users};
+use super::{auth, chats, lifecycle, manage, messages, users};
 
 /// Name of the security scheme the handlers refer to with `security(("bearer" = []))`.
 pub const BEARER: &str = "bearer";
@@ -38,6 +38,16 @@ pub const BEARER: &str = "bearer";
         messages::send,
         messages::history,
         messages::mark_read,
+        manage::update,
+        manage::set_role,
+        lifecycle::edit,
+        lifecycle::delete,
+        lifecycle::replies,
+        lifecycle::add_reaction,
+        lifecycle::remove_reaction,
+        lifecycle::pin,
+        lifecycle::unpin,
+        lifecycle::pins,
     ),
     modifiers(&BearerAuth),
     tags(
@@ -45,6 +55,7 @@ pub const BEARER: &str = "bearer";
         (name = "users", description = "User profiles and presence"),
         (name = "chats", description = "Chats and their participants"),
         (name = "messages", description = "Sending, history and read marks"),
+        (name = "lifecycle", description = "Edits, deletes, replies, reactions and pins, applied in chat order"),
     )
 )]
 pub struct ApiDoc;
@@ -102,6 +113,22 @@ mod tests {
         ("post", "/chats/{chatId}/messages"),
         ("get", "/chats/{chatId}/messages"),
         ("post", "/chats/{chatId}/read"),
+        ("patch", "/chats/{chatId}"),
+        ("patch", "/chats/{chatId}/participants/{userId}"),
+        ("patch", "/chats/{chatId}/messages/{messageId}"),
+        ("delete", "/chats/{chatId}/messages/{messageId}"),
+        ("get", "/chats/{chatId}/messages/{messageId}/replies"),
+        (
+            "put",
+            "/chats/{chatId}/messages/{messageId}/reactions/{emoji}",
+        ),
+        (
+            "delete",
+            "/chats/{chatId}/messages/{messageId}/reactions/{emoji}",
+        ),
+        ("put", "/chats/{chatId}/pins/{messageId}"),
+        ("delete", "/chats/{chatId}/pins/{messageId}"),
+        ("get", "/chats/{chatId}/pins"),
     ];
     const METHODS: &[&str] = &[
         "get", "put", "post", "delete", "options", "head", "patch", "trace",
@@ -177,7 +204,9 @@ mod tests {
                     .and_then(|ps| ps.iter().find(|p| p["name"] == name && p["in"] == "path"))
                     .unwrap_or_else(|| panic!("{method} {path}: no path parameter {name}"));
                 assert_eq!(param["required"], true);
-                assert_eq!(param["schema"]["format"], "uuid", "{name}");
+                if name != "emoji" {
+                    assert_eq!(param["schema"]["format"], "uuid", "{name}");
+                }
             }
             let responses = op["responses"].as_object().unwrap();
             for status in ["500", "503"] {

@@ -1,8 +1,14 @@
-//! Cache of chat membership: a Redis SET per chat, filled from PostgreSQL on a miss
-//! and dropped whenever membership changes.
+//! Cache of chat membership: a Redis SET per chat, filled from PostgreSQL on a miss.
+//!
+//! Never stale after a membership change returns: the change drops the set and bumps
+//! the chat's generation while it holds the chat's row lock, before it commits (a Redis
+//! failure aborts the change). A fill notes the generation first, reads PostgreSQL
+//! under a share lock on the chat (so it waits for a change in flight to commit), and
+//! stores what it read only if the generation did not move meanwhile.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::LazyLock};
 
+use redis::Script;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -11,6 +17,22 @@ use crate::db;
 
 /// How long a cached member set lives without being invalidated.
 const TTL_SECS: i64 = 3600;
+/// How long a generation counter outlives the last change.
+const GEN_TTL_SECS: i64 = 86400;
+
+/// KEYS: set, generation. ARGV: expected generation ("" if none), ttl, members...
+static FILL: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        local gen = redis.call('GET', KEYS[2]) or ''
+        if gen ~= ARGV[1] then return 0 end
+        redis.call('DEL', KEYS[1])
+        redis.call('SADD', KEYS[1], unpack(ARGV, 3))
+        redis.call('EXPIRE', KEYS[1], ARGV[2])
+        return 1
+        ",
+    )
+});
 
 /// Why membership could not be resolved.
 #[derive(Debug, thiserror::Error)]
@@ -46,32 +68,49 @@ impl Cache {
                 );
             }
         }
-        if !misses.is_empty() {
-            let loaded = db::chats::member_ids(pool, &misses).await?;
-            let mut fill = redis::pipe();
-            for (chat, users) in &loaded {
-                let key = self.keys.members(*chat);
-                fill.cmd("SADD")
-                    .arg(&key)
-                    .arg(users.iter().map(Uuid::to_string).collect::<Vec<_>>())
-                    .ignore();
-                fill.cmd("EXPIRE").arg(&key).arg(TTL_SECS).ignore();
+        if misses.is_empty() {
+            return Ok(out);
+        }
+        let gens: Vec<Option<String>> = redis::cmd("MGET")
+            .arg(
+                misses
+                    .iter()
+                    .map(|c| self.keys.members_gen(*c))
+                    .collect::<Vec<_>>(),
+            )
+            .query_async(&mut conn)
+            .await?;
+        let loaded = db::chats::member_ids_settled(pool, &misses).await?;
+        for (chat, gen_seen) in misses.iter().zip(&gens) {
+            let users = loaded.get(chat).cloned().unwrap_or_default();
+            if !users.is_empty() {
+                let mut inv = FILL.key(self.keys.members(*chat));
+                inv.key(self.keys.members_gen(*chat))
+                    .arg(gen_seen.as_deref().unwrap_or(""))
+                    .arg(TTL_SECS)
+                    .arg(users.iter().map(Uuid::to_string).collect::<Vec<_>>());
+                // One call per missed chat (misses are rare): `invoke_async` loads the
+                // script when Redis does not know it yet, which a pipeline cannot.
+                inv.invoke_async::<i64>(&mut conn).await?;
             }
-            if !loaded.is_empty() {
-                fill.query_async::<()>(&mut conn).await?;
-            }
-            for chat in misses {
-                out.insert(chat, loaded.get(&chat).cloned().unwrap_or_default());
-            }
+            out.insert(*chat, users);
         }
         Ok(out)
     }
 
-    /// Drops the cached member set of a chat (after its membership changed).
+    /// Drops the cached member set of a chat and bumps its generation. Call it while
+    /// holding the chat's row lock, before committing the membership change.
     pub async fn invalidate_members(&self, chat: Uuid) -> redis::RedisResult<()> {
         let mut conn = self.conn.clone();
-        redis::cmd("DEL")
-            .arg(self.keys.members(chat))
+        let gen_key = self.keys.members_gen(chat);
+        redis::pipe()
+            .atomic()
+            .del(self.keys.members(chat))
+            .ignore()
+            .incr(&gen_key, 1)
+            .ignore()
+            .expire(&gen_key, GEN_TTL_SECS)
+            .ignore()
             .query_async(&mut conn)
             .await
     }

@@ -39,6 +39,11 @@ impl Keys {
     pub fn members(&self, chat: Uuid) -> String {
         format!("{}chat:{chat}:members", self.prefix)
     }
+    /// STRING counter bumped whenever a chat's membership changes: a cache fill that
+    /// started before the change does not store what it read.
+    pub fn members_gen(&self, chat: Uuid) -> String {
+        format!("{}chat:{chat}:members:gen", self.prefix)
+    }
     /// HASH connection id → gateway id of a user's live sockets and SSE streams.
     pub fn user_sockets(&self, user: Uuid) -> String {
         format!("{}user:{user}:sockets", self.prefix)

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::domain::{
     chat::{Chat, ChatType, Participant, Role, direct_key},
+    lifecycle::LifecycleCommand,
     receipts::Marks,
 };
 
@@ -150,7 +151,7 @@ async fn insert_chat(
     .await
 }
 
-async fn insert_participants(
+pub(super) async fn insert_participants(
     tx: &mut Transaction<'_, Postgres>,
     chat: Uuid,
     users: &[Uuid],
@@ -177,17 +178,22 @@ fn role_name(r: Role) -> &'static str {
     }
 }
 
-/// The direct chat between two users; `true` if it was created now.
+/// The direct chat between two users, with the announcement of its creation if it
+/// was created now (recorded in the outbox in the same transaction).
 pub async fn create_direct(
     pool: &PgPool,
     me: Uuid,
     other: Uuid,
-) -> Result<(Chat, bool), sqlx::Error> {
+) -> Result<(Chat, Option<LifecycleCommand>), sqlx::Error> {
     let key = direct_key(me, other);
     let mut tx = pool.begin().await?;
     let created = insert_chat(&mut tx, ChatType::Direct, None, Some(key.clone()), me).await?;
+    let mut announce = None;
     if let Some(id) = created {
         insert_participants(&mut tx, id, &[me, other], &[Role::Member, Role::Member]).await?;
+        let cmd = LifecycleCommand::chat_changed(id, me, Vec::new());
+        super::manage::record_change(&mut tx, &cmd).await?;
+        announce = Some(cmd);
     }
     tx.commit().await?;
     let id = match created {
@@ -200,7 +206,7 @@ pub async fn create_direct(
         }
     };
     let chat = load(pool, id).await?.ok_or(sqlx::Error::RowNotFound)?;
-    Ok((chat, created.is_some()))
+    Ok((chat, announce))
 }
 
 /// A group chat with the caller as owner and the others as members.
@@ -209,7 +215,7 @@ pub async fn create_group(
     me: Uuid,
     title: &str,
     others: &[Uuid],
-) -> Result<Chat, sqlx::Error> {
+) -> Result<(Chat, LifecycleCommand), sqlx::Error> {
     let mut tx = pool.begin().await?;
     let id = insert_chat(&mut tx, ChatType::Group, Some(title), None, me)
         .await?
@@ -217,24 +223,10 @@ pub async fn create_group(
     insert_participants(&mut tx, id, &[me], &[Role::Owner]).await?;
     let members: Vec<Uuid> = others.iter().copied().filter(|u| *u != me).collect();
     insert_participants(&mut tx, id, &members, &vec![Role::Member; members.len()]).await?;
+    let cmd = LifecycleCommand::chat_changed(id, me, Vec::new());
+    super::manage::record_change(&mut tx, &cmd).await?;
     tx.commit().await?;
-    load(pool, id).await?.ok_or(sqlx::Error::RowNotFound)
-}
-
-pub async fn add_members(pool: &PgPool, chat: Uuid, users: &[Uuid]) -> Result<(), sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    insert_participants(&mut tx, chat, users, &vec![Role::Member; users.len()]).await?;
-    tx.commit().await
-}
-
-/// Removes a participant; `false` if they were not one.
-pub async fn remove_member(pool: &PgPool, chat: Uuid, user: Uuid) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query("DELETE FROM chat_participants WHERE chat_id = $1 AND user_id = $2")
-        .bind(chat)
-        .bind(user)
-        .execute(pool)
-        .await?;
-    Ok(done.rows_affected() == 1)
+    Ok((load(pool, id).await?.ok_or(sqlx::Error::RowNotFound)?, cmd))
 }
 
 /// Moves the read mark forward (never back): `Ok(true)` if it moved.
@@ -311,16 +303,19 @@ pub async fn marks(
     Ok(map)
 }
 
-/// Member ids per chat, for the membership cache.
-pub async fn member_ids(
+/// Member ids per chat, for the membership cache: read under a share lock on the chats,
+/// so a membership change in flight (it holds the row lock) commits first.
+pub async fn member_ids_settled(
     pool: &PgPool,
     chats: &[Uuid],
 ) -> Result<HashMap<Uuid, Vec<Uuid>>, sqlx::Error> {
-    let rows: Vec<(Uuid, Uuid)> =
-        sqlx::query_as("SELECT chat_id, user_id FROM chat_participants WHERE chat_id = ANY($1)")
-            .bind(chats)
-            .fetch_all(pool)
-            .await?;
+    let rows: Vec<(Uuid, Uuid)> = sqlx::query_as(
+        "SELECT c.id, p.user_id FROM chats c JOIN chat_participants p ON p.chat_id = c.id
+         WHERE c.id = ANY($1) FOR SHARE OF c",
+    )
+    .bind(chats)
+    .fetch_all(pool)
+    .await?;
     let mut map: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
     for (c, u) in rows {
         map.entry(c).or_default().push(u);

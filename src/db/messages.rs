@@ -1,4 +1,4 @@
-//! Messages: batch persistence with per-chat sequences, history and sync reads.
+//! Messages: batch persistence with per-chat sequences, and the stored row.
 
 use std::collections::{HashMap, HashSet};
 
@@ -8,24 +8,31 @@ use uuid::Uuid;
 
 pub use crate::domain::sequence::Outcome;
 use crate::domain::{
-    message::{Message, SendCommand},
-    receipts,
+    message::{ForwardedFrom, Message, ReplyTo, SendCommand},
     sequence::{self, IdemKey, Snapshot},
 };
 
-const MESSAGE_COLUMNS: &str =
-    "id, chat_id, sender_id, client_message_id, content, message_type, sequence, sent_at";
+pub(super) const MESSAGE_COLUMNS: &str = "id, chat_id, sender_id, client_message_id, content, \
+     message_type, sequence, sent_at, edited_at, deleted_at, reply_to_id, forwarded_chat_id, \
+     forwarded_message_id, forwarded_sender_id";
 
+/// A stored message as a row (reply excerpts, reactions and marks come separately).
 #[derive(sqlx::FromRow)]
-struct MessageRow {
-    id: Uuid,
-    chat_id: Uuid,
+pub(super) struct MessageRow {
+    pub id: Uuid,
+    pub chat_id: Uuid,
     sender_id: Uuid,
     client_message_id: Uuid,
     content: String,
     message_type: String,
     sequence: i64,
     sent_at: DateTime<Utc>,
+    edited_at: Option<DateTime<Utc>>,
+    deleted_at: Option<DateTime<Utc>>,
+    pub reply_to_id: Option<Uuid>,
+    forwarded_chat_id: Option<Uuid>,
+    forwarded_message_id: Option<Uuid>,
+    forwarded_sender_id: Option<Uuid>,
 }
 
 /// A stored message with the broker message that stored it.
@@ -50,6 +57,27 @@ impl From<MessageRow> for Message {
             read_count: 0,
             sequence: r.sequence,
             sent_at: r.sent_at,
+            edited_at: r.edited_at,
+            deleted_at: r.deleted_at,
+            // Filled with the original's current excerpt by the reads.
+            reply_to: r.reply_to_id.map(|id| ReplyTo {
+                id,
+                sender_id: Uuid::nil(),
+                excerpt: String::new(),
+            }),
+            forwarded_from: match (
+                r.forwarded_chat_id,
+                r.forwarded_message_id,
+                r.forwarded_sender_id,
+            ) {
+                (Some(chat_id), Some(message_id), Some(sender_id)) => Some(ForwardedFrom {
+                    chat_id,
+                    message_id,
+                    sender_id,
+                }),
+                _ => None,
+            },
+            ..Message::default()
         }
     }
 }
@@ -149,14 +177,17 @@ async fn insert_messages(
     now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     let col = |f: fn(&Message) -> Uuid| fresh.iter().map(|(_, m)| f(m)).collect::<Vec<_>>();
+    let opt = |f: fn(&Message) -> Option<Uuid>| fresh.iter().map(|(_, m)| f(m)).collect::<Vec<_>>();
     let (ids, seqs): (Vec<Uuid>, Vec<i64>) = last_sequence.iter().map(|(c, s)| (*c, *s)).unzip();
     // `c.id = ANY($10)` reaches the chats through their primary key.
     sqlx::query(
         "WITH inserted AS (
              INSERT INTO messages (id, chat_id, sender_id, client_message_id, broker_message_id,
-                                   content, message_type, sequence, sent_at)
+                                   content, message_type, sequence, sent_at, reply_to_id,
+                                   forwarded_chat_id, forwarded_message_id, forwarded_sender_id)
              SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[],
-                                  $6::text[], $7::text[], $8::bigint[], $9::timestamptz[])
+                                  $6::text[], $7::text[], $8::bigint[], $9::timestamptz[],
+                                  $13::uuid[], $14::uuid[], $15::uuid[], $16::uuid[])
          )
          UPDATE chats c SET last_sequence = v.seq, last_message_at = $12
          FROM UNNEST($10::uuid[], $11::bigint[]) AS v(id, seq)
@@ -184,88 +215,11 @@ async fn insert_messages(
     .bind(&ids)
     .bind(&seqs)
     .bind(now)
+    .bind(opt(|m| m.reply_to.as_ref().map(|r| r.id)))
+    .bind(opt(|m| m.forwarded_from.map(|f| f.chat_id)))
+    .bind(opt(|m| m.forwarded_from.map(|f| f.message_id)))
+    .bind(opt(|m| m.forwarded_from.map(|f| f.sender_id)))
     .execute(&mut **tx)
     .await?;
     Ok(())
-}
-
-/// Which page of a chat's history to read.
-#[derive(Debug, Clone, Copy)]
-pub enum Cursor {
-    Newest,
-    Before(i64),
-    After(i64),
-}
-
-/// A page of history, ascending by sequence, and whether more lies beyond it.
-pub async fn history(
-    pool: &PgPool,
-    chat: Uuid,
-    cursor: Cursor,
-    limit: i64,
-) -> Result<(Vec<Message>, bool), sqlx::Error> {
-    let (cond, order, bound) = match cursor {
-        Cursor::Newest => ("TRUE", "DESC", 0),
-        Cursor::Before(s) => ("sequence < $2", "DESC", s),
-        Cursor::After(s) => ("sequence > $2", "ASC", s),
-    };
-    let mut rows: Vec<MessageRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE chat_id = $1 AND ($2 = $2) AND {cond}
-         ORDER BY sequence {order} LIMIT $3"
-    )))
-    .bind(chat)
-    .bind(bound)
-    .bind(limit + 1)
-    .fetch_all(pool)
-    .await?;
-    let has_more = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
-    if order == "DESC" {
-        rows.reverse();
-    }
-    Ok((with_status(pool, rows).await?, has_more))
-}
-
-/// Messages persisted after the given sequences, in the chats the user is part of,
-/// oldest first, at most `cap`.
-pub async fn since(
-    pool: &PgPool,
-    user: Uuid,
-    seen: &[(Uuid, i64)],
-    cap: i64,
-) -> Result<(Vec<Message>, bool), sqlx::Error> {
-    let (chats, seqs): (Vec<Uuid>, Vec<i64>) = seen.iter().copied().unzip();
-    let mut rows: Vec<MessageRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {} FROM messages m
-         JOIN UNNEST($2::uuid[], $3::bigint[]) AS s(chat_id, seq) ON m.chat_id = s.chat_id AND m.sequence > s.seq
-         JOIN chat_participants p ON p.chat_id = m.chat_id AND p.user_id = $1
-         ORDER BY m.sent_at, m.chat_id, m.sequence LIMIT $4",
-        MESSAGE_COLUMNS.split(", ").map(|c| format!("m.{c}")).collect::<Vec<_>>().join(", ")
-    )))
-    .bind(user)
-    .bind(&chats)
-    .bind(&seqs)
-    .bind(cap + 1)
-    .fetch_all(pool)
-    .await?;
-    let has_more = rows.len() as i64 > cap;
-    rows.truncate(cap as usize);
-    Ok((with_status(pool, rows).await?, has_more))
-}
-
-/// The messages with `status`, `deliveredCount` and `readCount` from their chats' marks.
-async fn with_status(pool: &PgPool, rows: Vec<MessageRow>) -> Result<Vec<Message>, sqlx::Error> {
-    let mut chats: Vec<Uuid> = rows.iter().map(|r| r.chat_id).collect();
-    chats.sort();
-    chats.dedup();
-    let marks = super::chats::marks(pool, &chats).await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| {
-            let mut m = Message::from(r);
-            let chat_marks = marks.get(&m.chat_id).map(Vec::as_slice).unwrap_or(&[]);
-            receipts::apply(&mut m, chat_marks);
-            m
-        })
-        .collect())
 }

@@ -1,6 +1,9 @@
 //! PostgreSQL: the pool, migrations, and the queries of each aggregate.
 
 pub mod chats;
+pub mod history;
+pub mod lifecycle;
+pub mod manage;
 pub mod messages;
 pub mod tokens;
 pub mod users;

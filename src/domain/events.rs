@@ -20,6 +20,12 @@ pub const EVENT_STATUS: &str = "chat.message.status";
 pub const EVENT_TYPING: &str = "chat.typing";
 pub const EVENT_PRESENCE: &str = "presence.update";
 pub const EVENT_RECOVERED: &str = "session.recovered";
+pub const EVENT_UPDATED: &str = "chat.message.updated";
+pub const EVENT_DELETED: &str = "chat.message.deleted";
+pub const EVENT_REACTION: &str = "chat.reaction.updated";
+pub const EVENT_PINS: &str = "chat.pins.updated";
+pub const EVENT_CHAT_UPDATED: &str = "chat.updated";
+pub const EVENT_CHAT_REMOVED: &str = "chat.removed";
 
 /// A position in a user's event stream (a Redis stream id, `<ms>-<n>`). `ZERO` is
 /// "before everything".
@@ -78,6 +84,12 @@ impl Event {
             None => (*self.data).to_owned(),
             Some(offset) => with_offset(&self.data, offset),
         }
+    }
+
+    /// Message events are deduplicated by sequence, the other chat events by the
+    /// chat's version: each kind has its own "highest emitted" per chat.
+    pub fn is_message(&self) -> bool {
+        &*self.name == EVENT_NEW || &*self.name == EVENT_SAVED
     }
 
     /// Whether receiving it advances the recipient's delivered mark.
@@ -166,6 +178,21 @@ impl Outgoing {
             chat: Some(message.chat_id),
             sequence: message.sequence,
             targets,
+        })
+    }
+
+    /// A chat event at `version` of the chat's timeline, to the given users.
+    pub fn chat_event<T: Serialize>(
+        name: &'static str,
+        chat: Uuid,
+        version: i64,
+        payload: &T,
+        users: impl IntoIterator<Item = Uuid>,
+    ) -> serde_json::Result<Self> {
+        Ok(Self {
+            chat: Some(chat),
+            sequence: version,
+            ..Self::to_users(name, payload, users)?
         })
     }
 
@@ -267,6 +294,7 @@ mod tests {
             read_count: 0,
             sequence: 3,
             sent_at: chrono::Utc::now(),
+            ..Message::default()
         };
         let out = Outgoing::message(&m, &[s, r]).unwrap();
         assert_eq!(out.targets, vec![(r, EVENT_NEW), (s, EVENT_SAVED)]);

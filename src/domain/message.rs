@@ -8,8 +8,44 @@ pub const MAX_CONTENT_CHARS: usize = 4000;
 pub const CONTENT_RULE: &str = "content must be 1 to 4000 characters";
 pub const CONTENT_NUL_RULE: &str = "content must not contain NUL characters";
 
-/// A persisted message, as the contract shows it.
+/// The message a reply answers, with the first 100 characters of its current content.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplyTo {
+    pub id: Uuid,
+    pub sender_id: Uuid,
+    /// The first 100 characters ("" once the original is deleted).
+    pub excerpt: String,
+}
+
+/// Where a forwarded message came from.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ForwardedFrom {
+    pub chat_id: Uuid,
+    pub message_id: Uuid,
+    pub sender_id: Uuid,
+}
+
+/// One emoji's reactions on a message.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct Reaction {
+    pub emoji: String,
+    pub count: i64,
+    /// Whether the reading (or receiving) user is among them.
+    pub me: bool,
+}
+
+/// How long an excerpt of a replied-to message is, in characters.
+pub const EXCERPT_CHARS: usize = 100;
+
+/// The first `EXCERPT_CHARS` characters of a content.
+pub fn excerpt(content: &str) -> String {
+    content.chars().take(EXCERPT_CHARS).collect()
+}
+
+/// A persisted message, as the contract shows it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Message {
     pub id: Uuid,
@@ -35,6 +71,25 @@ pub struct Message {
     /// RFC 3339, UTC, with milliseconds.
     #[serde(with = "super::time")]
     pub sent_at: DateTime<Utc>,
+    /// When the content was last edited.
+    #[serde(with = "super::time::option")]
+    #[schema(required = true)]
+    pub edited_at: Option<DateTime<Utc>>,
+    /// Set on a tombstone: the content is "" and reactions, attachments, mentions empty.
+    #[serde(with = "super::time::option")]
+    #[schema(required = true)]
+    pub deleted_at: Option<DateTime<Utc>>,
+    #[schema(required = true)]
+    pub reply_to: Option<ReplyTo>,
+    #[schema(required = true)]
+    pub forwarded_from: Option<ForwardedFrom>,
+    /// Per emoji, oldest first; `me` for the reading user.
+    pub reactions: Vec<Reaction>,
+    /// Mentioned user ids.
+    pub mentions: Vec<Uuid>,
+    /// Attachments (none yet).
+    #[schema(value_type = Vec<Object>)]
+    pub attachments: Vec<serde_json::Value>,
 }
 
 /// Trims and checks message content; returns the content to store.
@@ -61,6 +116,11 @@ pub struct SendCommand {
     pub content: String,
     #[serde(with = "super::time")]
     pub accepted_at: DateTime<Utc>,
+    /// The message answered (same chat), with its excerpt when the send was accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<ReplyTo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forwarded_from: Option<ForwardedFrom>,
 }
 
 /// Why a command from the queue can never be persisted (it goes to the DLQ at once).
@@ -72,6 +132,10 @@ pub enum Rejection {
     ChatGone,
     #[error("sender is not a participant of the chat")]
     NotParticipant,
+    #[error("no such message in the chat")]
+    MessageGone,
+    #[error("the actor may not do this")]
+    Forbidden,
 }
 
 impl Rejection {
@@ -81,6 +145,8 @@ impl Rejection {
             Self::Malformed(_) => "malformed",
             Self::ChatGone => "chat_gone",
             Self::NotParticipant => "not_participant",
+            Self::MessageGone => "message_gone",
+            Self::Forbidden => "forbidden",
         }
     }
 }
@@ -125,6 +191,8 @@ mod tests {
             client_message_id: Uuid::new_v4(),
             content: "hello".into(),
             accepted_at: Utc::now(),
+            reply_to: None,
+            forwarded_from: None,
         };
         let bytes = serde_json::to_vec(&cmd).unwrap();
         assert_eq!(
@@ -157,9 +225,16 @@ mod tests {
             sent_at: DateTime::parse_from_rfc3339("2026-01-02T03:04:05.678901Z")
                 .unwrap()
                 .into(),
+            ..Message::default()
         };
         let v = serde_json::to_value(&m).unwrap();
         assert_eq!(v["sentAt"], "2026-01-02T03:04:05.678Z");
         assert_eq!(v["clientMessageId"], Uuid::nil().to_string());
+        for empty in ["editedAt", "deletedAt", "replyTo", "forwardedFrom"] {
+            assert!(v[empty].is_null(), "{empty} present and null");
+        }
+        assert_eq!(v["reactions"], serde_json::json!([]));
+        assert_eq!(v["mentions"], serde_json::json!([]));
+        assert_eq!(v["attachments"], serde_json::json!([]));
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod chat;
 pub mod events;
+pub mod lifecycle;
 pub mod message;
 pub mod partition;
 pub mod receipts;

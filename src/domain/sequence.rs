@@ -17,6 +17,7 @@ pub type IdemKey = (Uuid, Uuid, Uuid);
 
 /// What became of one command of a batch.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // the common variant; boxing it costs an allocation per message
 pub enum Outcome {
     /// Persisted now or earlier. `notify` is false for a client retry (same key,
     /// another broker message) of a stored message; true when fresh, or when the
@@ -57,7 +58,10 @@ pub fn plan(cmds: &[SendCommand], mut db: Snapshot, now: DateTime<Utc>) -> Plan 
         let key = (cmd.chat_id, cmd.sender_id, cmd.client_message_id);
         let outcome = if let Some((broker_id, m)) = db.stored.get(&key) {
             Outcome::Persisted {
-                message: m.clone(),
+                message: Message {
+                    reply_to: cmd.reply_to.clone().or_else(|| m.reply_to.clone()),
+                    ..m.clone()
+                },
                 notify: *broker_id == cmd.broker_message_id,
             }
         } else if let Some(last) = db.last_sequence.get_mut(&cmd.chat_id) {
@@ -75,6 +79,9 @@ pub fn plan(cmds: &[SendCommand], mut db: Snapshot, now: DateTime<Utc>) -> Plan 
                     read_count: 0,
                     sequence: *last,
                     sent_at: now,
+                    reply_to: cmd.reply_to.clone(),
+                    forwarded_from: cmd.forwarded_from,
+                    ..Message::default()
                 };
                 plan.last_sequence.insert(cmd.chat_id, *last);
                 db.stored.insert(key, (cmd.broker_message_id, m.clone()));
@@ -106,6 +113,8 @@ mod tests {
             client_message_id: Uuid::new_v4(),
             content: "x".into(),
             accepted_at: Utc::now(),
+            reply_to: None,
+            forwarded_from: None,
         }
     }
 

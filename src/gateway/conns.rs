@@ -51,9 +51,10 @@ pub struct Conn {
     sink: Box<dyn Sink>,
     progress: Mutex<Progress>,
     closed: AtomicBool,
-    /// Per chat, the highest message sequence emitted: a message notified twice (a
-    /// redelivery after a worker crash) is a second stream entry, and is skipped.
-    emitted: Mutex<HashMap<Uuid, i64>>,
+    /// Per chat, the highest message sequence and the highest chat version (lifecycle
+    /// and chat events) emitted: an event notified twice (a redelivery after a worker
+    /// crash) is a second stream entry, and is skipped.
+    emitted: Mutex<HashMap<(Uuid, bool), i64>>,
     /// Chats the user is typing in through this connection, with a generation number
     /// that each refresh bumps (the expiry timer of an older generation does nothing).
     pub typing: Mutex<HashMap<Uuid, u64>>,
@@ -184,7 +185,7 @@ impl Hub {
             && event.sequence > 0
         {
             let mut emitted = conn.emitted.lock().unwrap_or_else(|p| p.into_inner());
-            let last = emitted.entry(chat).or_insert(0);
+            let last = emitted.entry((chat, event.is_message())).or_insert(0);
             if event.sequence <= *last {
                 return;
             }

@@ -27,15 +27,11 @@ use super::{
     session,
 };
 use crate::{
-    db,
     domain::events::Offset,
-    error::ApiError,
     http::bearer,
-    service::{receipts, typing},
+    service::{ServiceError, messages, receipts, typing},
 };
 
-/// Most messages one `chat.sync` answers with.
-pub const SYNC_CAP: i64 = 500;
 /// Most chats one `chat.sync` may name.
 const SYNC_MAX_CHATS: usize = 1000;
 
@@ -169,12 +165,12 @@ async fn on_disconnect(s: SocketRef, State(state): State<GwState>, reason: Disco
     tracing::debug!(user = %key.user, socket = %key.id, ?reason, "socket disconnected");
 }
 
-fn error_ack(e: &ApiError) -> Value {
+fn error_ack(e: &ServiceError) -> Value {
     json!({"status": "error", "code": e.code(), "message": e.public_message()})
 }
 
 /// Acks with the result: its body, or `{status: "error", code, message}`.
-fn reply(ack: AckSender, result: Result<Value, ApiError>) {
+fn reply(ack: AckSender, result: Result<Value, ServiceError>) {
     let body = result.unwrap_or_else(|e| error_ack(&e));
     if let Err(e) = ack.send(&body) {
         tracing::debug!(error = %e, "ack not delivered (socket gone)");
@@ -186,11 +182,11 @@ fn ok() -> Value {
 }
 
 /// The socket's user, if it may send one more event this second.
-fn admit(s: &SocketRef, state: &GwState) -> Result<Uuid, ApiError> {
+fn admit(s: &SocketRef, state: &GwState) -> Result<Uuid, ServiceError> {
     let key = s
         .extensions
         .get::<ConnKey>()
-        .ok_or_else(ApiError::unauthorized)?;
+        .ok_or(ServiceError::Unauthenticated)?;
     if let Some(Budget(b)) = s.extensions.get::<Budget>() {
         let mut b = b.lock().unwrap_or_else(|p| p.into_inner());
         if b.0.elapsed().as_secs() >= 1 {
@@ -198,7 +194,7 @@ fn admit(s: &SocketRef, state: &GwState) -> Result<Uuid, ApiError> {
         }
         if b.1 == 0 {
             metrics::counter!("courier_gateway_events_limited_total").increment(1);
-            return Err(ApiError::RateLimited {
+            return Err(ServiceError::RateLimited {
                 retry_after_secs: 1,
             });
         }
@@ -207,8 +203,8 @@ fn admit(s: &SocketRef, state: &GwState) -> Result<Uuid, ApiError> {
     Ok(key.user)
 }
 
-fn invalid(event: &str, e: impl std::fmt::Display) -> ApiError {
-    ApiError::Validation(format!("invalid {event} payload: {e}"))
+fn invalid(event: &str, e: impl std::fmt::Display) -> ServiceError {
+    ServiceError::Invalid(format!("invalid {event} payload: {e}"))
 }
 
 #[derive(Deserialize)]
@@ -230,7 +226,7 @@ async fn on_typing(
         let conn = state
             .hub
             .find(user, &s.id.to_string())
-            .ok_or_else(ApiError::unauthorized)?;
+            .ok_or(ServiceError::Unauthenticated)?;
         if p.is_typing {
             typing::set(&state.pool, &state.cache, p.chat_id, user, true).await?;
             session::typing_started(&state, &conn, p.chat_id);
@@ -285,19 +281,19 @@ struct SyncAck {
     has_more: bool,
 }
 
-async fn sync(state: &GwState, user: Uuid, p: SyncPayload) -> Result<SyncAck, ApiError> {
+async fn sync(state: &GwState, user: Uuid, p: SyncPayload) -> Result<SyncAck, ServiceError> {
     if p.chats.len() > SYNC_MAX_CHATS {
-        return Err(ApiError::Validation(format!(
+        return Err(ServiceError::Invalid(format!(
             "at most {SYNC_MAX_CHATS} chats per sync"
         )));
     }
     let mut seen = Vec::with_capacity(p.chats.len());
     for (chat, seq) in p.chats {
         let chat = Uuid::parse_str(&chat)
-            .map_err(|_| ApiError::Validation(format!("not a chat id: {chat}")))?;
+            .map_err(|_| ServiceError::Invalid(format!("not a chat id: {chat}")))?;
         seen.push((chat, seq.max(0)));
     }
-    let (messages, has_more) = db::messages::since(&state.pool, user, &seen, SYNC_CAP).await?;
+    let (messages, has_more) = messages::sync(&state.pool, user, &seen).await?;
     Ok(SyncAck {
         status: "ok",
         messages,
@@ -315,7 +311,7 @@ async fn on_sync(
         let user = admit(&s, &state)?;
         let p = body.map_err(|e| invalid("chat.sync", e))?;
         let resp = sync(&state, user, p).await?;
-        serde_json::to_value(&resp).map_err(|e| ApiError::Internal(e.into()))
+        serde_json::to_value(&resp).map_err(ServiceError::internal)
     };
     reply(ack, result.await);
 }

@@ -1,5 +1,10 @@
 //! Use cases shared by the REST API and the gateway, and the connections they run on.
 
+pub mod chats;
+pub mod commands;
+mod error;
+pub mod lifecycle;
+pub mod messages;
 pub mod presence;
 pub mod receipts;
 pub mod typing;
@@ -9,13 +14,14 @@ use std::{sync::Arc, time::Duration};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+pub use error::{ServiceError, ServiceResult};
+
 use crate::{
     auth::JwtKeys,
     cache::Cache,
     config::Config,
     db::{self, chats::Membership},
     domain::chat::{ChatType, Role},
-    error::{ApiError, ApiResult},
 };
 
 /// The shared connections of a process, made once and given to each role it runs.
@@ -50,11 +56,26 @@ impl Deps {
     }
 }
 
+/// What the message and chat use cases run on.
+#[derive(Clone)]
+pub struct Ctx {
+    pub pool: PgPool,
+    pub cache: Cache,
+    pub commands: commands::Commands,
+    pub limits: crate::config::RateLimits,
+    /// `MESSAGE_EDIT_WINDOW_SECS`.
+    pub edit_window: Duration,
+}
+
 /// Loads the caller's membership: 404 if no chat, 403 if not a participant.
-pub async fn require_member(pool: &PgPool, chat: Uuid, user: Uuid) -> ApiResult<(ChatType, Role)> {
+pub async fn require_member(
+    pool: &PgPool,
+    chat: Uuid,
+    user: Uuid,
+) -> ServiceResult<(ChatType, Role)> {
     match db::chats::membership(pool, chat, user).await? {
-        Membership::NoChat => Err(ApiError::NotFound("chat not found".into())),
-        Membership::Outsider(_) => Err(ApiError::Forbidden(
+        Membership::NoChat => Err(ServiceError::NotFound("chat not found".into())),
+        Membership::Outsider(_) => Err(ServiceError::Forbidden(
             "you are not a participant of this chat".into(),
         )),
         Membership::Member(kind, role) => Ok((kind, role)),

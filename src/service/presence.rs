@@ -15,7 +15,7 @@ use crate::{
     cache::Cache,
     db,
     domain::events::{EVENT_PRESENCE, Outgoing},
-    error::{ApiError, ApiResult},
+    service::{ServiceError, ServiceResult},
 };
 
 /// Most users one bulk lookup may name.
@@ -118,9 +118,9 @@ pub async fn lookup(
     cache: &Cache,
     caller: Uuid,
     users: &[Uuid],
-) -> ApiResult<Vec<Presence>> {
+) -> ServiceResult<Vec<Presence>> {
     if users.len() > MAX_LOOKUP {
-        return Err(ApiError::Validation(format!(
+        return Err(ServiceError::Invalid(format!(
             "at most {MAX_LOOKUP} userIds per request"
         )));
     }
@@ -128,7 +128,7 @@ pub async fn lookup(
     if !others.is_empty() {
         let visible = db::users::sharing_a_chat(pool, caller, &others).await?;
         if let Some(hidden) = others.iter().find(|u| !visible.contains(u)) {
-            return Err(ApiError::Forbidden(format!(
+            return Err(ServiceError::Forbidden(format!(
                 "you share no chat with user {hidden}"
             )));
         }

@@ -22,7 +22,7 @@ use crate::{
     cache::Cache,
     db,
     domain::events::{EVENT_STATUS, Outgoing, StatusEvent},
-    error::{ApiError, ApiResult},
+    service::{ServiceError, ServiceResult},
 };
 
 type Key = (Uuid, Uuid); // (chat, user)
@@ -196,15 +196,17 @@ pub async fn mark_read(
     chat: Uuid,
     user: Uuid,
     sequence: i64,
-) -> ApiResult<()> {
+) -> ServiceResult<()> {
     if sequence < 0 {
-        return Err(ApiError::Validation("sequence must be non-negative".into()));
+        return Err(ServiceError::Invalid(
+            "sequence must be non-negative".into(),
+        ));
     }
     super::require_member(pool, chat, user).await?;
     let moved = db::chats::mark_read(pool, chat, user, sequence)
         .await?
         .map_err(|last| {
-            ApiError::Validation(format!(
+            ServiceError::Invalid(format!(
                 "sequence must not exceed the chat's lastSequence ({last})"
             ))
         })?;

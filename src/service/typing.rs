@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::{
     cache::Cache,
     domain::events::{EVENT_TYPING, Outgoing},
-    error::{ApiError, ApiResult},
+    service::{ServiceError, ServiceResult},
 };
 
 /// Seconds after the last `isTyping: true` before `isTyping: false` follows by itself.
@@ -30,12 +30,12 @@ pub async fn set(
     chat: Uuid,
     user: Uuid,
     is_typing: bool,
-) -> ApiResult<()> {
+) -> ServiceResult<()> {
     let members = cache.members(pool, &[chat]).await?;
     let members = members.get(&chat).map(Vec::as_slice).unwrap_or(&[]);
     if !members.contains(&user) {
         super::require_member(pool, chat, user).await?;
-        return Err(ApiError::Forbidden(
+        return Err(ServiceError::Forbidden(
             "you are not a participant of this chat".into(),
         ));
     }
@@ -46,7 +46,7 @@ pub async fn set(
     };
     let others = members.iter().copied().filter(|u| *u != user);
     let event = Outgoing::to_users(EVENT_TYPING, &payload, others)
-        .map_err(|e| ApiError::Internal(e.into()))?;
+        .map_err(|e| ServiceError::Internal(e.into()))?;
     cache.publish_ephemeral(&[event]).await?;
     Ok(())
 }

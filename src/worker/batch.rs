@@ -9,18 +9,20 @@ use std::{collections::HashSet, future::Future, time::Duration};
 use lapin::message::Delivery;
 use uuid::Uuid;
 
-use super::{ConsumeError, Ctx, dispose};
+use super::{ConsumeError, Ctx, dispose, lifecycle};
 use crate::{
     cache::membership::LookupError,
     db::{self, messages::Outcome},
     domain::{
         events::Outgoing,
+        lifecycle::Command,
         message::{Message, Rejection, SendCommand},
     },
     mq::{self, Session},
 };
 
 /// The fate of one delivery once the batch is handled.
+#[derive(Debug)]
 pub enum Fate {
     Done,
     /// Can never succeed: to the DLQ at once.
@@ -29,30 +31,90 @@ pub enum Fate {
     Retry(String),
 }
 
+impl Fate {
+    fn name(&self) -> &'static str {
+        match self {
+            Fate::Done => "applied",
+            Fate::DeadLetter(_) => "dead_lettered",
+            Fate::Retry(_) => "retried",
+        }
+    }
+}
+
+/// What a batch announces, in partition order.
+#[allow(clippy::large_enum_variant)] // sends are the common case
+enum Note {
+    /// A persisted send (with when the API accepted it), fanned out to the chat's members.
+    Sent(Message, i64),
+    /// Events of a lifecycle command or chat change, audience resolved.
+    Events(Vec<Outgoing>),
+}
+
 pub async fn handle(
     ctx: &Ctx,
     session: &Session,
     deliveries: Vec<Delivery>,
 ) -> Result<(), ConsumeError> {
-    let parsed: Vec<Result<SendCommand, Rejection>> = deliveries
-        .iter()
-        .map(|d| SendCommand::parse(&d.data))
-        .collect();
+    metrics::histogram!("courier_worker_batch_size").record(deliveries.len() as f64);
+    let parsed: Vec<Result<Command, Rejection>> =
+        deliveries.iter().map(|d| Command::parse(&d.data)).collect();
+    let mut fates = Vec::with_capacity(deliveries.len());
+    let mut notes = Vec::new();
+    // Runs of sends are persisted together; each lifecycle command on its own, in order.
+    let mut start = 0;
+    while start < parsed.len() {
+        if let Ok(Command::Lifecycle(cmd)) = &parsed[start] {
+            let (fate, events) =
+                until_up(ctx, "apply", || lifecycle::apply(&ctx.pool, cmd)).await?;
+            metrics::counter!("courier_worker_commands_total", "outcome" => fate.name())
+                .increment(1);
+            fates.push(fate);
+            notes.push(Note::Events(events));
+            start += 1;
+            continue;
+        }
+        let end = (start..parsed.len())
+            .find(|&i| matches!(parsed[i], Ok(Command::Lifecycle(_))))
+            .unwrap_or(parsed.len());
+        sends(
+            ctx,
+            &parsed[start..end],
+            &deliveries[start..end],
+            &mut fates,
+            &mut notes,
+        )
+        .await?;
+        start = end;
+    }
+    if !notes.is_empty() {
+        until_up(ctx, "notify", || notify(ctx, &notes)).await?;
+    }
+    dispose::settle(ctx, session, &deliveries, fates).await
+}
+
+/// Persists a run of sends (and dead-letters what did not parse).
+async fn sends(
+    ctx: &Ctx,
+    parsed: &[Result<Command, Rejection>],
+    deliveries: &[Delivery],
+    fates: &mut Vec<Fate>,
+    notes: &mut Vec<Note>,
+) -> Result<(), ConsumeError> {
     let cmds: Vec<SendCommand> = parsed
         .iter()
-        .filter_map(|p| p.as_ref().ok().cloned())
+        .filter_map(|p| match p {
+            Ok(Command::Send(c)) => Some(c.clone()),
+            _ => None,
+        })
         .collect();
-    metrics::histogram!("courier_worker_batch_size").record(deliveries.len() as f64);
     let started = std::time::Instant::now();
     let mut outcomes = persist_isolating(ctx, &cmds).await?.into_iter();
     metrics::histogram!("courier_worker_persist_seconds").record(started.elapsed().as_secs_f64());
-
-    let mut fates = Vec::with_capacity(deliveries.len());
-    let mut persisted: Vec<(Message, i64)> = Vec::new();
-    for (p, d) in parsed.into_iter().zip(&deliveries) {
+    for (p, d) in parsed.iter().zip(deliveries) {
         let fate = match p {
-            Err(rejection) => Fate::DeadLetter(rejection),
-            Ok(cmd) => match outcomes.next() {
+            Err(rejection) => Fate::DeadLetter(rejection.clone()),
+            Ok(Command::Lifecycle(_)) => Fate::Retry("not a send".into()),
+            Ok(Command::Send(cmd)) => match outcomes.next() {
                 Some(Ok(Outcome::Persisted { message, notify })) => {
                     let request_id =
                         mq::header_str(d.properties.headers().as_ref(), mq::HEADER_REQUEST_ID);
@@ -67,7 +129,7 @@ pub async fn handle(
                     metrics::counter!("courier_worker_messages_total", "outcome" => outcome)
                         .increment(1);
                     if notify {
-                        persisted.push((message, cmd.accepted_at.timestamp_millis()));
+                        notes.push(Note::Sent(message, cmd.accepted_at.timestamp_millis()));
                     }
                     Fate::Done
                 }
@@ -78,11 +140,7 @@ pub async fn handle(
         };
         fates.push(fate);
     }
-
-    if !persisted.is_empty() {
-        until_up(ctx, "notify", || notify(ctx, &persisted)).await?;
-    }
-    dispose::settle(ctx, session, &deliveries, fates).await
+    Ok(())
 }
 
 /// Persists the batch; on a non-outage error, persists each command alone so one bad
@@ -161,30 +219,45 @@ where
     }
 }
 
-/// Appends each message to every participant's event stream (`chat.message.saved`
-/// for the sender, `chat.message.new` for the others) and pushes it to the gateways
-/// holding their connections. Not fire-and-forget: the batch is acked only after this.
-async fn notify(ctx: &Ctx, messages: &[(Message, i64)]) -> Result<(), Outage> {
-    let chats: Vec<Uuid> = messages
+/// Appends each event to its recipients' streams (a send: `chat.message.saved` for the
+/// sender, `chat.message.new` for the other members) and pushes them to the gateways
+/// holding their connections, in partition order. Not fire-and-forget: the batch is
+/// acked only after this.
+async fn notify(ctx: &Ctx, notes: &[Note]) -> Result<(), Outage> {
+    let chats: Vec<Uuid> = notes
         .iter()
-        .map(|(m, _)| m.chat_id)
+        .filter_map(|n| match n {
+            Note::Sent(m, _) => Some(m.chat_id),
+            Note::Events(_) => None,
+        })
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
-    let members = ctx.cache.members(&ctx.pool, &chats).await?;
-    let events = messages
-        .iter()
-        .map(|(m, _)| {
-            let audience = members.get(&m.chat_id).map(Vec::as_slice).unwrap_or(&[]);
-            Outgoing::message(m, audience)
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Outage(format!("encoding events: {e}")))?;
+    let members = if chats.is_empty() {
+        Default::default()
+    } else {
+        ctx.cache.members(&ctx.pool, &chats).await?
+    };
+    let mut events = Vec::with_capacity(notes.len());
+    for note in notes {
+        match note {
+            Note::Sent(m, _) => {
+                let audience = members.get(&m.chat_id).map(Vec::as_slice).unwrap_or(&[]);
+                events.push(
+                    Outgoing::message(m, audience)
+                        .map_err(|e| Outage(format!("encoding events: {e}")))?,
+                );
+            }
+            Note::Events(e) => events.extend(e.iter().cloned()),
+        }
+    }
     ctx.cache.publish_events(&events).await?;
     let now = chrono::Utc::now().timestamp_millis();
-    for (_, accepted) in messages {
-        metrics::histogram!("courier_delivery_latency_seconds")
-            .record((now - accepted).max(0) as f64 / 1000.0);
+    for note in notes {
+        if let Note::Sent(_, accepted) = note {
+            metrics::histogram!("courier_delivery_latency_seconds")
+                .record((now - accepted).max(0) as f64 / 1000.0);
+        }
     }
     Ok(())
 }

@@ -3,6 +3,8 @@
 
 mod batch;
 mod dispose;
+mod lifecycle;
+mod outbox;
 mod persister;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
@@ -82,6 +84,7 @@ pub fn spawn_consumers(
     });
     service.spawn_on_run(watch_depths(link.clone(), ctx.clone()));
     service.spawn_on_run(sweep_streams(ctx.clone()));
+    service.spawn_on_run(outbox::relay(link.clone(), ctx.clone()));
     let partitions = config.rabbitmq.partition_count;
     let consumer_link = link.clone();
     service.spawn_on_run(async move {

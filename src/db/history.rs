@@ -1,0 +1,247 @@
+//! Reading messages as Message v2: history pages, sync, replies, pins, single
+//! messages; with each reply's current excerpt, reactions (`me` for the reader) and
+//! receipt status.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::messages::{MESSAGE_COLUMNS, MessageRow};
+use crate::domain::{
+    message::{Message, Reaction, ReplyTo, excerpt},
+    receipts,
+};
+
+/// Which page of a chat's history to read.
+#[derive(Debug, Clone, Copy)]
+pub enum Cursor {
+    Newest,
+    Before(i64),
+    After(i64),
+}
+
+fn columns(alias: &str) -> String {
+    MESSAGE_COLUMNS
+        .split(", ")
+        .map(|c| format!("{alias}.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A page of history, ascending by sequence, and whether more lies beyond it.
+pub async fn history(
+    pool: &PgPool,
+    viewer: Uuid,
+    chat: Uuid,
+    cursor: Cursor,
+    limit: i64,
+) -> Result<(Vec<Message>, bool), sqlx::Error> {
+    let (cond, order, bound) = match cursor {
+        Cursor::Newest => ("TRUE", "DESC", 0),
+        Cursor::Before(s) => ("sequence < $2", "DESC", s),
+        Cursor::After(s) => ("sequence > $2", "ASC", s),
+    };
+    let mut rows: Vec<MessageRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE chat_id = $1 AND ($2 = $2) AND {cond}
+         ORDER BY sequence {order} LIMIT $3"
+    )))
+    .bind(chat)
+    .bind(bound)
+    .bind(limit + 1)
+    .fetch_all(pool)
+    .await?;
+    let has_more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    if order == "DESC" {
+        rows.reverse();
+    }
+    Ok((hydrate(pool, Some(viewer), rows).await?, has_more))
+}
+
+/// Replies to `message` in `chat`, ascending, after sequence `after`.
+pub async fn replies(
+    pool: &PgPool,
+    viewer: Uuid,
+    chat: Uuid,
+    message: Uuid,
+    after: i64,
+    limit: i64,
+) -> Result<(Vec<Message>, bool), sqlx::Error> {
+    let mut rows: Vec<MessageRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages
+         WHERE reply_to_id = $1 AND chat_id = $2 AND sequence > $3
+         ORDER BY sequence LIMIT $4"
+    )))
+    .bind(message)
+    .bind(chat)
+    .bind(after)
+    .bind(limit + 1)
+    .fetch_all(pool)
+    .await?;
+    let has_more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    Ok((hydrate(pool, Some(viewer), rows).await?, has_more))
+}
+
+/// The chat's pinned messages, most recently pinned first.
+pub async fn pinned(pool: &PgPool, viewer: Uuid, chat: Uuid) -> Result<Vec<Message>, sqlx::Error> {
+    let rows: Vec<MessageRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {} FROM chat_pins p JOIN messages m ON m.id = p.message_id
+         WHERE p.chat_id = $1 ORDER BY p.pinned_at DESC, m.sequence DESC",
+        columns("m")
+    )))
+    .bind(chat)
+    .fetch_all(pool)
+    .await?;
+    hydrate(pool, Some(viewer), rows).await
+}
+
+/// One message of a chat (`viewer`: whose `me` the reactions show; `None`: nobody's).
+pub async fn one(
+    pool: &PgPool,
+    viewer: Option<Uuid>,
+    chat: Uuid,
+    id: Uuid,
+) -> Result<Option<Message>, sqlx::Error> {
+    let rows: Vec<MessageRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1 AND chat_id = $2"
+    )))
+    .bind(id)
+    .bind(chat)
+    .fetch_all(pool)
+    .await?;
+    Ok(hydrate(pool, viewer, rows).await?.pop())
+}
+
+/// Messages persisted after the given sequences, in the chats the user is part of,
+/// oldest first, at most `cap`.
+pub async fn since(
+    pool: &PgPool,
+    user: Uuid,
+    seen: &[(Uuid, i64)],
+    cap: i64,
+) -> Result<(Vec<Message>, bool), sqlx::Error> {
+    let (chats, seqs): (Vec<Uuid>, Vec<i64>) = seen.iter().copied().unzip();
+    let mut rows: Vec<MessageRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {} FROM messages m
+         JOIN UNNEST($2::uuid[], $3::bigint[]) AS s(chat_id, seq) ON m.chat_id = s.chat_id AND m.sequence > s.seq
+         JOIN chat_participants p ON p.chat_id = m.chat_id AND p.user_id = $1
+         ORDER BY m.sent_at, m.chat_id, m.sequence LIMIT $4",
+        columns("m")
+    )))
+    .bind(user)
+    .bind(&chats)
+    .bind(&seqs)
+    .bind(cap + 1)
+    .fetch_all(pool)
+    .await?;
+    let has_more = rows.len() as i64 > cap;
+    rows.truncate(cap as usize);
+    Ok((hydrate(pool, Some(user), rows).await?, has_more))
+}
+
+/// Who reacted with what to a message, per emoji in the order the emojis first came.
+pub async fn reaction_users(
+    pool: &PgPool,
+    message: Uuid,
+) -> Result<Vec<(String, Vec<Uuid>)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT emoji, array_agg(user_id ORDER BY created_at) FROM message_reactions
+         WHERE message_id = $1 GROUP BY emoji ORDER BY min(created_at), emoji",
+    )
+    .bind(message)
+    .fetch_all(pool)
+    .await
+}
+
+/// How many distinct emojis a message has, and whether `emoji` is among them.
+pub async fn reaction_kinds(
+    pool: &PgPool,
+    message: Uuid,
+    emoji: &str,
+) -> Result<(i64, bool), sqlx::Error> {
+    sqlx::query_as(
+        "SELECT count(DISTINCT emoji), COALESCE(bool_or(emoji = $2), false)
+         FROM message_reactions WHERE message_id = $1",
+    )
+    .bind(message)
+    .bind(emoji)
+    .fetch_one(pool)
+    .await
+}
+
+/// Rows as messages: reply excerpts (current), reactions with `me`, receipt status.
+async fn hydrate(
+    pool: &PgPool,
+    viewer: Option<Uuid>,
+    rows: Vec<MessageRow>,
+) -> Result<Vec<Message>, sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let mut chats: Vec<Uuid> = rows.iter().map(|r| r.chat_id).collect();
+    chats.sort();
+    chats.dedup();
+    let reply_ids: Vec<Uuid> = rows.iter().filter_map(|r| r.reply_to_id).collect();
+    let marks = super::chats::marks(pool, &chats).await?;
+    let mut reactions: HashMap<Uuid, Vec<Reaction>> = HashMap::new();
+    let rows_r: Vec<(Uuid, String, i64, bool)> = sqlx::query_as(
+        "SELECT message_id, emoji, count(*), COALESCE(bool_or(user_id = $2), false)
+         FROM message_reactions WHERE message_id = ANY($1)
+         GROUP BY message_id, emoji ORDER BY min(created_at), emoji",
+    )
+    .bind(&ids)
+    .bind(viewer)
+    .fetch_all(pool)
+    .await?;
+    for (m, emoji, count, me) in rows_r {
+        reactions
+            .entry(m)
+            .or_default()
+            .push(Reaction { emoji, count, me });
+    }
+    let originals: HashMap<Uuid, ReplyTo> = if reply_ids.is_empty() {
+        HashMap::new()
+    } else {
+        let found: Vec<(Uuid, Uuid, String, Option<DateTime<Utc>>)> = sqlx::query_as(
+            "SELECT id, sender_id, content, deleted_at FROM messages WHERE id = ANY($1)",
+        )
+        .bind(&reply_ids)
+        .fetch_all(pool)
+        .await?;
+        found
+            .into_iter()
+            .map(|(id, sender_id, content, deleted)| {
+                let excerpt = if deleted.is_some() {
+                    String::new()
+                } else {
+                    excerpt(&content)
+                };
+                (
+                    id,
+                    ReplyTo {
+                        id,
+                        sender_id,
+                        excerpt,
+                    },
+                )
+            })
+            .collect()
+    };
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let mut m = Message::from(r);
+            if let Some(rt) = &m.reply_to {
+                m.reply_to = originals.get(&rt.id).cloned().or(m.reply_to.take());
+            }
+            m.reactions = reactions.remove(&m.id).unwrap_or_default();
+            let chat_marks = marks.get(&m.chat_id).map(Vec::as_slice).unwrap_or(&[]);
+            receipts::apply(&mut m, chat_marks);
+            m
+        })
+        .collect())
+}

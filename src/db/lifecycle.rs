@@ -1,0 +1,292 @@
+//! Applying a lifecycle command in one transaction under the chat's row lock: checks
+//! the actor's rights again, changes the rows, bumps the chat's version per effect,
+//! and records the command with its effects (a redelivery is re-announced, not
+//! re-applied).
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::domain::{
+    chat::{ChatType, Role},
+    lifecycle::{Applied, Effect, LifecycleCommand, MAX_REACTIONS, Op, may_delete, may_pin},
+    message::Rejection,
+};
+
+/// What became of a lifecycle command.
+#[derive(Debug)]
+pub enum LifeOutcome {
+    /// Applied now or before; `audience` is the chat's participants now.
+    Applied {
+        applied: Applied,
+        audience: Vec<Uuid>,
+    },
+    Rejected(Rejection),
+}
+
+type Tx<'a> = Transaction<'a, Postgres>;
+
+pub async fn apply(pool: &PgPool, cmd: &LifecycleCommand) -> Result<LifeOutcome, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let chat: Option<(i64, ChatType, Vec<Uuid>)> = sqlx::query_as(
+        "SELECT c.version, c.type,
+                ARRAY(SELECT user_id FROM chat_participants p WHERE p.chat_id = c.id ORDER BY user_id)
+         FROM chats c WHERE c.id = $1 FOR UPDATE",
+    )
+    .bind(cmd.chat_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((version, kind, audience)) = chat else {
+        return Ok(LifeOutcome::Rejected(Rejection::ChatGone));
+    };
+    let done: Option<sqlx::types::Json<Applied>> =
+        sqlx::query_scalar("SELECT effect FROM applied_commands WHERE id = $1")
+            .bind(cmd.command_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    if let Some(sqlx::types::Json(applied)) = done {
+        return Ok(LifeOutcome::Applied { applied, audience });
+    }
+    let effects = match changes(&mut tx, cmd, kind).await? {
+        Ok(effects) => effects,
+        Err(r) => return Ok(LifeOutcome::Rejected(r)),
+    };
+    let applied = Applied {
+        effects: effects
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| (version + 1 + i as i64, e))
+            .collect(),
+    };
+    if !applied.effects.is_empty() {
+        sqlx::query("UPDATE chats SET version = $2 WHERE id = $1")
+            .bind(cmd.chat_id)
+            .bind(version + applied.effects.len() as i64)
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query("INSERT INTO applied_commands (id, chat_id, effect) VALUES ($1, $2, $3)")
+        .bind(cmd.command_id)
+        .bind(cmd.chat_id)
+        .bind(sqlx::types::Json(&applied))
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(LifeOutcome::Applied { applied, audience })
+}
+
+/// The target message, locked: sender, sequence, content, deletion.
+type Target = (Uuid, i64, String, Option<DateTime<Utc>>);
+
+/// Applies the command's changes; no effect when it changes nothing (a client retry).
+async fn changes(
+    tx: &mut Tx<'_>,
+    cmd: &LifecycleCommand,
+    kind: ChatType,
+) -> Result<Result<Vec<Effect>, Rejection>, sqlx::Error> {
+    if let Op::ChatChanged { removed } = &cmd.op {
+        return Ok(Ok(vec![Effect::Chat {
+            removed: removed.clone(),
+        }]));
+    }
+    let role: Option<Role> = sqlx::query_scalar(
+        "SELECT role FROM chat_participants WHERE chat_id = $1 AND user_id = $2",
+    )
+    .bind(cmd.chat_id)
+    .bind(cmd.actor_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(role) = role else {
+        return Ok(Err(Rejection::NotParticipant));
+    };
+    let Some(message_id) = cmd.op.message_id() else {
+        return Ok(Ok(Vec::new()));
+    };
+    let target: Option<Target> = sqlx::query_as(
+        "SELECT sender_id, sequence, content, deleted_at FROM messages
+         WHERE id = $1 AND chat_id = $2 FOR UPDATE",
+    )
+    .bind(message_id)
+    .bind(cmd.chat_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some((sender, sequence, content, deleted_at)) = target else {
+        return Ok(Err(Rejection::MessageGone));
+    };
+    let actor = cmd.actor_id;
+    let deleted = deleted_at.is_some();
+    let effects = match &cmd.op {
+        Op::Edit { content: new, .. } => {
+            if actor != sender {
+                return Ok(Err(Rejection::Forbidden));
+            }
+            if deleted || *new == content {
+                return Ok(Ok(Vec::new()));
+            }
+            sqlx::query("UPDATE messages SET content = $2, edited_at = now() WHERE id = $1")
+                .bind(message_id)
+                .bind(new)
+                .execute(&mut **tx)
+                .await?;
+            vec![Effect::Updated { message_id }]
+        }
+        Op::Delete { .. } => {
+            if !may_delete(actor, sender, kind, role) {
+                return Ok(Err(Rejection::Forbidden));
+            }
+            if deleted {
+                return Ok(Ok(Vec::new()));
+            }
+            delete(tx, cmd.chat_id, message_id, sequence, actor).await?
+        }
+        Op::React { emoji, add, .. } => {
+            if deleted {
+                return Ok(Ok(Vec::new()));
+            }
+            react(tx, message_id, actor, emoji, *add).await?
+        }
+        Op::Pin { pinned, .. } => {
+            if !may_pin(kind, role) {
+                return Ok(Err(Rejection::Forbidden));
+            }
+            if deleted && *pinned {
+                return Ok(Ok(Vec::new()));
+            }
+            let changed = if *pinned {
+                sqlx::query(
+                    "INSERT INTO chat_pins (chat_id, message_id, pinned_by) VALUES ($1, $2, $3)
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(cmd.chat_id)
+                .bind(message_id)
+                .bind(actor)
+                .execute(&mut **tx)
+                .await?
+            } else {
+                sqlx::query("DELETE FROM chat_pins WHERE chat_id = $1 AND message_id = $2")
+                    .bind(cmd.chat_id)
+                    .bind(message_id)
+                    .execute(&mut **tx)
+                    .await?
+            };
+            if changed.rows_affected() == 0 {
+                Vec::new()
+            } else {
+                vec![Effect::Pins {
+                    message_id,
+                    pinned: *pinned,
+                    user_id: actor,
+                }]
+            }
+        }
+        Op::ChatChanged { .. } => Vec::new(),
+    };
+    Ok(Ok(effects))
+}
+
+/// Tombstones a message: content emptied, reactions dropped, unpinned.
+async fn delete(
+    tx: &mut Tx<'_>,
+    chat: Uuid,
+    message_id: Uuid,
+    sequence: i64,
+    actor: Uuid,
+) -> Result<Vec<Effect>, sqlx::Error> {
+    sqlx::query("UPDATE messages SET content = '', deleted_at = now() WHERE id = $1")
+        .bind(message_id)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("DELETE FROM message_reactions WHERE message_id = $1")
+        .bind(message_id)
+        .execute(&mut **tx)
+        .await?;
+    let unpinned = sqlx::query("DELETE FROM chat_pins WHERE chat_id = $1 AND message_id = $2")
+        .bind(chat)
+        .bind(message_id)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    let mut effects = vec![Effect::Deleted {
+        message_id,
+        sequence,
+    }];
+    if unpinned > 0 {
+        effects.push(Effect::Pins {
+            message_id,
+            pinned: false,
+            user_id: actor,
+        });
+    }
+    Ok(effects)
+}
+
+/// Adds or removes one user's reaction; over `MAX_REACTIONS` distinct emojis a new
+/// emoji is not added.
+async fn react(
+    tx: &mut Tx<'_>,
+    message_id: Uuid,
+    user: Uuid,
+    emoji: &str,
+    add: bool,
+) -> Result<Vec<Effect>, sqlx::Error> {
+    let changed = if add {
+        let (distinct, present): (i64, bool) = sqlx::query_as(
+            "SELECT count(DISTINCT emoji), COALESCE(bool_or(emoji = $2), false)
+             FROM message_reactions WHERE message_id = $1",
+        )
+        .bind(message_id)
+        .bind(emoji)
+        .fetch_one(&mut **tx)
+        .await?;
+        if !present && distinct >= MAX_REACTIONS {
+            tracing::info!(%message_id, "reaction over the per-message limit dropped");
+            return Ok(Vec::new());
+        }
+        sqlx::query(
+            "INSERT INTO message_reactions (message_id, emoji, user_id) VALUES ($1, $2, $3)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(message_id)
+        .bind(emoji)
+        .bind(user)
+        .execute(&mut **tx)
+        .await?
+    } else {
+        sqlx::query(
+            "DELETE FROM message_reactions WHERE message_id = $1 AND emoji = $2 AND user_id = $3",
+        )
+        .bind(message_id)
+        .bind(emoji)
+        .bind(user)
+        .execute(&mut **tx)
+        .await?
+    };
+    if changed.rows_affected() == 0 {
+        return Ok(Vec::new());
+    }
+    let count: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM message_reactions WHERE message_id = $1 AND emoji = $2",
+    )
+    .bind(message_id)
+    .bind(emoji)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(vec![Effect::Reaction {
+        message_id,
+        emoji: emoji.to_string(),
+        user_id: user,
+        added: add,
+        count,
+    }])
+}
+
+/// Forgets applied commands older than `days` (a redelivery comes within minutes).
+pub async fn purge_applied(pool: &PgPool, days: i32) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(
+        "DELETE FROM applied_commands WHERE applied_at < now() - make_interval(days => $1)",
+    )
+    .bind(days)
+    .execute(pool)
+    .await?
+    .rows_affected())
+}

@@ -1,0 +1,116 @@
+//! Chat management writes, each inside the caller's transaction that holds the chat's
+//! row lock, and the outbox of chat changes still to be announced.
+
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+use super::chats::insert_participants;
+use crate::domain::{
+    chat::{ChatType, Role},
+    lifecycle::LifecycleCommand,
+};
+
+pub type Tx<'a> = Transaction<'a, Postgres>;
+
+/// Locks the chat's row; its type and the actor's role (`None`: not a participant),
+/// or `None` if there is no such chat.
+pub async fn lock(
+    tx: &mut Tx<'_>,
+    chat: Uuid,
+    actor: Uuid,
+) -> Result<Option<(ChatType, Option<Role>)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT c.type, (SELECT role FROM chat_participants p WHERE p.chat_id = c.id AND p.user_id = $2)
+         FROM chats c WHERE c.id = $1 FOR UPDATE",
+    )
+    .bind(chat)
+    .bind(actor)
+    .fetch_optional(&mut **tx)
+    .await
+}
+
+/// A participant's role, if they are one.
+pub async fn role_of(tx: &mut Tx<'_>, chat: Uuid, user: Uuid) -> Result<Option<Role>, sqlx::Error> {
+    sqlx::query_scalar("SELECT role FROM chat_participants WHERE chat_id = $1 AND user_id = $2")
+        .bind(chat)
+        .bind(user)
+        .fetch_optional(&mut **tx)
+        .await
+}
+
+pub async fn rename(tx: &mut Tx<'_>, chat: Uuid, title: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE chats SET title = $2 WHERE id = $1")
+        .bind(chat)
+        .bind(title)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+pub async fn set_role(
+    tx: &mut Tx<'_>,
+    chat: Uuid,
+    user: Uuid,
+    role: Role,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE chat_participants SET role = $3 WHERE chat_id = $1 AND user_id = $2")
+        .bind(chat)
+        .bind(user)
+        .bind(role)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Adds members; returns those who were not participants already.
+pub async fn add(tx: &mut Tx<'_>, chat: Uuid, users: &[Uuid]) -> Result<(), sqlx::Error> {
+    insert_participants(tx, chat, users, &vec![Role::Member; users.len()]).await
+}
+
+/// Removes a participant; `false` if they were not one.
+pub async fn remove(tx: &mut Tx<'_>, chat: Uuid, user: Uuid) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM chat_participants WHERE chat_id = $1 AND user_id = $2")
+        .bind(chat)
+        .bind(user)
+        .execute(&mut **tx)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Records a chat change to announce, in the changing transaction.
+pub async fn record_change(tx: &mut Tx<'_>, cmd: &LifecycleCommand) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO chat_outbox (id, chat_id, command) VALUES ($1, $2, $3)")
+        .bind(cmd.command_id)
+        .bind(cmd.chat_id)
+        .bind(sqlx::types::Json(cmd))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// The change was handed to the broker.
+pub async fn forget_change(pool: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM chat_outbox WHERE id = $1")
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Changes recorded more than `older_than_secs` ago and still not handed over (their
+/// API process failed to publish or died), oldest first.
+pub async fn stale_changes(
+    pool: &PgPool,
+    older_than_secs: i32,
+    limit: i64,
+) -> Result<Vec<LifecycleCommand>, sqlx::Error> {
+    let rows: Vec<sqlx::types::Json<LifecycleCommand>> = sqlx::query_scalar(
+        "SELECT command FROM chat_outbox WHERE created_at < now() - make_interval(secs => $1)
+         ORDER BY created_at LIMIT $2",
+    )
+    .bind(older_than_secs as f64)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|j| j.0).collect())
+}

@@ -1,0 +1,218 @@
+//! Sending and reading messages: the send use case (checked, then handed to the chat's
+//! partition and confirmed), history, replies, pins and sync, as Message v2.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{Ctx, ServiceError, ServiceResult, require_member};
+use crate::{
+    cache::{membership::LookupError, ratelimit::SendCheck},
+    db::{self, history::Cursor},
+    domain::message::{
+        CONTENT_RULE, ForwardedFrom, Message, ReplyTo, SendCommand, excerpt, normalize_content,
+    },
+};
+
+/// A message to send, as the client gave it.
+#[derive(Debug, Clone, Default)]
+pub struct SendInput {
+    /// Required unless forwarding (then the source's content is used when absent).
+    pub content: Option<String>,
+    pub client_message_id: Uuid,
+    pub reply_to_id: Option<Uuid>,
+    pub forward_of: Option<ForwardOf>,
+}
+
+/// The message to forward.
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ForwardOf {
+    pub chat_id: Uuid,
+    pub message_id: Uuid,
+}
+
+/// A command accepted by the broker.
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = SendAccepted)]
+pub struct Accepted {
+    pub broker_message_id: Uuid,
+    pub client_message_id: Uuid,
+}
+
+/// The per-user send limit and the sender's membership of `chat`, in one Redis round
+/// trip; PostgreSQL is asked (404 vs 403, and the cache filled) only when the cached
+/// member set does not answer, and alone while Redis is unreachable (sends go on).
+pub async fn admit_send(ctx: &Ctx, chat: Uuid, me: Uuid) -> ServiceResult<()> {
+    let name = format!("send:{me}");
+    let check = match ctx
+        .cache
+        .check_send(&name, ctx.limits.sends, chat, me)
+        .await
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, limit = %name, "send check failed; allowing the limit");
+            SendCheck {
+                retry_after_secs: None,
+                cached_member: None,
+            }
+        }
+    };
+    if let Some(retry_after_secs) = check.retry_after_secs {
+        metrics::counter!("courier_rate_limited_total").increment(1);
+        return Err(ServiceError::RateLimited { retry_after_secs });
+    }
+    if check.cached_member == Some(true) {
+        return Ok(());
+    }
+    match ctx.cache.members(&ctx.pool, &[chat]).await {
+        Ok(members) if members.get(&chat).is_some_and(|m| m.contains(&me)) => return Ok(()),
+        Ok(_) => {}
+        Err(LookupError::Redis(e)) => {
+            tracing::warn!(error = %e, %chat, "membership cache unreachable; asking PostgreSQL");
+        }
+        Err(e) => return Err(e.into()),
+    }
+    require_member(&ctx.pool, chat, me).await.map(|_| ())
+}
+
+/// Sends a message: `Accepted` once RabbitMQ confirmed the publish.
+pub async fn send(
+    ctx: &Ctx,
+    me: Uuid,
+    chat: Uuid,
+    input: SendInput,
+    request_id: &str,
+) -> ServiceResult<Accepted> {
+    if input.reply_to_id.is_some() && input.forward_of.is_some() {
+        return Err(ServiceError::Invalid(
+            "use either replyToId or forwardOf, not both".into(),
+        ));
+    }
+    let content = match (input.content.as_deref(), input.forward_of.is_some()) {
+        (Some(c), _) => Some(normalize_content(c).map_err(|m| ServiceError::Invalid(m.into()))?),
+        (None, true) => None,
+        (None, false) => return Err(ServiceError::Invalid(CONTENT_RULE.into())),
+    };
+    admit_send(ctx, chat, me).await?;
+    let reply_to = match input.reply_to_id {
+        None => None,
+        Some(id) => Some(reply_target(ctx, chat, id).await?),
+    };
+    let (forwarded_from, content) = match input.forward_of {
+        None => (None, content.unwrap_or_default()),
+        Some(f) => {
+            let (from, source) = forward_source(ctx, me, f).await?;
+            (Some(from), content.unwrap_or(source))
+        }
+    };
+    let cmd = SendCommand {
+        broker_message_id: Uuid::now_v7(),
+        chat_id: chat,
+        sender_id: me,
+        client_message_id: input.client_message_id,
+        content,
+        accepted_at: chrono::Utc::now(),
+        reply_to,
+        forwarded_from,
+    };
+    ctx.commands
+        .send(chat, cmd.broker_message_id, &cmd, request_id)
+        .await?;
+    Ok(Accepted {
+        broker_message_id: cmd.broker_message_id,
+        client_message_id: cmd.client_message_id,
+    })
+}
+
+/// The message replied to: one of the same chat, not deleted (else 400).
+async fn reply_target(ctx: &Ctx, chat: Uuid, id: Uuid) -> ServiceResult<ReplyTo> {
+    match db::history::one(&ctx.pool, None, chat, id).await? {
+        Some(m) if m.deleted_at.is_none() => Ok(ReplyTo {
+            id,
+            sender_id: m.sender_id,
+            excerpt: excerpt(&m.content),
+        }),
+        Some(_) => Err(ServiceError::Invalid(
+            "replyToId names a deleted message".into(),
+        )),
+        None => Err(ServiceError::Invalid(
+            "replyToId must be a message of this chat".into(),
+        )),
+    }
+}
+
+/// The forwarded message and its content: the caller must take part in its chat (403).
+async fn forward_source(
+    ctx: &Ctx,
+    me: Uuid,
+    f: ForwardOf,
+) -> ServiceResult<(ForwardedFrom, String)> {
+    require_member(&ctx.pool, f.chat_id, me).await?;
+    match db::history::one(&ctx.pool, None, f.chat_id, f.message_id).await? {
+        Some(m) if m.deleted_at.is_none() => Ok((
+            ForwardedFrom {
+                chat_id: f.chat_id,
+                message_id: f.message_id,
+                sender_id: m.sender_id,
+            },
+            m.content,
+        )),
+        Some(_) => Err(ServiceError::Invalid(
+            "forwardOf names a deleted message".into(),
+        )),
+        None => Err(ServiceError::Invalid(
+            "forwardOf.messageId must be a message of forwardOf.chatId".into(),
+        )),
+    }
+}
+
+/// A page of the chat's history.
+pub async fn history(
+    ctx: &Ctx,
+    me: Uuid,
+    chat: Uuid,
+    cursor: Cursor,
+    limit: i64,
+) -> ServiceResult<(Vec<Message>, bool)> {
+    require_member(&ctx.pool, chat, me).await?;
+    Ok(db::history::history(&ctx.pool, me, chat, cursor, limit).await?)
+}
+
+/// The replies to a message of the chat, ascending.
+pub async fn replies(
+    ctx: &Ctx,
+    me: Uuid,
+    chat: Uuid,
+    message: Uuid,
+    after: i64,
+    limit: i64,
+) -> ServiceResult<(Vec<Message>, bool)> {
+    require_member(&ctx.pool, chat, me).await?;
+    if db::history::one(&ctx.pool, None, chat, message)
+        .await?
+        .is_none()
+    {
+        return Err(ServiceError::NotFound("message not found".into()));
+    }
+    Ok(db::history::replies(&ctx.pool, me, chat, message, after, limit).await?)
+}
+
+/// The chat's pinned messages.
+pub async fn pins(ctx: &Ctx, me: Uuid, chat: Uuid) -> ServiceResult<Vec<Message>> {
+    require_member(&ctx.pool, chat, me).await?;
+    Ok(db::history::pinned(&ctx.pool, me, chat).await?)
+}
+
+/// Most messages one `chat.sync` returns.
+pub const SYNC_CAP: i64 = 500;
+
+/// What was persisted after the given sequences in the user's chats, oldest first.
+pub async fn sync(
+    pool: &sqlx::PgPool,
+    me: Uuid,
+    seen: &[(Uuid, i64)],
+) -> ServiceResult<(Vec<Message>, bool)> {
+    Ok(db::history::since(pool, me, seen, SYNC_CAP).await?)
+}
