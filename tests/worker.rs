@@ -37,22 +37,7 @@ async fn publish_raw(app: &TestApp, chat: Uuid, body: &[u8]) {
 }
 
 async fn publish_with_id(app: &TestApp, chat: Uuid, body: &[u8], message_id: Uuid) {
-    let conn = app.amqp().await;
-    let ch = conn.create_channel().await.unwrap();
-    ch.confirm_select(Default::default()).await.unwrap();
-    let topo = app.topology();
-    let props = publish::json_properties(&message_id.to_string(), FieldTable::default());
-    publish::publish_confirmed(
-        &ch,
-        &topo.exchange,
-        &topo.route(chat),
-        body,
-        props,
-        Duration::from_secs(5),
-    )
-    .await
-    .unwrap();
-    conn.close(200, "bye".into()).await.unwrap();
+    app.publish(chat, body, message_id).await;
 }
 
 async fn publish_cmd(app: &TestApp, cmd: &SendCommand) {

@@ -265,6 +265,28 @@ impl TestApp {
         );
     }
 
+    /// Publishes raw bytes to a chat's partition with a broker message id, as the API
+    /// would (or as a redelivery would look).
+    pub async fn publish(&self, chat: Uuid, body: &[u8], message_id: Uuid) {
+        use courier::mq::publish;
+        let conn = self.amqp().await;
+        let ch = conn.create_channel().await.unwrap();
+        ch.confirm_select(Default::default()).await.unwrap();
+        let topo = self.topology();
+        let props = publish::json_properties(&message_id.to_string(), Default::default());
+        publish::publish_confirmed(
+            &ch,
+            &topo.exchange,
+            &topo.route(chat),
+            body,
+            props,
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        conn.close(200, "bye".into()).await.unwrap();
+    }
+
     /// A separate broker connection for tests that publish or inspect queues.
     pub async fn amqp(&self) -> Connection {
         amqp(&self.config).await
