@@ -379,7 +379,7 @@ async fn dead_letters_are_listed_and_replayed_idempotently() {
     publish_cmd(&app, &cmd).await;
     publish_raw(&app, chat, b"garbage").await;
     let dlq = app.topology().dlq;
-    for _ in 0..100 {
+    for _ in 0..400 {
         if app.queue_depth(&dlq).await == 2 {
             break;
         }

@@ -27,10 +27,15 @@ export const RFC3339_RE =
 export const MESSAGE_FIELDS = Object.freeze([
   'id', 'chatId', 'senderId', 'clientMessageId', 'content',
   'messageType', 'status', 'sequence', 'sentAt', 'deliveredCount', 'readCount',
+  // Message v2: always present, null / [] when empty.
+  'editedAt', 'deletedAt', 'replyTo', 'forwardedFrom', 'reactions', 'mentions', 'attachments',
 ]);
 
-/** Receipt fields: they change as participants receive and read the message. */
-const RECEIPT_FIELDS = new Set(['status', 'deliveredCount', 'readCount']);
+/**
+ * Fields that change as participants receive and read the message, or differ per
+ * reader (`reactions[].me`).
+ */
+const RECEIPT_FIELDS = new Set(['status', 'deliveredCount', 'readCount', 'reactions']);
 
 /**
  * The contract fields of a Message that never change (to compare copies taken at
@@ -138,6 +143,16 @@ export function assertMessage(message, expected = {}) {
   assert.ok(Number.isInteger(message.sequence) && message.sequence >= 1,
     `Message.sequence must be an integer >= 1, got ${show(message.sequence)}`);
   assertTimestamp(message.sentAt, 'Message.sentAt', { millis: true });
+  for (const f of ['editedAt', 'deletedAt']) {
+    if (message[f] !== null) assertTimestamp(message[f], `Message.${f}`, { millis: true });
+  }
+  for (const f of ['reactions', 'mentions', 'attachments']) {
+    assert.ok(Array.isArray(message[f]), `Message.${f} must be an array, got ${show(message[f])}`);
+  }
+  for (const r of message.reactions) {
+    assert.ok(typeof r.emoji === 'string' && Number.isInteger(r.count) && r.count > 0
+      && typeof r.me === 'boolean', `Message.reactions entry ${show(r)}`);
+  }
   for (const [k, v] of Object.entries(expected)) {
     if (v !== undefined) assert.equal(message[k], v, `Message.${k}`);
   }

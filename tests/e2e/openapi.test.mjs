@@ -37,6 +37,19 @@ const CONTRACT_ROUTES = [
   ['post', '/chats/{chatId}/messages'],
   ['get', '/chats/{chatId}/messages'],
   ['post', '/chats/{chatId}/read'],
+  // Contract v2
+  ['get', '/users/{userId}/presence'],
+  ['post', '/users/presence'],
+  ['patch', '/chats/{chatId}'],
+  ['patch', '/chats/{chatId}/participants/{userId}'],
+  ['patch', '/chats/{chatId}/messages/{messageId}'],
+  ['delete', '/chats/{chatId}/messages/{messageId}'],
+  ['get', '/chats/{chatId}/messages/{messageId}/replies'],
+  ['put', '/chats/{chatId}/messages/{messageId}/reactions/{emoji}'],
+  ['delete', '/chats/{chatId}/messages/{messageId}/reactions/{emoji}'],
+  ['put', '/chats/{chatId}/pins/{messageId}'],
+  ['delete', '/chats/{chatId}/pins/{messageId}'],
+  ['get', '/chats/{chatId}/pins'],
 ];
 
 const d = useDeployment({
