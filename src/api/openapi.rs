@@ -20,7 +20,8 @@ pub const BEARER: &str = "bearer";
         title = "Courier",
         description = "REST API of Courier, a queue-backed realtime chat backend. Every 4xx/5xx \
                        body is an `ErrorBody`. Realtime delivery is over Socket.IO (namespace \
-                       `/chat`), which this document does not describe."
+                       `/chat`) and SSE (`/events`); the payloads of the lifecycle and chat \
+                       events are the `*Event` schemas (each also carries `offset`)."
     ),
     paths(
         auth::register,
@@ -49,6 +50,14 @@ pub const BEARER: &str = "bearer";
         lifecycle::unpin,
         lifecycle::pins,
     ),
+    components(schemas(
+        crate::domain::events::MessageEvent,
+        crate::domain::lifecycle::Deleted,
+        crate::domain::lifecycle::ReactionUpdated,
+        crate::domain::lifecycle::PinsUpdated,
+        crate::domain::lifecycle::ChatUpdated,
+        crate::domain::lifecycle::ChatRemoved,
+    )),
     modifiers(&BearerAuth),
     tags(
         (name = "auth", description = "Registration, sign-in and token refresh"),
@@ -251,6 +260,42 @@ mod tests {
         assert_eq!(limit["in"], "query");
         assert_eq!(limit["schema"]["minimum"], 1);
         assert_eq!(limit["schema"]["maximum"], 100);
+    }
+
+    #[test]
+    fn event_payloads_are_described() {
+        let doc = doc();
+        let s = &doc["components"]["schemas"];
+        for (name, fields) in [
+            ("ChatMessageEvent", &["chatId", "message"][..]),
+            (
+                "ChatMessageDeletedEvent",
+                &["chatId", "messageId", "sequence"],
+            ),
+            (
+                "ChatReactionUpdatedEvent",
+                &["chatId", "messageId", "emoji", "userId", "added", "count"],
+            ),
+            (
+                "ChatPinsUpdatedEvent",
+                &["chatId", "messageId", "pinned", "userId"],
+            ),
+            ("ChatUpdatedEvent", &["chat"]),
+            ("ChatRemovedEvent", &["chatId"]),
+        ] {
+            for f in fields {
+                assert!(s[name]["properties"][f].is_object(), "{name}.{f}");
+            }
+        }
+        for f in [
+            "editedAt",
+            "deletedAt",
+            "replyTo",
+            "forwardedFrom",
+            "reactions",
+        ] {
+            assert!(s["Message"]["properties"][f].is_object(), "Message.{f}");
+        }
     }
 
     #[tokio::test]

@@ -211,8 +211,10 @@ impl Outgoing {
     }
 }
 
-/// The payload `{chatId, message}` of `chat.message.new` / `chat.message.saved`.
-#[derive(Debug, Serialize)]
+/// The payload `{chatId, message}` of `chat.message.new`, `chat.message.saved` and
+/// `chat.message.updated`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = ChatMessageEvent)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageEvent<'a> {
     pub chat_id: Uuid,

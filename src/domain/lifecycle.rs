@@ -202,6 +202,55 @@ pub struct Applied {
     pub effects: Vec<(i64, Effect)>,
 }
 
+/// `chat.message.deleted`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = ChatMessageDeletedEvent)]
+pub struct Deleted {
+    pub chat_id: Uuid,
+    pub message_id: Uuid,
+    pub sequence: i64,
+}
+
+/// `chat.reaction.updated`: `count` is the emoji's count after the change.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = ChatReactionUpdatedEvent)]
+pub struct ReactionUpdated {
+    pub chat_id: Uuid,
+    pub message_id: Uuid,
+    pub emoji: String,
+    pub user_id: Uuid,
+    pub added: bool,
+    pub count: i64,
+}
+
+/// `chat.pins.updated`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = ChatPinsUpdatedEvent)]
+pub struct PinsUpdated {
+    pub chat_id: Uuid,
+    pub message_id: Uuid,
+    pub pinned: bool,
+    pub user_id: Uuid,
+}
+
+/// `chat.updated`: the chat after a creation, rename, or participant or role change.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = ChatUpdatedEvent)]
+pub struct ChatUpdated {
+    pub chat: super::chat::Chat,
+}
+
+/// `chat.removed`: to a participant who was removed.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = ChatRemovedEvent)]
+pub struct ChatRemoved {
+    pub chat_id: Uuid,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -16,6 +15,7 @@ use crate::{
             EVENT_UPDATED, MessageEvent, Outgoing,
         },
         lifecycle::{Applied, Effect, LifecycleCommand},
+        lifecycle::{ChatRemoved, ChatUpdated, Deleted, PinsUpdated, ReactionUpdated},
         message::Reaction,
     },
 };
@@ -47,45 +47,6 @@ enum AnnounceError {
     Db(#[from] sqlx::Error),
     #[error("encoding: {0}")]
     Json(#[from] serde_json::Error),
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Deleted {
-    chat_id: Uuid,
-    message_id: Uuid,
-    sequence: i64,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ReactionEvent<'a> {
-    chat_id: Uuid,
-    message_id: Uuid,
-    emoji: &'a str,
-    user_id: Uuid,
-    added: bool,
-    count: i64,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Pins {
-    chat_id: Uuid,
-    message_id: Uuid,
-    pinned: bool,
-    user_id: Uuid,
-}
-
-#[derive(Serialize)]
-struct ChatUpdated<'a> {
-    chat: &'a crate::domain::chat::Chat,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ChatRemoved {
-    chat_id: Uuid,
 }
 
 /// The events of an applied command, each at its version of the chat.
@@ -121,10 +82,10 @@ async fn announce(
                 added,
                 count,
             } => {
-                let p = ReactionEvent {
+                let p = ReactionUpdated {
                     chat_id: chat,
                     message_id: *message_id,
-                    emoji,
+                    emoji: emoji.clone(),
                     user_id: *user_id,
                     added: *added,
                     count: *count,
@@ -136,7 +97,7 @@ async fn announce(
                 pinned,
                 user_id,
             } => {
-                let p = Pins {
+                let p = PinsUpdated {
                     chat_id: chat,
                     message_id: *message_id,
                     pinned: *pinned,
@@ -147,7 +108,8 @@ async fn announce(
             Effect::Chat { removed } => {
                 if let Some(c) = db::chats::load(pool, chat).await? {
                     let members: Vec<Uuid> = c.participants.iter().map(|p| p.user_id).collect();
-                    let p = ChatUpdated { chat: &c };
+
+                    let p = ChatUpdated { chat: c };
                     out.push(Outgoing::chat_event(
                         EVENT_CHAT_UPDATED,
                         chat,
