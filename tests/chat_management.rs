@@ -16,20 +16,6 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-async fn group(app: &TestApp, owner: &TestUser, others: &[&TestUser]) -> Uuid {
-    let ids: Vec<Uuid> = others.iter().map(|u| u.id).collect();
-    let (s, c) = app
-        .call(
-            "POST",
-            "/chats",
-            Some(&owner.token),
-            Some(json!({"type": "group", "title": "team", "participantIds": ids})),
-        )
-        .await;
-    assert_eq!(s, 201, "{c}");
-    c["id"].as_str().unwrap().parse().unwrap()
-}
-
 fn code(r: &(u16, Value)) -> (u16, &str) {
     (r.0, r.1["code"].as_str().unwrap_or(""))
 }
@@ -87,7 +73,7 @@ async fn rename_and_roles_follow_the_rules() {
         app.register("c").await,
         app.register("out").await,
     );
-    let chat = group(&app, &owner, &[&b, &c]).await;
+    let chat = app.group_chat(&owner, &[&b, &c]).await;
     let path = format!("/chats/{chat}");
     let rename = |u: &TestUser, title: Value| {
         let (token, path, app) = (u.token.clone(), path.clone(), &app);
@@ -181,7 +167,7 @@ async fn changes_are_announced_and_a_removed_member_is_refused_at_once() {
         app.register("d").await,
     );
     let mut probe = Probe::new(&app, &[&b, &c, &d]).await;
-    let chat = group(&app, &owner, &[&b, &c]).await;
+    let chat = app.group_chat(&owner, &[&b, &c]).await;
     let (_, created) = probe.next("chat.updated").await;
     assert_eq!(data(&created)["chat"]["id"], json!(chat));
 
@@ -238,7 +224,7 @@ async fn changes_are_announced_and_a_removed_member_is_refused_at_once() {
 async fn a_redis_failure_before_the_commit_changes_nothing() {
     let app = spawn_app().await;
     let (owner, b) = (app.register("own").await, app.register("b").await);
-    let chat = group(&app, &owner, &[&b]).await;
+    let chat = app.group_chat(&owner, &[&b]).await;
     // The generation counter cannot be bumped: the change must not commit.
     let mut conn = app
         .cache

@@ -78,20 +78,6 @@ async fn message_when(
     .await
 }
 
-async fn group(app: &TestApp, owner: &TestUser, others: &[&TestUser]) -> Uuid {
-    let ids: Vec<Uuid> = others.iter().map(|u| u.id).collect();
-    let (s, c) = app
-        .call(
-            "POST",
-            "/chats",
-            Some(&owner.token),
-            Some(json!({"type": "group", "title": "team", "participantIds": ids})),
-        )
-        .await;
-    assert_eq!(s, 201, "{c}");
-    c["id"].as_str().unwrap().parse().unwrap()
-}
-
 fn code(r: &(u16, Value)) -> (u16, &str) {
     (r.0, r.1["code"].as_str().unwrap_or(""))
 }
@@ -167,7 +153,7 @@ async fn deletes_leave_tombstones_and_follow_roles() {
         app.register("m1").await,
         app.register("m2").await,
     );
-    let chat = group(&app, &owner, &[&admin, &m1, &m2]).await;
+    let chat = app.group_chat(&owner, &[&admin, &m1, &m2]).await;
     let role = format!("/chats/{chat}/participants/{}", admin.id);
     let r = app
         .call(
@@ -340,7 +326,7 @@ async fn reactions_are_idempotent_exact_and_limited() {
         others.push(app.register(&format!("u{i}")).await);
     }
     let refs: Vec<&TestUser> = others.iter().collect();
-    let chat = group(&app, &owner, &refs).await;
+    let chat = app.group_chat(&owner, &refs).await;
     let m = sent(&app, &owner, chat, json!({"content": "react to me"})).await;
     let mid = m["id"].as_str().unwrap().to_string();
     let react = |u: &TestUser, e: &str, method: &'static str| {
@@ -456,7 +442,7 @@ async fn pins_follow_roles_and_list() {
     })
     .await;
 
-    let g = group(&app, &a, &[&b]).await;
+    let g = app.group_chat(&a, &[&b]).await;
     let gm = sent(&app, &b, g, json!({"content": "group"})).await;
     let gpin = format!("/chats/{g}/pins/{}", gm["id"].as_str().unwrap());
     assert_eq!(

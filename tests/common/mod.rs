@@ -218,6 +218,24 @@ impl TestApp {
             .expect("chat id")
     }
 
+    /// A group titled "team" owned by `owner` with `others` as members.
+    pub async fn group_chat(&self, owner: &TestUser, others: &[&TestUser]) -> Uuid {
+        let ids: Vec<Uuid> = others.iter().map(|u| u.id).collect();
+        let (status, body) = self
+            .call(
+                "POST",
+                "/chats",
+                Some(&owner.token),
+                Some(json!({"type": "group", "title": "team", "participantIds": ids})),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body["id"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .expect("chat id")
+    }
+
     pub async fn send(
         &self,
         user: &TestUser,
