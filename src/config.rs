@@ -97,6 +97,10 @@ pub struct Realtime {
     pub socket_events_per_sec: u32,
     /// `RECEIPT_FLUSH_MS`: how often delivery marks are written and status events coalesced.
     pub receipt_flush: Duration,
+    /// `GATEWAY_MAX_PAYLOAD`: largest Socket.IO packet or WebSocket frame/message a client may send.
+    pub max_payload: usize,
+    /// `GATEWAY_MAX_SOCKETS_PER_USER`: connections one user may hold across every gateway.
+    pub max_sockets_per_user: u64,
 }
 
 /// Per-user send and per-username/per-IP auth limits (`max` 0 disables one).
@@ -225,6 +229,18 @@ impl Config {
                         return Err(env.bad("RECEIPT_FLUSH_MS", "must be at least 250"));
                     }
                     n => Duration::from_millis(n),
+                },
+                max_payload: match env.parse("GATEWAY_MAX_PAYLOAD", 65536)? {
+                    n if n < 1024 => {
+                        return Err(env.bad("GATEWAY_MAX_PAYLOAD", "must be at least 1024"));
+                    }
+                    n => n,
+                },
+                max_sockets_per_user: match env.parse("GATEWAY_MAX_SOCKETS_PER_USER", 20)? {
+                    0 => {
+                        return Err(env.bad("GATEWAY_MAX_SOCKETS_PER_USER", "must be at least 1"));
+                    }
+                    n => n,
                 },
             },
         })

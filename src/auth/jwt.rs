@@ -97,8 +97,13 @@ impl JwtKeys {
 
     /// Verifies signature, algorithm, issuer and expiry; returns the user id.
     pub fn verify(&self, token: &str) -> Result<Uuid, JwtError> {
+        self.verify_claims(token).map(|c| c.sub)
+    }
+
+    /// Same, returning the claims (the gateway needs `exp`).
+    pub fn verify_claims(&self, token: &str) -> Result<Claims, JwtError> {
         decode::<Claims>(token, &self.decoding, &self.validation)
-            .map(|data| data.claims.sub)
+            .map(|data| data.claims)
             .map_err(|_| JwtError::Invalid)
     }
 }

@@ -149,6 +149,15 @@ impl Cache {
             .collect())
     }
 
+    /// How many connections (sockets and SSE streams) `user` holds on every gateway.
+    pub async fn connection_count(&self, user: Uuid) -> redis::RedisResult<u64> {
+        let mut c = self.conn.clone();
+        redis::cmd("HLEN")
+            .arg(self.keys.user_sockets(user))
+            .query_async(&mut c)
+            .await
+    }
+
     /// Which of `users` are online (grace period included).
     pub async fn online(&self, users: &[Uuid]) -> redis::RedisResult<Vec<bool>> {
         if users.is_empty() {

@@ -100,8 +100,9 @@ fn find_token(s: &SocketRef, auth: Option<&Value>) -> Option<String> {
 }
 
 /// Connect middleware: authenticates, registers the socket's handlers and its
-/// connection, and reads what it missed. Refuses with `connect_error` "unauthorized"
-/// (bad token) or "unavailable" (Redis down).
+/// connection, watches its token's expiry, and reads what it missed. Refuses with
+/// `connect_error` "unauthorized" (bad token), "too_many_connections" (the user holds
+/// `GATEWAY_MAX_SOCKETS_PER_USER` already) or "unavailable" (Redis down).
 pub async fn authenticate(
     s: SocketRef,
     State(state): State<GwState>,
@@ -109,10 +110,22 @@ pub async fn authenticate(
 ) -> Result<(), Refused> {
     let auth = auth.ok();
     let token = find_token(&s, auth.as_ref()).ok_or(Refused("unauthorized"))?;
-    let user = state
+    let claims = state
         .jwt
-        .verify(&token)
+        .verify_claims(&token)
         .map_err(|_| Refused("unauthorized"))?;
+    let user = claims.sub;
+    match state.cache.connection_count(user).await {
+        Ok(n) if n >= state.config.max_sockets_per_user => {
+            metrics::counter!("courier_gateway_sockets_refused_total").increment(1);
+            return Err(Refused("too_many_connections"));
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot count the user's connections; refusing the socket");
+            return Err(Refused("unavailable"));
+        }
+    }
     let requested = auth
         .as_ref()
         .and_then(|a| a.get("offset"))
@@ -129,7 +142,9 @@ pub async fn authenticate(
     s.on("chat.typing", on_typing);
     s.on("chat.read", on_read);
     s.on("chat.sync", on_sync);
+    s.on("auth.refresh", super::expiry::on_refresh);
     s.on_disconnect(on_disconnect);
+    s.extensions.insert(super::expiry::Expiry::new(claims.exp));
     let conn = Conn::new(id, user, Box::new(SocketSink(s.clone())));
     let opening = session::open(&state, conn, requested).await.map_err(|e| {
         tracing::warn!(error = %e, "cannot open a session; refusing the socket");
@@ -142,6 +157,9 @@ pub async fn authenticate(
 
 /// After the CONNECT packet: the replay, `session.recovered`, then live events.
 pub async fn on_connect(s: SocketRef, State(state): State<GwState>) {
+    if let Some(expiry) = s.extensions.get::<super::expiry::Expiry>() {
+        expiry.start(&s);
+    }
     let (Some(key), Some(PendingOpening(opening))) = (
         s.extensions.get::<ConnKey>(),
         s.extensions.get::<PendingOpening>(),
@@ -156,6 +174,9 @@ pub async fn on_connect(s: SocketRef, State(state): State<GwState>) {
 }
 
 async fn on_disconnect(s: SocketRef, State(state): State<GwState>, reason: DisconnectReason) {
+    if let Some(expiry) = s.extensions.get::<super::expiry::Expiry>() {
+        expiry.cancel();
+    }
     let Some(key) = s.extensions.get::<ConnKey>() else {
         return;
     };
@@ -170,7 +191,7 @@ fn error_ack(e: &ServiceError) -> Value {
 }
 
 /// Acks with the result: its body, or `{status: "error", code, message}`.
-fn reply(ack: AckSender, result: Result<Value, ServiceError>) {
+pub(super) fn reply(ack: AckSender, result: Result<Value, ServiceError>) {
     let body = result.unwrap_or_else(|e| error_ack(&e));
     if let Err(e) = ack.send(&body) {
         tracing::debug!(error = %e, "ack not delivered (socket gone)");
@@ -182,7 +203,7 @@ fn ok() -> Value {
 }
 
 /// The socket's user, if it may send one more event this second.
-fn admit(s: &SocketRef, state: &GwState) -> Result<Uuid, ServiceError> {
+pub(super) fn admit(s: &SocketRef, state: &GwState) -> Result<Uuid, ServiceError> {
     let key = s
         .extensions
         .get::<ConnKey>()
@@ -203,7 +224,7 @@ fn admit(s: &SocketRef, state: &GwState) -> Result<Uuid, ServiceError> {
     Ok(key.user)
 }
 
-fn invalid(event: &str, e: impl std::fmt::Display) -> ServiceError {
+pub(super) fn invalid(event: &str, e: impl std::fmt::Display) -> ServiceError {
     ServiceError::Invalid(format!("invalid {event} payload: {e}"))
 }
 

@@ -8,6 +8,7 @@
 
 mod conns;
 mod delivery;
+mod expiry;
 mod handlers;
 mod lease;
 mod session;
@@ -53,8 +54,13 @@ pub fn attach(service: &mut Service, config: &Config, deps: &Deps) -> (SocketIoL
         socket_buffer: config.gateway_socket_buffer,
         stop: service.stop.clone(),
     };
+    let max_payload = config.realtime.max_payload;
     let (layer, io) = SocketIo::builder()
         .max_buffer_size(config.gateway_socket_buffer)
+        // Polling bodies, and WebSocket messages and frames, from clients.
+        .max_payload(max_payload as u64)
+        .ws_max_message_size(max_payload)
+        .ws_max_frame_size(max_payload)
         .with_state(state.clone())
         .build_layer();
     io.ns(NAMESPACE, handlers::on_connect.with(handlers::authenticate));

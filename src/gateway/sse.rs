@@ -98,7 +98,8 @@ fn percent_decode(s: &str) -> String {
 }
 
 /// Opens the user's event stream: `Authorization: Bearer` or `?token=`; resumes after
-/// `Last-Event-ID` (header) or `?lastEventId=`.
+/// `Last-Event-ID` (header) or `?lastEventId=`; ends when the token expires (the client
+/// reconnects with a fresh token and its last event id).
 pub async fn events(
     State(state): State<GwState>,
     headers: HeaderMap,
@@ -108,10 +109,14 @@ pub async fn events(
         .map(str::to_string)
         .or(q.token)
         .ok_or_else(ApiError::unauthorized)?;
-    let user = state
+    let claims = state
         .jwt
-        .verify(&token)
+        .verify_claims(&token)
         .map_err(|_| ApiError::unauthorized())?;
+    let user = claims.sub;
+    // The stream ends when its token expires (with the tokens' leeway).
+    let left = (claims.exp + super::expiry::LEEWAY_SECS - chrono::Utc::now().timestamp()).max(0);
+    let expired = tokio::time::sleep(std::time::Duration::from_secs(left as u64));
     let resume = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -139,7 +144,8 @@ pub async fn events(
             let _keep = &guard;
             Ok::<_, Infallible>(e)
         })
-        .take_until(state.stop.clone().cancelled_owned());
+        .take_until(state.stop.clone().cancelled_owned())
+        .take_until(expired);
     let mut response = Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(PING_EVERY).text("ping"))
         .into_response();
