@@ -80,6 +80,9 @@ pub struct Config {
     pub realtime: Realtime,
     /// `MESSAGE_EDIT_WINDOW_SECS`: how long after sending a message its sender may edit it.
     pub message_edit_window: Duration,
+    /// `METRICS_HOST`:`METRICS_PORT`: where `/metrics` is served, on its own listener
+    /// (never a public port); `None` when `METRICS_PORT` is unset.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// Sessions: presence, recovery, receipts, per-socket limits.
@@ -206,6 +209,19 @@ impl Config {
                 )?,
             },
             message_edit_window: Duration::from_secs(env.parse("MESSAGE_EDIT_WINDOW_SECS", 86400)?),
+            metrics_addr: match env.raw("METRICS_PORT") {
+                None => None,
+                Some(_) => {
+                    let host = env.string("METRICS_HOST", "127.0.0.1");
+                    let ip: IpAddr = host.parse().map_err(|_| {
+                        env.bad("METRICS_HOST", &format!("not an IP address: {host:?}"))
+                    })?;
+                    Some(std::net::SocketAddr::new(
+                        ip,
+                        env.parse("METRICS_PORT", 0u16)?,
+                    ))
+                }
+            },
             realtime: Realtime {
                 presence_grace: Duration::from_secs(env.parse("PRESENCE_GRACE_SECS", 5)?),
                 gateway_lease: match env.parse("GATEWAY_LEASE_SECS", 15)? {

@@ -1,5 +1,5 @@
-//! `/healthz` (the process runs), `/readyz` (its dependencies are reachable) and
-//! `/metrics` (Prometheus), served by every role.
+//! `/healthz` (the process runs) and `/readyz` (its dependencies are reachable),
+//! served by every role (`/metrics` has a listener of its own: `Service::serve_metrics`).
 
 use axum::{Json, Router, extract::State, response::IntoResponse, routing::get};
 use serde_json::json;
@@ -20,7 +20,6 @@ impl Health {
         Router::new()
             .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
             .route("/readyz", get(readyz))
-            .route("/metrics", get(crate::telemetry::metrics_endpoint))
             .with_state(self)
     }
 

@@ -22,6 +22,8 @@ pub struct Service {
     /// (what they still need, like the API's broker link, closes on this).
     pub drained: CancellationToken,
     tasks: Vec<Task>,
+    /// Where `/metrics` is served (`METRICS_PORT`), if anywhere.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 impl Service {
@@ -41,6 +43,7 @@ impl Service {
             stop,
             drained: CancellationToken::new(),
             tasks: Vec::new(),
+            metrics_addr: None,
         })
     }
 
@@ -72,6 +75,7 @@ impl Service {
             stop,
             drained,
             tasks,
+            metrics_addr: _,
         } = self;
         let handles: Vec<_> = tasks.into_iter().map(tokio::spawn).collect();
         let stop_http = stop.clone();
@@ -130,6 +134,32 @@ pub async fn shutdown_signal() {
 }
 
 impl Service {
+    /// Serves `/metrics` on `METRICS_HOST:METRICS_PORT`, a listener of its own (never the
+    /// public port), until the service stops. Nothing when `METRICS_PORT` is unset.
+    pub async fn serve_metrics(&mut self, config: &crate::config::Config) -> anyhow::Result<()> {
+        let Some(addr) = config.metrics_addr else {
+            return Ok(());
+        };
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("metrics: cannot listen on {addr}: {e}"))?;
+        self.metrics_addr = Some(listener.local_addr()?);
+        let router = Router::new().route(
+            "/metrics",
+            axum::routing::get(crate::telemetry::metrics_endpoint),
+        );
+        let stop = self.stop.clone();
+        self.spawn_on_run(async move {
+            let served = axum::serve(listener, router)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "metrics listener failed");
+            }
+        });
+        Ok(())
+    }
+
     /// Replaces the router (for roles whose routes need what building them produced).
     pub fn with_router(mut self, router: Router) -> Self {
         self.router = router;

@@ -113,9 +113,17 @@ async fn metrics_headers_and_request_ids() {
         .unwrap();
     assert!(Uuid::parse_str(generated.headers()["x-request-id"].to_str().unwrap()).is_ok());
 
-    let text = app
+    // Not on the public port: on the metrics listener only.
+    let public = app
         .http
         .get(format!("{}/metrics", app.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(public.status(), 404);
+    let text = app
+        .http
+        .get(format!("{}/metrics", app.metrics))
         .send()
         .await
         .unwrap()

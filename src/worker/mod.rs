@@ -112,6 +112,7 @@ pub async fn build(config: &Config) -> anyhow::Result<Service> {
     let stop = CancellationToken::new();
     let addr = SocketAddr::new(config.bind_host, config.worker_port);
     let mut service = Service::bind("worker", addr, axum::Router::new(), stop).await?;
+    service.serve_metrics(config).await?;
     let link = spawn_consumers(&mut service, config, &deps)?;
     let health = Health {
         db: Some(deps.pool.clone()),

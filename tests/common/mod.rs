@@ -26,6 +26,8 @@ pub enum Mode {
 
 pub struct TestApp {
     pub addr: String,
+    /// Base URL of the `/metrics` listener (`METRICS_PORT`).
+    pub metrics: String,
     pub config: Config,
     pub pool: PgPool,
     pub cache: Cache,
@@ -63,6 +65,7 @@ pub fn test_config(overrides: &[(&str, &str)]) -> Config {
         ("PORT", "0".into()),
         ("GATEWAY_PORT", "0".into()),
         ("WORKER_PORT", "0".into()),
+        ("METRICS_PORT", "0".into()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -91,11 +94,16 @@ pub async fn spawn_unready(mode: Mode, config: Config) -> TestApp {
     }
     .expect("build service");
     let addr = format!("http://127.0.0.1:{}", service.port());
+    let metrics = service
+        .metrics_addr
+        .map(|a| format!("http://{a}"))
+        .unwrap_or_default();
     let stop = CancellationToken::new();
     let s = stop.clone();
     let handle = tokio::spawn(service.run_until_stopped(async move { s.cancelled().await }));
     TestApp {
         addr,
+        metrics,
         pool: courier::db::pool(&config).expect("pool"),
         cache: Cache::connect(&config, Duration::from_secs(5))
             .await
