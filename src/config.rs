@@ -80,6 +80,9 @@ pub struct Config {
     pub realtime: Realtime,
     /// `MESSAGE_EDIT_WINDOW_SECS`: how long after sending a message its sender may edit it.
     pub message_edit_window: Duration,
+    /// `TRUSTED_PROXIES`: CIDRs of proxies whose `X-Forwarded-For` names the client
+    /// (empty: the TCP peer is the client).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// `METRICS_HOST`:`METRICS_PORT`: where `/metrics` is served, on its own listener
     /// (never a public port); `None` when `METRICS_PORT` is unset.
     pub metrics_addr: Option<std::net::SocketAddr>,
@@ -209,6 +212,7 @@ impl Config {
                 )?,
             },
             message_edit_window: Duration::from_secs(env.parse("MESSAGE_EDIT_WINDOW_SECS", 86400)?),
+            trusted_proxies: trusted_proxies(&env)?,
             metrics_addr: match env.raw("METRICS_PORT") {
                 None => None,
                 Some(_) => {
@@ -271,6 +275,22 @@ impl Config {
         };
         format!("redis://{auth}{}:{}/{}", r.host, r.port, r.db).into()
     }
+}
+
+/// `TRUSTED_PROXIES`: comma- or space-separated CIDRs or addresses.
+fn trusted_proxies<F: Fn(&str) -> Option<String>>(
+    env: &Env<'_, F>,
+) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    let raw = env.string("TRUSTED_PROXIES", "");
+    raw.split([',', ' '])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<ipnet::IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| env.bad("TRUSTED_PROXIES", &format!("not a CIDR or address: {s:?}")))
+        })
+        .collect()
 }
 
 struct Env<'a, F: Fn(&str) -> Option<String>>(&'a F);

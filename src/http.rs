@@ -1,7 +1,7 @@
 //! HTTP plumbing shared by every HTTP-serving role: fallbacks, security headers,
 //! request ids, tracing, panics, CORS, bearer tokens.
 
-use std::time::Duration;
+use std::{net::IpAddr, time::Duration};
 
 use axum::{
     Router,
@@ -26,6 +26,30 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
         .eq_ignore_ascii_case("bearer")
         .then_some(token.trim())
         .filter(|t| !t.is_empty())
+}
+
+/// The client's address: the TCP peer; or, when the peer is a trusted proxy, the
+/// nearest address in `X-Forwarded-For` (read right to left) that is not a trusted proxy
+/// itself. Anything else in the header is the client's word and is not believed.
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let mut client = peer;
+    for value in headers.get_all("x-forwarded-for").iter().rev() {
+        let Ok(list) = value.to_str() else {
+            return client;
+        };
+        for hop in list.rsplit(',') {
+            match hop.trim().parse::<IpAddr>() {
+                Ok(ip) if is_trusted(&ip) => client = ip,
+                Ok(ip) => return ip,
+                Err(_) => return client,
+            }
+        }
+    }
+    client
 }
 
 /// Fallbacks and cross-cutting layers for any router serving clients.
@@ -81,4 +105,43 @@ pub fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
         .allow_credentials(true)
         .max_age(Duration::from_secs(600))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_for_is_believed_from_trusted_proxies_only() {
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let mut h = HeaderMap::new();
+        h.append(
+            "x-forwarded-for",
+            "203.0.113.9, 198.51.100.7".parse().unwrap(),
+        );
+        h.append("x-forwarded-for", "10.1.2.3".parse().unwrap());
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(
+            client_ip(ip("192.0.2.1"), &h, &trusted),
+            ip("192.0.2.1"),
+            "untrusted peer"
+        );
+        assert_eq!(
+            client_ip(ip("10.9.9.9"), &h, &trusted),
+            ip("198.51.100.7"),
+            "the nearest untrusted hop; the spoofable left part is ignored"
+        );
+        assert_eq!(
+            client_ip(ip("10.9.9.9"), &HeaderMap::new(), &trusted),
+            ip("10.9.9.9")
+        );
+        let mut bad = HeaderMap::new();
+        bad.insert("x-forwarded-for", "nonsense".parse().unwrap());
+        assert_eq!(client_ip(ip("10.9.9.9"), &bad, &trusted), ip("10.9.9.9"));
+        assert_eq!(
+            client_ip(ip("10.9.9.9"), &h, &[]),
+            ip("10.9.9.9"),
+            "nothing trusted"
+        );
+    }
 }

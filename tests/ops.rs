@@ -142,3 +142,89 @@ async fn metrics_headers_and_request_ids() {
     }
     app.teardown().await;
 }
+
+/// Logs in as `username` with `password`, as the client `xff` (`X-Forwarded-For`).
+async fn login_from(app: &common::TestApp, username: &str, password: &str, xff: &str) -> u16 {
+    app.http
+        .post(format!("{}/auth/login", app.addr))
+        .header("x-forwarded-for", xff)
+        .json(&json!({"username": username, "password": password}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn forwarded_clients_are_believed_only_from_trusted_proxies() {
+    let limits = [
+        ("RATE_LIMIT_AUTH_IP_MAX", "3"),
+        ("RATE_LIMIT_AUTH_IP_WINDOW_SECS", "3600"),
+    ];
+    // The test client (127.0.0.1) is a trusted proxy: each forwarded client has its own bucket.
+    let mut trusted = limits.to_vec();
+    trusted.push(("TRUSTED_PROXIES", "127.0.0.1/32, ::1"));
+    let app = spawn_with(Mode::ApiOnly, test_config(&trusted)).await;
+    fresh_window(3600).await;
+    for _ in 0..3 {
+        assert_eq!(
+            login_from(&app, "nobody_x", "wrong-password", "203.0.113.1").await,
+            401
+        );
+    }
+    assert_eq!(
+        login_from(&app, "nobody_x", "wrong-password", "203.0.113.1").await,
+        429
+    );
+    assert_eq!(
+        login_from(&app, "nobody_x", "wrong-password", "203.0.113.2").await,
+        401,
+        "another client behind the proxy has its own limit"
+    );
+    app.teardown().await;
+
+    // Untrusted: a spoofed header changes nothing, the peer is the client.
+    let app = spawn_with(Mode::ApiOnly, test_config(&limits)).await;
+    for i in 0..3 {
+        let spoof = format!("198.51.100.{i}");
+        assert_eq!(
+            login_from(&app, "nobody_y", "wrong-password", &spoof).await,
+            401
+        );
+    }
+    assert_eq!(
+        login_from(&app, "nobody_y", "wrong-password", "198.51.100.99").await,
+        429
+    );
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn a_stranger_cannot_lock_a_user_out() {
+    let config = test_config(&[
+        ("RATE_LIMIT_AUTH_USERNAME_MAX", "2"),
+        ("RATE_LIMIT_AUTH_USERNAME_WINDOW_SECS", "3600"),
+        ("TRUSTED_PROXIES", "127.0.0.1/32, ::1"),
+    ]);
+    let app = spawn_with(Mode::ApiOnly, config).await;
+    fresh_window(3600).await;
+    let victim = app.register("victim").await;
+    for _ in 0..2 {
+        assert_eq!(
+            login_from(&app, &victim.username, "guess", "203.0.113.66").await,
+            401
+        );
+    }
+    assert_eq!(
+        login_from(&app, &victim.username, "guess", "203.0.113.66").await,
+        429,
+        "the stranger is limited"
+    );
+    assert_eq!(
+        login_from(&app, &victim.username, common::PASSWORD, "192.0.2.10").await,
+        200,
+        "the owner, from elsewhere, is not"
+    );
+    app.teardown().await;
+}

@@ -37,16 +37,18 @@ struct Username {
     username: String,
 }
 
-/// Per-IP and per-username limits on register, login and refresh.
+/// Per-client and per-(username, client) limits on register, login and refresh; the
+/// client is the TCP peer, or what a trusted proxy says it is (`TRUSTED_PROXIES`).
 pub async fn limit_auth(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     req: Request,
     next: Next,
 ) -> Response {
+    let client = crate::http::client_ip(peer.ip(), req.headers(), &state.trusted_proxies);
     if let Err(e) = check(
         &state,
-        &format!("auth:ip:{}", peer.ip()),
+        &format!("auth:ip:{client}"),
         state.limits.auth_per_ip,
     )
     .await
@@ -59,12 +61,14 @@ pub async fn limit_auth(
         Err(_) => return ApiError::PayloadTooLarge(BODY_LIMIT).into_response(),
     };
     // Only well-formed usernames get a counter (others cannot name an account), so a
-    // key is always short and printable.
+    // key is always short and printable. The counter is per username *and* client: a
+    // stranger hammering someone's username exhausts only their own bucket, never locks
+    // the owner out; the per-client limit above bounds what one client tries in all.
     if let Ok(Username { username }) = serde_json::from_slice(&bytes)
         && validate_username(&username).is_ok()
         && let Err(e) = check(
             &state,
-            &format!("auth:user:{username}"),
+            &format!("auth:user:{username}:{client}"),
             state.limits.auth_per_username,
         )
         .await

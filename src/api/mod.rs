@@ -45,6 +45,8 @@ pub struct AppState {
     pub receipts: crate::service::receipts::Receipts,
     /// What the message and chat use cases run on.
     pub ctx: crate::service::Ctx,
+    /// `TRUSTED_PROXIES`.
+    pub trusted_proxies: Arc<[ipnet::IpNet]>,
 }
 
 /// The REST routes with their middleware (no health routes).
@@ -136,6 +138,7 @@ pub fn state(
         limits: config.rate_limits,
         receipts: deps.receipts.clone(),
         ctx,
+        trusted_proxies: config.trusted_proxies.clone().into(),
     };
     (state, task)
 }
