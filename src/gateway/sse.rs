@@ -117,6 +117,16 @@ pub async fn events(
     // The stream ends when its token expires (with the tokens' leeway).
     let left = (claims.exp + super::expiry::LEEWAY_SECS - chrono::Utc::now().timestamp()).max(0);
     let expired = tokio::time::sleep(std::time::Duration::from_secs(left as u64));
+    match state.cache.connection_count(user).await {
+        Ok(n) if n >= state.config.max_sockets_per_user => {
+            metrics::counter!("courier_gateway_sockets_refused_total").increment(1);
+            return Err(ApiError::RateLimited {
+                retry_after_secs: 1,
+            });
+        }
+        Ok(_) => {}
+        Err(_) => return Err(ApiError::Unavailable("redis")),
+    }
     let resume = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())

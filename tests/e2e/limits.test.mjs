@@ -41,6 +41,9 @@ d.test('a user holds at most GATEWAY_MAX_SOCKETS_PER_USER sockets across gateway
   const [carol, dave] = await d.registerAll('carol', 'dave');
   const held = await d.connectSockets(carol, [0, 1, 0]);
   await assert.rejects(d.connect(1, carol.accessToken), (err) => err.message === 'too_many_connections');
+  const sse = await fetch(`${d.gateway(1)}/events?token=${encodeURIComponent(carol.accessToken)}`);
+  assert.equal(sse.status, 429, 'an SSE stream counts too');
+  await sse.body?.cancel();
   const [other] = await d.connectSockets(dave, [1]);
   assert.ok(other.connected, 'another user is not affected');
   held[0].close();
