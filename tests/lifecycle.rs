@@ -211,6 +211,73 @@ async fn deletes_leave_tombstones_and_follow_roles() {
         )
         .await;
     assert_eq!(code(&r), (404, "not_found"));
+
+    // A tombstone takes no reaction and no pin; unknown targets, outsiders, bad input.
+    let mid = msg["id"].as_str().unwrap();
+    let on = |tail: String| format!("/chats/{chat}/{tail}");
+    let checks: Vec<(&str, String, &TestUser, (u16, &str))> = vec![
+        (
+            "PUT",
+            on(format!("messages/{mid}/reactions/ok")),
+            &m1,
+            (404, "not_found"),
+        ),
+        ("PUT", on(format!("pins/{mid}")), &owner, (404, "not_found")),
+        (
+            "DELETE",
+            on(format!("messages/{}", Uuid::new_v4())),
+            &owner,
+            (404, "not_found"),
+        ),
+        (
+            "PUT",
+            on(format!("messages/{}/reactions/ok", Uuid::new_v4())),
+            &m1,
+            (404, "not_found"),
+        ),
+        (
+            "DELETE",
+            on(format!("messages/{mid}/reactions/Not%20One")),
+            &m1,
+            (400, "validation_failed"),
+        ),
+        (
+            "DELETE",
+            on("messages/not-a-uuid".into()),
+            &m1,
+            (400, "validation_failed"),
+        ),
+        (
+            "DELETE",
+            format!("/chats/{}/messages/{mid}", Uuid::new_v4()),
+            &m1,
+            (404, "not_found"),
+        ),
+    ];
+    for (method, path, user, expected) in checks {
+        let r = app.call(method, &path, Some(&user.token), None).await;
+        assert_eq!(code(&r), expected, "{method} {path}: {}", r.1);
+    }
+    let outsider = app.register("out").await;
+    for (method, path) in [
+        ("DELETE", path.clone()),
+        ("PUT", on(format!("pins/{mid}"))),
+        ("GET", on("pins".into())),
+        ("PUT", on(format!("messages/{mid}/reactions/ok"))),
+    ] {
+        let r = app.call(method, &path, Some(&outsider.token), None).await;
+        assert_eq!(code(&r), (403, "forbidden"), "{method} {path}: {}", r.1);
+    }
+    let r = app
+        .raw(
+            "PATCH",
+            &path,
+            Some(&m1.token),
+            "application/json",
+            b"{nope".to_vec(),
+        )
+        .await;
+    assert_eq!(code(&r), (400, "invalid_json"));
     app.teardown().await;
 }
 
