@@ -5,59 +5,16 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::{TestApp, TestUser, spawn_app};
+use common::{TestUser, probe::Probe, spawn_app};
 use courier::domain::{
-    events::{Event, Push},
+    events::Event,
     lifecycle::{LifecycleCommand, Op},
 };
-use futures::StreamExt;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 fn code(r: &(u16, Value)) -> (u16, &str) {
     (r.0, r.1["code"].as_str().unwrap_or(""))
-}
-
-/// A fake gateway holding one connection of each user: what it is pushed.
-struct Probe(
-    futures::stream::BoxStream<'static, redis::Msg>,
-    std::collections::VecDeque<(Uuid, Event)>,
-);
-
-impl Probe {
-    async fn new(app: &TestApp, users: &[&TestUser]) -> Self {
-        for u in users {
-            app.cache
-                .register_conn("gw-probe", u.id, &format!("s-{}", u.id))
-                .await
-                .unwrap();
-        }
-        let mut pubsub = app.cache.client().get_async_pubsub().await.unwrap();
-        pubsub
-            .subscribe(app.cache.keys.gateway_channel("gw-probe"))
-            .await
-            .unwrap();
-        Probe(pubsub.into_on_message().boxed(), Default::default())
-    }
-
-    /// The next pushed event named `name` (others are skipped).
-    async fn next(&mut self, name: &str) -> (Uuid, Event) {
-        loop {
-            while let Some(e) = self.1.pop_front() {
-                if &*e.1.name == name {
-                    return e;
-                }
-            }
-            let msg = tokio::time::timeout(Duration::from_secs(10), self.0.next())
-                .await
-                .unwrap_or_else(|_| panic!("no {name} pushed"))
-                .unwrap();
-            let push: Push = serde_json::from_slice(msg.get_payload_bytes()).unwrap();
-            self.1.extend(push.into_events());
-        }
-    }
 }
 
 fn data(e: &Event) -> Value {

@@ -6,9 +6,9 @@ mod common;
 use std::time::Duration;
 
 use chrono::Utc;
-use common::{TestApp, spawn_app};
+use common::{TestApp, probe::Probe, spawn_app};
 use courier::{
-    domain::{events::Push, message::SendCommand},
+    domain::{events::Event, message::SendCommand},
     mq::{self, publish},
 };
 use futures::StreamExt;
@@ -88,33 +88,15 @@ async fn the_same_delivery_twice_is_one_row_and_is_notified_twice() {
     let (a, b) = (app.register("a").await, app.register("b").await);
     let chat = app.direct_chat(&a, &b).await;
     // A fake gateway holding one socket of b: we listen on its channel.
-    app.cache
-        .register_conn("gw-probe", b.id, "sock-1")
-        .await
-        .unwrap();
-    let mut pubsub = app.cache.client().get_async_pubsub().await.unwrap();
-    pubsub
-        .subscribe(app.cache.keys.gateway_channel("gw-probe"))
-        .await
-        .unwrap();
-    let mut notes = pubsub.into_on_message();
+    let mut probe = Probe::new(&app, &[&b]).await;
 
     let cmd = command(chat, a.id, "twice");
     publish_cmd(&app, &cmd).await;
     publish_cmd(&app, &cmd).await; // a redelivery / duplicate publish
+    // The chat's creation (`chat.updated`) may come through too.
     let mut seen = Vec::new();
-    while seen.len() < 2 {
-        let msg = tokio::time::timeout(Duration::from_secs(10), notes.next())
-            .await
-            .expect("notification")
-            .unwrap();
-        let push: Push = serde_json::from_slice(msg.get_payload_bytes()).unwrap();
-        // The chat's creation (`chat.updated`) may come through too.
-        seen.extend(
-            push.into_events()
-                .into_iter()
-                .filter(|(_, e)| e.is_new_message()),
-        );
+    for _ in 0..2 {
+        seen.push(probe.next_where(Event::is_new_message).await);
     }
     let message = |i: usize| -> serde_json::Value {
         serde_json::from_str::<serde_json::Value>(seen[i].1.data.get()).unwrap()["message"].clone()
@@ -303,27 +285,12 @@ async fn membership_changes_reach_the_routing_at_once() {
         )
         .await;
     let chat: Uuid = chat["id"].as_str().unwrap().parse().unwrap();
-    for u in [&b, &c] {
-        app.cache
-            .register_conn("gw-probe", u.id, &format!("sock-{}", u.id))
-            .await
-            .unwrap();
-    }
-    let mut pubsub = app.cache.client().get_async_pubsub().await.unwrap();
-    pubsub
-        .subscribe(app.cache.keys.gateway_channel("gw-probe"))
-        .await
-        .unwrap();
-    let mut notes = pubsub.into_on_message();
+    let mut probe = Probe::new(&app, &[&b, &c]).await;
     // The recipients of the next message event (chat events are skipped).
     let mut next_users = async || loop {
-        let msg = tokio::time::timeout(Duration::from_secs(10), notes.next())
+        let mut users: Vec<Uuid> = probe
+            .next_push()
             .await
-            .expect("notification")
-            .unwrap();
-        let push: Push = serde_json::from_slice(msg.get_payload_bytes()).unwrap();
-        let mut users: Vec<Uuid> = push
-            .into_events()
             .into_iter()
             .filter(|(_, e)| e.is_message())
             .map(|(u, _)| u)

@@ -3,6 +3,8 @@
 //! the real services, and `teardown` removes everything it made.
 #![allow(dead_code)]
 
+pub mod probe;
+
 use std::{collections::HashMap, time::Duration};
 
 use courier::{cache::Cache, config::Config, mq::Topology, server::Service};
