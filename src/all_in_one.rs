@@ -14,6 +14,7 @@ pub async fn build(config: &Config) -> anyhow::Result<Service> {
     let addr = SocketAddr::new(config.bind_host, config.port);
     let mut service = Service::bind("courier", addr, Router::new(), stop.clone()).await?;
     service.serve_metrics(config).await?;
+    service.max_connections = config.http_max_connections;
     let (state, api_link_task) = api::state(config, &deps, &service);
     let api_link = state.link.clone();
     service.spawn_on_run(async move {

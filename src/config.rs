@@ -80,6 +80,8 @@ pub struct Config {
     pub realtime: Realtime,
     /// `MESSAGE_EDIT_WINDOW_SECS`: how long after sending a message its sender may edit it.
     pub message_edit_window: Duration,
+    /// `HTTP_MAX_CONNECTIONS`: connections each HTTP listener serves at once.
+    pub http_max_connections: usize,
     /// `TRUSTED_PROXIES`: CIDRs of proxies whose `X-Forwarded-For` names the client
     /// (empty: the TCP peer is the client).
     pub trusted_proxies: Vec<ipnet::IpNet>,
@@ -213,6 +215,13 @@ impl Config {
             },
             message_edit_window: Duration::from_secs(env.parse("MESSAGE_EDIT_WINDOW_SECS", 86400)?),
             trusted_proxies: trusted_proxies(&env)?,
+            http_max_connections: match env.parse(
+                "HTTP_MAX_CONNECTIONS",
+                crate::server::DEFAULT_MAX_CONNECTIONS,
+            )? {
+                0 => return Err(env.bad("HTTP_MAX_CONNECTIONS", "must be at least 1")),
+                n => n,
+            },
             metrics_addr: match env.raw("METRICS_PORT") {
                 None => None,
                 Some(_) => {

@@ -8,6 +8,86 @@ use tokio_util::sync::CancellationToken;
 
 type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
 
+/// A client must send a whole request head within this time. hyper runs the same timer
+/// while a keep-alive connection waits for its next request, so an idle keep-alive
+/// connection is closed after it too.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// `HTTP_MAX_CONNECTIONS` unless configured.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 25_000;
+
+/// Serves HTTP/1.1 (with upgrades, for WebSocket) on `listener` until `stop`: a header
+/// read timeout on every connection, at most `max_connections` at once (an upgraded
+/// WebSocket no longer counts), and at `stop` no new connection while those open finish
+/// their requests and close.
+async fn serve(
+    listener: TcpListener,
+    router: Router,
+    stop: CancellationToken,
+    max_connections: usize,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::ServiceExt;
+    let tracker = tokio_util::task::TaskTracker::new();
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(max_connections.max(1)));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .keep_alive(true);
+    loop {
+        let permit = tokio::select! {
+            _ = stop.cancelled() => break,
+            p = slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            _ = stop.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little, keep serving.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+        let app = router.clone();
+        let svc = hyper::service::service_fn(
+            move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                app.clone().oneshot(req)
+            },
+        );
+        let conn = http
+            .serve_connection(TokioIo::new(stream), svc)
+            .with_upgrades();
+        let stop = stop.clone();
+        tracker.spawn(async move {
+            let mut conn = std::pin::pin!(conn);
+            let done = tokio::select! {
+                r = conn.as_mut() => r,
+                _ = stop.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = done {
+                tracing::debug!(error = %e, %peer, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tracker.close();
+    tracker.wait().await;
+}
+
 /// How long background tasks get to finish after the signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -24,6 +104,8 @@ pub struct Service {
     tasks: Vec<Task>,
     /// Where `/metrics` is served (`METRICS_PORT`), if anywhere.
     pub metrics_addr: Option<SocketAddr>,
+    /// `HTTP_MAX_CONNECTIONS`: connections served at once; more wait in the backlog.
+    pub max_connections: usize,
 }
 
 impl Service {
@@ -44,6 +126,7 @@ impl Service {
             drained: CancellationToken::new(),
             tasks: Vec::new(),
             metrics_addr: None,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         })
     }
 
@@ -76,6 +159,7 @@ impl Service {
             drained,
             tasks,
             metrics_addr: _,
+            max_connections,
         } = self;
         let handles: Vec<_> = tasks.into_iter().map(tokio::spawn).collect();
         let stop_http = stop.clone();
@@ -87,12 +171,7 @@ impl Service {
             }
         });
         tracing::info!(role = name, addr = %listener.local_addr()?, "listening");
-        let served = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move { stop_http.cancelled().await })
-        .await;
+        serve(listener, router, stop_http, max_connections).await;
         stop.cancel();
         drained.cancel();
         let all = futures::future::join_all(handles);
@@ -100,7 +179,7 @@ impl Service {
             tracing::warn!(role = name, "background tasks did not finish in time");
         }
         tracing::info!(role = name, "stopped");
-        served.map_err(Into::into)
+        Ok(())
     }
 }
 

@@ -228,3 +228,67 @@ async fn a_stranger_cannot_lock_a_user_out() {
     );
     app.teardown().await;
 }
+
+#[tokio::test]
+async fn a_slow_request_head_is_cut_off_while_others_are_served() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app().await;
+    let host = app.addr.trim_start_matches("http://").to_string();
+    let mut slow = tokio::net::TcpStream::connect(&host).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    // Meanwhile a normal request is answered at once.
+    let (s, _) = app.call("GET", "/healthz", None, None).await;
+    assert_eq!(s, 200);
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    // The half-sent head is closed after the header read timeout (10 s).
+    let mut buf = [0u8; 256];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(20), slow.read(&mut buf))
+        .await
+        .expect("closed within 20 s")
+        .unwrap_or(0);
+    let waited = started.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_secs(9),
+        "not before the timeout: {waited:?}"
+    );
+    let answer = String::from_utf8_lossy(&buf[..n]);
+    assert!(
+        n == 0 || answer.starts_with("HTTP/1.1 408"),
+        "closed, or told 408: {answer:?}"
+    );
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn connections_over_the_cap_wait_for_a_free_slot() {
+    use tokio::io::AsyncWriteExt;
+    let app = spawn_with(
+        Mode::AllInOne,
+        test_config(&[("HTTP_MAX_CONNECTIONS", "2")]),
+    )
+    .await;
+    let host = app.addr.trim_start_matches("http://").to_string();
+    // Two idle connections hold both slots.
+    let mut first = tokio::net::TcpStream::connect(&host).await.unwrap();
+    let _second = tokio::net::TcpStream::connect(&host).await.unwrap();
+    first.write_all(b"GET /healthz HTTP/1.1\r\n").await.unwrap();
+    let http = reqwest::Client::new();
+    let url = format!("{}/healthz", app.addr);
+    let waiting = tokio::spawn(async move { http.get(url).send().await.map(|r| r.status()) });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(
+        !waiting.is_finished(),
+        "a third connection waits while two are held"
+    );
+    drop(first);
+    let status = tokio::time::timeout(std::time::Duration::from_secs(10), waiting)
+        .await
+        .expect("served once a slot is free")
+        .unwrap()
+        .unwrap();
+    assert_eq!(status, 200);
+    app.teardown().await;
+}

@@ -172,6 +172,7 @@ pub async fn build(config: &Config) -> anyhow::Result<Service> {
     let addr = SocketAddr::new(config.bind_host, config.port);
     let mut service = Service::bind("api", addr, Router::new(), CancellationToken::new()).await?;
     service.serve_metrics(config).await?;
+    service.max_connections = config.http_max_connections;
     deps.spawn_receipts(&mut service, config);
     spawn_token_purge(&mut service, deps.pool.clone());
     let (state, link_task) = state(config, &deps, &service);

@@ -102,6 +102,7 @@ pub async fn build(config: &Config) -> anyhow::Result<Service> {
     let addr = SocketAddr::new(config.bind_host, config.gateway_port);
     let mut service = Service::bind("gateway", addr, Router::new(), stop).await?;
     service.serve_metrics(config).await?;
+    service.max_connections = config.http_max_connections;
     deps.spawn_receipts(&mut service, config);
     let (layer, sse) = attach(&mut service, config, &deps);
     let health = Health {

@@ -113,6 +113,7 @@ pub async fn build(config: &Config) -> anyhow::Result<Service> {
     let addr = SocketAddr::new(config.bind_host, config.worker_port);
     let mut service = Service::bind("worker", addr, axum::Router::new(), stop).await?;
     service.serve_metrics(config).await?;
+    service.max_connections = config.http_max_connections;
     let link = spawn_consumers(&mut service, config, &deps)?;
     let health = Health {
         db: Some(deps.pool.clone()),
