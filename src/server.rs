@@ -27,6 +27,10 @@ async fn serve(
 ) {
     use hyper_util::rt::{TokioIo, TokioTimer};
     use tower::ServiceExt;
+    // Turn every route into its service once, as `axum::serve` does: a router called
+    // unprepared applies its layers again on each call, and a fresh Socket.IO layer
+    // would be a fresh engine without the sessions of the one before.
+    let router: Router = router.with_state(());
     let tracker = tokio_util::task::TaskTracker::new();
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(max_connections.max(1)));
     let mut http = hyper::server::conn::http1::Builder::new();
