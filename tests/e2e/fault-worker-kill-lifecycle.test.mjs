@@ -58,6 +58,13 @@ d.test('kill -9 of the worker during a mixed lifecycle burst: nothing lost, noth
     await Promise.all(ops);
   }
   assert.ok(standby.running, 'the standby worker runs');
+  // Every accepted command is applied once (no-ops too: they leave a row and no event).
+  const applied = () => d.sql(`SELECT count(*) FROM applied_commands WHERE chat_id = '${group.id}'
+    AND effect::text NOT LIKE '%"type": "chat"%'`).then(Number);
+  await waitFor(async () => (await applied()) >= accepted, 30_000,
+    { intervalMs: 200, message: () => `applied commands never reached ${accepted}` });
+  await waitFor(async () => Number(await d.sql(`SELECT count(*) FROM messages WHERE chat_id = '${group.id}'`)) >= 40 + sends,
+    30_000, { intervalMs: 200, message: 'every accepted send persisted' });
   const state = await assertConverged(d, alice.accessToken, group.id, sockets, 60_000);
   assert.equal(Object.keys(state).length, 40 + sends, 'every send stored once');
   const seqs = Object.values(state).map((m) => m.sequence).sort((a, b) => a - b);
@@ -66,11 +73,6 @@ d.test('kill -9 of the worker during a mixed lifecycle burst: nothing lost, noth
   for (const m of Object.values(state).filter((x) => !x.deleted && x.content.startsWith('m'))) {
     assert.deepEqual(m.reactions, { '🔥': 3 }, `exact reactions on ${m.content}`);
   }
-  // Every accepted command is applied once (no-ops too: they leave a row and no event).
-  const applied = () => d.sql(`SELECT count(*) FROM applied_commands WHERE chat_id = '${group.id}'
-    AND effect::text NOT LIKE '%"type": "chat"%'`).then(Number);
-  await waitFor(async () => (await applied()) >= accepted, 30_000,
-    { intervalMs: 200, message: () => `applied commands never reached ${accepted}` });
   assert.equal(await applied(), accepted, 'one applied row per accepted lifecycle command');
 });
 

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 
-import { useDeployment } from './harness.mjs';
+import { useDeployment, waitFor } from './harness.mjs';
 import {
   LIFE, assertConverged, assertOnce, describeEvent, edit, pin, react, remove, stored, timeline,
 } from './lifecycle-helpers.mjs';
@@ -104,9 +104,11 @@ d.test('a burst of sends, edits, deletes and reactions ends identical in history
   const msgs = await Promise.all(first.map((s) => stored(d, alice.accessToken, group.id, s.clientMessageId, 20_000)));
   // Round 2: more sends mixed with edits, deletes and reactions on round 1, all at once.
   // An edit or reaction that finds its message already deleted is refused (404).
+  let accepted = 0;
   const change = async (method, path, token, body) => {
     const res = await d.api(method, `/chats/${group.id}/messages/${path}`, { token, body });
     assert.ok([202, 204, 404].includes(res.status), `${method} ${path}: ${res.status} ${JSON.stringify(res.body)}`);
+    if (res.status !== 404) accepted += 1;
   };
   const ops = [];
   for (const [i, m] of msgs.entries()) {
@@ -118,6 +120,12 @@ d.test('a burst of sends, edits, deletes and reactions ends identical in history
     ops.push(d.send(people[(i + 1) % 3].accessToken, group.id, `r${i}`));
   }
   await Promise.all(ops);
+  // Logs can equal history while commands are still queued: first wait until every
+  // accepted change and every send was applied.
+  await waitFor(async () => Number(await d.sql(`SELECT (SELECT count(*) FROM applied_commands
+      WHERE chat_id = '${group.id}' AND effect::text NOT LIKE '%"type": "chat"%')
+    + (SELECT count(*) FROM messages WHERE chat_id = '${group.id}')`)) >= accepted + 60, 30_000,
+  { intervalMs: 200, message: () => `not every accepted change was applied (${accepted} + 60 sends)` });
   const state = await assertConverged(d, alice.accessToken, group.id, sockets, 30_000);
   assert.equal(Object.keys(state).length, 60, 'every send stored once');
   const seqs = Object.values(state).map((m) => m.sequence).sort((a, b) => a - b);
