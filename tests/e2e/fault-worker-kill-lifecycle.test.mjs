@@ -11,7 +11,7 @@ import { randomUUID } from 'node:crypto';
 import { DEFAULT_EXCHANGE, DEFAULT_QUEUE_PREFIX, partitionOf } from './fault-common.mjs';
 import { withAmqp } from './fault-probes.mjs';
 import { useDeployment, waitFor } from './harness.mjs';
-import { LIFE, assertConverged, assertOnce, stored, timeline } from './lifecycle-helpers.mjs';
+import { LIFE, assertConverged, assertOnce, burst, stored, timeline } from './lifecycle-helpers.mjs';
 import { cursors } from './realtime-helpers.mjs';
 
 const d = useDeployment({ mode: 'split', gateways: 2 });
@@ -31,12 +31,7 @@ d.test('kill -9 of the worker during a mixed lifecycle burst: nothing lost, noth
     d.send(people[i % 3].accessToken, group.id, `m${i}`)));
   const msgs = await Promise.all(first.map((s) => stored(d, alice.accessToken, group.id, s.clientMessageId, 20_000)));
 
-  let accepted = 0;
-  const change = async (method, path, token, body) => {
-    const res = await d.api(method, `/chats/${group.id}/messages/${path}`, { token, body });
-    assert.ok([202, 204, 404].includes(res.status), `${method} ${path}: ${res.status} ${JSON.stringify(res.body)}`);
-    if (res.status !== 404) accepted += 1;
-  };
+  const { change, accepted } = burst(d, group.id);
   // Waves of mixed operations; the worker dies while the third wave is in flight.
   let sends = 0;
   for (let wave = 0; wave < 8; wave += 1) {
@@ -61,8 +56,8 @@ d.test('kill -9 of the worker during a mixed lifecycle burst: nothing lost, noth
   // Every accepted command is applied once (no-ops too: they leave a row and no event).
   const applied = () => d.sql(`SELECT count(*) FROM applied_commands WHERE chat_id = '${group.id}'
     AND effect::text NOT LIKE '%"type": "chat"%'`).then(Number);
-  await waitFor(async () => (await applied()) >= accepted, 30_000,
-    { intervalMs: 200, message: () => `applied commands never reached ${accepted}` });
+  await waitFor(async () => (await applied()) >= accepted(), 30_000,
+    { intervalMs: 200, message: () => `applied commands never reached ${accepted()}` });
   await waitFor(async () => Number(await d.sql(`SELECT count(*) FROM messages WHERE chat_id = '${group.id}'`)) >= 40 + sends,
     30_000, { intervalMs: 200, message: 'every accepted send persisted' });
   const state = await assertConverged(d, alice.accessToken, group.id, sockets, 60_000);
@@ -73,7 +68,7 @@ d.test('kill -9 of the worker during a mixed lifecycle burst: nothing lost, noth
   for (const m of Object.values(state).filter((x) => !x.deleted && x.content.startsWith('m'))) {
     assert.deepEqual(m.reactions, { '🔥': 3 }, `exact reactions on ${m.content}`);
   }
-  assert.equal(await applied(), accepted, 'one applied row per accepted lifecycle command');
+  assert.equal(await applied(), accepted(), 'one applied row per accepted lifecycle command');
 });
 
 d.test('a command delivered twice (a crash between announce and ack) is applied and shown once', { timeout: 60_000 }, async () => {

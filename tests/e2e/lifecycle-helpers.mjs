@@ -46,6 +46,21 @@ export async function pin(d, token, chatId, messageId, pinned = true) {
   return res;
 }
 
+/**
+ * Lifecycle calls for a concurrent burst on `chatId`: `change(method, path, token, body)`
+ * on `/chats/:chatId/messages/<path>` accepts 202/204, and 404 (its message was deleted
+ * by a call that ran first); `accepted()` counts the calls that were taken.
+ */
+export function burst(d, chatId) {
+  let accepted = 0;
+  const change = async (method, path, token, body) => {
+    const res = await d.api(method, `/chats/${chatId}/messages/${path}`, { token, body });
+    assert.ok([202, 204, 404].includes(res.status), `${method} ${path}: ${res.status} ${JSON.stringify(res.body)}`);
+    if (res.status !== 404) accepted += 1;
+  };
+  return { change, accepted: () => accepted };
+}
+
 /** Waits until a sent message is stored; resolves it as history shows it. */
 export function stored(d, token, chatId, clientMessageId, timeoutMs = 10_000) {
   return waitFor(async () => (await d.history(token, chatId, { limit: 100 })).messages

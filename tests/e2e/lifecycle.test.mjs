@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 
 import { useDeployment, waitFor } from './harness.mjs';
 import {
-  LIFE, assertConverged, assertOnce, describeEvent, edit, pin, react, remove, stored, timeline,
+  LIFE, assertConverged, assertOnce, burst, describeEvent, edit, pin, react, remove, stored, timeline,
 } from './lifecycle-helpers.mjs';
 import { cursors, expectNone, waitEvent } from './realtime-helpers.mjs';
 
@@ -104,12 +104,7 @@ d.test('a burst of sends, edits, deletes and reactions ends identical in history
   const msgs = await Promise.all(first.map((s) => stored(d, alice.accessToken, group.id, s.clientMessageId, 20_000)));
   // Round 2: more sends mixed with edits, deletes and reactions on round 1, all at once.
   // An edit or reaction that finds its message already deleted is refused (404).
-  let accepted = 0;
-  const change = async (method, path, token, body) => {
-    const res = await d.api(method, `/chats/${group.id}/messages/${path}`, { token, body });
-    assert.ok([202, 204, 404].includes(res.status), `${method} ${path}: ${res.status} ${JSON.stringify(res.body)}`);
-    if (res.status !== 404) accepted += 1;
-  };
+  const { change, accepted } = burst(d, group.id);
   const ops = [];
   for (const [i, m] of msgs.entries()) {
     const author = people[i % 3].accessToken;
@@ -124,8 +119,8 @@ d.test('a burst of sends, edits, deletes and reactions ends identical in history
   // accepted change and every send was applied.
   await waitFor(async () => Number(await d.sql(`SELECT (SELECT count(*) FROM applied_commands
       WHERE chat_id = '${group.id}' AND effect::text NOT LIKE '%"type": "chat"%')
-    + (SELECT count(*) FROM messages WHERE chat_id = '${group.id}')`)) >= accepted + 60, 30_000,
-  { intervalMs: 200, message: () => `not every accepted change was applied (${accepted} + 60 sends)` });
+    + (SELECT count(*) FROM messages WHERE chat_id = '${group.id}')`)) >= accepted() + 60, 30_000,
+  { intervalMs: 200, message: () => `not every accepted change was applied (${accepted()} + 60 sends)` });
   const state = await assertConverged(d, alice.accessToken, group.id, sockets, 30_000);
   assert.equal(Object.keys(state).length, 60, 'every send stored once');
   const seqs = Object.values(state).map((m) => m.sequence).sort((a, b) => a - b);
