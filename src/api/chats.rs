@@ -58,7 +58,7 @@ pub struct ChatList {
     chats: Vec<ChatWithUnread>,
 }
 
-pub use crate::service::require_member;
+use crate::service::require_member;
 
 /// Creates a chat, or returns the existing direct chat with that user.
 #[utoipa::path(

@@ -98,21 +98,25 @@ pub async fn pinned(pool: &PgPool, viewer: Uuid, chat: Uuid) -> Result<Vec<Messa
     hydrate(pool, Some(viewer), rows).await
 }
 
-/// One message of a chat (`viewer`: whose `me` the reactions show; `None`: nobody's).
-pub async fn one(
-    pool: &PgPool,
-    viewer: Option<Uuid>,
-    chat: Uuid,
-    id: Uuid,
-) -> Result<Option<Message>, sqlx::Error> {
-    let rows: Vec<MessageRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+/// One message of a chat as stored, for checks (no reply excerpt, reactions or status).
+pub async fn find(pool: &PgPool, chat: Uuid, id: Uuid) -> Result<Option<Message>, sqlx::Error> {
+    Ok(row(pool, chat, id).await?.map(Message::from))
+}
+
+/// One message of a chat as everyone reads it (reactions without `me`).
+pub async fn one(pool: &PgPool, chat: Uuid, id: Uuid) -> Result<Option<Message>, sqlx::Error> {
+    let rows: Vec<MessageRow> = row(pool, chat, id).await?.into_iter().collect();
+    Ok(hydrate(pool, None, rows).await?.pop())
+}
+
+async fn row(pool: &PgPool, chat: Uuid, id: Uuid) -> Result<Option<MessageRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1 AND chat_id = $2"
     )))
     .bind(id)
     .bind(chat)
-    .fetch_all(pool)
-    .await?;
-    Ok(hydrate(pool, viewer, rows).await?.pop())
+    .fetch_optional(pool)
+    .await
 }
 
 /// Messages persisted after the given sequences, in the chats the user is part of,

@@ -25,7 +25,7 @@ pub struct CommandAccepted {
 }
 
 async fn target(ctx: &Ctx, chat: Uuid, message: Uuid) -> ServiceResult<Message> {
-    db::history::one(&ctx.pool, None, chat, message)
+    db::history::find(&ctx.pool, chat, message)
         .await?
         .ok_or_else(|| ServiceError::NotFound("message not found".into()))
 }

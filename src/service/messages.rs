@@ -128,7 +128,7 @@ pub async fn send(
 
 /// The message replied to: one of the same chat, not deleted (else 400).
 async fn reply_target(ctx: &Ctx, chat: Uuid, id: Uuid) -> ServiceResult<ReplyTo> {
-    match db::history::one(&ctx.pool, None, chat, id).await? {
+    match db::history::find(&ctx.pool, chat, id).await? {
         Some(m) if m.deleted_at.is_none() => Ok(ReplyTo {
             id,
             sender_id: m.sender_id,
@@ -150,7 +150,7 @@ async fn forward_source(
     f: ForwardOf,
 ) -> ServiceResult<(ForwardedFrom, String)> {
     require_member(&ctx.pool, f.chat_id, me).await?;
-    match db::history::one(&ctx.pool, None, f.chat_id, f.message_id).await? {
+    match db::history::find(&ctx.pool, f.chat_id, f.message_id).await? {
         Some(m) if m.deleted_at.is_none() => Ok((
             ForwardedFrom {
                 chat_id: f.chat_id,
@@ -190,10 +190,7 @@ pub async fn replies(
     limit: i64,
 ) -> ServiceResult<(Vec<Message>, bool)> {
     require_member(&ctx.pool, chat, me).await?;
-    if db::history::one(&ctx.pool, None, chat, message)
-        .await?
-        .is_none()
-    {
+    if db::history::find(&ctx.pool, chat, message).await?.is_none() {
         return Err(ServiceError::NotFound("message not found".into()));
     }
     Ok(db::history::replies(&ctx.pool, me, chat, message, after, limit).await?)

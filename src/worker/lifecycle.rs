@@ -136,7 +136,7 @@ async fn updated(
     message_id: Uuid,
     audience: &[Uuid],
 ) -> Result<Vec<Outgoing>, AnnounceError> {
-    let Some(mut message) = db::history::one(pool, None, chat, message_id).await? else {
+    let Some(mut message) = db::history::one(pool, chat, message_id).await? else {
         return Ok(Vec::new());
     };
     let by_emoji = db::history::reaction_users(pool, message_id).await?;
