@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs (Debian packages, as root) and starts PostgreSQL, Redis and RabbitMQ on
 # 127.0.0.1 when they are missing or stopped, then creates the database named in
-# DATABASE_URL. Idempotent: safe to run again on a machine where all is running.
+# DATABASE_URL; and an S3-compatible server (moto's server mode, from PyPI) on
+# 127.0.0.1:${S3_TEST_PORT:-9090} for attachments. Idempotent: safe to run again on a machine where all is running.
 set -euo pipefail
 
 log() { printf '[services] %s\n' "$*" >&2; }
@@ -67,4 +68,14 @@ db=${db##*/}; db=${db%%\?*}
 if [ -n "$db" ] && ! su postgres -c "psql -qAtc \"select 1 from pg_database where datname='$db'\"" | grep -q 1; then
   su postgres -c "createdb '$db'"
 fi
-log "PostgreSQL, Redis and RabbitMQ are up on 127.0.0.1"
+# S3-compatible storage for attachments: moto's server mode (Apache-2.0), in memory.
+# Tests create their own buckets on it (moto accepts any credentials).
+s3_port=${S3_TEST_PORT:-9090}
+python3 -m pip show flask-cors >/dev/null 2>&1 && command -v moto_server >/dev/null 2>&1 \
+  || python3 -m pip install -q 'moto[server]==5.2.1'
+if ! curl -fsS -o /dev/null "http://127.0.0.1:$s3_port/moto-api/" 2>/dev/null; then
+  log "starting moto_server (S3) on 127.0.0.1:$s3_port"
+  setsid nohup moto_server -H 127.0.0.1 -p "$s3_port" >/tmp/courier-moto.log 2>&1 < /dev/null &
+fi
+wait_for "moto_server (S3)" 60 curl -fsS -o /dev/null "http://127.0.0.1:$s3_port/moto-api/"
+log "PostgreSQL, Redis, RabbitMQ and S3 (moto) are up on 127.0.0.1"
