@@ -9,6 +9,7 @@ pub mod limits;
 pub mod manage;
 pub mod messages;
 pub mod openapi;
+pub mod search;
 pub mod users;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
@@ -98,6 +99,7 @@ pub fn routes(state: AppState) -> Router {
             put(lifecycle::pin).delete(lifecycle::unpin),
         )
         .route("/chats/{chat_id}/read", post(messages::mark_read))
+        .route("/search/messages", get(search::messages))
         .route("/openapi.json", get(openapi::serve))
         .with_state(state)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

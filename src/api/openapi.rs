@@ -9,7 +9,7 @@ use utoipa::{
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
 
-use super::{auth, chats, lifecycle, manage, messages, users};
+use super::{auth, chats, lifecycle, manage, messages, search, users};
 
 /// Name of the security scheme the handlers refer to with `security(("bearer" = []))`.
 pub const BEARER: &str = "bearer";
@@ -49,6 +49,7 @@ pub const BEARER: &str = "bearer";
         lifecycle::pin,
         lifecycle::unpin,
         lifecycle::pins,
+        search::messages,
     ),
     components(schemas(
         crate::domain::events::MessageEvent,
@@ -65,6 +66,7 @@ pub const BEARER: &str = "bearer";
         (name = "chats", description = "Chats and their participants"),
         (name = "messages", description = "Sending, history and read marks"),
         (name = "lifecycle", description = "Edits, deletes, replies, reactions and pins, applied in chat order"),
+        (name = "search", description = "Full-text search over the caller's chats"),
     )
 )]
 pub struct ApiDoc;
@@ -138,6 +140,7 @@ mod tests {
         ("put", "/chats/{chatId}/pins/{messageId}"),
         ("delete", "/chats/{chatId}/pins/{messageId}"),
         ("get", "/chats/{chatId}/pins"),
+        ("get", "/search/messages"),
     ];
     const METHODS: &[&str] = &[
         "get", "put", "post", "delete", "options", "head", "patch", "trace",

@@ -177,7 +177,7 @@ pub async fn reaction_kinds(
 }
 
 /// Rows as messages: reply excerpts (current), reactions with `me`, receipt status.
-async fn hydrate(
+pub(super) async fn hydrate(
     pool: &PgPool,
     viewer: Option<Uuid>,
     rows: Vec<MessageRow>,

@@ -5,6 +5,7 @@ pub mod history;
 pub mod lifecycle;
 pub mod manage;
 pub mod messages;
+pub mod search;
 pub mod tokens;
 pub mod users;
 

@@ -7,6 +7,7 @@ pub mod lifecycle;
 pub mod messages;
 pub mod presence;
 pub mod receipts;
+pub mod search;
 pub mod typing;
 
 use std::{sync::Arc, time::Duration};
