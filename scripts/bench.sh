@@ -3,13 +3,14 @@
 #
 #   scripts/bench.sh SCENARIO [bench options...]
 #
-# SCENARIO: throughput | latency | groups | idle. Examples:
+# SCENARIO: throughput | latency | groups | idle | search. Examples:
 #   scripts/bench.sh throughput                      # 1,000 recipients, max rate, 60 s, split mode
 #   scripts/bench.sh throughput --rate 5000          # fixed offered rate
 #   scripts/bench.sh latency                         # 1,000 msg/s offered, 30 s
 #   scripts/bench.sh groups                          # groups of 10, delivered events/s
 #   scripts/bench.sh idle --sockets 10000            # idle sockets on one gateway
 #   scripts/bench.sh latency --mode both             # split, then the all-in-one `courier`
+#   scripts/bench.sh search                          # 1,000,000 messages, search latency + plans
 # `bench --help` (bench/target/release/bench --help) lists every option.
 #
 # Starts PostgreSQL, Redis and RabbitMQ if needed (scripts/services.sh), builds the
@@ -23,7 +24,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-[ $# -ge 1 ] || { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+[ $# -ge 1 ] || { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 
 bash scripts/services.sh
 

@@ -16,6 +16,8 @@ pub enum Scenario {
     Groups,
     /// N authenticated sockets held open on one gateway.
     Idle,
+    /// `--messages` stored messages (filled by SQL), then search latency and plans.
+    Search,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
@@ -109,6 +111,12 @@ pub struct Args {
     /// ALTER DATABASE before Courier connects). For experiments, e.g. plan_cache_mode=force_custom_plan.
     #[arg(long = "db-setting", value_parser = parse_kv)]
     pub db_settings: Vec<(String, String)>,
+    /// Search: messages to store before searching.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub messages: u64,
+    /// Search: measured requests per kind of query.
+    #[arg(long, default_value_t = 200)]
+    pub queries: usize,
     /// Keep the database, vhost and Redis keys of the run.
     #[arg(long)]
     pub keep: bool,
@@ -126,7 +134,7 @@ impl Args {
         self.duration.unwrap_or(match self.scenario {
             Scenario::Throughput => 60.0,
             Scenario::Latency | Scenario::Groups => 30.0,
-            Scenario::Idle => 0.0,
+            Scenario::Idle | Scenario::Search => 0.0,
         })
     }
 

@@ -14,6 +14,7 @@ mod procstat;
 mod rabbit;
 mod recv;
 mod report;
+mod search;
 mod setup;
 mod sio;
 mod track;
@@ -112,9 +113,10 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             return Err(e);
         }
     };
-    let (flow, idle) = match args.scenario {
-        Scenario::Idle => (None, Some(idle::run(&args, &dep, &iso).await)),
-        _ => (Some(flow::run(&args, &dep, &iso).await), None),
+    let (flow, idle, search) = match args.scenario {
+        Scenario::Idle => (None, Some(idle::run(&args, &dep, &iso).await), None),
+        Scenario::Search => (None, None, Some(search::run(&args, &dep, &iso).await)),
+        _ => (Some(flow::run(&args, &dep, &iso).await), None, None),
     };
     dep.stop();
     if !args.keep {
@@ -122,7 +124,9 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     }
     let flow = flow.transpose()?;
     let idle = idle.transpose()?;
-    let targets = report::targets(&args, flow.as_ref(), idle.as_ref());
+    let search = search.transpose()?;
+    let mut targets = report::targets(&args, flow.as_ref(), idle.as_ref());
+    targets.extend(search.as_ref().map(report::search_target));
     let report = Report {
         scenario: args.scenario,
         started_at,
@@ -132,6 +136,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         isolation: iso,
         flow,
         idle,
+        search,
         targets,
     };
     print!("{}", report::text(&report));

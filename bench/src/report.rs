@@ -13,6 +13,7 @@ use crate::{
     deploy::Isolation,
     flow::FlowFigures,
     idle::IdleFigures,
+    search::SearchFigures,
     usage::Usage,
 };
 
@@ -47,6 +48,8 @@ pub struct Report {
     pub flow: Option<FlowFigures>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub idle: Option<IdleFigures>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub search: Option<SearchFigures>,
     pub targets: Vec<Target>,
 }
 
@@ -145,7 +148,7 @@ pub fn targets(args: &Args, flow: Option<&FlowFigures>, idle: Option<&IdleFigure
                     clean,
                 ));
             }
-            Scenario::Idle => {}
+            Scenario::Idle | Scenario::Search => {}
         }
     }
     if let Some(i) = idle {
@@ -162,6 +165,21 @@ pub fn targets(args: &Args, flow: Option<&FlowFigures>, idle: Option<&IdleFigure
         ));
     }
     out
+}
+
+/// The search scenario's target: every kind of query answered within 100 ms at p99.
+pub fn search_target(s: &SearchFigures) -> Target {
+    let worst = s.kinds.iter().map(|k| k.p99_ms).fold(0.0, f64::max);
+    let errors: usize = s.kinds.iter().map(|k| k.errors).sum();
+    target(
+        "search latency over 1,000,000 messages",
+        "p99 <= 100 ms for every kind of query, no errors",
+        format!(
+            "worst p99 {worst:.1} ms, {errors} errors, {} messages",
+            s.messages
+        ),
+        worst <= 100.0 && errors == 0 && s.messages >= 1_000_000 && !s.kinds.is_empty(),
+    )
 }
 
 /// Writes the JSON and returns its path.
@@ -336,6 +354,9 @@ pub fn text(r: &Report) -> String {
             let _ = writeln!(out, "  connect errors: {:?}", i.errors);
         }
         usage_text(&mut out, &i.usage);
+    }
+    if let Some(s) = &r.search {
+        out.push_str(&crate::search::text(s));
     }
     let _ = writeln!(out, "  targets:");
     for t in &r.targets {
