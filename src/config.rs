@@ -9,6 +9,9 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::cache::ratelimit::Limit;
 
+mod uploads;
+pub use uploads::{S3Config, Uploads};
+
 /// A bad or missing configuration variable.
 #[derive(Debug, thiserror::Error)]
 #[error("configuration error: {var}: {reason}")]
@@ -53,6 +56,8 @@ pub struct RabbitConfig {
     pub dlx_exchange: String,
     pub queue_prefix: String,
     pub dlq_name: String,
+    /// `RABBITMQ_INTEGRATION_EXCHANGE`: the topic exchange of integration events.
+    pub integration_exchange: String,
     pub partition_count: u16,
     pub max_retries: u32,
     pub prefetch: u16,
@@ -88,6 +93,8 @@ pub struct Config {
     /// `METRICS_HOST`:`METRICS_PORT`: where `/metrics` is served, on its own listener
     /// (never a public port); `None` when `METRICS_PORT` is unset.
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Attachments: `S3_*`, `UPLOAD_*`, `ATTACHMENT_URL_TTL_SECS`.
+    pub uploads: Uploads,
 }
 
 /// Sessions: presence, recovery, receipts, per-socket limits.
@@ -117,6 +124,8 @@ pub struct RateLimits {
     pub sends: Limit,
     pub auth_per_username: Limit,
     pub auth_per_ip: Limit,
+    /// Posts per incoming webhook.
+    pub hooks: Limit,
 }
 
 impl Config {
@@ -155,6 +164,7 @@ impl Config {
             dlx_exchange: env.name("RABBITMQ_CHAT_DLX_EXCHANGE", "chat.dlx")?,
             queue_prefix: env.name("RABBITMQ_CHAT_QUEUE_PREFIX", "chat.message.send")?,
             dlq_name: env.name("RABBITMQ_CHAT_DLQ_NAME", "chat.message.send.dlq")?,
+            integration_exchange: env.name("RABBITMQ_INTEGRATION_EXCHANGE", "chat.integrations")?,
             partition_count,
             max_retries: env.parse("RABBITMQ_CHAT_MAX_RETRIES", 5)?,
             prefetch: env.parse("RABBITMQ_CHAT_CONSUMER_PREFETCH", 256)?,
@@ -212,9 +222,16 @@ impl Config {
                     100,
                     60,
                 )?,
+                hooks: env.limit(
+                    "RATE_LIMIT_HOOK_MAX",
+                    "RATE_LIMIT_HOOK_WINDOW_SECS",
+                    60,
+                    60,
+                )?,
             },
             message_edit_window: Duration::from_secs(env.parse("MESSAGE_EDIT_WINDOW_SECS", 86400)?),
             trusted_proxies: trusted_proxies(&env)?,
+            uploads: uploads::from_env(&env)?,
             http_max_connections: match env.parse(
                 "HTTP_MAX_CONNECTIONS",
                 crate::server::DEFAULT_MAX_CONNECTIONS,

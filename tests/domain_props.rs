@@ -77,6 +77,8 @@ proptest! {
                     accepted_at: Utc::now(),
                     reply_to: None,
                     forwarded_from: None,
+                    bot: None,
+                    attachments: Vec::new(),
                 },
             };
             cmds.push(cmd);

@@ -28,6 +28,8 @@ fn command(chat: Uuid, sender: Uuid, content: &str) -> SendCommand {
         accepted_at: Utc::now(),
         reply_to: None,
         forwarded_from: None,
+        bot: None,
+        attachments: Vec::new(),
     }
 }
 

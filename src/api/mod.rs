@@ -4,12 +4,15 @@
 pub mod auth;
 pub mod chats;
 pub mod extract;
+pub mod hooks;
 pub mod lifecycle;
 pub mod limits;
 pub mod manage;
 pub mod messages;
+pub mod notifications;
 pub mod openapi;
 pub mod search;
+pub mod uploads;
 pub mod users;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
@@ -99,7 +102,16 @@ pub fn routes(state: AppState) -> Router {
             put(lifecycle::pin).delete(lifecycle::unpin),
         )
         .route("/chats/{chat_id}/read", post(messages::mark_read))
+        .route(
+            "/chats/{chat_id}/hooks",
+            post(hooks::create).get(hooks::list),
+        )
+        .route("/chats/{chat_id}/hooks/{hook_id}", delete(hooks::delete))
+        .route("/hooks/{hook_id}/{token}", post(hooks::post))
+        .route("/notifications", get(notifications::list))
+        .route("/notifications/read", post(notifications::mark_read))
         .route("/search/messages", get(search::messages))
+        .route("/uploads", post(uploads::create))
         .route("/openapi.json", get(openapi::serve))
         .with_state(state)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -129,6 +141,7 @@ pub fn state(
         },
         limits: config.rate_limits,
         edit_window: config.message_edit_window,
+        storage: deps.storage.clone(),
     };
     let state = AppState {
         pool: deps.pool.clone(),

@@ -156,18 +156,18 @@ pub(super) async fn insert_participants(
     chat: Uuid,
     users: &[Uuid],
     roles: &[Role],
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
         "INSERT INTO chat_participants (chat_id, user_id, role)
          SELECT $1, u, r FROM UNNEST($2::uuid[], $3::text[]) AS t(u, r)
-         ON CONFLICT (chat_id, user_id) DO NOTHING",
+         ON CONFLICT (chat_id, user_id) DO NOTHING
+         RETURNING user_id",
     )
     .bind(chat)
     .bind(users)
     .bind(roles.iter().map(|r| role_name(*r)).collect::<Vec<_>>())
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    .fetch_all(&mut **tx)
+    .await
 }
 
 fn role_name(r: Role) -> &'static str {
@@ -190,8 +190,9 @@ pub async fn create_direct(
     let created = insert_chat(&mut tx, ChatType::Direct, None, Some(key.clone()), me).await?;
     let mut announce = None;
     if let Some(id) = created {
-        insert_participants(&mut tx, id, &[me, other], &[Role::Member, Role::Member]).await?;
-        let cmd = LifecycleCommand::chat_changed(id, me, Vec::new());
+        let added =
+            insert_participants(&mut tx, id, &[me, other], &[Role::Member, Role::Member]).await?;
+        let cmd = LifecycleCommand::chat_changed(id, me, added, Vec::new());
         super::manage::record_change(&mut tx, &cmd).await?;
         announce = Some(cmd);
     }
@@ -220,10 +221,12 @@ pub async fn create_group(
     let id = insert_chat(&mut tx, ChatType::Group, Some(title), None, me)
         .await?
         .ok_or(sqlx::Error::RowNotFound)?;
-    insert_participants(&mut tx, id, &[me], &[Role::Owner]).await?;
+    let mut added = insert_participants(&mut tx, id, &[me], &[Role::Owner]).await?;
     let members: Vec<Uuid> = others.iter().copied().filter(|u| *u != me).collect();
-    insert_participants(&mut tx, id, &members, &vec![Role::Member; members.len()]).await?;
-    let cmd = LifecycleCommand::chat_changed(id, me, Vec::new());
+    added.extend(
+        insert_participants(&mut tx, id, &members, &vec![Role::Member; members.len()]).await?,
+    );
+    let cmd = LifecycleCommand::chat_changed(id, me, added, Vec::new());
     super::manage::record_change(&mut tx, &cmd).await?;
     tx.commit().await?;
     Ok((load(pool, id).await?.ok_or(sqlx::Error::RowNotFound)?, cmd))

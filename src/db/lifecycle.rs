@@ -10,7 +10,8 @@ use uuid::Uuid;
 use crate::domain::{
     chat::{ChatType, Role},
     lifecycle::{Applied, Effect, LifecycleCommand, MAX_REACTIONS, Op, may_delete, may_pin},
-    message::Rejection,
+    mention,
+    message::{EXCERPT_CHARS, Rejection},
 };
 
 /// What became of a lifecycle command.
@@ -84,9 +85,10 @@ async fn changes(
     cmd: &LifecycleCommand,
     kind: ChatType,
 ) -> Result<Result<Vec<Effect>, Rejection>, sqlx::Error> {
-    if let Op::ChatChanged { removed } = &cmd.op {
+    if let Op::ChatChanged { removed, added } = &cmd.op {
         return Ok(Ok(vec![Effect::Chat {
             removed: removed.clone(),
+            added: added.clone(),
         }]));
     }
     let role: Option<Role> = sqlx::query_scalar(
@@ -128,7 +130,11 @@ async fn changes(
                 .bind(new)
                 .execute(&mut **tx)
                 .await?;
-            vec![Effect::Updated { message_id }]
+            let notified = remention(tx, cmd.chat_id, kind, message_id, sender, new).await?;
+            vec![Effect::Updated {
+                message_id,
+                notified,
+            }]
         }
         Op::Delete { .. } => {
             if !may_delete(actor, sender, kind, role) {
@@ -192,7 +198,13 @@ async fn delete(
     sequence: i64,
     actor: Uuid,
 ) -> Result<Vec<Effect>, sqlx::Error> {
-    sqlx::query("UPDATE messages SET content = '', deleted_at = now() WHERE id = $1")
+    sqlx::query(
+        "UPDATE messages SET content = '', mentions = '{}', deleted_at = now() WHERE id = $1",
+    )
+    .bind(message_id)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("DELETE FROM notifications WHERE message_id = $1 AND read_at IS NULL")
         .bind(message_id)
         .execute(&mut **tx)
         .await?;
@@ -218,6 +230,61 @@ async fn delete(
         });
     }
     Ok(effects)
+}
+
+/// Mentions of an edited message, recomputed; users it mentions for the first time get
+/// their notification (once per message, ever). Returns them.
+async fn remention(
+    tx: &mut Tx<'_>,
+    chat: Uuid,
+    kind: ChatType,
+    message_id: Uuid,
+    sender: Uuid,
+    content: &str,
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    let mentions = if content.contains('@') {
+        let roster: Vec<(Uuid, String)> = sqlx::query_as(
+            "SELECT p.user_id, u.username FROM chat_participants p JOIN users u ON u.id = p.user_id
+             WHERE p.chat_id = $1 ORDER BY p.joined_at, p.user_id",
+        )
+        .bind(chat)
+        .fetch_all(&mut **tx)
+        .await?;
+        mention::resolve(content, kind == ChatType::Group, sender, &roster)
+    } else {
+        Vec::new()
+    };
+    sqlx::query("UPDATE messages SET mentions = $2 WHERE id = $1")
+        .bind(message_id)
+        .bind(&mentions)
+        .execute(&mut **tx)
+        .await?;
+    let users: Vec<Uuid> = mention::notified(&mentions, sender).collect();
+    if users.is_empty() {
+        return Ok(users);
+    }
+    let ids: Vec<Uuid> = users
+        .iter()
+        .map(|u| mention::notification_id(message_id, *u))
+        .collect();
+    sqlx::query_scalar(
+        "INSERT INTO notifications (id, user_id, type, chat_id, message_id, sender_id, excerpt,
+                                    created_at)
+         SELECT x.id, x.user_id, $3, $4, $5, $6, left($7, $8), now()
+         FROM UNNEST($1::uuid[], $2::uuid[]) AS x(id, user_id)
+         ON CONFLICT DO NOTHING
+         RETURNING user_id",
+    )
+    .bind(&ids)
+    .bind(&users)
+    .bind(mention::TYPE_MENTION)
+    .bind(chat)
+    .bind(message_id)
+    .bind(sender)
+    .bind(content)
+    .bind(EXCERPT_CHARS as i32)
+    .fetch_all(&mut **tx)
+    .await
 }
 
 /// Adds or removes one user's reaction; over `MAX_REACTIONS` distinct emojis a new

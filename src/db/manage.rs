@@ -63,7 +63,8 @@ pub async fn set_role(
 }
 
 /// Adds members; returns those who were not participants already.
-pub async fn add(tx: &mut Tx<'_>, chat: Uuid, users: &[Uuid]) -> Result<(), sqlx::Error> {
+/// Adds users as members; returns those who were not participants yet.
+pub async fn add(tx: &mut Tx<'_>, chat: Uuid, users: &[Uuid]) -> Result<Vec<Uuid>, sqlx::Error> {
     insert_participants(tx, chat, users, &vec![Role::Member; users.len()]).await
 }
 

@@ -8,13 +8,14 @@ use uuid::Uuid;
 
 pub use crate::domain::sequence::Outcome;
 use crate::domain::{
-    message::{ForwardedFrom, Message, ReplyTo, SendCommand},
-    sequence::{self, IdemKey, Snapshot},
+    mention,
+    message::{Bot, ForwardedFrom, Message, ReplyTo, SendCommand},
+    sequence::{self, IdemKey, Roster, Snapshot},
 };
 
 pub(super) const MESSAGE_COLUMNS: &str = "id, chat_id, sender_id, client_message_id, content, \
      message_type, sequence, sent_at, edited_at, deleted_at, reply_to_id, forwarded_chat_id, \
-     forwarded_message_id, forwarded_sender_id";
+     forwarded_message_id, forwarded_sender_id, mentions, bot_name";
 
 /// A stored message as a row (reply excerpts, reactions and marks come separately).
 #[derive(sqlx::FromRow)]
@@ -33,6 +34,19 @@ pub(super) struct MessageRow {
     forwarded_chat_id: Option<Uuid>,
     forwarded_message_id: Option<Uuid>,
     forwarded_sender_id: Option<Uuid>,
+    mentions: Vec<Uuid>,
+    bot_name: Option<String>,
+}
+
+/// A chat locked for a batch.
+#[derive(sqlx::FromRow)]
+struct LockedChat {
+    id: Uuid,
+    last_sequence: i64,
+    grp: bool,
+    senders: Vec<Uuid>,
+    roster_ids: Option<Vec<Uuid>>,
+    roster_names: Option<Vec<String>>,
 }
 
 /// A stored message with the broker message that stored it.
@@ -77,6 +91,15 @@ impl From<MessageRow> for Message {
                 }),
                 _ => None,
             },
+            bot: r.bot_name.map(|name| Bot {
+                hook_id: r.sender_id,
+                name,
+            }),
+            mentions: if r.deleted_at.is_some() {
+                Vec::new()
+            } else {
+                r.mentions
+            },
             ..Message::default()
         }
     }
@@ -101,25 +124,54 @@ pub async fn persist_batch(
     sender_ids.sort();
     sender_ids.dedup();
     // The chats' rows are locked (in id order, so two workers cannot deadlock), with
-    // which of the batch's senders take part in each.
-    let locked: Vec<(Uuid, i64, Vec<Uuid>)> = sqlx::query_as(
+    // which of the batch's senders take part in each (participants, and live hooks),
+    // and for chats where a command may mention someone, everyone's usernames.
+    let mentioning: Vec<Uuid> = cmds
+        .iter()
+        .filter(|c| c.content.contains('@'))
+        .map(|c| c.chat_id)
+        .collect();
+    let locked: Vec<LockedChat> = sqlx::query_as(
         "WITH locked AS (
-             SELECT id, last_sequence FROM chats WHERE id = ANY($1) ORDER BY id FOR UPDATE
+             SELECT id, last_sequence, type FROM chats WHERE id = ANY($1) ORDER BY id FOR UPDATE
          )
-         SELECT l.id, l.last_sequence,
+         SELECT l.id, l.last_sequence, l.type = 'group' AS grp,
                 ARRAY(SELECT p.user_id FROM chat_participants p
-                      WHERE p.chat_id = l.id AND p.user_id = ANY($2))
+                      WHERE p.chat_id = l.id AND p.user_id = ANY($2)
+                      UNION ALL
+                      SELECT h.id FROM chat_hooks h
+                      WHERE h.chat_id = l.id AND h.id = ANY($2) AND h.deleted_at IS NULL) AS senders,
+                CASE WHEN l.id = ANY($3) THEN
+                    ARRAY(SELECT p.user_id FROM chat_participants p
+                          WHERE p.chat_id = l.id ORDER BY p.joined_at, p.user_id)
+                END AS roster_ids,
+                CASE WHEN l.id = ANY($3) THEN
+                    ARRAY(SELECT u.username FROM chat_participants p JOIN users u ON u.id = p.user_id
+                          WHERE p.chat_id = l.id ORDER BY p.joined_at, p.user_id)
+                END AS roster_names
          FROM locked l",
     )
     .bind(&chat_ids)
     .bind(&sender_ids)
+    .bind(&mentioning)
     .fetch_all(&mut *tx)
     .await?;
     let mut last_sequence = HashMap::with_capacity(locked.len());
     let mut members = HashSet::new();
-    for (chat, last, users) in locked {
-        last_sequence.insert(chat, last);
-        members.extend(users.into_iter().map(|u| (chat, u)));
+    let mut rosters = HashMap::new();
+    for c in locked {
+        last_sequence.insert(c.id, c.last_sequence);
+        members.extend(c.senders.into_iter().map(|u| (c.id, u)));
+        if let (Some(ids), Some(names)) = (c.roster_ids, c.roster_names) {
+            let participants = ids.into_iter().zip(names).collect();
+            rosters.insert(
+                c.id,
+                Roster {
+                    group: c.grp,
+                    participants,
+                },
+            );
+        }
     }
 
     // A separate statement, so that it sees what a worker that held the lock before
@@ -159,11 +211,14 @@ pub async fn persist_batch(
             last_sequence,
             members,
             stored,
+            rosters,
         },
         now,
     );
     if !plan.fresh.is_empty() {
         insert_messages(&mut tx, &plan.fresh, &plan.last_sequence, now).await?;
+        store_mentions(&mut tx, plan.fresh.iter().map(|(_, m)| m)).await?;
+        super::uploads::link(&mut tx, &plan.fresh).await?;
     }
     tx.commit().await?;
     Ok(plan.outcomes)
@@ -184,10 +239,11 @@ async fn insert_messages(
         "WITH inserted AS (
              INSERT INTO messages (id, chat_id, sender_id, client_message_id, broker_message_id,
                                    content, message_type, sequence, sent_at, reply_to_id,
-                                   forwarded_chat_id, forwarded_message_id, forwarded_sender_id)
+                                   forwarded_chat_id, forwarded_message_id, forwarded_sender_id,
+                                   bot_name)
              SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[],
                                   $6::text[], $7::text[], $8::bigint[], $9::timestamptz[],
-                                  $13::uuid[], $14::uuid[], $15::uuid[], $16::uuid[])
+                                  $13::uuid[], $14::uuid[], $15::uuid[], $16::uuid[], $17::text[])
          )
          UPDATE chats c SET last_sequence = v.seq, last_message_at = $12
          FROM UNNEST($10::uuid[], $11::bigint[]) AS v(id, seq)
@@ -219,6 +275,64 @@ async fn insert_messages(
     .bind(opt(|m| m.forwarded_from.map(|f| f.chat_id)))
     .bind(opt(|m| m.forwarded_from.map(|f| f.message_id)))
     .bind(opt(|m| m.forwarded_from.map(|f| f.sender_id)))
+    .bind(
+        fresh
+            .iter()
+            .map(|(_, m)| m.bot.as_ref().map(|b| b.name.as_str()))
+            .collect::<Vec<_>>(),
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Stores the mentions of new messages and one notification per mentioned user but
+/// the sender (nothing to do, and no round trip, when none mentions anyone).
+pub(super) async fn store_mentions<'m>(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    messages: impl Iterator<Item = &'m Message>,
+) -> Result<(), sqlx::Error> {
+    let (mut ids, mut users, mut ords) = (Vec::new(), Vec::new(), Vec::new());
+    for m in messages {
+        for (i, u) in m.mentions.iter().enumerate() {
+            ids.push(m.id);
+            users.push(*u);
+            ords.push(i as i32);
+        }
+    }
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let notification_ids: Vec<Uuid> = ids
+        .iter()
+        .zip(&users)
+        .map(|(m, u)| mention::notification_id(*m, *u))
+        .collect();
+    sqlx::query(
+        "WITH pairs AS (
+             SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::int[], $4::uuid[])
+                 AS x(message_id, user_id, ord, nid)
+         ),
+         marked AS (
+             UPDATE messages m SET mentions = v.users
+             FROM (SELECT message_id, array_agg(user_id ORDER BY ord) AS users
+                   FROM pairs GROUP BY message_id) v
+             WHERE m.id = v.message_id AND m.id = ANY($1)
+         )
+         INSERT INTO notifications (id, user_id, type, chat_id, message_id, sender_id, excerpt,
+                                    created_at)
+         SELECT p.nid, p.user_id, $5, m.chat_id, m.id, m.sender_id, left(m.content, $6),
+                m.sent_at
+         FROM pairs p JOIN messages m ON m.id = p.message_id
+         WHERE p.user_id <> m.sender_id
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(&ids)
+    .bind(&users)
+    .bind(&ords)
+    .bind(&notification_ids)
+    .bind(mention::TYPE_MENTION)
+    .bind(crate::domain::message::EXCERPT_CHARS as i32)
     .execute(&mut **tx)
     .await?;
     Ok(())

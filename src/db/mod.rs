@@ -2,11 +2,14 @@
 
 pub mod chats;
 pub mod history;
+pub mod hooks;
 pub mod lifecycle;
 pub mod manage;
 pub mod messages;
+pub mod notifications;
 pub mod search;
 pub mod tokens;
+pub mod uploads;
 pub mod users;
 
 use std::{str::FromStr, time::Duration};

@@ -31,6 +31,12 @@ impl Role {
     }
 }
 
+/// Who creates and deletes a chat's incoming webhooks: any participant of a direct
+/// chat, an owner or admin of a group.
+pub fn may_manage_hooks(kind: ChatType, role: Role) -> bool {
+    kind == ChatType::Direct || role.can_manage()
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Participant {

@@ -26,6 +26,7 @@ pub const EVENT_REACTION: &str = "chat.reaction.updated";
 pub const EVENT_PINS: &str = "chat.pins.updated";
 pub const EVENT_CHAT_UPDATED: &str = "chat.updated";
 pub const EVENT_CHAT_REMOVED: &str = "chat.removed";
+pub const EVENT_NOTIFICATION: &str = "notification.new";
 
 /// A position in a user's event stream (a Redis stream id, `<ms>-<n>`). `ZERO` is
 /// "before everything".
@@ -161,7 +162,8 @@ pub struct Outgoing {
 }
 
 impl Outgoing {
-    /// `chat.message.saved` for the sender, `chat.message.new` for everyone else.
+    /// `chat.message.saved` for the sender, `chat.message.new` for everyone else (a
+    /// hook, which posted it, has no stream).
     pub fn message(message: &Message, audience: &[Uuid]) -> serde_json::Result<Self> {
         let data = serde_json::to_string(&MessageEvent {
             chat_id: message.chat_id,
@@ -172,7 +174,9 @@ impl Outgoing {
             .filter(|u| **u != message.sender_id)
             .map(|u| (*u, EVENT_NEW))
             .collect();
-        targets.push((message.sender_id, EVENT_SAVED));
+        if message.bot.is_none() {
+            targets.push((message.sender_id, EVENT_SAVED));
+        }
         Ok(Self {
             data,
             chat: Some(message.chat_id),

@@ -53,6 +53,9 @@ pub enum Op {
     /// announce `chat.updated` to the participants and `chat.removed` to `removed`.
     ChatChanged {
         removed: Vec<Uuid>,
+        /// Users who became participants (for the integration events).
+        #[serde(default)]
+        added: Vec<Uuid>,
     },
 }
 
@@ -70,13 +73,14 @@ impl Op {
 }
 
 impl LifecycleCommand {
-    /// The announcement of a chat change by `actor` (`removed`: users no longer in it).
-    pub fn chat_changed(chat: Uuid, actor: Uuid, removed: Vec<Uuid>) -> Self {
+    /// The announcement of a chat change by `actor` (`added`: new participants,
+    /// `removed`: users no longer in it).
+    pub fn chat_changed(chat: Uuid, actor: Uuid, added: Vec<Uuid>, removed: Vec<Uuid>) -> Self {
         Self {
             command_id: Uuid::now_v7(),
             chat_id: chat,
             actor_id: actor,
-            op: Op::ChatChanged { removed },
+            op: Op::ChatChanged { removed, added },
         }
     }
 }
@@ -174,6 +178,9 @@ pub fn may_pin(kind: ChatType, role: Role) -> bool {
 pub enum Effect {
     Updated {
         message_id: Uuid,
+        /// Users the edit mentioned for the first time (they got a notification).
+        #[serde(default)]
+        notified: Vec<Uuid>,
     },
     Deleted {
         message_id: Uuid,
@@ -193,6 +200,8 @@ pub enum Effect {
     },
     Chat {
         removed: Vec<Uuid>,
+        #[serde(default)]
+        added: Vec<Uuid>,
     },
 }
 

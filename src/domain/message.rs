@@ -36,6 +36,14 @@ pub struct Reaction {
     pub me: bool,
 }
 
+/// The incoming webhook a message was posted through.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Bot {
+    pub hook_id: Uuid,
+    pub name: String,
+}
+
 /// How long an excerpt of a replied-to message is, in characters.
 pub const EXCERPT_CHARS: usize = 100;
 
@@ -85,11 +93,13 @@ pub struct Message {
     pub forwarded_from: Option<ForwardedFrom>,
     /// Per emoji, oldest first; `me` for the reading user.
     pub reactions: Vec<Reaction>,
-    /// Mentioned user ids.
+    /// Mentioned participants: `@username`, and everyone else for `@all` in a group.
     pub mentions: Vec<Uuid>,
-    /// Attachments (none yet).
-    #[schema(value_type = Vec<Object>)]
-    pub attachments: Vec<serde_json::Value>,
+    /// Set when an incoming webhook posted it (`senderId` is then the hook's id).
+    #[schema(required = true)]
+    pub bot: Option<Bot>,
+    /// Files, in the order the send listed them; each `url` minted for this read.
+    pub attachments: Vec<super::attachment::Attachment>,
 }
 
 /// Trims and checks message content; returns the content to store.
@@ -121,6 +131,12 @@ pub struct SendCommand {
     pub reply_to: Option<ReplyTo>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forwarded_from: Option<ForwardedFrom>,
+    /// Set when an incoming webhook posts: the sender is the hook, not a participant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bot: Option<Bot>,
+    /// Checked uploads (`url` empty); `content` may then be "".
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<super::attachment::Attachment>,
 }
 
 /// Why a command from the queue can never be persisted (it goes to the DLQ at once).
@@ -156,6 +172,12 @@ impl SendCommand {
     pub fn parse(body: &[u8]) -> Result<Self, Rejection> {
         let cmd: SendCommand =
             serde_json::from_slice(body).map_err(|e| Rejection::Malformed(e.to_string()))?;
+        if cmd.attachments.len() > super::attachment::MAX_ATTACHMENTS {
+            return Err(Rejection::Malformed("too many attachments".into()));
+        }
+        if cmd.content.is_empty() && !cmd.attachments.is_empty() {
+            return Ok(cmd);
+        }
         let content =
             normalize_content(&cmd.content).map_err(|e| Rejection::Malformed(e.into()))?;
         if content != cmd.content {
@@ -193,6 +215,8 @@ mod tests {
             accepted_at: Utc::now(),
             reply_to: None,
             forwarded_from: None,
+            bot: None,
+            attachments: Vec::new(),
         };
         let bytes = serde_json::to_vec(&cmd).unwrap();
         assert_eq!(

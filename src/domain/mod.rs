@@ -1,8 +1,10 @@
 //! Types and rules of the chat domain. No I/O here: everything is unit-testable.
 
+pub mod attachment;
 pub mod chat;
 pub mod events;
 pub mod lifecycle;
+pub mod mention;
 pub mod message;
 pub mod partition;
 pub mod receipts;

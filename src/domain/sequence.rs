@@ -10,7 +10,10 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::message::{Message, Rejection, SendCommand};
+use super::{
+    mention,
+    message::{Message, Rejection, SendCommand},
+};
 
 /// `(chat, sender, clientMessageId)`: the idempotency key of a message.
 pub type IdemKey = (Uuid, Uuid, Uuid);
@@ -37,6 +40,16 @@ pub struct Snapshot {
     pub members: HashSet<(Uuid, Uuid)>,
     /// Stored messages by idempotency key, with the broker message that stored them.
     pub stored: HashMap<IdemKey, (Uuid, Message)>,
+    /// Participants with their usernames, for the chats where a command may mention
+    /// someone (its content has an `@`).
+    pub rosters: HashMap<Uuid, Roster>,
+}
+
+/// Who can be mentioned in a chat.
+#[derive(Debug, Default, Clone)]
+pub struct Roster {
+    pub group: bool,
+    pub participants: Vec<(Uuid, String)>,
 }
 
 /// The result of planning a batch.
@@ -60,6 +73,9 @@ pub fn plan(cmds: &[SendCommand], mut db: Snapshot, now: DateTime<Utc>) -> Plan 
             Outcome::Persisted {
                 message: Message {
                     reply_to: cmd.reply_to.clone().or_else(|| m.reply_to.clone()),
+                    // The stored row's attachments are read with the message; the
+                    // command's are the same uploads, re-announced.
+                    attachments: cmd.attachments.clone(),
                     ..m.clone()
                 },
                 notify: *broker_id == cmd.broker_message_id,
@@ -81,6 +97,11 @@ pub fn plan(cmds: &[SendCommand], mut db: Snapshot, now: DateTime<Utc>) -> Plan 
                     sent_at: now,
                     reply_to: cmd.reply_to.clone(),
                     forwarded_from: cmd.forwarded_from,
+                    mentions: db.rosters.get(&cmd.chat_id).map_or_else(Vec::new, |r| {
+                        mention::resolve(&cmd.content, r.group, cmd.sender_id, &r.participants)
+                    }),
+                    bot: cmd.bot.clone(),
+                    attachments: cmd.attachments.clone(),
                     ..Message::default()
                 };
                 plan.last_sequence.insert(cmd.chat_id, *last);
@@ -115,6 +136,8 @@ mod tests {
             accepted_at: Utc::now(),
             reply_to: None,
             forwarded_from: None,
+            bot: None,
+            attachments: Vec::new(),
         }
     }
 
@@ -205,6 +228,7 @@ mod tests {
             last_sequence: HashMap::from([(c, 1)]),
             members: HashSet::from([(c, u)]),
             stored: HashMap::from([((c, outsider, old.client_message_id), stored_msg)]),
+            ..Snapshot::default()
         };
         let p = plan(
             &[old, cmd(c, outsider), cmd(gone, u), cmd(c, u)],

@@ -40,8 +40,32 @@ pub async fn publish_confirmed(
     props: BasicProperties,
     timeout: Duration,
 ) -> Result<(), PublishError> {
+    publish(ch, (exchange, routing_key), body, props, timeout, true).await
+}
+
+/// Publishes to whoever listens (no queue bound is fine) and waits for the confirm:
+/// for broadcasts such as integration events.
+pub async fn publish_broadcast(
+    ch: &Channel,
+    exchange: &str,
+    routing_key: &str,
+    body: &[u8],
+    props: BasicProperties,
+    timeout: Duration,
+) -> Result<(), PublishError> {
+    publish(ch, (exchange, routing_key), body, props, timeout, false).await
+}
+
+async fn publish(
+    ch: &Channel,
+    (exchange, routing_key): (&str, &str),
+    body: &[u8],
+    props: BasicProperties,
+    timeout: Duration,
+    mandatory: bool,
+) -> Result<(), PublishError> {
     let opts = BasicPublishOptions {
-        mandatory: true,
+        mandatory,
         ..Default::default()
     };
     let confirm = async {

@@ -6,6 +6,8 @@
 //!   queue `<prefix>.retry.<ms>` whose TTL expires messages back into the main
 //!   exchange under their original routing key, i.e. their partition.
 //! * `RABBITMQ_CHAT_DLX_EXCHANGE` (fanout) → quorum queue `RABBITMQ_CHAT_DLQ_NAME`.
+//! * `RABBITMQ_INTEGRATION_EXCHANGE` (topic): integration events for other systems,
+//!   which bind their own queues to it.
 
 use std::time::Duration;
 
@@ -37,6 +39,8 @@ pub struct Topology {
     pub retry_exchange: String,
     pub dlx: String,
     pub dlq: String,
+    /// Topic exchange of integration events.
+    pub integrations: String,
     pub queue_prefix: String,
     pub partitions: u16,
     pub max_retries: u32,
@@ -49,6 +53,7 @@ impl Topology {
             retry_exchange: format!("{}.retry", c.exchange),
             dlx: c.dlx_exchange.clone(),
             dlq: c.dlq_name.clone(),
+            integrations: c.integration_exchange.clone(),
             queue_prefix: c.queue_prefix.clone(),
             partitions: c.partition_count,
             max_retries: c.max_retries,
@@ -102,6 +107,13 @@ impl Topology {
         ch.exchange_declare(
             self.retry_exchange.as_str().into(),
             ExchangeKind::Headers,
+            durable,
+            FieldTable::default(),
+        )
+        .await?;
+        ch.exchange_declare(
+            self.integrations.as_str().into(),
+            ExchangeKind::Topic,
             durable,
             FieldTable::default(),
         )
@@ -179,7 +191,12 @@ impl Topology {
             ch.queue_delete(q.as_str().into(), QueueDeleteOptions::default())
                 .await?;
         }
-        for e in [&self.exchange, &self.retry_exchange, &self.dlx] {
+        for e in [
+            &self.exchange,
+            &self.retry_exchange,
+            &self.dlx,
+            &self.integrations,
+        ] {
             ch.exchange_delete(e.as_str().into(), ExchangeDeleteOptions::default())
                 .await?;
         }

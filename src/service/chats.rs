@@ -116,11 +116,12 @@ async fn commit(
     mut change: Change<'_>,
     me: Uuid,
     chat: Uuid,
+    added: Vec<Uuid>,
     removed: Vec<Uuid>,
-    members_changed: bool,
     request_id: &str,
 ) -> ServiceResult<Chat> {
-    let cmd = LifecycleCommand::chat_changed(chat, me, removed);
+    let members_changed = !added.is_empty() || !removed.is_empty();
+    let cmd = LifecycleCommand::chat_changed(chat, me, added, removed);
     manage::record_change(&mut change.tx, &cmd).await?;
     if members_changed {
         // Under the row lock, before the commit: a Redis failure aborts the change.
@@ -159,8 +160,8 @@ pub async fn add_participants(
             "only the owner or an admin can add participants".into(),
         ));
     }
-    manage::add(&mut change.tx, chat, users).await?;
-    commit(ctx, change, me, chat, Vec::new(), true, request_id).await
+    let added = manage::add(&mut change.tx, chat, users).await?;
+    commit(ctx, change, me, chat, added, Vec::new(), request_id).await
 }
 
 /// Removes a participant from a group (owner/admin, or oneself); they get
@@ -185,7 +186,7 @@ pub async fn remove_participant(
         ));
     }
     manage::remove(&mut change.tx, chat, target).await?;
-    commit(ctx, change, me, chat, vec![target], true, request_id).await?;
+    commit(ctx, change, me, chat, Vec::new(), vec![target], request_id).await?;
     Ok(())
 }
 
@@ -206,7 +207,7 @@ pub async fn rename(
         ));
     }
     manage::rename(&mut change.tx, chat, &title).await?;
-    commit(ctx, change, me, chat, Vec::new(), false, request_id).await
+    commit(ctx, change, me, chat, Vec::new(), Vec::new(), request_id).await
 }
 
 /// Makes a participant an admin or a member again (the owner only).
@@ -242,5 +243,5 @@ pub async fn set_role(
         Some(_) => {}
     }
     manage::set_role(&mut change.tx, chat, target, role).await?;
-    commit(ctx, change, me, chat, Vec::new(), false, request_id).await
+    commit(ctx, change, me, chat, Vec::new(), Vec::new(), request_id).await
 }

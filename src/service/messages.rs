@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{Ctx, ServiceError, ServiceResult, require_member};
+use super::{Ctx, ServiceError, ServiceResult, require_member, uploads};
 use crate::{
     cache::{membership::LookupError, ratelimit::SendCheck},
     db::{self, history::Cursor},
@@ -16,11 +16,14 @@ use crate::{
 /// A message to send, as the client gave it.
 #[derive(Debug, Clone, Default)]
 pub struct SendInput {
-    /// Required unless forwarding (then the source's content is used when absent).
+    /// Required unless forwarding (then the source's content is used when absent) or
+    /// attaching (then it may be absent or blank).
     pub content: Option<String>,
     pub client_message_id: Uuid,
     pub reply_to_id: Option<Uuid>,
     pub forward_of: Option<ForwardOf>,
+    /// Upload ids (`POST /uploads`), at most 10.
+    pub attachments: Vec<Uuid>,
 }
 
 /// The message to forward.
@@ -90,12 +93,17 @@ pub async fn send(
             "use either replyToId or forwardOf, not both".into(),
         ));
     }
+    super::uploads::check_count(&input.attachments)?;
+    let attaching = !input.attachments.is_empty();
     let content = match (input.content.as_deref(), input.forward_of.is_some()) {
+        (Some(c), _) if attaching && c.trim().is_empty() => Some(String::new()),
         (Some(c), _) => Some(normalize_content(c).map_err(|m| ServiceError::Invalid(m.into()))?),
         (None, true) => None,
+        (None, false) if attaching => Some(String::new()),
         (None, false) => return Err(ServiceError::Invalid(CONTENT_RULE.into())),
     };
     admit_send(ctx, chat, me).await?;
+    let attachments = super::uploads::resolve(ctx, me, &input.attachments).await?;
     let reply_to = match input.reply_to_id {
         None => None,
         Some(id) => Some(reply_target(ctx, chat, id).await?),
@@ -116,6 +124,8 @@ pub async fn send(
         accepted_at: chrono::Utc::now(),
         reply_to,
         forwarded_from,
+        bot: None,
+        attachments,
     };
     ctx.commands
         .send(chat, cmd.broker_message_id, &cmd, request_id)
@@ -177,7 +187,9 @@ pub async fn history(
     limit: i64,
 ) -> ServiceResult<(Vec<Message>, bool)> {
     require_member(&ctx.pool, chat, me).await?;
-    Ok(db::history::history(&ctx.pool, me, chat, cursor, limit).await?)
+    let (mut messages, more) = db::history::history(&ctx.pool, me, chat, cursor, limit).await?;
+    uploads::sign(&ctx.storage, &mut messages).await?;
+    Ok((messages, more))
 }
 
 /// The replies to a message of the chat, ascending.
@@ -193,13 +205,18 @@ pub async fn replies(
     if db::history::find(&ctx.pool, chat, message).await?.is_none() {
         return Err(ServiceError::NotFound("message not found".into()));
     }
-    Ok(db::history::replies(&ctx.pool, me, chat, message, after, limit).await?)
+    let (mut messages, more) =
+        db::history::replies(&ctx.pool, me, chat, message, after, limit).await?;
+    uploads::sign(&ctx.storage, &mut messages).await?;
+    Ok((messages, more))
 }
 
 /// The chat's pinned messages.
 pub async fn pins(ctx: &Ctx, me: Uuid, chat: Uuid) -> ServiceResult<Vec<Message>> {
     require_member(&ctx.pool, chat, me).await?;
-    Ok(db::history::pinned(&ctx.pool, me, chat).await?)
+    let mut messages = db::history::pinned(&ctx.pool, me, chat).await?;
+    uploads::sign(&ctx.storage, &mut messages).await?;
+    Ok(messages)
 }
 
 /// Most messages one `chat.sync` returns.
@@ -208,8 +225,11 @@ pub const SYNC_CAP: i64 = 500;
 /// What was persisted after the given sequences in the user's chats, oldest first.
 pub async fn sync(
     pool: &sqlx::PgPool,
+    storage: &crate::storage::Storage,
     me: Uuid,
     seen: &[(Uuid, i64)],
 ) -> ServiceResult<(Vec<Message>, bool)> {
-    Ok(db::history::since(pool, me, seen, SYNC_CAP).await?)
+    let (mut messages, more) = db::history::since(pool, me, seen, SYNC_CAP).await?;
+    uploads::sign(storage, &mut messages).await?;
+    Ok((messages, more))
 }

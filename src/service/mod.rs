@@ -2,13 +2,16 @@
 
 pub mod chats;
 pub mod commands;
+pub mod hooks;
 mod error;
 pub mod lifecycle;
 pub mod messages;
+pub mod notifications;
 pub mod presence;
 pub mod receipts;
 pub mod search;
 pub mod typing;
+pub mod uploads;
 
 use std::{sync::Arc, time::Duration};
 
@@ -33,6 +36,8 @@ pub struct Deps {
     pub jwt: Arc<JwtKeys>,
     /// Delivery receipts gathered by this process (flushed by `receipts::Receipts::run`).
     pub receipts: receipts::Receipts,
+    /// Attachments' object storage (off without `S3_BUCKET`).
+    pub storage: crate::storage::Storage,
 }
 
 impl Deps {
@@ -43,6 +48,7 @@ impl Deps {
             cache: Cache::connect(config, Duration::from_secs(30)).await?,
             jwt: Arc::new(jwt),
             receipts: receipts::Receipts::default(),
+            storage: crate::storage::Storage::new(&config.uploads)?,
         })
     }
 
@@ -66,6 +72,8 @@ pub struct Ctx {
     pub limits: crate::config::RateLimits,
     /// `MESSAGE_EDIT_WINDOW_SECS`.
     pub edit_window: Duration,
+    /// Attachments: presigned URLs and uploaded objects.
+    pub storage: crate::storage::Storage,
 }
 
 /// Loads the caller's membership: 404 if no chat, 403 if not a participant.

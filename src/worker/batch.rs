@@ -4,18 +4,19 @@
 //! unacked, and is tried again until the dependency is back (or the worker stops,
 //! leaving the deliveries to be redelivered).
 
-use std::{collections::HashSet, future::Future, time::Duration};
+use std::{borrow::Cow, collections::HashSet, future::Future, time::Duration};
 
 use lapin::message::Delivery;
 use uuid::Uuid;
 
-use super::{ConsumeError, Ctx, dispose, lifecycle};
+use super::{ConsumeError, Ctx, dispose, integration, lifecycle};
 use crate::{
     cache::membership::LookupError,
     db::{self, messages::Outcome},
     domain::{
-        events::Outgoing,
+        events::{EVENT_NOTIFICATION, Outgoing},
         lifecycle::Command,
+        mention::{self, NotificationEvent},
         message::{Message, Rejection, SendCommand},
     },
     mq::{self, Session},
@@ -46,8 +47,9 @@ impl Fate {
 enum Note {
     /// A persisted send (with when the API accepted it), fanned out to the chat's members.
     Sent(Message, i64),
-    /// Events of a lifecycle command or chat change, audience resolved.
-    Events(Vec<Outgoing>),
+    /// Events of a lifecycle command or chat change, audience resolved, and what
+    /// it tells other systems.
+    Events(lifecycle::Announced),
 }
 
 pub async fn handle(
@@ -64,8 +66,10 @@ pub async fn handle(
     let mut start = 0;
     while start < parsed.len() {
         if let Ok(Command::Lifecycle(cmd)) = &parsed[start] {
-            let (fate, events) =
-                until_up(ctx, "apply", || lifecycle::apply(&ctx.pool, cmd)).await?;
+            let (fate, events) = until_up(ctx, "apply", || {
+                lifecycle::apply(&ctx.pool, &ctx.storage, cmd)
+            })
+            .await?;
             metrics::counter!("courier_worker_commands_total", "outcome" => fate.name())
                 .increment(1);
             fates.push(fate);
@@ -88,6 +92,7 @@ pub async fn handle(
     }
     if !notes.is_empty() {
         until_up(ctx, "notify", || notify(ctx, &notes)).await?;
+        integrate(ctx, session, &notes).await?;
     }
     dispose::settle(ctx, session, &deliveries, fates).await
 }
@@ -243,12 +248,18 @@ async fn notify(ctx: &Ctx, notes: &[Note]) -> Result<(), Outage> {
         match note {
             Note::Sent(m, _) => {
                 let audience = members.get(&m.chat_id).map(Vec::as_slice).unwrap_or(&[]);
-                events.push(
-                    Outgoing::message(m, audience)
-                        .map_err(|e| Outage(format!("encoding events: {e}")))?,
-                );
+                let encoding = |e: serde_json::Error| Outage(format!("encoding events: {e}"));
+                let m = signed(ctx, m).await?;
+                let m = &*m;
+                events.push(Outgoing::message(m, audience).map_err(encoding)?);
+                for (user, n) in mention::notifications(m) {
+                    let p = NotificationEvent { notification: &n };
+                    events.push(
+                        Outgoing::to_users(EVENT_NOTIFICATION, &p, [user]).map_err(encoding)?,
+                    );
+                }
             }
-            Note::Events(e) => events.extend(e.iter().cloned()),
+            Note::Events(a) => events.extend(a.events.iter().cloned()),
         }
     }
     ctx.cache.publish_events(&events).await?;
@@ -259,5 +270,50 @@ async fn notify(ctx: &Ctx, notes: &[Note]) -> Result<(), Outage> {
                 .record((now - accepted).max(0) as f64 / 1000.0);
         }
     }
+    Ok(())
+}
+
+/// The message with its attachments' URLs minted (what `chat.message.new` and
+/// `chat.message.saved` carry).
+async fn signed<'a>(ctx: &Ctx, m: &'a Message) -> Result<Cow<'a, Message>, Outage> {
+    if m.attachments.is_empty() {
+        return Ok(Cow::Borrowed(m));
+    }
+    let mut m = [m.clone()];
+    ctx.storage
+        .sign(&mut m)
+        .await
+        .map_err(|e| Outage(format!("attachment urls: {e}")))?;
+    let [m] = m;
+    Ok(Cow::Owned(m))
+}
+
+/// Publishes the batch's integration events (confirmed) before its deliveries are acked:
+/// each committed change reaches the integration exchange at least once.
+async fn integrate(ctx: &Ctx, session: &Session, notes: &[Note]) -> Result<(), ConsumeError> {
+    let mut out = Vec::new();
+    for note in notes {
+        match note {
+            Note::Sent(m, _) => match integration::created(m) {
+                Ok(e) => out.push(e),
+                Err(e) => tracing::error!(error = %e, "integration event not encodable"),
+            },
+            Note::Events(a) => out.extend(a.integrations.iter().cloned()),
+        }
+    }
+    let exchange = &ctx.topology.integrations;
+    futures::future::try_join_all(out.iter().map(|e| {
+        let props = mq::publish::json_properties(&e.id, Default::default()).with_type(e.key.into());
+        mq::publish::publish_broadcast(
+            &session.publish,
+            exchange,
+            e.key,
+            &e.body,
+            props,
+            mq::CONFIRM_TIMEOUT,
+        )
+    }))
+    .await?;
+    metrics::counter!("courier_integration_events_total").increment(out.len() as u64);
     Ok(())
 }

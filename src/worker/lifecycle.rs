@@ -6,36 +6,52 @@ use std::collections::BTreeMap;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::batch::{Fate, Outage};
+use super::{
+    batch::{Fate, Outage},
+    integration::{self, Integration},
+};
+use crate::storage::{Storage, StorageError};
 use crate::{
     db::{self, lifecycle::LifeOutcome},
     domain::{
         events::{
-            EVENT_CHAT_REMOVED, EVENT_CHAT_UPDATED, EVENT_DELETED, EVENT_PINS, EVENT_REACTION,
-            EVENT_UPDATED, MessageEvent, Outgoing,
+            EVENT_CHAT_REMOVED, EVENT_CHAT_UPDATED, EVENT_DELETED, EVENT_NOTIFICATION, EVENT_PINS,
+            EVENT_REACTION, EVENT_UPDATED, MessageEvent, Outgoing,
         },
         lifecycle::{Applied, Effect, LifecycleCommand},
         lifecycle::{ChatRemoved, ChatUpdated, Deleted, PinsUpdated, ReactionUpdated},
-        message::Reaction,
+        mention::NotificationEvent,
+        message::{Message, Reaction},
     },
 };
 
+/// What an applied command announces: to clients, and to other systems.
+#[derive(Debug, Default)]
+pub struct Announced {
+    pub events: Vec<Outgoing>,
+    pub integrations: Vec<Integration>,
+}
+
 /// Applies `cmd` (or finds it applied) and builds its events. Outer `Err`: an outage.
-pub async fn apply(pool: &PgPool, cmd: &LifecycleCommand) -> Result<(Fate, Vec<Outgoing>), Outage> {
+pub async fn apply(
+    pool: &PgPool,
+    storage: &Storage,
+    cmd: &LifecycleCommand,
+) -> Result<(Fate, Announced), Outage> {
     let outcome = match db::lifecycle::apply(pool, cmd).await {
         Ok(o) => o,
         Err(e) if db::is_outage(&e) => return Err(Outage(format!("postgresql: {e}"))),
-        Err(e) => return Ok((Fate::Retry(e.to_string()), Vec::new())),
+        Err(e) => return Ok((Fate::Retry(e.to_string()), Announced::default())),
     };
     match outcome {
-        LifeOutcome::Rejected(r) => Ok((Fate::DeadLetter(r), Vec::new())),
+        LifeOutcome::Rejected(r) => Ok((Fate::DeadLetter(r), Announced::default())),
         LifeOutcome::Applied { applied, audience } => {
-            match announce(pool, cmd.chat_id, &applied, &audience).await {
-                Ok(events) => Ok((Fate::Done, events)),
+            match announce(pool, storage, cmd.chat_id, &applied, &audience).await {
+                Ok(announced) => Ok((Fate::Done, announced)),
                 Err(AnnounceError::Db(e)) if db::is_outage(&e) => {
                     Err(Outage(format!("postgresql: {e}")))
                 }
-                Err(e) => Ok((Fate::Retry(e.to_string()), Vec::new())),
+                Err(e) => Ok((Fate::Retry(e.to_string()), Announced::default())),
             }
         }
     }
@@ -45,6 +61,8 @@ pub async fn apply(pool: &PgPool, cmd: &LifecycleCommand) -> Result<(Fate, Vec<O
 enum AnnounceError {
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
+    #[error("attachment urls: {0}")]
+    Storage(#[from] StorageError),
     #[error("encoding: {0}")]
     Json(#[from] serde_json::Error),
 }
@@ -52,17 +70,27 @@ enum AnnounceError {
 /// The events of an applied command, each at its version of the chat.
 async fn announce(
     pool: &PgPool,
+    storage: &Storage,
     chat: Uuid,
     applied: &Applied,
     audience: &[Uuid],
-) -> Result<Vec<Outgoing>, AnnounceError> {
+) -> Result<Announced, AnnounceError> {
     let all = || audience.iter().copied();
     let mut out = Vec::new();
+    let mut integrations = Vec::new();
     for (v, effect) in &applied.effects {
         let v = *v;
+        let (mut edited, mut details) = (None, None);
         match effect {
-            Effect::Updated { message_id } => {
-                out.extend(updated(pool, chat, v, *message_id, audience).await?);
+            Effect::Updated {
+                message_id,
+                notified,
+            } => {
+                let (events, message) =
+                    updated(pool, storage, chat, v, *message_id, audience).await?;
+                out.extend(events);
+                edited = message;
+                out.extend(notifications(pool, *message_id, notified).await?);
             }
             Effect::Deleted {
                 message_id,
@@ -105,7 +133,7 @@ async fn announce(
                 };
                 out.push(Outgoing::chat_event(EVENT_PINS, chat, v, &p, all())?);
             }
-            Effect::Chat { removed } => {
+            Effect::Chat { removed, .. } => {
                 if let Some(c) = db::chats::load(pool, chat).await? {
                     let members: Vec<Uuid> = c.participants.iter().map(|p| p.user_id).collect();
 
@@ -118,27 +146,64 @@ async fn announce(
                         members.iter().copied(),
                     )?);
                     let gone = removed.iter().copied().filter(|u| !members.contains(u));
-                    let p = ChatRemoved { chat_id: chat };
-                    out.push(Outgoing::chat_event(EVENT_CHAT_REMOVED, chat, v, &p, gone)?);
+                    let gone_p = ChatRemoved { chat_id: chat };
+                    out.push(Outgoing::chat_event(
+                        EVENT_CHAT_REMOVED,
+                        chat,
+                        v,
+                        &gone_p,
+                        gone,
+                    )?);
+                    details = Some(p.chat);
                 }
             }
         }
+        integrations.extend(integration::of_effect(
+            chat,
+            v,
+            effect,
+            edited.as_ref(),
+            details.as_ref(),
+        )?);
+    }
+    Ok(Announced {
+        events: out,
+        integrations,
+    })
+}
+
+/// `notification.new` for the users an edit mentioned for the first time.
+async fn notifications(
+    pool: &PgPool,
+    message_id: Uuid,
+    users: &[Uuid],
+) -> Result<Vec<Outgoing>, AnnounceError> {
+    if users.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::with_capacity(users.len());
+    for (user, n) in db::notifications::of_message(pool, message_id, users).await? {
+        let p = NotificationEvent { notification: &n };
+        out.push(Outgoing::to_users(EVENT_NOTIFICATION, &p, [user])?);
     }
     Ok(out)
 }
 
 /// `chat.message.updated` with the message as it is now; `me` in its reactions is per
-/// recipient, so recipients who reacted alike share one payload.
+/// recipient, so recipients who reacted alike share one payload. Also returns the
+/// message as nobody in particular sees it (`me` false), for integrations.
 async fn updated(
     pool: &PgPool,
+    storage: &Storage,
     chat: Uuid,
     version: i64,
     message_id: Uuid,
     audience: &[Uuid],
-) -> Result<Vec<Outgoing>, AnnounceError> {
+) -> Result<(Vec<Outgoing>, Option<Message>), AnnounceError> {
     let Some(mut message) = db::history::one(pool, chat, message_id).await? else {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), None));
     };
+    storage.sign(std::slice::from_mut(&mut message)).await?;
     let by_emoji = db::history::reaction_users(pool, message_id).await?;
     // Recipients grouped by which emojis they used.
     let mut groups: BTreeMap<Vec<bool>, Vec<Uuid>> = BTreeMap::new();
@@ -169,5 +234,8 @@ async fn updated(
             users,
         )?);
     }
-    Ok(out)
+    for r in &mut message.reactions {
+        r.me = false;
+    }
+    Ok((out, Some(message)))
 }

@@ -4,6 +4,7 @@
 mod batch;
 mod dispose;
 mod lifecycle;
+mod integration;
 mod outbox;
 mod persister;
 
@@ -37,6 +38,8 @@ pub struct Ctx {
     pub prefetch: u16,
     pub stop: CancellationToken,
     pub persister: persister::Persister,
+    /// Mints the attachments' URLs of the events.
+    pub storage: crate::storage::Storage,
 }
 
 /// Why a partition consumer stopped.
@@ -81,6 +84,7 @@ pub fn spawn_consumers(
         topology,
         prefetch: config.rabbitmq.prefetch,
         stop: service.stop.clone(),
+        storage: deps.storage.clone(),
     });
     service.spawn_on_run(watch_depths(link.clone(), ctx.clone()));
     service.spawn_on_run(sweep_streams(ctx.clone()));

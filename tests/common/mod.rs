@@ -57,6 +57,10 @@ pub fn test_config(overrides: &[(&str, &str)]) -> Config {
         ("REDIS_KEY_PREFIX", format!("courier_test_{id}:")),
         ("RABBITMQ_CHAT_EXCHANGE", format!("t{id}.events")),
         ("RABBITMQ_CHAT_DLX_EXCHANGE", format!("t{id}.dlx")),
+        (
+            "RABBITMQ_INTEGRATION_EXCHANGE",
+            format!("t{id}.integrations"),
+        ),
         ("RABBITMQ_CHAT_QUEUE_PREFIX", format!("t{id}.send")),
         ("RABBITMQ_CHAT_DLQ_NAME", format!("t{id}.send.dlq")),
         ("RABBITMQ_CHAT_PARTITION_COUNT", "2".into()),
