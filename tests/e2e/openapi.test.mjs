@@ -50,6 +50,7 @@ const CONTRACT_ROUTES = [
   ['put', '/chats/{chatId}/pins/{messageId}'],
   ['delete', '/chats/{chatId}/pins/{messageId}'],
   ['get', '/chats/{chatId}/pins'],
+  ['get', '/search/messages'],
 ];
 
 const d = useDeployment({
