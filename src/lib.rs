@@ -19,6 +19,7 @@ pub mod http;
 pub mod mq;
 pub mod server;
 pub mod service;
+pub mod storage;
 pub mod telemetry;
 pub mod worker;
 

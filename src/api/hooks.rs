@@ -120,7 +120,8 @@ pub async fn delete(
 /// The message has `bot: {hookId, name}` and `senderId` = the hook's id.
 #[utoipa::path(post, path = "/hooks/{hookId}/{token}", operation_id = "postThroughHook",
     tag = "hooks", request_body = PostBody,
-    params(("hookId" = String, Path), ("token" = String, Path)),
+    params(("hookId" = Uuid, Path, description = "Anything else answers 401"),
+        ("token" = String, Path, description = "The secret part of the hook's URL")),
     responses(
         (status = 202, description = "Accepted; persisted and delivered in chat order", body = Accepted),
         (status = 400, description = "`validation_failed` or `invalid_json`", body = ErrorBody),

@@ -27,7 +27,7 @@ use crate::{
 #[schema(as = SendMessageBody)]
 pub struct SendBody {
     /// 1–4000 characters after trimming; optional when forwarding (the source's
-    /// content is used).
+    /// content is used) and with `attachments` (absent or blank: stored as "").
     #[schema(min_length = 1, max_length = 4000, example = "Hello")]
     content: Option<String>,
     /// Chosen by the client; a retry with the same id is delivered once.
@@ -36,6 +36,11 @@ pub struct SendBody {
     reply_to_id: Option<Uuid>,
     /// A message of another chat (the caller takes part in) to forward.
     forward_of: Option<ForwardOf>,
+    /// Upload ids from `POST /uploads` (at most 10, each the caller's own, uploaded
+    /// with its announced size).
+    #[serde(default)]
+    #[schema(max_items = 10)]
+    attachments: Vec<Uuid>,
 }
 
 /// Without `before` or `after`: the newest `limit` messages.
@@ -80,7 +85,7 @@ pub struct ReadBody {
     request_body = SendBody,
     responses(
         (status = 202, description = "Accepted for delivery", body = Accepted),
-        (status = 400, description = "`validation_failed` (bad body or path parameter; `replyToId` not a message of this chat) or `invalid_json`", body = ErrorBody),
+        (status = 400, description = "`validation_failed` (bad body or path parameter; `replyToId` not a message of this chat; an attachment unknown, someone else's, not uploaded yet, of another size than announced, or more than 10) or `invalid_json`", body = ErrorBody),
         (status = 401, description = "`unauthorized`: missing, malformed or expired access token", body = ErrorBody),
         (status = 403, description = "`forbidden`: the caller is not a participant of the chat (or of the forwarded message's chat)", body = ErrorBody),
         (status = 404, description = "`not_found`: no such chat", body = ErrorBody),
@@ -89,7 +94,7 @@ pub struct ReadBody {
         (status = 429, description = "`rate_limited`: too many sends by this user", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
         (status = 500, description = "`internal`", body = ErrorBody),
-        (status = 503, description = "`unavailable`: the broker (or another dependency) is unreachable or did not confirm; nothing was sent", body = ErrorBody,
+        (status = 503, description = "`unavailable`: the broker (or another dependency: object storage when attaching, or attachments not configured) is unreachable or did not confirm; nothing was sent", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
     )
 )]
@@ -105,6 +110,7 @@ pub async fn send(
         client_message_id: body.client_message_id,
         reply_to_id: body.reply_to_id,
         forward_of: body.forward_of,
+        attachments: body.attachments,
     };
     let accepted = uc::send(&state.ctx, me, chat, input, &request_id(&headers)).await?;
     Ok((StatusCode::ACCEPTED, Json(accepted)))

@@ -9,7 +9,9 @@ use utoipa::{
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
 
-use super::{auth, chats, lifecycle, manage, messages, search, users};
+use super::{
+    auth, chats, hooks, lifecycle, manage, messages, notifications, search, uploads, users,
+};
 
 /// Name of the security scheme the handlers refer to with `security(("bearer" = []))`.
 pub const BEARER: &str = "bearer";
@@ -49,7 +51,14 @@ pub const BEARER: &str = "bearer";
         lifecycle::pin,
         lifecycle::unpin,
         lifecycle::pins,
+        uploads::create,
         search::messages,
+        notifications::list,
+        notifications::mark_read,
+        hooks::create,
+        hooks::list,
+        hooks::delete,
+        hooks::post,
     ),
     components(schemas(
         crate::domain::events::MessageEvent,
@@ -58,6 +67,8 @@ pub const BEARER: &str = "bearer";
         crate::domain::lifecycle::PinsUpdated,
         crate::domain::lifecycle::ChatUpdated,
         crate::domain::lifecycle::ChatRemoved,
+        crate::domain::attachment::Attachment,
+        crate::domain::mention::NotificationEvent,
     )),
     modifiers(&BearerAuth),
     tags(
@@ -66,7 +77,10 @@ pub const BEARER: &str = "bearer";
         (name = "chats", description = "Chats and their participants"),
         (name = "messages", description = "Sending, history and read marks"),
         (name = "lifecycle", description = "Edits, deletes, replies, reactions and pins, applied in chat order"),
+        (name = "attachments", description = "Uploads to S3-compatible storage through presigned URLs"),
         (name = "search", description = "Full-text search over the caller's chats"),
+        (name = "notifications", description = "Mentions of the caller, stored and marked read"),
+        (name = "hooks", description = "Incoming webhooks: a chat's bots post through a secret URL"),
     )
 )]
 pub struct ApiDoc;
@@ -140,7 +154,14 @@ mod tests {
         ("put", "/chats/{chatId}/pins/{messageId}"),
         ("delete", "/chats/{chatId}/pins/{messageId}"),
         ("get", "/chats/{chatId}/pins"),
+        ("post", "/uploads"),
         ("get", "/search/messages"),
+        ("get", "/notifications"),
+        ("post", "/notifications/read"),
+        ("post", "/chats/{chatId}/hooks"),
+        ("get", "/chats/{chatId}/hooks"),
+        ("delete", "/chats/{chatId}/hooks/{hookId}"),
+        ("post", "/hooks/{hookId}/{token}"),
     ];
     const METHODS: &[&str] = &[
         "get", "put", "post", "delete", "options", "head", "patch", "trace",
@@ -197,7 +218,7 @@ mod tests {
         for (method, path) in CONTRACT {
             let op = &doc["paths"][*path][*method];
             let security = op["security"].as_array();
-            if path.starts_with("/auth/") {
+            if path.starts_with("/auth/") || path.starts_with("/hooks/") {
                 assert!(security.is_none(), "{method} {path} needs no token");
             } else {
                 assert_eq!(
@@ -216,7 +237,7 @@ mod tests {
                     .and_then(|ps| ps.iter().find(|p| p["name"] == name && p["in"] == "path"))
                     .unwrap_or_else(|| panic!("{method} {path}: no path parameter {name}"));
                 assert_eq!(param["required"], true);
-                if name != "emoji" {
+                if name != "emoji" && name != "token" {
                     assert_eq!(param["schema"]["format"], "uuid", "{name}");
                 }
             }

@@ -176,7 +176,8 @@ pub async fn reaction_kinds(
     .await
 }
 
-/// Rows as messages: reply excerpts (current), reactions with `me`, receipt status.
+/// Rows as messages: reply excerpts (current), reactions with `me`, receipt status,
+/// attachments (their `url`s are minted by the service layer; none on a tombstone).
 pub(super) async fn hydrate(
     pool: &PgPool,
     viewer: Option<Uuid>,
@@ -191,6 +192,7 @@ pub(super) async fn hydrate(
     chats.dedup();
     let reply_ids: Vec<Uuid> = rows.iter().filter_map(|r| r.reply_to_id).collect();
     let marks = super::chats::marks(pool, &chats).await?;
+    let mut attachments = super::uploads::of_messages(pool, &ids).await?;
     let mut reactions: HashMap<Uuid, Vec<Reaction>> = HashMap::new();
     let rows_r: Vec<(Uuid, String, i64, bool)> = sqlx::query_as(
         "SELECT message_id, emoji, count(*), COALESCE(bool_or(user_id = $2), false)
@@ -243,6 +245,9 @@ pub(super) async fn hydrate(
                 m.reply_to = originals.get(&rt.id).cloned().or(m.reply_to.take());
             }
             m.reactions = reactions.remove(&m.id).unwrap_or_default();
+            if m.deleted_at.is_none() {
+                m.attachments = attachments.remove(&m.id).unwrap_or_default();
+            }
             let chat_marks = marks.get(&m.chat_id).map(Vec::as_slice).unwrap_or(&[]);
             receipts::apply(&mut m, chat_marks);
             m

@@ -314,7 +314,7 @@ async fn sync(state: &GwState, user: Uuid, p: SyncPayload) -> Result<SyncAck, Se
             .map_err(|_| ServiceError::Invalid(format!("not a chat id: {chat}")))?;
         seen.push((chat, seq.max(0)));
     }
-    let (messages, has_more) = messages::sync(&state.pool, user, &seen).await?;
+    let (messages, has_more) = messages::sync(&state.pool, &state.storage, user, &seen).await?;
     Ok(SyncAck {
         status: "ok",
         messages,

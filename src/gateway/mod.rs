@@ -38,6 +38,8 @@ pub struct GwState {
     pub socket_buffer: usize,
     /// The process's stop signal (ends SSE streams).
     pub stop: CancellationToken,
+    /// Signs the attachments' URLs of `chat.sync` answers.
+    pub storage: crate::storage::Storage,
 }
 
 /// The Socket.IO layer and the SSE route, and the tasks that keep this instance's
@@ -53,6 +55,7 @@ pub fn attach(service: &mut Service, config: &Config, deps: &Deps) -> (SocketIoL
         config: config.realtime,
         socket_buffer: config.gateway_socket_buffer,
         stop: service.stop.clone(),
+        storage: deps.storage.clone(),
     };
     let max_payload = config.realtime.max_payload;
     let (layer, io) = SocketIo::builder()

@@ -29,6 +29,8 @@ export const MESSAGE_FIELDS = Object.freeze([
   'messageType', 'status', 'sequence', 'sentAt', 'deliveredCount', 'readCount',
   // Message v2: always present, null / [] when empty.
   'editedAt', 'deletedAt', 'replyTo', 'forwardedFrom', 'reactions', 'mentions', 'attachments',
+  // Set when an incoming webhook posted it.
+  'bot',
 ]);
 
 /**
@@ -42,7 +44,9 @@ const RECEIPT_FIELDS = new Set(['status', 'deliveredCount', 'readCount', 'reacti
  * different times, or that carry extensions).
  */
 export const pickMessage = (m) => Object.fromEntries(
-  MESSAGE_FIELDS.filter((f) => !RECEIPT_FIELDS.has(f)).map((f) => [f, m?.[f]]));
+  MESSAGE_FIELDS.filter((f) => !RECEIPT_FIELDS.has(f)).map((f) => [f,
+    // An attachment's url is minted per read: copies differ in it alone.
+    f === 'attachments' && Array.isArray(m?.[f]) ? m[f].map(({ url, ...a }) => a) : m?.[f]]));
 
 const show = (v) => JSON.stringify(v);
 
@@ -149,6 +153,7 @@ export function assertMessage(message, expected = {}) {
   for (const f of ['reactions', 'mentions', 'attachments']) {
     assert.ok(Array.isArray(message[f]), `Message.${f} must be an array, got ${show(message[f])}`);
   }
+  for (const a of message.attachments) assertAttachment(a);
   for (const r of message.reactions) {
     assert.ok(typeof r.emoji === 'string' && Number.isInteger(r.count) && r.count > 0
       && typeof r.me === 'boolean', `Message.reactions entry ${show(r)}`);
@@ -156,6 +161,16 @@ export function assertMessage(message, expected = {}) {
   for (const [k, v] of Object.entries(expected)) {
     if (v !== undefined) assert.equal(message[k], v, `Message.${k}`);
   }
+}
+
+/** `Attachment` = {id, fileName, contentType, size, url} (url: a presigned GET). */
+export function assertAttachment(a) {
+  assertFields(a, ['id', 'fileName', 'contentType', 'size', 'url'], 'Attachment');
+  assertUuid(a.id, 'Attachment.id');
+  assert.ok(typeof a.fileName === 'string' && a.fileName.length > 0, `Attachment.fileName ${show(a)}`);
+  assert.match(a.contentType, /^[a-z0-9!#$&^_.+-]+\/[a-z0-9!#$&^_.+-]+/, `Attachment.contentType ${show(a)}`);
+  assert.ok(Number.isInteger(a.size) && a.size > 0, `Attachment.size ${show(a)}`);
+  assert.equal(typeof a.url, 'string', `Attachment.url ${show(a)}`);
 }
 
 /** `chat.message.new` / `chat.message.saved` payload: {chatId, message: Message}. */

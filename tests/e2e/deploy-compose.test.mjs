@@ -9,7 +9,7 @@
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 
@@ -59,10 +59,16 @@ const publishedPorts = (svc) => (svc.ports ?? []).map((p) => {
   return Number(parts.length >= 2 ? parts.at(-2) : parts[0]);
 });
 
-/** Names Courier reads from the environment: string literals in src/config.rs and src/telemetry.rs. */
+/**
+ * Names Courier reads from the environment: string literals in src/config.rs, its
+ * submodules (src/config/*.rs) and src/telemetry.rs.
+ */
 function courierEnvNames() {
   const names = new Set(['RUST_LOG', 'RUST_BACKTRACE', 'LOG_FORMAT']);
-  for (const f of ['config.rs', 'telemetry.rs']) {
+  const sub = existsSync(file('src', 'config'))
+    ? readdirSync(file('src', 'config')).filter((f) => f.endsWith('.rs')).map((f) => path.join('config', f))
+    : [];
+  for (const f of ['config.rs', 'telemetry.rs', ...sub]) {
     const p = file('src', f);
     if (!existsSync(p)) continue;
     for (const m of readFileSync(p, 'utf8').matchAll(/"([A-Z][A-Z0-9_]{2,})"/g)) names.add(m[1]);

@@ -1,0 +1,58 @@
+//! `POST /uploads`: announces a file and answers a presigned PUT to upload it with.
+
+use axum::{Json, extract::State, http::StatusCode};
+use serde::Deserialize;
+
+use super::{
+    AppState,
+    extract::{ApiJson, AuthUser},
+};
+use crate::{
+    error::{ApiResult, ErrorBody},
+    service::uploads::{self as uc, UploadInput, UploadTicket},
+};
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = UploadBody)]
+pub struct UploadBody {
+    /// 1–255 characters, no `/`, `\` or control characters.
+    #[schema(min_length = 1, max_length = 255, example = "photo.jpg")]
+    file_name: String,
+    /// A media type on `UPLOAD_ALLOWED_TYPES` (default images, video, audio, text/plain,
+    /// PDF, ZIP); the upload must send it as `Content-Type`.
+    #[schema(example = "image/jpeg")]
+    content_type: String,
+    /// Bytes, 1 to `UPLOAD_MAX_BYTES` (default 26214400); the uploaded object must
+    /// have exactly this size when a message names it.
+    #[schema(minimum = 1, example = 48213)]
+    size: i64,
+}
+
+/// Announces an upload: the answer's `uploadUrl` takes the bytes (one `PUT` with
+/// `headers`) until `expiresAt`; then send a message with `attachments: [id]`.
+#[utoipa::path(post, path = "/uploads", operation_id = "createUpload", tag = "attachments",
+    security(("bearer" = [])), request_body = UploadBody,
+    responses(
+        (status = 201, description = "A presigned upload", body = UploadTicket),
+        (status = 400, description = "`validation_failed` (file name, content type not allowed, size 0 or over `UPLOAD_MAX_BYTES`) or `invalid_json`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: body over 64 KiB", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: not `Content-Type: application/json`", body = ErrorBody),
+        (status = 500, description = "`internal`", body = ErrorBody),
+        (status = 503, description = "`unavailable`: attachments are not configured on this server (no `S3_BUCKET`), or PostgreSQL is unreachable", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
+    ))]
+pub async fn create(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    ApiJson(body): ApiJson<UploadBody>,
+) -> ApiResult<(StatusCode, Json<UploadTicket>)> {
+    let input = UploadInput {
+        file_name: body.file_name,
+        content_type: body.content_type,
+        size: body.size,
+    };
+    let ticket = uc::create(&state.ctx, me, input).await?;
+    Ok((StatusCode::CREATED, Json(ticket)))
+}
