@@ -9,7 +9,7 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { randomInt } from 'node:crypto';
+import { randomBytes, randomInt } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -60,6 +60,10 @@ const CONTRACT_ROUTES = [
   ['post', '/hooks/{hookId}/{token}'],
 ];
 
+/** Attachments go to a bucket of this run on the S3 server of scripts/services.sh (moto). */
+const S3 = process.env.S3_TEST_ENDPOINT ?? 'http://127.0.0.1:9090';
+const BUCKET = `courier-openapi-${randomBytes(6).toString('hex')}`;
+
 const d = useDeployment({
   mode: 'all-in-one',
   // Schemathesis sends hundreds of auth requests from one address: the rate limits are off
@@ -68,6 +72,10 @@ const d = useDeployment({
     RATE_LIMIT_AUTH_IP_MAX: '0',
     RATE_LIMIT_AUTH_USERNAME_MAX: '0',
     RATE_LIMIT_SEND_MAX: '0',
+    S3_ENDPOINT: S3,
+    S3_BUCKET: BUCKET,
+    S3_ACCESS_KEY_ID: 'openapi',
+    S3_SECRET_ACCESS_KEY: 'openapi-secret',
   },
 });
 
@@ -135,6 +143,8 @@ d.test('schemathesis finds no server error and no response outside the document'
   { timeout: RUN_TIMEOUT_MS + 30_000 }, async () => {
     // Real data, so generated requests also reach the handlers' success paths: three users,
     // a group chat (alice owns it) and a direct chat, each with a message.
+    const made = await fetch(`${S3}/${BUCKET}`, { method: 'PUT' });
+    assert.ok(made.ok, `creating bucket ${BUCKET} on ${S3}: ${made.status}`);
     const [alice, bob, carol] = await d.registerAll('alice', 'bob', 'carol');
     const group = await d.createGroup(alice.accessToken, 'schemathesis', [bob.user.id, carol.user.id]);
     const direct = await d.createDirect(alice.accessToken, bob.user.id);
