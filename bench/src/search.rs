@@ -148,8 +148,8 @@ SELECT m.id, rank, m.sent_at AS key_at,
 FROM (
     SELECT m.*, ts_rank(m.search, q.tsq) AS rank, q.tsq
     FROM messages m, websearch_to_tsquery('simple'::regconfig, translate($2, '<>', '  ')) AS q(tsq)
-    WHERE m.chat_id IN (SELECT p.chat_id FROM chat_participants p WHERE p.user_id = $1)
-      AND ($3::uuid IS NULL OR m.chat_id = $3)
+    WHERE m.chat_id IN (SELECT p.chat_id FROM chat_participants p
+                         WHERE p.user_id = $1 AND ($3::uuid IS NULL OR p.chat_id = $3))
       AND m.deleted_at IS NULL
       AND m.search @@ q.tsq
       AND ($4::real IS NULL OR (ts_rank(m.search, q.tsq), m.sent_at, m.id) < ($4, $5, $6))

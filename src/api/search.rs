@@ -68,5 +68,5 @@ pub async fn messages(
         limit: q.limit,
         cursor: q.cursor,
     };
-    Ok(Json(uc::messages(&state.pool, me, input).await?))
+    Ok(Json(uc::messages(&state.ctx, me, input).await?))
 }

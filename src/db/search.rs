@@ -67,7 +67,9 @@ pub async fn search(
     limit: i64,
 ) -> Result<(Vec<Hit>, bool), sqlx::Error> {
     // The inner query ranks the candidates and keeps a page (plus one); only that
-    // page pays for a headline (ts_headline parses the whole content again).
+    // page pays for a headline (ts_headline parses the whole content again). The chat
+    // filter sits in the membership subquery, so that a generic plan (prepared
+    // statement) still loops over one chat, not over all of the caller's.
     let sql = format!(
         "SELECT {columns}, rank, m.sent_at AS key_at,
                 CASE WHEN char_length(m.content) <= {WHOLE_SNIPPET_CHARS}
@@ -77,8 +79,8 @@ pub async fn search(
          FROM (
              SELECT m.*, ts_rank(m.search, q.tsq) AS rank, q.tsq
              FROM messages m, websearch_to_tsquery('simple'::regconfig, translate($2, '<>', '  ')) AS q(tsq)
-             WHERE m.chat_id IN (SELECT p.chat_id FROM chat_participants p WHERE p.user_id = $1)
-               AND ($3::uuid IS NULL OR m.chat_id = $3)
+             WHERE m.chat_id IN (SELECT p.chat_id FROM chat_participants p
+                                  WHERE p.user_id = $1 AND ($3::uuid IS NULL OR p.chat_id = $3))
                AND m.deleted_at IS NULL
                AND m.search @@ q.tsq
                AND ($4::real IS NULL

@@ -5,10 +5,9 @@
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
 use chrono::DateTime;
 use serde::Serialize;
-use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::{ServiceError, ServiceResult, require_member};
+use super::{Ctx, ServiceError, ServiceResult, require_member};
 use crate::{
     db::{self, search::Key},
     domain::message::Message,
@@ -55,7 +54,7 @@ pub struct SearchPage {
 }
 
 /// Searches the messages of the chats `me` takes part in now.
-pub async fn messages(pool: &PgPool, me: Uuid, input: SearchInput) -> ServiceResult<SearchPage> {
+pub async fn messages(ctx: &Ctx, me: Uuid, input: SearchInput) -> ServiceResult<SearchPage> {
     let q = input.q.trim();
     if q.is_empty() {
         return Err(invalid("q is required"));
@@ -75,20 +74,23 @@ pub async fn messages(pool: &PgPool, me: Uuid, input: SearchInput) -> ServiceRes
         Some(c) => Some(decode_cursor(c).ok_or_else(|| invalid("cursor is not valid"))?),
     };
     if let Some(chat) = input.chat_id {
-        require_member(pool, chat, me).await?;
+        require_member(&ctx.pool, chat, me).await?;
     }
-    let (hits, has_more) = db::search::search(pool, me, q, input.chat_id, after, limit).await?;
+    let (hits, has_more) =
+        db::search::search(&ctx.pool, me, q, input.chat_id, after, limit).await?;
     let next_cursor = if has_more {
         hits.last().map(|h| encode_cursor(&h.key))
     } else {
         None
     };
-    let results = hits
+    let (mut messages, snippets): (Vec<Message>, Vec<String>) =
+        hits.into_iter().map(|h| (h.message, h.snippet)).unzip();
+    // Attachment URLs are minted per read, as history does.
+    super::uploads::sign(&ctx.storage, &mut messages).await?;
+    let results = messages
         .into_iter()
-        .map(|h| SearchResult {
-            message: h.message,
-            snippet: h.snippet,
-        })
+        .zip(snippets)
+        .map(|(message, snippet)| SearchResult { message, snippet })
         .collect();
     Ok(SearchPage {
         results,
