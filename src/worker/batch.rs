@@ -9,17 +9,16 @@ use std::{borrow::Cow, collections::HashSet, future::Future, time::Duration};
 use lapin::message::Delivery;
 use uuid::Uuid;
 
-use super::{ConsumeError, Ctx, dispose, integration, lifecycle};
+use super::{ConsumeError, Ctx, dispose, holds::Holds, integration, lifecycle, sends};
 use crate::{
     cache::membership::LookupError,
-    db::{self, messages::Outcome},
     domain::{
         events::{EVENT_NOTIFICATION, Outgoing},
         lifecycle::Command,
         mention::{self, NotificationEvent},
-        message::{Message, Rejection, SendCommand},
+        message::{Message, Rejection},
     },
-    mq::{self, Session},
+    mq::{self, Session, Topology},
 };
 
 /// The fate of one delivery once the batch is handled.
@@ -30,6 +29,8 @@ pub enum Fate {
     DeadLetter(Rejection),
     /// Failed for this message alone: retry later, then DLQ.
     Retry(String),
+    /// Waits behind the failed command that holds its chat (see `holds`).
+    Park(Uuid),
 }
 
 impl Fate {
@@ -38,13 +39,14 @@ impl Fate {
             Fate::Done => "applied",
             Fate::DeadLetter(_) => "dead_lettered",
             Fate::Retry(_) => "retried",
+            Fate::Park(_) => "parked",
         }
     }
 }
 
 /// What a batch announces, in partition order.
 #[allow(clippy::large_enum_variant)] // sends are the common case
-enum Note {
+pub(super) enum Note {
     /// A persisted send (with when the API accepted it), fanned out to the chat's members.
     Sent(Message, i64),
     /// Events of a lifecycle command or chat change, audience resolved, and what
@@ -55,6 +57,7 @@ enum Note {
 pub async fn handle(
     ctx: &Ctx,
     session: &Session,
+    holds: &mut Holds,
     deliveries: Vec<Delivery>,
 ) -> Result<(), ConsumeError> {
     metrics::histogram!("courier_worker_batch_size").record(deliveries.len() as f64);
@@ -66,124 +69,96 @@ pub async fn handle(
     let mut start = 0;
     while start < parsed.len() {
         if let Ok(Command::Lifecycle(cmd)) = &parsed[start] {
-            let (fate, events) = until_up(ctx, "apply", || {
-                lifecycle::apply(&ctx.pool, &ctx.storage, cmd)
-            })
-            .await?;
+            let fate = if holds.blocking(cmd.chat_id, cmd.command_id).is_some() {
+                Fate::Park(cmd.chat_id)
+            } else {
+                let (fate, events) = until_up(ctx, "apply", || {
+                    lifecycle::apply(&ctx.pool, &ctx.storage, cmd)
+                })
+                .await?;
+                notes.push(Note::Events(events));
+                fate
+            };
             metrics::counter!("courier_worker_commands_total", "outcome" => fate.name())
                 .increment(1);
+            track(
+                ctx,
+                holds,
+                &deliveries[start],
+                (cmd.chat_id, cmd.command_id),
+                &fate,
+            )
+            .await?;
             fates.push(fate);
-            notes.push(Note::Events(events));
             start += 1;
             continue;
         }
         let end = (start..parsed.len())
             .find(|&i| matches!(parsed[i], Ok(Command::Lifecycle(_))))
             .unwrap_or(parsed.len());
-        sends(
+        let before = fates.len();
+        sends::run(
             ctx,
+            holds,
             &parsed[start..end],
             &deliveries[start..end],
             &mut fates,
             &mut notes,
         )
         .await?;
+        for (i, fate) in (start..end).zip(&fates[before..]) {
+            if let Ok(Command::Send(c)) = &parsed[i] {
+                track(
+                    ctx,
+                    holds,
+                    &deliveries[i],
+                    (c.chat_id, c.broker_message_id),
+                    fate,
+                )
+                .await?;
+            }
+        }
         start = end;
     }
     if !notes.is_empty() {
         until_up(ctx, "notify", || notify(ctx, &notes)).await?;
         integrate(ctx, session, &notes).await?;
     }
-    dispose::settle(ctx, session, &deliveries, fates).await
+    dispose::settle(ctx, session, holds, &deliveries, fates).await
 }
 
-/// Persists a run of sends (and dead-letters what did not parse).
-async fn sends(
+/// Keeps the chat's hold in step with a command's fate: a command that will be
+/// retried holds its chat; one applied or dead-lettered releases the chat it held.
+async fn track(
     ctx: &Ctx,
-    parsed: &[Result<Command, Rejection>],
-    deliveries: &[Delivery],
-    fates: &mut Vec<Fate>,
-    notes: &mut Vec<Note>,
+    holds: &mut Holds,
+    d: &Delivery,
+    (chat, id): (Uuid, Uuid),
+    fate: &Fate,
 ) -> Result<(), ConsumeError> {
-    let cmds: Vec<SendCommand> = parsed
-        .iter()
-        .filter_map(|p| match p {
-            Ok(Command::Send(c)) => Some(c.clone()),
-            _ => None,
-        })
-        .collect();
-    let started = std::time::Instant::now();
-    let mut outcomes = persist_isolating(ctx, &cmds).await?.into_iter();
-    metrics::histogram!("courier_worker_persist_seconds").record(started.elapsed().as_secs_f64());
-    for (p, d) in parsed.iter().zip(deliveries) {
-        let fate = match p {
-            Err(rejection) => Fate::DeadLetter(rejection.clone()),
-            Ok(Command::Lifecycle(_)) => Fate::Retry("not a send".into()),
-            Ok(Command::Send(cmd)) => match outcomes.next() {
-                Some(Ok(Outcome::Persisted { message, notify })) => {
-                    let request_id =
-                        mq::header_str(d.properties.headers().as_ref(), mq::HEADER_REQUEST_ID);
-                    tracing::debug!(
-                        request_id = request_id.as_deref().unwrap_or(""),
-                        chat = %message.chat_id,
-                        sequence = message.sequence,
-                        notify,
-                        "message persisted"
-                    );
-                    let outcome = if notify { "persisted" } else { "duplicate" };
-                    metrics::counter!("courier_worker_messages_total", "outcome" => outcome)
-                        .increment(1);
-                    if notify {
-                        notes.push(Note::Sent(message, cmd.accepted_at.timestamp_millis()));
-                    }
-                    Fate::Done
-                }
-                Some(Ok(Outcome::Rejected(r))) => Fate::DeadLetter(r),
-                Some(Err(e)) => Fate::Retry(e),
-                None => Fate::Retry("no outcome".into()),
-            },
-        };
-        fates.push(fate);
-    }
-    Ok(())
-}
-
-/// Persists the batch; on a non-outage error, persists each command alone so one bad
-/// message cannot hold back the others. `Err(String)` marks a message-specific failure.
-async fn persist_isolating(
-    ctx: &Ctx,
-    cmds: &[SendCommand],
-) -> Result<Vec<Result<Outcome, String>>, ConsumeError> {
-    if cmds.is_empty() {
-        return Ok(Vec::new());
-    }
-    match until_up(ctx, "persist", || persist(ctx, cmds)).await? {
-        Ok(outcomes) => Ok(outcomes.into_iter().map(Ok).collect()),
-        Err(e) if cmds.len() == 1 => Ok(vec![Err(e)]),
-        Err(e) => {
-            tracing::warn!(error = %e, size = cmds.len(), "batch failed; persisting one by one");
-            let mut out = Vec::with_capacity(cmds.len());
-            for cmd in cmds {
-                out.push(
-                    match until_up(ctx, "persist", || persist(ctx, std::slice::from_ref(cmd)))
-                        .await?
-                    {
-                        Ok(mut o) => o.pop().ok_or_else(|| "no outcome".to_string()),
-                        Err(e) => Err(e),
-                    },
-                );
+    let attempts = dispose::attempts(d);
+    let mut delay = Duration::from_millis(100);
+    loop {
+        let done = match fate {
+            Fate::Park(_) => return Ok(()),
+            Fate::Retry(_) if attempts <= ctx.topology.max_retries => {
+                let wait = Topology::retry_delay(attempts);
+                holds.hold(&ctx.pool, chat, id, wait).await
             }
-            Ok(out)
+            _ if holds.is_empty() => return Ok(()),
+            _ => holds.release(&ctx.pool, chat, id).await,
+        };
+        match done {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                tracing::warn!(error = %e, %chat, "recording a chat hold failed; trying again");
+                tokio::select! {
+                    _ = ctx.stop.cancelled() => return Err(ConsumeError::Stopping),
+                    _ = tokio::time::sleep(delay) => {}
+                }
+                delay = (delay * 2).min(Duration::from_secs(1));
+            }
         }
-    }
-}
-
-/// Outer `Err` = outage (retried by `until_up`); inner `Err` = this batch's own failure.
-async fn persist(ctx: &Ctx, cmds: &[SendCommand]) -> Result<Result<Vec<Outcome>, String>, Outage> {
-    match ctx.persister.persist(cmds.to_vec()).await {
-        Ok(o) => Ok(Ok(o)),
-        Err(e) if db::is_outage(&e) => Err(Outage(format!("postgresql: {e}"))),
-        Err(e) => Ok(Err(e.to_string())),
     }
 }
 
@@ -203,7 +178,7 @@ impl From<redis::RedisError> for Outage {
 }
 
 /// Runs `op` until it does not report an outage, backing off; gives up on shutdown.
-async fn until_up<T, F, Fut>(ctx: &Ctx, what: &str, mut op: F) -> Result<T, ConsumeError>
+pub(super) async fn until_up<T, F, Fut>(ctx: &Ctx, what: &str, mut op: F) -> Result<T, ConsumeError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, Outage>>,

@@ -8,7 +8,7 @@ use lapin::{
     types::{AMQPValue, FieldTable},
 };
 
-use super::{ConsumeError, Ctx, batch::Fate};
+use super::{ConsumeError, Ctx, batch::Fate, holds::Holds};
 use crate::{
     mq::CONFIRM_TIMEOUT,
     mq::{self, Session, Topology, publish::publish_confirmed},
@@ -17,17 +17,44 @@ use crate::{
 /// The longest error text kept in a header.
 const MAX_ERROR_LEN: usize = 500;
 
+/// Which attempt at this delivery this is (1 for the first).
+pub fn attempts(d: &Delivery) -> u32 {
+    mq::header_u32(d.properties.headers().as_ref(), mq::HEADER_ATTEMPTS).unwrap_or(0) + 1
+}
+
 pub async fn settle(
     ctx: &Ctx,
     session: &Session,
+    holds: &Holds,
     deliveries: &[Delivery],
     fates: Vec<Fate>,
 ) -> Result<(), ConsumeError> {
     for (d, fate) in deliveries.iter().zip(fates) {
-        let attempts =
-            mq::header_u32(d.properties.headers().as_ref(), mq::HEADER_ATTEMPTS).unwrap_or(0) + 1;
+        let attempts = attempts(d);
         match fate {
             Fate::Done => {}
+            Fate::Park(chat) => {
+                // Into the retry queue of the head it waits behind, after it (FIFO);
+                // its own attempts are not spent.
+                let delay = holds.park_delay(chat);
+                metrics::counter!("courier_worker_parked_total").increment(1);
+                tracing::info!(%chat, delay_ms = delay.as_millis() as u64, "parked behind its chat's retried command");
+                let mut h = headers_of(d);
+                h.insert(
+                    mq::HEADER_RETRY_DELAY.into(),
+                    mq::long_string(&delay.as_millis().to_string()),
+                );
+                let props = d.properties.clone().with_headers(h);
+                publish_confirmed(
+                    &session.publish,
+                    &ctx.topology.retry_exchange,
+                    d.routing_key.as_str(),
+                    &d.data,
+                    props,
+                    CONFIRM_TIMEOUT,
+                )
+                .await?;
+            }
             Fate::DeadLetter(r) => {
                 tracing::warn!(reason = r.reason(), error = %r, "dead-lettering message");
                 dead_letter(ctx, session, d, r.reason(), &r.to_string(), attempts).await?;

@@ -3,10 +3,12 @@
 
 mod batch;
 mod dispose;
-mod lifecycle;
+mod holds;
 mod integration;
+mod lifecycle;
 mod outbox;
 mod persister;
+mod sends;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -136,7 +138,7 @@ async fn partition_loop(mut link: Link, ctx: Arc<Ctx>, partition: u16) {
             _ = ctx.stop.cancelled() => return,
             s = link.next_session() => match s { Some(s) => s, None => return },
         };
-        match consume(&session, &ctx, &queue).await {
+        match consume(&session, &ctx, &queue, partition).await {
             Ok(()) | Err(ConsumeError::Stopping) => return,
             Err(e) => {
                 tracing::warn!(%queue, error = %e, "partition consumer stopped, restarting");
@@ -155,9 +157,14 @@ const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Consumes until stopped or the session dies. A lost connection does not always end
 /// lapin's consumer stream (nor answer a pending RPC), so the loss of the session is
 /// watched for directly: a partition must never sit without a consumer.
-async fn consume(session: &Session, ctx: &Ctx, queue: &str) -> Result<(), ConsumeError> {
+async fn consume(
+    session: &Session,
+    ctx: &Ctx,
+    queue: &str,
+    partition: u16,
+) -> Result<(), ConsumeError> {
     tokio::select! {
-        r = consume_on(session, ctx, queue) => r,
+        r = consume_on(session, ctx, queue, partition) => r,
         _ = session_lost(session) => Err(ConsumeError::SessionLost),
     }
 }
@@ -193,7 +200,12 @@ async fn open_consumer(
     Ok((ch, consumer))
 }
 
-async fn consume_on(session: &Session, ctx: &Ctx, queue: &str) -> Result<(), ConsumeError> {
+async fn consume_on(
+    session: &Session,
+    ctx: &Ctx,
+    queue: &str,
+    partition: u16,
+) -> Result<(), ConsumeError> {
     let tag = format!("courier-worker-{}", uuid::Uuid::new_v4().simple());
     let (ch, consumer) =
         tokio::time::timeout(SETUP_TIMEOUT, open_consumer(session, ctx, queue, &tag))
@@ -201,6 +213,9 @@ async fn consume_on(session: &Session, ctx: &Ctx, queue: &str) -> Result<(), Con
             .map_err(|_| ConsumeError::SetupTimeout)??;
     tracing::info!(%queue, "consuming");
     let mut batches = consumer.ready_chunks(BATCH_MAX);
+    // Read when the first deliveries arrive: only then is this consumer the active one
+    // (single active consumer), and the previous one has left its holds behind.
+    let mut holds: Option<holds::Holds> = None;
     loop {
         let items = tokio::select! {
             _ = ctx.stop.cancelled() => {
@@ -212,7 +227,30 @@ async fn consume_on(session: &Session, ctx: &Ctx, queue: &str) -> Result<(), Con
             b = batches.next() => b.ok_or(ConsumeError::Ended)?,
         };
         let deliveries = items.into_iter().collect::<Result<Vec<_>, _>>()?;
-        batch::handle(ctx, session, deliveries).await?;
+        if holds.is_none() {
+            holds = Some(load_holds(ctx, partition).await?);
+        }
+        if let Some(holds) = holds.as_mut() {
+            batch::handle(ctx, session, holds, deliveries).await?;
+        }
+    }
+}
+
+/// The partition's chat holds, waiting for PostgreSQL if it is down.
+async fn load_holds(ctx: &Ctx, partition: u16) -> Result<holds::Holds, ConsumeError> {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match holds::Holds::load(&ctx.pool, partition).await {
+            Ok(h) => return Ok(h),
+            Err(e) => {
+                tracing::warn!(error = %e, partition, "reading chat holds failed; retrying");
+                tokio::select! {
+                    _ = ctx.stop.cancelled() => return Err(ConsumeError::Stopping),
+                    _ = tokio::time::sleep(delay) => {}
+                }
+                delay = (delay * 2).min(Duration::from_secs(1));
+            }
+        }
     }
 }
 
