@@ -1,11 +1,13 @@
 //! Property-based tests of the domain rules (no I/O): content normalisation, partitioning,
-//! sequence planning of a batch with duplicates and rejections, emoji validation.
+//! sequence planning of a batch with duplicates and rejections, emoji validation, mention
+//! parsing and resolution.
 
 use std::collections::{HashMap, HashSet};
 
 use chrono::Utc;
 use courier::domain::{
     lifecycle::validate_emoji,
+    mention::{parse, resolve},
     message::{MAX_CONTENT_CHARS, SendCommand, normalize_content},
     partition::partition_of,
     sequence::{Outcome, Snapshot, plan},
@@ -14,6 +16,66 @@ use proptest::prelude::*;
 use uuid::Uuid;
 
 proptest! {
+    /// Whatever the text, what `@` names is a well-formed username (3–32 of
+    /// `[a-z0-9_.-]`, not ending the sentence with `.` or `-`), each at most once; a
+    /// username written as `@Name` among any words is found; inside an e-mail address
+    /// it is not.
+    #[test]
+    fn mentions_are_well_formed_and_found(
+        text in "\\PC{0,200}",
+        name in "[a-z0-9][a-z0-9_.-]{1,30}[a-z0-9]",
+        before in "[ ,(]|",
+        after in "[ ,.!?)]|",
+    ) {
+        let named = parse(&text);
+        let mut seen = HashSet::new();
+        for u in &named.usernames {
+            prop_assert!((3..=32).contains(&u.len()), "{u}");
+            prop_assert!(u.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c)), "{u}");
+            prop_assert!(!u.ends_with('.') && !u.ends_with('-'), "{u}");
+            prop_assert!(seen.insert(u.clone()), "{u} twice");
+            prop_assert_ne!(u.as_str(), "all");
+        }
+        let written = format!("{text} {before}@{}{after} tail", name.to_uppercase());
+        prop_assert!(parse(&written).usernames.contains(&name) || name == "all");
+        let email = format!("x{}@{}.com", name, name);
+        prop_assert!(parse(&email).usernames.is_empty(), "an e-mail address names nobody");
+    }
+
+    /// Only participants are ever mentioned, each once; `@all` names every other
+    /// participant of a group and nobody in a direct chat (bar one named "all").
+    #[test]
+    fn mentions_resolve_to_participants_only(
+        names in proptest::collection::hash_set("[a-z]{3,8}", 1..6),
+        text in "\\PC{0,80}",
+        pick in proptest::collection::vec(0usize..8, 0..4),
+        all in any::<bool>(),
+        group in any::<bool>(),
+    ) {
+        let participants: Vec<(Uuid, String)> = names.into_iter().map(|n| (Uuid::new_v4(), n)).collect();
+        let sender = participants[0].0;
+        let mut content = text.clone();
+        for i in &pick {
+            let name = participants.get(*i).map_or("stranger", |p| p.1.as_str());
+            content.push_str(&format!(" @{name}"));
+        }
+        if all {
+            content.push_str(" @all");
+        }
+        let got = resolve(&content, group, sender, &participants);
+        let ids: HashSet<Uuid> = participants.iter().map(|p| p.0).collect();
+        prop_assert!(got.iter().all(|u| ids.contains(u)));
+        prop_assert_eq!(got.iter().collect::<HashSet<_>>().len(), got.len(), "each once");
+        for i in &pick {
+            if let Some(p) = participants.get(*i) {
+                prop_assert!(got.contains(&p.0), "@{} is mentioned", p.1);
+            }
+        }
+        if all && group {
+            prop_assert!(participants.iter().filter(|p| p.0 != sender).all(|p| got.contains(&p.0)));
+        }
+    }
+
     #[test]
     fn content_is_trimmed_bounded_and_idempotent(s in "\\PC{0,50}|[ \\t\\n]{0,3}\\PC{3990,4010}[ \\t\\n]{0,3}|.*\0.*") {
         let trimmed = s.trim();
