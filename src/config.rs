@@ -222,12 +222,7 @@ impl Config {
                     100,
                     60,
                 )?,
-                hooks: env.limit(
-                    "RATE_LIMIT_HOOK_MAX",
-                    "RATE_LIMIT_HOOK_WINDOW_SECS",
-                    60,
-                    60,
-                )?,
+                hooks: env.limit("RATE_LIMIT_HOOK_MAX", "RATE_LIMIT_HOOK_WINDOW_SECS", 60, 60)?,
             },
             message_edit_window: Duration::from_secs(env.parse("MESSAGE_EDIT_WINDOW_SECS", 86400)?),
             trusted_proxies: trusted_proxies(&env)?,

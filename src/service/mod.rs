@@ -2,8 +2,8 @@
 
 pub mod chats;
 pub mod commands;
-pub mod hooks;
 mod error;
+pub mod hooks;
 pub mod lifecycle;
 pub mod messages;
 pub mod notifications;
