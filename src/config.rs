@@ -61,6 +61,10 @@ pub struct RabbitConfig {
     pub partition_count: u16,
     pub max_retries: u32,
     pub prefetch: u16,
+    /// `RABBITMQ_CONFIRM_TIMEOUT_MS`: how long the API waits for the broker's confirm
+    /// of a command before answering 503 (the command may still arrive: retry with the
+    /// same id).
+    pub confirm_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -168,6 +172,10 @@ impl Config {
             partition_count,
             max_retries: env.parse("RABBITMQ_CHAT_MAX_RETRIES", 5)?,
             prefetch: env.parse("RABBITMQ_CHAT_CONSUMER_PREFETCH", 256)?,
+            confirm_timeout: match env.parse("RABBITMQ_CONFIRM_TIMEOUT_MS", 5000u64)? {
+                0 => return Err(env.bad("RABBITMQ_CONFIRM_TIMEOUT_MS", "must be at least 1")),
+                ms => Duration::from_millis(ms),
+            },
         };
         let jwt_expiration = Duration::from_secs(env.parse("JWT_EXPIRATION_TIME", 3600)?);
         if jwt_expiration.is_zero() {

@@ -320,3 +320,48 @@ async fn broker_down_answers_503_and_persists_nothing() {
     assert_eq!(app.message_count(chat).await, 0);
     app.teardown().await;
 }
+
+/// A 503 after the confirm timeout does not mean "not sent": RabbitMQ may take the
+/// command after the API stopped waiting. Forced here with a 1 ms timeout (a confirm
+/// takes a round trip): the 503'd send is persisted, and the client's retries with
+/// the same clientMessageId (the contract) leave exactly one message.
+#[tokio::test]
+async fn a_late_confirm_503_may_be_persisted_and_its_retry_stays_one_message() {
+    let app = spawn_with(
+        Mode::AllInOne,
+        test_config(&[("RABBITMQ_CONFIRM_TIMEOUT_MS", "1")]),
+    )
+    .await;
+    let (a, b) = (app.register("a").await, app.register("b").await);
+    let chat = app.direct_chat(&a, &b).await;
+    let cid = Uuid::new_v4();
+    // A confirm from a quorum queue takes a replicated write: never within 1 ms.
+    let first = app.send(&a, chat, "late", cid).await;
+    assert_eq!(
+        (first.0, first.1["code"].as_str()),
+        (503, Some("unavailable")),
+        "{:?}",
+        first
+    );
+    app.wait_messages(chat, 1).await;
+    for _ in 0..3 {
+        let retry = app.send(&a, chat, "late", cid).await;
+        assert!(matches!(retry.0, 202 | 503), "{:?}", retry);
+    }
+    // A later send of the chat is persisted after the retries (one partition, in
+    // order): once it is there, every retry was handled.
+    let marker = app.send(&a, chat, "marker", Uuid::new_v4()).await;
+    assert!(matches!(marker.0, 202 | 503), "{:?}", marker);
+    app.wait_messages(chat, 2).await;
+    let rows: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM messages WHERE chat_id = $1 AND client_message_id = $2",
+    )
+    .bind(chat)
+    .bind(cid)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(rows, 1);
+    assert_eq!(app.sequences(chat).await, vec![1, 2]);
+    app.teardown().await;
+}

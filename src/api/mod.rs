@@ -138,6 +138,7 @@ pub fn state(
         commands: crate::service::commands::Commands {
             link: link.clone(),
             topology: topology.clone(),
+            confirm_timeout: config.rabbitmq.confirm_timeout,
         },
         limits: config.rate_limits,
         edit_window: config.message_edit_window,

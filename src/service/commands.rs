@@ -1,18 +1,20 @@
 //! Handing commands to a chat's partition: persistent, confirmed, or nothing was sent.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use lapin::types::FieldTable;
 use uuid::Uuid;
 
 use super::{ServiceError, ServiceResult};
-use crate::mq::{self, CONFIRM_TIMEOUT, Link, Topology, publish};
+use crate::mq::{self, Link, Topology, publish};
 
 /// Publishes commands to the partition queue of their chat.
 #[derive(Clone)]
 pub struct Commands {
     pub link: Link,
     pub topology: Arc<Topology>,
+    /// `RABBITMQ_CONFIRM_TIMEOUT_MS`.
+    pub confirm_timeout: Duration,
 }
 
 impl Commands {
@@ -39,7 +41,7 @@ impl Commands {
             &route,
             payload,
             props,
-            CONFIRM_TIMEOUT,
+            self.confirm_timeout,
         )
         .await
         .map_err(|e| {
