@@ -40,7 +40,12 @@ const BUCKETS: [f64; 14] = [
 ];
 const SIZE_BUCKETS: [f64; 10] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
 
-/// The process-wide Prometheus recorder (installed on first use).
+/// How often the recorder folds recorded histogram samples into its buckets.
+pub const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The process-wide Prometheus recorder (installed on first use), with its upkeep:
+/// a histogram keeps every sample until upkeep (or a scrape) folds it into the
+/// buckets, so without it a process nobody scrapes grows with every request.
 pub fn metrics_handle() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
@@ -48,7 +53,21 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
             .set_buckets(&BUCKETS)
             .and_then(|b| b.set_buckets_for_metric(Matcher::Suffix("_size".into()), &SIZE_BUCKETS));
         match builder.and_then(|b| b.install_recorder()) {
-            Ok(h) => h,
+            Ok(h) => {
+                let upkeep = h.clone();
+                let spawned = std::thread::Builder::new()
+                    .name("metrics-upkeep".into())
+                    .spawn(move || {
+                        loop {
+                            std::thread::sleep(UPKEEP_EVERY);
+                            upkeep.run_upkeep();
+                        }
+                    });
+                if let Err(e) = spawned {
+                    tracing::error!(error = %e, "metrics upkeep not started: histograms grow until scraped");
+                }
+                h
+            }
             Err(e) => {
                 // Another recorder is installed: metrics go there; render an empty page.
                 tracing::warn!(error = %e, "prometheus recorder not installed");
