@@ -28,10 +28,12 @@ RUN mkdir -p src bin \
            target/release/.fingerprint/worker-* target/release/.fingerprint/gateway-*
 
 # 2. The crate itself: library (src/), thin mains (bin/), and the migrations that
-#    sqlx::migrate!("./migrations") embeds at compile time.
+#    sqlx::migrate!("./migrations") embeds at compile time, and the AsyncAPI document that
+#    GET /asyncapi.json serves (include_str!).
 COPY src ./src
 COPY bin ./bin
 COPY migrations ./migrations
+COPY docs/asyncapi.json ./docs/asyncapi.json
 RUN touch src/lib.rs bin/*.rs \
  && cargo build --release --locked --bins \
  && mkdir -p /out \

@@ -1,6 +1,7 @@
 //! The REST API (axum): auth, users, chats, messages. Sends are published to the
 //! chat's partition queue and answered 202 once RabbitMQ confirmed them.
 
+pub mod asyncapi;
 pub mod auth;
 pub mod chats;
 pub mod extract;
@@ -113,6 +114,7 @@ pub fn routes(state: AppState) -> Router {
         .route("/search/messages", get(search::messages))
         .route("/uploads", post(uploads::create))
         .route("/openapi.json", get(openapi::serve))
+        .route("/asyncapi.json", get(asyncapi::serve))
         .with_state(state)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
 }
