@@ -13,6 +13,9 @@ command -v redis-server >/dev/null 2>&1 || need_pkgs+=(redis-server)
 command -v rabbitmq-server >/dev/null 2>&1 || need_pkgs+=(rabbitmq-server)
 command -v psql >/dev/null 2>&1 || need_pkgs+=(postgresql-client)
 command -v node >/dev/null 2>&1 || need_pkgs+=(nodejs npm)
+# curl and jq: the quickstart's commands (docs/quickstart.md, checked by tests/e2e/quickstart.test.mjs).
+command -v curl >/dev/null 2>&1 || need_pkgs+=(curl)
+command -v jq >/dev/null 2>&1 || need_pkgs+=(jq)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   [ "$(id -u)" -eq 0 ] || { log "need root to install: ${need_pkgs[*]}"; exit 1; }
   log "installing ${need_pkgs[*]}"
