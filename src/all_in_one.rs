@@ -36,7 +36,7 @@ pub async fn build(config: &Config) -> anyhow::Result<Service> {
         mq: Some(worker_link),
         ..Health::default()
     };
-    let router = api::routes(state)
+    let router = api::routes(state.clone())
         .merge(health.router())
         .merge(sse)
         .route_layer(axum::middleware::from_fn(
@@ -45,7 +45,7 @@ pub async fn build(config: &Config) -> anyhow::Result<Service> {
                 async move { readyz_guard(&worker_health, req, next).await }
             },
         ));
-    let router = crate::http::finish(router)
+    let router = api::compat::wrap(crate::http::finish(router), state, config.api_compat)
         .layer(layer)
         .layer(crate::http::cors(&config.cors_origins));
     Ok(service.with_router(router))

@@ -99,6 +99,9 @@ pub struct Config {
     pub metrics_addr: Option<std::net::SocketAddr>,
     /// Attachments: `S3_*`, `UPLOAD_*`, `ATTACHMENT_URL_TTL_SECS`.
     pub uploads: Uploads,
+    /// `API_COMPAT`: `chat-be` serves the reference backend's routes and shapes
+    /// (docs/migrating-from-nestjs.md); unset or empty: Courier's own API.
+    pub api_compat: crate::domain::compat::ApiCompat,
 }
 
 /// Sessions: presence, recovery, receipts, per-socket limits.
@@ -235,6 +238,8 @@ impl Config {
             message_edit_window: Duration::from_secs(env.parse("MESSAGE_EDIT_WINDOW_SECS", 86400)?),
             trusted_proxies: trusted_proxies(&env)?,
             uploads: uploads::from_env(&env)?,
+            api_compat: crate::domain::compat::ApiCompat::parse(&env.string("API_COMPAT", ""))
+                .map_err(|r| env.bad("API_COMPAT", &r))?,
             http_max_connections: match env.parse(
                 "HTTP_MAX_CONNECTIONS",
                 crate::server::DEFAULT_MAX_CONNECTIONS,

@@ -13,7 +13,11 @@ use axum::{
 use serde::Deserialize;
 
 use super::{AppState, BODY_LIMIT};
-use crate::{cache::ratelimit::Limit, domain::user::validate_username, error::ApiError};
+use crate::{
+    cache::ratelimit::Limit,
+    domain::{compat::normalize_email, user::validate_username},
+    error::ApiError,
+};
 
 /// The 429 of a limit that was hit, counted.
 fn rate_limited(retry_after_secs: u64) -> ApiError {
@@ -34,7 +38,9 @@ async fn check(state: &AppState, name: &str, limit: Limit) -> Result<(), ApiErro
 
 #[derive(Deserialize)]
 struct Username {
-    username: String,
+    username: Option<String>,
+    /// The chat-be compatibility profile signs in with an e-mail.
+    email: Option<String>,
 }
 
 /// Per-client and per-(username, client) limits on register, login and refresh; the
@@ -64,14 +70,17 @@ pub async fn limit_auth(
     // key is always short and printable. The counter is per username *and* client: a
     // stranger hammering someone's username exhausts only their own bucket, never locks
     // the owner out; the per-client limit above bounds what one client tries in all.
-    if let Ok(Username { username }) = serde_json::from_slice(&bytes)
-        && validate_username(&username).is_ok()
-        && let Err(e) = check(
-            &state,
-            &format!("auth:user:{username}:{client}"),
-            state.limits.auth_per_username,
-        )
-        .await
+    let account = match serde_json::from_slice::<Username>(&bytes) {
+        Ok(Username {
+            username: Some(u), ..
+        }) if validate_username(&u).is_ok() => Some(format!("auth:user:{u}:{client}")),
+        Ok(Username { email: Some(e), .. }) => {
+            normalize_email(&e).map(|e| format!("auth:email:{e}:{client}"))
+        }
+        _ => None,
+    };
+    if let Some(key) = account
+        && let Err(e) = check(&state, &key, state.limits.auth_per_username).await
     {
         return e.into_response();
     }

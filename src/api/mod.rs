@@ -4,6 +4,7 @@
 pub mod asyncapi;
 pub mod auth;
 pub mod chats;
+pub mod compat;
 pub mod extract;
 pub mod hooks;
 pub mod lifecycle;
@@ -199,7 +200,8 @@ pub async fn build(config: &Config) -> anyhow::Result<Service> {
         cache: Some(deps.cache.clone()),
         mq: Some(state.link.clone()),
     };
-    let router = finish(routes(state).merge(health.router())).layer(cors(&config.cors_origins));
+    let router = finish(routes(state.clone()).merge(health.router()));
+    let router = compat::wrap(router, state, config.api_compat).layer(cors(&config.cors_origins));
     service = service.with_router(router);
     service.spawn_on_run(async move {
         if let Err(e) = link_task.await {

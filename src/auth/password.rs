@@ -44,8 +44,21 @@ pub async fn hash(password: String) -> anyhow::Result<String> {
     .await?
 }
 
-/// Verifies; a malformed stored hash counts as a mismatch.
+/// Whether a stored hash is a bcrypt hash (`$2a$`, `$2b$`, `$2y$`), as the reference
+/// NestJS backend stored them: verified as such, then replaced by an Argon2id hash.
+pub fn is_legacy(stored: &str) -> bool {
+    ["$2a$", "$2b$", "$2y$"]
+        .iter()
+        .any(|p| stored.starts_with(p))
+}
+
+/// Verifies (Argon2id, or bcrypt for hashes imported from the reference backend); a
+/// malformed stored hash counts as a mismatch.
 pub async fn verify(password: String, stored: String) -> anyhow::Result<bool> {
+    if is_legacy(&stored) {
+        return bounded(move || bcrypt::verify(password.as_bytes(), &stored).unwrap_or(false))
+            .await;
+    }
     bounded(move || {
         PasswordHash::new(&stored)
             .map(|h| {
@@ -79,6 +92,17 @@ mod tests {
         assert!(verify("correct horse".into(), h.clone()).await.unwrap());
         assert!(!verify("wrong horse".into(), h).await.unwrap());
         assert!(!verify("x".into(), "not a hash".into()).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn bcrypt_hashes_of_the_reference_backend_verify() {
+        let h = bcrypt::hash_with_salt("secret1", 4, [7u8; 16])
+            .unwrap()
+            .format_for_version(bcrypt::Version::TwoB);
+        assert!(is_legacy(&h));
+        assert!(verify("secret1".into(), h.clone()).await.unwrap());
+        assert!(!verify("secret2".into(), h).await.unwrap());
+        assert!(!is_legacy("$argon2id$v=19$..."));
     }
 
     #[test]

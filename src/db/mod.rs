@@ -1,6 +1,7 @@
 //! PostgreSQL: the pool, migrations, and the queries of each aggregate.
 
 pub mod chats;
+pub mod compat;
 pub mod history;
 pub mod hooks;
 pub mod lifecycle;

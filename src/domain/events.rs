@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
-use super::message::Message;
+use super::{compat::ApiCompat, message::Message};
 
 pub const EVENT_NEW: &str = "chat.message.new";
 pub const EVENT_SAVED: &str = "chat.message.saved";
@@ -165,10 +165,23 @@ impl Outgoing {
     /// `chat.message.saved` for the sender, `chat.message.new` for everyone else (a
     /// hook, which posted it, has no stream).
     pub fn message(message: &Message, audience: &[Uuid]) -> serde_json::Result<Self> {
-        let data = serde_json::to_string(&MessageEvent {
-            chat_id: message.chat_id,
-            message,
-        })?;
+        Self::message_in(message, audience, ApiCompat::Off)
+    }
+
+    /// Same, with the payload in a deployment's wire shape (`API_COMPAT`), serialized
+    /// once for all recipients.
+    pub fn message_in(
+        message: &Message,
+        audience: &[Uuid],
+        shape: ApiCompat,
+    ) -> serde_json::Result<Self> {
+        let data = match shape {
+            ApiCompat::Off => serde_json::to_string(&MessageEvent {
+                chat_id: message.chat_id,
+                message,
+            })?,
+            ApiCompat::ChatBe => super::compat::message_event(message)?,
+        };
         let mut targets: Vec<(Uuid, &'static str)> = audience
             .iter()
             .filter(|u| **u != message.sender_id)

@@ -2,6 +2,7 @@
 
 pub mod attachment;
 pub mod chat;
+pub mod compat;
 pub mod events;
 pub mod lifecycle;
 pub mod mention;

@@ -1,5 +1,6 @@
 //! Use cases shared by the REST API and the gateway, and the connections they run on.
 
+pub mod accounts;
 pub mod chats;
 pub mod commands;
 mod error;
@@ -7,6 +8,7 @@ pub mod hooks;
 pub mod lifecycle;
 pub mod messages;
 pub mod notifications;
+pub mod pages;
 pub mod presence;
 pub mod receipts;
 pub mod search;

@@ -226,7 +226,7 @@ async fn notify(ctx: &Ctx, notes: &[Note]) -> Result<(), Outage> {
                 let encoding = |e: serde_json::Error| Outage(format!("encoding events: {e}"));
                 let m = signed(ctx, m).await?;
                 let m = &*m;
-                events.push(Outgoing::message(m, audience).map_err(encoding)?);
+                events.push(Outgoing::message_in(m, audience, ctx.compat).map_err(encoding)?);
                 for (user, n) in mention::notifications(m) {
                     let p = NotificationEvent { notification: &n };
                     events.push(

@@ -42,6 +42,8 @@ pub struct Ctx {
     pub persister: persister::Persister,
     /// Mints the attachments' URLs of the events.
     pub storage: crate::storage::Storage,
+    /// `API_COMPAT`: the wire shape of `chat.message.new` / `chat.message.saved`.
+    pub compat: crate::domain::compat::ApiCompat,
 }
 
 /// Why a partition consumer stopped.
@@ -87,6 +89,7 @@ pub fn spawn_consumers(
         prefetch: config.rabbitmq.prefetch,
         stop: service.stop.clone(),
         storage: deps.storage.clone(),
+        compat: config.api_compat,
     });
     service.spawn_on_run(watch_depths(link.clone(), ctx.clone()));
     service.spawn_on_run(sweep_streams(ctx.clone()));

@@ -1,0 +1,111 @@
+//! The profile's accounts: `POST /auth/register`, `POST /auth/login`, `GET /auth/me`,
+//! `POST /auth/logout`, `GET /users` (paged), `GET /users/:id`.
+
+use axum::{Json, extract::State, response::Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::{PageQuery, envelope::paged};
+use crate::{
+    api::{
+        AppState,
+        extract::{ApiJson, ApiPath, ApiQuery, AuthUser},
+    },
+    db::compat::{self as db, Account},
+    domain::compat::{PageMeta, iso},
+    error::{ApiError, ApiResult},
+    service::{accounts, pages},
+};
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RegisterBody {
+    email: String,
+    password: String,
+    first_name: Option<String>,
+    last_name: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginBody {
+    email: String,
+    password: String,
+}
+
+/// A user in the reference shape: `{id, createdAt, updatedAt, role, email}`.
+pub fn user(a: &Account) -> Value {
+    json!({
+        "id": a.id,
+        "createdAt": iso(&a.created_at),
+        "updatedAt": iso(&a.updated_at),
+        "role": a.role,
+        "email": a.email,
+    })
+}
+
+pub async fn register(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<RegisterBody>,
+) -> ApiResult<Json<Value>> {
+    let names: Vec<&str> = [body.first_name.as_deref(), body.last_name.as_deref()]
+        .into_iter()
+        .flatten()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    let display: String = names.join(" ").chars().take(64).collect();
+    let display = (!display.is_empty()).then_some(display.as_str());
+    let account = accounts::register(&state.pool, &body.email, body.password, display).await?;
+    Ok(Json(user(&account)))
+}
+
+pub async fn login(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<LoginBody>,
+) -> ApiResult<Json<Value>> {
+    let account = accounts::login(&state.pool, &body.email, body.password).await?;
+    let token = state
+        .jwt
+        .issue(account.id)
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    Ok(Json(json!({
+        "user": user(&account),
+        "accessToken": {"expiresIn": state.jwt.lifetime().as_secs(), "token": token},
+    })))
+}
+
+pub async fn me(State(state): State<AppState>, AuthUser(me): AuthUser) -> ApiResult<Json<Value>> {
+    let account = db::find(&state.pool, me)
+        .await?
+        .ok_or_else(ApiError::unauthorized)?;
+    Ok(Json(user(&account)))
+}
+
+/// Access tokens are stateless JWTs (as in the reference backend): the client drops it.
+pub async fn logout(_caller: AuthUser) -> Json<Value> {
+    Json(json!({"success": true}))
+}
+
+pub async fn list_users(
+    State(state): State<AppState>,
+    _caller: AuthUser,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult<Response> {
+    let opts = q.options()?;
+    let (rows, total) = pages::users(&state.ctx, opts).await?;
+    let data: Vec<Value> = rows.iter().map(user).collect();
+    Ok(paged(data, PageMeta::new(opts.page, opts.take, total)))
+}
+
+pub async fn get_user(
+    State(state): State<AppState>,
+    _caller: AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<Value>> {
+    let account = db::find(&state.pool, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("error.userNotFound".into()))?;
+    Ok(Json(user(&account)))
+}

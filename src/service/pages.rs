@@ -1,0 +1,49 @@
+//! The reference backend's paged reads (`page`, `take`, `order`) over Courier's use
+//! cases, for the chat-be compatibility profile.
+//!
+//! History pages are computed from sequences: a chat's sequences run 1..=lastSequence
+//! without gaps (deleted messages stay as tombstones), so page `p` of `take` is a
+//! sequence range and the read is the same keyset read as Courier's own history.
+
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::{Ctx, ServiceError, ServiceResult, messages};
+use crate::{
+    db::{compat as db, history::Cursor},
+    domain::{compat::PageOptions, message::Message},
+};
+
+/// A page of a chat's messages (ascending by sequence, or descending with `DESC`)
+/// and the chat's message count.
+pub async fn history(
+    ctx: &Ctx,
+    me: Uuid,
+    chat: Uuid,
+    opts: PageOptions,
+) -> ServiceResult<(Vec<Message>, i64)> {
+    let last = db::last_sequence(&ctx.pool, chat)
+        .await?
+        .ok_or_else(|| ServiceError::NotFound("chat not found".into()))?;
+    let skip = opts.skip();
+    let cursor = if opts.descending {
+        Cursor::Before((last - skip + 1).max(0))
+    } else {
+        Cursor::After(skip.min(last))
+    };
+    let (mut page, _) = messages::history(ctx, me, chat, cursor, opts.take).await?;
+    if opts.descending {
+        page.reverse();
+    }
+    Ok((page, last))
+}
+
+/// A page of the caller's chats (reference shape) and how many they have.
+pub async fn chats(ctx: &Ctx, me: Uuid, opts: PageOptions) -> ServiceResult<(Vec<Value>, i64)> {
+    Ok(db::chat_page(&ctx.pool, me, opts.skip(), opts.take, opts.descending).await?)
+}
+
+/// A page of all users and how many there are.
+pub async fn users(ctx: &Ctx, opts: PageOptions) -> ServiceResult<(Vec<db::Account>, i64)> {
+    Ok(db::users_page(&ctx.pool, opts.skip(), opts.take, opts.descending).await?)
+}
