@@ -5,24 +5,12 @@
 
 mod common;
 
-use chrono::Utc;
 use common::{TestApp, TestUser, spawn_app};
 use courier::domain::{message::SendCommand, partition::partition_of};
 use uuid::Uuid;
 
 fn command(chat: Uuid, sender: Uuid, content: &str) -> SendCommand {
-    SendCommand {
-        broker_message_id: Uuid::now_v7(),
-        chat_id: chat,
-        sender_id: sender,
-        client_message_id: Uuid::new_v4(),
-        content: content.into(),
-        accepted_at: Utc::now(),
-        reply_to: None,
-        forwarded_from: None,
-        bot: None,
-        attachments: Vec::new(),
-    }
+    common::send_command(chat, sender, content)
 }
 
 async fn publish(app: &TestApp, cmd: &SendCommand) {

@@ -8,10 +8,7 @@ mod common;
 use std::{collections::HashMap, time::Duration};
 
 use common::{TestApp, spawn_app};
-use courier::domain::{
-    lifecycle::{LifecycleCommand, Op},
-    message::SendCommand,
-};
+use courier::domain::lifecycle::{LifecycleCommand, Op};
 use futures::StreamExt;
 use lapin::{
     Consumer,
@@ -249,18 +246,7 @@ async fn every_committed_change_is_published_with_a_stable_id() {
 
     // Redeliveries: the same send and the same lifecycle command again re-publish the
     // same ids, which a consumer recognises.
-    let send = SendCommand {
-        broker_message_id: Uuid::now_v7(),
-        chat_id: chat,
-        sender_id: b.id,
-        client_message_id: Uuid::new_v4(),
-        content: "twice".into(),
-        accepted_at: chrono::Utc::now(),
-        reply_to: None,
-        forwarded_from: None,
-        attachments: Vec::new(),
-        bot: None,
-    };
+    let send = common::send_command(chat, b.id, "twice");
     let body = serde_json::to_vec(&send).unwrap();
     app.publish(chat, &body, send.broker_message_id).await;
     app.publish(chat, &body, send.broker_message_id).await;

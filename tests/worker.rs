@@ -5,7 +5,6 @@ mod common;
 
 use std::time::Duration;
 
-use chrono::Utc;
 use common::{TestApp, probe::Probe, spawn_app};
 use courier::{
     domain::{events::Event, message::SendCommand},
@@ -19,18 +18,7 @@ use lapin::{
 use uuid::Uuid;
 
 fn command(chat: Uuid, sender: Uuid, content: &str) -> SendCommand {
-    SendCommand {
-        broker_message_id: Uuid::now_v7(),
-        chat_id: chat,
-        sender_id: sender,
-        client_message_id: Uuid::new_v4(),
-        content: content.into(),
-        accepted_at: Utc::now(),
-        reply_to: None,
-        forwarded_from: None,
-        bot: None,
-        attachments: Vec::new(),
-    }
+    common::send_command(chat, sender, content)
 }
 
 /// Publishes raw bytes to a chat's partition, as the API would.

@@ -39,21 +39,7 @@ pub async fn settle(
                 let delay = holds.park_delay(chat);
                 metrics::counter!("courier_worker_parked_total").increment(1);
                 tracing::info!(%chat, delay_ms = delay.as_millis() as u64, "parked behind its chat's retried command");
-                let mut h = headers_of(d);
-                h.insert(
-                    mq::HEADER_RETRY_DELAY.into(),
-                    mq::long_string(&delay.as_millis().to_string()),
-                );
-                let props = d.properties.clone().with_headers(h);
-                publish_confirmed(
-                    &session.publish,
-                    &ctx.topology.retry_exchange,
-                    d.routing_key.as_str(),
-                    &d.data,
-                    props,
-                    CONFIRM_TIMEOUT,
-                )
-                .await?;
+                to_retry_queue(ctx, session, d, headers_of(d), delay).await?;
             }
             Fate::DeadLetter(r) => {
                 tracing::warn!(reason = r.reason(), error = %r, "dead-lettering message");
@@ -73,26 +59,39 @@ pub async fn settle(
                     mq::HEADER_LAST_ERROR.into(),
                     mq::long_string(truncate(&err)),
                 );
-                h.insert(
-                    mq::HEADER_RETRY_DELAY.into(),
-                    mq::long_string(&delay.as_millis().to_string()),
-                );
-                let props = d.properties.clone().with_headers(h);
-                publish_confirmed(
-                    &session.publish,
-                    &ctx.topology.retry_exchange,
-                    d.routing_key.as_str(),
-                    &d.data,
-                    props,
-                    CONFIRM_TIMEOUT,
-                )
-                .await?;
+                to_retry_queue(ctx, session, d, h, delay).await?;
             }
         }
     }
     if let Some(last) = deliveries.last() {
         last.acker.ack(BasicAckOptions { multiple: true }).await?;
     }
+    Ok(())
+}
+
+/// Republishes `d` (with `headers`) to the retry queue of `delay`, which expires it
+/// back into its partition.
+async fn to_retry_queue(
+    ctx: &Ctx,
+    session: &Session,
+    d: &Delivery,
+    mut headers: FieldTable,
+    delay: std::time::Duration,
+) -> Result<(), ConsumeError> {
+    headers.insert(
+        mq::HEADER_RETRY_DELAY.into(),
+        mq::long_string(&delay.as_millis().to_string()),
+    );
+    let props = d.properties.clone().with_headers(headers);
+    publish_confirmed(
+        &session.publish,
+        &ctx.topology.retry_exchange,
+        d.routing_key.as_str(),
+        &d.data,
+        props,
+        CONFIRM_TIMEOUT,
+    )
+    .await?;
     Ok(())
 }
 

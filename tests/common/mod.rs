@@ -388,3 +388,24 @@ async fn drop_database(config: &Config) {
         .expect("drop db");
     admin.close().await.expect("close");
 }
+
+/// A send command as the API would publish it (for tests that publish directly).
+#[allow(dead_code)] // not every test binary publishes commands
+pub fn send_command(
+    chat: Uuid,
+    sender: Uuid,
+    content: &str,
+) -> courier::domain::message::SendCommand {
+    courier::domain::message::SendCommand {
+        broker_message_id: Uuid::now_v7(),
+        chat_id: chat,
+        sender_id: sender,
+        client_message_id: Uuid::new_v4(),
+        content: content.into(),
+        accepted_at: chrono::Utc::now(),
+        reply_to: None,
+        forwarded_from: None,
+        bot: None,
+        attachments: Vec::new(),
+    }
+}
