@@ -60,7 +60,8 @@ pub struct Message {
     pub chat_id: Uuid,
     pub sender_id: Uuid,
     pub client_message_id: Uuid,
-    #[schema(min_length = 1, max_length = 4000, example = "Hello")]
+    /// Up to 4000 characters; "" on a tombstone and on a message with only attachments.
+    #[schema(max_length = 4000, example = "Hello")]
     pub content: String,
     /// Always "text".
     #[schema(example = "text")]
