@@ -322,46 +322,62 @@ async fn broker_down_answers_503_and_persists_nothing() {
 }
 
 /// A 503 after the confirm timeout does not mean "not sent": RabbitMQ may take the
-/// command after the API stopped waiting. Forced here with a 1 ms timeout (a confirm
-/// takes a round trip): the 503'd send is persisted, and the client's retries with
-/// the same clientMessageId (the contract) leave exactly one message.
+/// command after the API stopped waiting. Forced here through the send path's own
+/// publisher (`service::commands::Commands`, what `POST .../messages` calls) with a
+/// zero confirm timeout, which always gives up before the confirm: the command answered
+/// `Unavailable` (503) is persisted, and the client's retry with the same
+/// clientMessageId over HTTP (the contract) is answered 202 and stays one message.
 #[tokio::test]
 async fn a_late_confirm_503_may_be_persisted_and_its_retry_stays_one_message() {
-    let app = spawn_with(
-        Mode::AllInOne,
-        test_config(&[("RABBITMQ_CONFIRM_TIMEOUT_MS", "1")]),
-    )
-    .await;
+    use courier::{
+        mq::{Link, Topology},
+        service::{ServiceError, commands::Commands},
+    };
+    let app = spawn_app().await;
     let (a, b) = (app.register("a").await, app.register("b").await);
     let chat = app.direct_chat(&a, &b).await;
-    let cid = Uuid::new_v4();
-    // A confirm from a quorum queue takes a replicated write: never within 1 ms.
-    let first = app.send(&a, chat, "late", cid).await;
-    assert_eq!(
-        (first.0, first.1["code"].as_str()),
-        (503, Some("unavailable")),
-        "{:?}",
-        first
+    let topology = Topology::new(&app.config.rabbitmq);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let (mut link, task) = Link::spawn(
+        app.config.rabbitmq.uri.clone(),
+        topology.clone(),
+        "late-confirm",
+        stop.clone(),
     );
+    assert!(link.wait_up(Duration::from_secs(10)).await);
+    let impatient = Commands {
+        link,
+        topology: std::sync::Arc::new(topology),
+        confirm_timeout: Duration::ZERO,
+    };
+    let cmd = common::send_command(chat, a.id, "late");
+    let answer = impatient
+        .send(chat, cmd.broker_message_id, &cmd, "late-confirm")
+        .await;
+    assert!(
+        matches!(answer, Err(ServiceError::Unavailable("rabbitmq"))),
+        "{answer:?}"
+    );
+    // Answered 503, persisted all the same.
     app.wait_messages(chat, 1).await;
-    for _ in 0..3 {
-        let retry = app.send(&a, chat, "late", cid).await;
-        assert!(matches!(retry.0, 202 | 503), "{:?}", retry);
-    }
-    // A later send of the chat is persisted after the retries (one partition, in
-    // order): once it is there, every retry was handled.
+    let retry = app.send(&a, chat, "late", cmd.client_message_id).await;
+    assert_eq!(retry.0, 202, "{:?}", retry);
+    // A later send of the chat is persisted after the retry (one partition, in order):
+    // once it is there, the retry was handled.
     let marker = app.send(&a, chat, "marker", Uuid::new_v4()).await;
-    assert!(matches!(marker.0, 202 | 503), "{:?}", marker);
+    assert_eq!(marker.0, 202, "{:?}", marker);
     app.wait_messages(chat, 2).await;
     let rows: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM messages WHERE chat_id = $1 AND client_message_id = $2",
     )
     .bind(chat)
-    .bind(cid)
+    .bind(cmd.client_message_id)
     .fetch_one(&app.pool)
     .await
     .unwrap();
     assert_eq!(rows, 1);
     assert_eq!(app.sequences(chat).await, vec![1, 2]);
+    stop.cancel();
+    task.await.unwrap();
     app.teardown().await;
 }
