@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::{future::Future, time::Duration};
-
 use common::{Mode, TestApp, TestUser, spawn_with, test_config};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -42,19 +40,7 @@ async fn s3_app() -> TestApp {
 }
 
 /// Polls `probe` until it yields `Some` (the worker applied what we wait for).
-async fn until<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    for _ in 0..200 {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
+use common::poll::until;
 
 async fn announce(app: &TestApp, user: &TestUser, name: &str, ct: &str, size: i64) -> (u16, Value) {
     app.call(

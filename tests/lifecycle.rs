@@ -3,26 +3,12 @@
 
 mod common;
 
-use std::{future::Future, time::Duration};
-
 use common::{TestApp, TestUser, spawn_app};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 /// Polls `probe` until it yields `Some` (the worker applied what we wait for).
-async fn until<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    for _ in 0..200 {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
+use common::poll::until;
 
 /// Sends and waits until stored; returns the message as the history shows it to `user`.
 async fn sent(app: &TestApp, user: &TestUser, chat: Uuid, body: Value) -> Value {

@@ -5,26 +5,14 @@
 
 mod common;
 
-use std::{collections::HashSet, future::Future, time::Duration};
+use std::collections::HashSet;
 
 use common::{TestApp, TestUser, spawn_app};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 /// Polls `probe` until it yields `Some` (the worker applied what we wait for).
-async fn until<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    for _ in 0..200 {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
+use common::poll::until;
 
 /// Percent-encodes a query-string value.
 fn enc(s: &str) -> String {
