@@ -87,18 +87,7 @@ async fn send(app: &TestApp, user: &TestUser, chat: Uuid, body: Value) -> (u16, 
     .await
 }
 
-async fn history(app: &TestApp, user: &TestUser, chat: Uuid) -> Vec<Value> {
-    let (s, page) = app
-        .call(
-            "GET",
-            &format!("/chats/{chat}/messages"),
-            Some(&user.token),
-            None,
-        )
-        .await;
-    assert_eq!(s, 200, "{page}");
-    page["messages"].as_array().cloned().unwrap_or_default()
-}
+use common::reads::history;
 
 fn refused(status: u16, body: &Value, what: &str) {
     assert_eq!(status, 400, "{what}: {body}");

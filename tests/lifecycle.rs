@@ -33,18 +33,7 @@ async fn sent(app: &TestApp, user: &TestUser, chat: Uuid, body: Value) -> Value 
     .await
 }
 
-async fn history(app: &TestApp, user: &TestUser, chat: Uuid) -> Vec<Value> {
-    let (s, page) = app
-        .call(
-            "GET",
-            &format!("/chats/{chat}/messages"),
-            Some(&user.token),
-            None,
-        )
-        .await;
-    assert_eq!(s, 200, "{page}");
-    page["messages"].as_array().cloned().unwrap_or_default()
-}
+use common::reads::history;
 
 /// The message as `user` sees it now, once `ready` holds for it.
 async fn message_when(

@@ -6,6 +6,8 @@
 #[allow(dead_code)] // not every test binary waits this way
 pub mod poll;
 pub mod probe;
+#[allow(dead_code)] // not every test binary reads history
+pub mod reads;
 
 use std::{collections::HashMap, time::Duration};
 
