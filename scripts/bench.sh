@@ -3,7 +3,7 @@
 #
 #   scripts/bench.sh SCENARIO [bench options...]
 #
-# SCENARIO: throughput | latency | groups | idle | search | soak | chaos. Examples:
+# SCENARIO: throughput | latency | groups | idle | search | soak | chaos | flood. Examples:
 #   scripts/bench.sh throughput                      # 1,000 recipients, max rate, 60 s, split mode
 #   scripts/bench.sh throughput --rate 5000          # fixed offered rate
 #   scripts/bench.sh latency                         # 1,000 msg/s offered, 30 s
@@ -13,8 +13,10 @@
 #   scripts/bench.sh search                          # 1,000,000 messages, search latency + plans
 #   scripts/bench.sh soak --duration 3600            # 600 msg/s for an hour, sampled every minute
 #   scripts/bench.sh chaos                           # 500 msg/s for 30 min, a fault every 1-3 min
+#   scripts/bench.sh flood                           # a bystander's latency under an event flood
 # `bench --help` (bench/target/release/bench --help) lists every option; soak and chaos
-# run tests/e2e/endurance.mjs (Node, socket.io-client), whose header lists theirs.
+# run tests/e2e/endurance.mjs, flood tests/e2e/flood-bench.mjs (Node, socket.io-client),
+# whose headers list their options.
 #
 # Starts PostgreSQL, Redis and RabbitMQ if needed (scripts/services.sh), builds the
 # Courier release binaries and the bench, then runs the scenario. Each run uses a
@@ -27,19 +29,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-[ $# -ge 1 ] || { sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+[ $# -ge 1 ] || { sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 
 bash scripts/services.sh
 
-# soak and chaos: release binaries on PostgreSQL, Redis and RabbitMQ instances of the
+# soak, chaos and flood: release binaries on PostgreSQL, Redis and RabbitMQ instances of the
 # run's own (restarted by chaos), driven by the end-to-end harness's real clients.
-case $1 in soak | chaos)
+case $1 in soak | chaos | flood)
   scenario=$1; shift
   [ "${BENCH_SKIP_BUILD:-0}" = 1 ] || [ -n "${COURIER_BIN_DIR:-}" ] || cargo build --release --bins --quiet
   [ -d tests/e2e/node_modules ] || (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
   ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-  COURIER_BIN_DIR=$(realpath "${COURIER_BIN_DIR:-target/release}") \
-    exec node --max-old-space-size=8192 tests/e2e/endurance.mjs "$scenario" --out bench-results "$@" ;;
+  export COURIER_BIN_DIR; COURIER_BIN_DIR=$(realpath "${COURIER_BIN_DIR:-target/release}")
+  [ "$scenario" = flood ] && exec node tests/e2e/flood-bench.mjs --out bench-results "$@"
+  exec node --max-old-space-size=8192 tests/e2e/endurance.mjs "$scenario" --out bench-results "$@" ;;
 esac
 
 bin_dir=${COURIER_BIN_DIR:-target/release}

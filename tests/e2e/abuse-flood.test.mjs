@@ -3,57 +3,36 @@
 // `rate_limited`, what is within the limit is served, and a bystander's messages keep
 // arriving. The bystander's delivery latency (REST send → `chat.message.new` on another
 // user's socket) is measured idle (before and after) and during the flood and printed:
-// a figure, not an assertion (speed is judged by benchmarks, not timed tests). The
-// flood runs in a child process, so it does not share the measuring event loop.
+// a figure, not an assertion (speed is judged by benchmarks: `scripts/bench.sh flood`,
+// flood-bench.mjs). The flood runs in a child process (flood.mjs).
 
 import assert from 'node:assert/strict';
-import { fork } from 'node:child_process';
-import { once } from 'node:events';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
+import { latency as measure, startFlood } from './flood.mjs';
 import { useDeployment } from './harness.mjs';
-import { directPair, waitEvent } from './realtime-helpers.mjs';
+import { directPair } from './realtime-helpers.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
 const d = useDeployment({ mode: 'split' });
 
 const SAMPLES = 31;
 const FLOOD_RATE = 500; // events per second over 5 sockets: 5 times the limit of 20 per socket
-
-/** Median delivery latency (ms) of `SAMPLES` sends from `alice` to `listener`, one at a time. */
-async function latency(alice, chat, listener, label) {
-  const ms = [];
-  for (let i = 0; i < SAMPLES; i += 1) {
-    const since = listener.events.length;
-    const t0 = Date.now();
-    const sent = await d.send(alice.accessToken, chat.id, `${label} ${i}`);
-    const e = await waitEvent(listener, 'chat.message.new',
-      (p) => p.message?.clientMessageId === sent.clientMessageId, { since, timeoutMs: 10_000 });
-    ms.push(e.at - t0);
-  }
-  ms.sort((a, b) => a - b);
-  return { p50: ms[Math.floor(SAMPLES / 2)], p90: ms[Math.floor(SAMPLES * 0.9)] };
-}
 
 d.test('an event flood is rate limited while a bystander keeps receiving', { timeout: 120_000 }, async () => {
   const { a: alice, b: bob, chat } = await directPair(d);
   const [mallory, victim] = await d.registerAll('mallory', 'victim');
   const target = await d.createDirect(mallory.accessToken, victim.user.id);
   const listener = await d.connect(0, bob.accessToken, { label: 'bob' });
-  await latency(alice, chat, listener, 'warm-up');
-  const before = await latency(alice, chat, listener, 'idle');
+  const pair = { sender: alice, chat, listener };
+  const latency = (label) => measure(d, pair, label, SAMPLES);
+  await latency('warm-up');
+  const before = await latency('idle');
 
-  const flood = fork(path.join(here, 'flood-client.mjs'),
-    [d.gateway(0), mallory.accessToken, target.id, '5', String(FLOOD_RATE)], { stdio: 'inherit' });
+  const flood = await startFlood(d.gateway(0), mallory.accessToken, target.id, 5, FLOOD_RATE);
   try {
-    const [ready] = await once(flood, 'message');
-    assert.equal(ready, 'flooding');
-    const during = await latency(alice, chat, listener, 'flood');
-    flood.send('stop');
-    const [counts] = await once(flood, 'message');
+    const during = await latency('flood');
+    const counts = await flood.stop();
     // The idle value is measured on both sides of the flood (the box's own drift).
-    const after = await latency(alice, chat, listener, 'idle again');
+    const after = await latency('idle again');
     const idle = { p50: (before.p50 + after.p50) / 2, p90: (before.p90 + after.p90) / 2 };
     console.log(`# bystander delivery latency, ms: idle p50 ${idle.p50} p90 ${idle.p90}; `
       + `during the flood p50 ${during.p50} p90 ${during.p90}; flood acks ${JSON.stringify(counts)}`);

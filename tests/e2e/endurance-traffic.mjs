@@ -33,6 +33,8 @@ export class Lanes {
       state: [], acceptedAt: [], issued: 0,
     }));
     this.totals = { attempts: 0, s503: 0, s429: 0, network: 0, unexpected: 0 };
+    /** When a send was refused (503, 429) or failed on the network, ms since t0 (bounded). */
+    this.failedAt = [];
     this.samples = [];
     this.stopAt = 0;
   }
@@ -93,10 +95,12 @@ export class Lanes {
           return;
         }
         this.totals[res.status === 503 ? 's503' : 's429']++;
+        this.failure();
         const ra = Number.parseFloat(res.headers['retry-after'] ?? '');
         if (Number.isFinite(ra)) pauseMs = Math.min(ra * 1000, 1000);
       } catch {
         this.totals.network++;
+        this.failure();
       }
       if (Date.now() >= deadline) {
         lane.state[k] = GAVE_UP;
@@ -104,6 +108,10 @@ export class Lanes {
       }
       await sleep(pauseMs + Math.floor(Math.random() * 50));
     }
+  }
+
+  failure() {
+    if (this.failedAt.length < 1_000_000) this.failedAt.push(Date.now() - this.t0);
   }
 
   /** Counts over every lane: issued, accepted, given up, refused. */

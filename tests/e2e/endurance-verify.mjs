@@ -2,9 +2,11 @@
 // without gaps, every device holding every message of its chats once, what nobody sent,
 // and how late live delivery was. Rows are streamed from PostgreSQL (`COPY ... TO
 // STDOUT`, one line each) so a run of millions of messages is checked in bounded memory.
-// Per fault, `darkAfterUpMs` is the longest a message waited for live delivery after
-// max(its 202, the faulty part back up), over the messages that arrived between that
-// fault and the next.
+// Per fault (its window runs until the next fault), how long live delivery stayed dark
+// after the faulty part was back up: the longer of `refusedAfterUpMs` (the last send
+// refused or failed after it was back: no new message could start its way) and
+// `lateAfterUpMs` (the longest a message waited for live delivery after max(its 202,
+// back up)).
 
 import { spawn } from 'node:child_process';
 import readline from 'node:readline';
@@ -81,7 +83,9 @@ export async function verify(d, world, faults = []) {
     lost: 0, persistedNotAccepted: 0, samples: [],
   };
   const note = (what) => { if (r.samples.length < 20) r.samples.push(what); };
-  const dark = faults.map((f) => ({ ...f, outageMs: f.upAt - f.downAt, darkAfterUpMs: 0, worst: null, arrivals: 0 }));
+  const dark = faults.map((f) => ({
+    ...f, outageMs: f.upAt - f.downAt, refusedAfterUpMs: 0, lateAfterUpMs: 0, darkAfterUpMs: 0, worst: null, arrivals: 0,
+  }));
   const windowOf = (at) => {
     let lo = 0;
     let hi = dark.length - 1;
@@ -126,12 +130,17 @@ export async function verify(d, world, faults = []) {
       if (w < 0) continue;
       const late = at - Math.max(acceptedAt, dark[w].upAt);
       dark[w].arrivals++;
-      if (late > dark[w].darkAfterUpMs) {
-        dark[w].darkAfterUpMs = Math.round(late);
+      if (late > dark[w].lateAfterUpMs) {
+        dark[w].lateAfterUpMs = Math.round(late);
         dark[w].worst = `${c.label} chat ${chatId} seq ${seq}`;
       }
     }
   });
+  for (const at of lanes.failedAt) {
+    const w = windowOf(at);
+    if (w >= 0) dark[w].refusedAfterUpMs = Math.max(dark[w].refusedAfterUpMs, Math.round(at - dark[w].upAt));
+  }
+  for (const f of dark) f.darkAfterUpMs = Math.max(f.refusedAfterUpMs, f.lateAfterUpMs);
   const lastSeq = await d.sqlJson(`SELECT coalesce(json_object_agg(id, last_sequence), '{}') FROM chats`);
   const maxSeq = await d.sqlJson(`SELECT coalesce(json_object_agg(chat_id, m), '{}') FROM (SELECT chat_id, max(sequence) m FROM messages GROUP BY chat_id) x`);
   for (const c of world.chats) {

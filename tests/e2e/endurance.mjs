@@ -154,8 +154,8 @@ function targets(mode, r, sampler, o) {
   if (mode === 'soak') {
     r.slopesMbPerMin = sampler.slopes(o.warmupMin);
     for (const [name, slope] of Object.entries(r.slopesMbPerMin)) {
-      if (name.startsWith('redis')) continue;
-      list.push({ name: `${name} RSS slope after ${o.warmupMin} min (MB/min, <= 0.1)`, value: slope, pass: slope !== null && slope <= 0.1 });
+      const what = name.startsWith('redis') ? name : `${name} RSS`;
+      list.push({ name: `${what} slope after ${o.warmupMin} min (MB/min, <= 0.1)`, value: slope, pass: slope !== null && slope <= 0.1 });
     }
   } else {
     for (const f of v.faults) {
@@ -174,13 +174,28 @@ export function summary(r) {
     `  devices: ${JSON.stringify(r.clients)}`,
     `  e2e latency ms: ${JSON.stringify(v.latencyMs)}; not live (sync only): ${v.notLive}`,
   ];
-  if (r.slopesMbPerMin) lines.push(`  RSS slopes MB/min: ${JSON.stringify(r.slopesMbPerMin)}`);
+  if (r.slopesMbPerMin) {
+    lines.push(...table(r.samples));
+    lines.push(`  RSS slopes MB/min: ${JSON.stringify(r.slopesMbPerMin)}`);
+  }
   for (const f of v.faults) {
-    lines.push(`  fault ${f.kind} (${f.target}) at +${(f.downAt / 1000).toFixed(1)} s: outage ${f.outageMs} ms, dark after back up ${f.darkAfterUpMs} ms (${f.worst ?? '-'})`);
+    lines.push(`  fault ${f.kind} (${f.target}) at +${(f.downAt / 1000).toFixed(1)} s: outage ${f.outageMs} ms, dark after back up ${f.darkAfterUpMs} ms `
+      + `(sends refused until +${f.refusedAfterUpMs} ms; slowest delivery +${f.lateAfterUpMs} ms: ${f.worst ?? '-'})`);
   }
   for (const s of [...v.samples, ...v.clientSamples, ...r.sendSamples].slice(0, 20)) lines.push(`  ! ${s}`);
   for (const t of r.targets) lines.push(`  [${t.pass ? 'ok' : 'MISSED'}] ${t.name}: ${t.value}`);
   return lines.join('\n');
+}
+
+/** The samples as a table: minute, RSS MB and CPU % of each process, then the services. */
+function table(samples) {
+  const names = [...new Set(samples.flatMap((x) => Object.keys(x.procs)))];
+  const cell = (v, w = 7) => String(v ?? '-').padStart(w);
+  const head = ['  min', ...names.map((n) => cell(`${n} MB`, 14)), ...names.map((n) => cell(`${n} %`, 14)),
+    cell('queue'), cell('rabbit MB', 10), cell('redis MB', 9), cell('pg conns', 9), cell('messages MB', 12)].join(' ');
+  return [head, ...samples.map((x) => [cell(x.atMin, 5), ...names.map((n) => cell(x.procs[n]?.rssMb, 14)),
+    ...names.map((n) => cell(x.procs[n]?.cpuPct, 14)), cell(x.queueDepth), cell(x.rabbitRssMb, 10),
+    cell(x.redisUsedMb, 9), cell(x.pgConnections, 9), cell(x.pgTablesMb?.messages, 12)].join(' '))];
 }
 
 function parseArgs(argv) {
