@@ -47,6 +47,7 @@ pub async fn build(config: &Config) -> anyhow::Result<Service> {
         ));
     let router = api::compat::wrap(crate::http::finish(router), state, config.api_compat)
         .layer(layer)
+        .layer(axum::middleware::map_request(gateway::detach_head))
         .layer(crate::http::cors(&config.cors_origins));
     Ok(service.with_router(router))
 }

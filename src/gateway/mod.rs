@@ -10,9 +10,12 @@ mod conns;
 mod delivery;
 mod expiry;
 mod handlers;
+mod head;
 mod lease;
 mod session;
 mod sse;
+
+pub use head::detach as detach_head;
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -115,6 +118,7 @@ pub async fn build(config: &Config) -> anyhow::Result<Service> {
     };
     let router = crate::http::finish(health.router().merge(sse))
         .layer(layer)
+        .layer(axum::middleware::map_request(detach_head))
         .layer(crate::http::cors(&config.cors_origins));
     Ok(service.with_router(router))
 }
