@@ -18,6 +18,9 @@ pub enum Scenario {
     Idle,
     /// `--messages` stored messages (filled by SQL), then search latency and plans.
     Search,
+    /// RabbitMQ alone with Courier's topology, message size and confirms, then the
+    /// throughput scenario in the same run: Courier's rate as a fraction of the broker's.
+    Ceiling,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
@@ -83,6 +86,10 @@ pub struct Args {
     /// Idle: seconds to hold the sockets before measuring the gateway.
     #[arg(long, default_value_t = 30.0)]
     pub hold: f64,
+    /// Idle: connect, hold and close the sockets this many times (churn), reporting the
+    /// gateway's RSS after each close.
+    #[arg(long, default_value_t = 1)]
+    pub cycles: usize,
     /// Socket handshakes in flight at once.
     #[arg(long, default_value_t = 200)]
     pub connect_concurrency: usize,
@@ -132,7 +139,7 @@ fn parse_kv(s: &str) -> Result<(String, String), String> {
 impl Args {
     pub fn duration_secs(&self) -> f64 {
         self.duration.unwrap_or(match self.scenario {
-            Scenario::Throughput => 60.0,
+            Scenario::Throughput | Scenario::Ceiling => 60.0,
             Scenario::Latency | Scenario::Groups => 30.0,
             Scenario::Idle | Scenario::Search => 0.0,
         })

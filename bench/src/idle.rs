@@ -1,6 +1,8 @@
 //! The idle-capacity scenario: N authenticated sockets connected to one gateway and
 //! held (answering Engine.IO pings) for `--hold` seconds; reports the time to
 //! connect them all and the gateway's resident memory, total and per connection.
+//! With `--cycles K` (churn) it connects, holds and closes them K times and reports
+//! the gateway's RSS after each close: memory must come back, and not grow per cycle.
 
 use std::{collections::HashMap, sync::atomic::Ordering::Relaxed, time::Duration};
 
@@ -38,9 +40,22 @@ pub struct IdleFigures {
     pub gateway_bytes_per_socket: f64,
     /// Gateway RSS a few seconds after every socket closed.
     pub gateway_rss_after_close_kb: u64,
+    /// Every cycle (connect, hold, close), the first included.
+    pub cycles: Vec<Cycle>,
     /// Over connect + hold.
     pub usage: Usage,
 }
+
+/// One connect-hold-close cycle: the gateway's RSS when all were open and after they closed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Cycle {
+    pub connected: usize,
+    pub rss_open_kb: u64,
+    pub rss_after_close_kb: u64,
+}
+
+/// How long after the last close the gateway's RSS is read.
+const AFTER_CLOSE: Duration = Duration::from_secs(3);
 
 pub async fn run(args: &Args, dep: &Deployment, iso: &Isolation) -> anyhow::Result<IdleFigures> {
     let n = args.sockets;
@@ -50,13 +65,16 @@ pub async fn run(args: &Args, dep: &Deployment, iso: &Isolation) -> anyhow::Resu
     };
     eprintln!("[bench] setting up {n} users");
     let (users, minted, users_secs) = flow::users(args, dep, iso, n).await?;
-    let recipients: Vec<Recipient> = users
-        .into_iter()
-        .map(|u| Recipient {
-            token: u.token,
-            slots: HashMap::new(),
-        })
-        .collect();
+    let tokens: Vec<String> = users.into_iter().map(|u| u.token).collect();
+    let recipients = || -> Vec<Recipient> {
+        tokens
+            .iter()
+            .map(|t| Recipient {
+                token: t.clone(),
+                slots: HashMap::new(),
+            })
+            .collect()
+    };
     // Let the gateway settle after setup traffic before the baseline.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let before = procstat::sample(gw).unwrap_or_default();
@@ -68,7 +86,7 @@ pub async fn run(args: &Args, dep: &Deployment, iso: &Isolation) -> anyhow::Resu
     );
     let (fleet, conn) = recv::connect_fleet(
         dep.gateway,
-        recipients,
+        recipients(),
         None,
         args.connect_concurrency,
         Duration::from_secs(300),
@@ -90,8 +108,39 @@ pub async fn run(args: &Args, dep: &Deployment, iso: &Isolation) -> anyhow::Resu
     let open_after_hold = fleet.open.load(Relaxed);
     let events_received = fleet.events.load(Relaxed);
     fleet.shutdown().await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(AFTER_CLOSE).await;
     let after_close = procstat::sample(gw).unwrap_or_default();
+    let mut cycles = vec![Cycle {
+        connected: conn.connected,
+        rss_open_kb: after.rss_kb,
+        rss_after_close_kb: after_close.rss_kb,
+    }];
+    for k in 2..=args.cycles {
+        let (fleet, c) = recv::connect_fleet(
+            dep.gateway,
+            recipients(),
+            None,
+            args.connect_concurrency,
+            Duration::from_secs(300),
+        )
+        .await;
+        tokio::time::sleep(hold).await;
+        let open = procstat::sample(gw).unwrap_or_default();
+        fleet.shutdown().await;
+        tokio::time::sleep(AFTER_CLOSE).await;
+        let closed = procstat::sample(gw).unwrap_or_default();
+        eprintln!(
+            "[bench] cycle {k}: {} connected, RSS {} MB open, {} MB after close",
+            c.connected,
+            open.rss_kb / 1024,
+            closed.rss_kb / 1024
+        );
+        cycles.push(Cycle {
+            connected: c.connected,
+            rss_open_kb: open.rss_kb,
+            rss_after_close_kb: closed.rss_kb,
+        });
+    }
     let grown_kb = after.rss_kb.saturating_sub(before.rss_kb);
     Ok(IdleFigures {
         sockets: n,
@@ -119,6 +168,7 @@ pub async fn run(args: &Args, dep: &Deployment, iso: &Isolation) -> anyhow::Resu
             0.0
         },
         gateway_rss_after_close_kb: after_close.rss_kb,
+        cycles,
         usage,
     })
 }

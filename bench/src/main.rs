@@ -3,6 +3,7 @@
 //! scenario with its own HTTP senders and Socket.IO receivers on one tokio runtime,
 //! prints the figures and writes them as JSON. Talks only to 127.0.0.1.
 
+mod ceiling;
 mod cli;
 mod deploy;
 mod flow;
@@ -113,6 +114,14 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             return Err(e);
         }
     };
+    // The ceiling runs first, while Courier's processes stand idle.
+    let ceiling = match args.scenario {
+        Scenario::Ceiling => {
+            eprintln!("[bench] broker-only ceiling");
+            Some(ceiling::run(&args, &iso).await)
+        }
+        _ => None,
+    };
     let (flow, idle, search) = match args.scenario {
         Scenario::Idle => (None, Some(idle::run(&args, &dep, &iso).await), None),
         Scenario::Search => (None, None, Some(search::run(&args, &dep, &iso).await)),
@@ -125,8 +134,10 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let flow = flow.transpose()?;
     let idle = idle.transpose()?;
     let search = search.transpose()?;
+    let ceiling = ceiling.transpose()?;
     let mut targets = report::targets(&args, flow.as_ref(), idle.as_ref());
     targets.extend(search.as_ref().map(report::search_target));
+    targets.extend(report::ceiling_target(ceiling.as_ref(), flow.as_ref()));
     let report = Report {
         scenario: args.scenario,
         started_at,
@@ -137,6 +148,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         flow,
         idle,
         search,
+        ceiling,
         targets,
     };
     print!("{}", report::text(&report));

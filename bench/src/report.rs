@@ -9,6 +9,7 @@ use std::{
 use serde::Serialize;
 
 use crate::{
+    ceiling::CeilingFigures,
     cli::{Args, Scenario},
     deploy::Isolation,
     flow::FlowFigures,
@@ -50,6 +51,8 @@ pub struct Report {
     pub idle: Option<IdleFigures>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub search: Option<SearchFigures>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ceiling: Option<CeilingFigures>,
     pub targets: Vec<Target>,
 }
 
@@ -148,7 +151,7 @@ pub fn targets(args: &Args, flow: Option<&FlowFigures>, idle: Option<&IdleFigure
                     clean,
                 ));
             }
-            Scenario::Idle | Scenario::Search => {}
+            Scenario::Idle | Scenario::Search | Scenario::Ceiling => {}
         }
     }
     if let Some(i) = idle {
@@ -162,6 +165,31 @@ pub fn targets(args: &Args, flow: Option<&FlowFigures>, idle: Option<&IdleFigure
                 i.gateway_rss_after_kb as f64 / 1024.0
             ),
             i.open_after_hold >= 10_000 && mb <= 150.0,
+        ));
+        out.push(target(
+            "idle memory per socket",
+            "<= 12 KB",
+            format!("{:.1} KB", i.gateway_bytes_per_socket / 1024.0),
+            i.gateway_bytes_per_socket <= 12.0 * 1024.0,
+        ));
+        let start = i.gateway_rss_before_kb as f64 / 1024.0;
+        let worst = i
+            .cycles
+            .iter()
+            .map(|c| c.rss_after_close_kb as f64 / 1024.0)
+            .fold(0.0, f64::max);
+        out.push(target(
+            "gateway RSS after every socket closed (each cycle)",
+            "within 30 MB of the start",
+            format!(
+                "start {start:.1} MB, after close {} MB",
+                i.cycles
+                    .iter()
+                    .map(|c| format!("{:.1}", c.rss_after_close_kb as f64 / 1024.0))
+                    .collect::<Vec<_>>()
+                    .join(" / ")
+            ),
+            worst - start <= 30.0,
         ));
     }
     out
@@ -180,6 +208,31 @@ pub fn search_target(s: &SearchFigures) -> Target {
         ),
         worst <= 100.0 && errors == 0 && s.messages >= 1_000_000 && !s.kinds.is_empty(),
     )
+}
+
+/// The ceiling scenario's target: Courier's throughput at least 60% of the broker alone.
+pub fn ceiling_target(c: Option<&CeilingFigures>, f: Option<&FlowFigures>) -> Option<Target> {
+    let (c, f) = (c?, f?);
+    let s = &f.summary;
+    let fraction = if c.confirmed_per_s > 0.0 {
+        s.accepted_per_s / c.confirmed_per_s
+    } else {
+        0.0
+    };
+    Some(target(
+        "throughput as a fraction of the broker-only ceiling",
+        ">= 60%, 0 lost/dup/ooo",
+        format!(
+            "{:.0}% ({:.0} of {:.0} msg/s; lost {} / dup {} / ooo {})",
+            fraction * 100.0,
+            s.accepted_per_s,
+            c.confirmed_per_s,
+            s.lost_messages,
+            s.duplicated,
+            s.out_of_order
+        ),
+        fraction >= 0.6 && s.lost_messages == 0 && s.duplicated == 0 && s.out_of_order == 0,
+    ))
 }
 
 /// Writes the JSON and returns its path.
@@ -247,6 +300,20 @@ pub fn text(r: &Report) -> String {
         "== {:?} ({:?}) at {}",
         r.scenario, r.args.mode, r.started_at
     );
+    if let Some(c) = &r.ceiling {
+        let _ = writeln!(
+            out,
+            "  broker alone: {:.0} msg/s confirmed, {:.0} msg/s consumed ({} publishers, {} partitions, {} B bodies, {:.0} s), {} failed, RabbitMQ {:.0} µs CPU/msg",
+            c.confirmed_per_s,
+            c.consumed_per_s,
+            c.publishers,
+            c.partitions,
+            c.body_bytes,
+            c.window_secs,
+            c.nacked_or_failed,
+            c.rabbitmq_cpu_us_per_message
+        );
+    }
     if let Some(f) = &r.flow {
         let s = &f.summary;
         let st = &f.setup;
