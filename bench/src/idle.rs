@@ -57,6 +57,22 @@ pub struct Cycle {
 /// How long after the last close the gateway's RSS is read.
 const AFTER_CLOSE: Duration = Duration::from_secs(3);
 
+/// Connects every recipient's socket to the gateway (bounded concurrency, 5 min at most).
+async fn open_fleet(
+    args: &Args,
+    dep: &Deployment,
+    recipients: Vec<Recipient>,
+) -> (recv::Fleet, recv::ConnectStats) {
+    recv::connect_fleet(
+        dep.gateway,
+        recipients,
+        None,
+        args.connect_concurrency,
+        Duration::from_secs(300),
+    )
+    .await
+}
+
 pub async fn run(args: &Args, dep: &Deployment, iso: &Isolation) -> anyhow::Result<IdleFigures> {
     let n = args.sockets;
     ensure!(n > 0, "--sockets must be at least 1");
@@ -84,14 +100,7 @@ pub async fn run(args: &Args, dep: &Deployment, iso: &Isolation) -> anyhow::Resu
         "[bench] connecting {n} sockets to {} ({} at a time)",
         dep.gateway, args.connect_concurrency
     );
-    let (fleet, conn) = recv::connect_fleet(
-        dep.gateway,
-        recipients(),
-        None,
-        args.connect_concurrency,
-        Duration::from_secs(300),
-    )
-    .await;
+    let (fleet, conn) = open_fleet(args, dep, recipients()).await;
     eprintln!(
         "[bench] {} connected, {} failed in {:.2}s; holding {:.0}s",
         conn.connected, conn.failed, conn.secs, args.hold
@@ -116,14 +125,7 @@ pub async fn run(args: &Args, dep: &Deployment, iso: &Isolation) -> anyhow::Resu
         rss_after_close_kb: after_close.rss_kb,
     }];
     for k in 2..=args.cycles {
-        let (fleet, c) = recv::connect_fleet(
-            dep.gateway,
-            recipients(),
-            None,
-            args.connect_concurrency,
-            Duration::from_secs(300),
-        )
-        .await;
+        let (fleet, c) = open_fleet(args, dep, recipients()).await;
         tokio::time::sleep(hold).await;
         let open = procstat::sample(gw).unwrap_or_default();
         fleet.shutdown().await;

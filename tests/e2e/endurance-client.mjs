@@ -10,22 +10,12 @@
 
 import { io } from 'socket.io-client';
 
+import { offsetAfter, whenConnected } from './fault-client.mjs';
 import { sleep } from './harness.mjs';
 
 const NEW = 'chat.message.new';
 const SAVED = 'chat.message.saved';
 const RECOVERED = 'session.recovered';
-const OFFSET_RE = /^(\d+)-(\d+)$/;
-
-/** Whether offset `a` is after offset `b` ("<ms>-<n>", numerically; null is before all). */
-function offsetAfter(a, b) {
-  if (b == null) return true;
-  const [, am, an] = OFFSET_RE.exec(a) ?? [];
-  const [, bm, bn] = OFFSET_RE.exec(b) ?? [];
-  if (am === undefined || bm === undefined) return false;
-  return BigInt(am) !== BigInt(bm) ? BigInt(am) > BigInt(bm) : BigInt(an) > BigInt(bn);
-}
-
 /** FNV-1a of a string, 30 bits (stays a small integer in V8 arrays). */
 export function idHash(s) {
   let h = 0x811c9dc5;
@@ -141,26 +131,13 @@ export class EnduranceClient {
       if (event === NEW || event === SAVED) this.onMessage(session, payload);
       else if (event === RECOVERED) this.onRecovered(session, payload);
     });
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => fail(new Error(`no connect within ${timeoutMs} ms`)), timeoutMs + 500);
-      const fail = (err) => {
-        clearTimeout(timer);
-        socket.off('connect', ok);
-        socket.close();
-        reject(err);
-      };
-      const ok = () => {
-        clearTimeout(timer);
-        socket.off('connect_error', fail);
-        this.socket = socket;
-        this.gateway = index;
-        socket.on('disconnect', () => {
-          if (!this.closing && this.socket === socket) this.failover();
-        });
-        resolve(session);
-      };
-      socket.once('connect', ok);
-      socket.once('connect_error', fail);
+    return whenConnected(socket, timeoutMs).then(() => {
+      this.socket = socket;
+      this.gateway = index;
+      socket.on('disconnect', () => {
+        if (!this.closing && this.socket === socket) this.failover();
+      });
+      return session;
     });
   }
 

@@ -12,12 +12,35 @@ import { sleep } from './harness.mjs';
 const RECOVERED = 'session.recovered';
 const OFFSET_RE = /^(\d+)-(\d+)$/;
 /** Whether offset `a` is after offset `b` ("<ms>-<n>", numerically; null is before all). */
-function offsetAfter(a, b) {
+export function offsetAfter(a, b) {
   if (b == null) return true;
   const [, am, an] = OFFSET_RE.exec(a) ?? [];
   const [, bm, bn] = OFFSET_RE.exec(b) ?? [];
   if (am === undefined || bm === undefined) return false;
   return BigInt(am) !== BigInt(bm) ? BigInt(am) > BigInt(bm) : BigInt(an) > BigInt(bn);
+}
+
+/**
+ * Resolves once `socket` connects; on `connect_error` or after `timeoutMs` (+0.5 s) it
+ * closes the socket and rejects.
+ */
+export function whenConnected(socket, timeoutMs) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => fail(new Error(`no connect within ${timeoutMs} ms`)), timeoutMs + 500);
+    const fail = (err) => {
+      clearTimeout(timer);
+      socket.off('connect', ok);
+      socket.close();
+      reject(err);
+    };
+    const ok = () => {
+      clearTimeout(timer);
+      socket.off('connect_error', fail);
+      resolve();
+    };
+    socket.once('connect', ok);
+    socket.once('connect_error', fail);
+  });
 }
 
 /**
@@ -146,29 +169,16 @@ export class FaultClient {
         this.onMessageEvent(session, event, payload);
       }
     });
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => fail(new Error(`no connect within ${timeoutMs} ms`)), timeoutMs + 500);
-      const fail = (err) => {
-        clearTimeout(timer);
-        socket.off('connect', ok);
-        socket.close();
-        reject(err);
-      };
-      const ok = () => {
-        clearTimeout(timer);
-        socket.off('connect_error', fail);
-        session.connectedAt = Date.now();
-        this.sessions.push(session);
-        this.gateway = index;
-        socket.on('disconnect', (reason) => {
-          session.disconnect = { reason, at: Date.now() };
-          // Only the socket in use fails over (an older one closing late changes nothing).
-          if (!this.closing && this.current === session) this.failover();
-        });
-        resolve(session);
-      };
-      socket.once('connect', ok);
-      socket.once('connect_error', fail);
+    return whenConnected(socket, timeoutMs).then(() => {
+      session.connectedAt = Date.now();
+      this.sessions.push(session);
+      this.gateway = index;
+      socket.on('disconnect', (reason) => {
+        session.disconnect = { reason, at: Date.now() };
+        // Only the socket in use fails over (an older one closing late changes nothing).
+        if (!this.closing && this.current === session) this.failover();
+      });
+      return session;
     });
   }
 
