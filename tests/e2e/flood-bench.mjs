@@ -25,7 +25,8 @@ function cpuSecs(pid) {
   return (Number(f[11]) + Number(f[12])) / 100;
 }
 
-const d = new Deployment({ mode: 'split' });
+// The bystander sends ~1,000 messages a minute: above the default per-user send limit.
+const d = new Deployment({ mode: 'split', env: { RATE_LIMIT_SEND_MAX: '1000000' } });
 let status = 1;
 try {
   await d.start();
