@@ -82,10 +82,21 @@ async fn to_retry_queue(
         mq::HEADER_RETRY_DELAY.into(),
         mq::long_string(&delay.as_millis().to_string()),
     );
-    let props = d.properties.clone().with_headers(headers);
+    republish(session, &ctx.topology.retry_exchange, d, headers).await
+}
+
+/// Publishes `d`'s body and properties, with `headers`, to `exchange` under its own
+/// routing key, and waits for the confirm.
+async fn republish(
+    session: &Session,
+    exchange: &str,
+    d: &Delivery,
+    headers: FieldTable,
+) -> Result<(), ConsumeError> {
+    let props: BasicProperties = d.properties.clone().with_headers(headers);
     publish_confirmed(
         &session.publish,
-        &ctx.topology.retry_exchange,
+        exchange,
         d.routing_key.as_str(),
         &d.data,
         props,
@@ -127,15 +138,5 @@ async fn dead_letter(
         mq::HEADER_SOURCE_QUEUE.into(),
         mq::long_string(d.routing_key.as_str()),
     );
-    let props: BasicProperties = d.properties.clone().with_headers(h);
-    publish_confirmed(
-        &session.publish,
-        &ctx.topology.dlx,
-        d.routing_key.as_str(),
-        &d.data,
-        props,
-        CONFIRM_TIMEOUT,
-    )
-    .await?;
-    Ok(())
+    republish(session, &ctx.topology.dlx, d, h).await
 }
