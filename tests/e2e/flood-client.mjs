@@ -3,19 +3,23 @@
 // token, chat id, socket count, events per second. It floods `chat.typing` and
 // `chat.sync` at that rate (several times the per-socket limit; the attacker shares
 // this machine's two cores with the server, so the rate is fixed rather than "as fast
-// as possible") and, on "stop", reports {ok, limited, other, sent} ack counts.
+// as possible") and, on {stop, minMs}, keeps flooding until it has flooded for at least
+// minMs, waits for every ack, and reports {ok, limited, other, sent, ms} (ms: how long
+// it flooded).
 
 import { io } from 'socket.io-client';
 
 const [url, token, chatId, count, rate] = process.argv.slice(2);
-const counts = { ok: 0, limited: 0, other: 0, sent: 0 };
+const counts = { ok: 0, limited: 0, other: 0, sent: 0, ms: 0 };
 let running = true;
+let onAck = () => {};
 
 const tally = (err, ack) => {
   if (err) counts.other += 1;
   else if (ack?.status === 'ok') counts.ok += 1;
   else if (ack?.status === 'error' && ack.code === 'rate_limited') counts.limited += 1;
   else counts.other += 1;
+  onAck();
 };
 
 const sockets = await Promise.all(Array.from({ length: Number(count) }, () => new Promise((resolve, reject) => {
@@ -24,6 +28,7 @@ const sockets = await Promise.all(Array.from({ length: Number(count) }, () => ne
   s.once('connect_error', reject);
 })));
 
+const started = Date.now();
 const TICK_MS = 10;
 const perTick = Math.max(1, Math.round((Number(rate) * TICK_MS) / 1000));
 let next = 0;
@@ -40,17 +45,29 @@ const timer = setInterval(() => {
   }
 }, TICK_MS);
 
-process.on('message', (m) => {
-  if (m === 'stop') {
-    running = false;
-    clearInterval(timer);
-    // Let the last acks arrive, then report.
-    setTimeout(() => {
-      process.send(counts, () => {
-        for (const s of sockets) s.close();
-        process.exit(0);
-      });
-    }, 500);
+const acked = () => counts.ok + counts.limited + counts.other === counts.sent;
+
+function report() {
+  process.send(counts, () => {
+    for (const s of sockets) s.close();
+    process.exit(0);
+  });
+}
+
+function stop() {
+  running = false;
+  clearInterval(timer);
+  counts.ms = Date.now() - started;
+  // Report once every event sent has its ack (or after 10 s without them all: the
+  // counts then show the missing acks).
+  if (acked()) report();
+  else {
+    onAck = () => { if (acked()) report(); };
+    setTimeout(report, 10_000);
   }
+}
+
+process.on('message', (m) => {
+  if (m?.stop) setTimeout(stop, Math.max(0, m.minMs - (Date.now() - started)));
 });
 process.send('flooding');

@@ -33,8 +33,9 @@ export async function latency(d, { sender, chat, listener }, label, samples) {
 
 /**
  * Starts flooding `chat.typing` and `chat.sync` into `chatId` from `sockets` sockets with
- * `token` at `rate` events/s; resolves once flooding, with `stop()` resolving the ack
- * counts {ok, limited, other, sent}.
+ * `token` at `rate` events/s; resolves once flooding, with `stop(minMs)` resolving, once
+ * the flood has lasted at least `minMs` and every event has its ack, the ack counts
+ * {ok, limited, other, sent} and `ms`, how long it flooded.
  */
 export async function startFlood(gatewayUrl, token, chatId, sockets, rate) {
   const child = fork(path.join(here, 'flood-client.mjs'),
@@ -42,8 +43,8 @@ export async function startFlood(gatewayUrl, token, chatId, sockets, rate) {
   const [ready] = await once(child, 'message');
   if (ready !== 'flooding') throw new Error(`flood client: ${JSON.stringify(ready)}`);
   return {
-    async stop() {
-      child.send('stop');
+    async stop(minMs = 0) {
+      child.send({ stop: true, minMs });
       const [counts] = await once(child, 'message');
       return counts;
     },
