@@ -81,6 +81,9 @@ pub struct Config {
     pub port: u16,
     pub gateway_port: u16,
     pub worker_port: u16,
+    /// `WORKER_COMMIT_LINGER_MS`: how long the worker's group commit waits for more
+    /// batches when a round is small (0: commits at once).
+    pub worker_commit_linger: Duration,
     pub gateway_id: String,
     /// Packets a gateway queues per socket before emits to it fail (slow client).
     pub gateway_socket_buffer: usize,
@@ -200,6 +203,7 @@ impl Config {
             port: env.parse("PORT", 3000)?,
             gateway_port: env.parse("GATEWAY_PORT", 3001)?,
             worker_port: env.parse("WORKER_PORT", 3002)?,
+            worker_commit_linger: Duration::from_millis(env.parse("WORKER_COMMIT_LINGER_MS", 1)?),
             gateway_id: get("GATEWAY_ID")
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()),
@@ -506,6 +510,13 @@ mod tests {
         assert_eq!(c.redis.key_prefix, "courier:");
         assert_eq!(c.port, 3000);
         assert_eq!(c.jwt_expiration, Duration::from_secs(3600));
+        assert_eq!(c.worker_commit_linger, Duration::from_millis(1));
+        let c = cfg(&[
+            ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+            ("WORKER_COMMIT_LINGER_MS", "0"),
+        ])
+        .unwrap();
+        assert!(c.worker_commit_linger.is_zero());
     }
 
     #[test]

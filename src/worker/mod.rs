@@ -79,7 +79,8 @@ pub fn spawn_consumers(
         link_stop.clone(),
     );
     let persist_pool = crate::db::persist_pool(config)?;
-    let (persister, persister_task) = persister::Persister::new(persist_pool);
+    let (persister, persister_task) =
+        persister::Persister::new(persist_pool, config.worker_commit_linger);
     service.spawn_on_run(persister_task);
     let ctx = Arc::new(Ctx {
         persister,

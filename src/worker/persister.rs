@@ -3,11 +3,17 @@
 //! consumer waits for its own result before taking more deliveries, so per-chat
 //! order holds; one transaction per round instead of one per partition keeps
 //! PostgreSQL's per-commit cost (statements, fsync) from growing with partitions.
+//! At everyday load batches are of one or two, so a small round waits up to
+//! the linger for more before committing: fewer, larger transactions for a
+//! millisecond of latency (`WORKER_COMMIT_LINGER_MS`).
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use sqlx::PgPool;
-use tokio::sync::{mpsc, oneshot};
+use tokio::{
+    sync::{mpsc, oneshot},
+    time::Instant,
+};
 
 use crate::{
     db::{self, messages::Outcome},
@@ -16,6 +22,8 @@ use crate::{
 
 /// Most commands merged into one transaction.
 const GROUP_MAX: usize = 2048;
+/// A round this large commits at once; a smaller one waits up to the linger for more.
+const LINGER_BELOW: usize = 16;
 
 pub type PersistResult = Result<Vec<Outcome>, Arc<sqlx::Error>>;
 
@@ -31,9 +39,12 @@ pub struct Persister {
 
 impl Persister {
     /// The handle, and the task to run (it ends when every handle is dropped).
-    pub fn new(pool: PgPool) -> (Self, impl Future<Output = ()> + Send + 'static) {
+    pub fn new(
+        pool: PgPool,
+        linger: Duration,
+    ) -> (Self, impl Future<Output = ()> + Send + 'static) {
         let (tx, rx) = mpsc::channel(1024);
-        (Self { tx }, run(pool, rx))
+        (Self { tx }, run(pool, rx, linger))
     }
 
     /// Persists `cmds` (in one transaction, possibly shared with other batches).
@@ -48,18 +59,22 @@ impl Persister {
     }
 }
 
-async fn run(pool: PgPool, mut rx: mpsc::Receiver<Job>) {
+async fn run(pool: PgPool, mut rx: mpsc::Receiver<Job>, linger: Duration) {
     while let Some(first) = rx.recv().await {
+        let linger_until = Instant::now() + linger;
         let mut jobs = vec![first];
         let mut size = jobs[0].cmds.len();
         while size < GROUP_MAX {
-            match rx.try_recv() {
-                Ok(job) => {
-                    size += job.cmds.len();
-                    jobs.push(job);
-                }
-                Err(_) => break,
-            }
+            let job = match rx.try_recv() {
+                Ok(job) => job,
+                Err(_) if size >= LINGER_BELOW || linger.is_zero() => break,
+                Err(_) => match tokio::time::timeout_at(linger_until, rx.recv()).await {
+                    Ok(Some(job)) => job,
+                    _ => break,
+                },
+            };
+            size += job.cmds.len();
+            jobs.push(job);
         }
         metrics::histogram!("courier_worker_commit_size").record(size as f64);
         settle(&pool, jobs).await;
