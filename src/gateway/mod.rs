@@ -29,6 +29,8 @@ use crate::{
 };
 
 pub const NAMESPACE: &str = "/chat";
+/// Bytes of each WebSocket's read buffer (see the builder below).
+const WS_READ_BUFFER: usize = 1024;
 
 #[derive(Clone)]
 pub struct GwState {
@@ -67,6 +69,10 @@ pub fn attach(service: &mut Service, config: &Config, deps: &Deps) -> (SocketIoL
         .max_payload(max_payload as u64)
         .ws_max_message_size(max_payload)
         .ws_max_frame_size(max_payload)
+        // Allocated per socket up front (engineioxide's default is 4 KiB); what clients
+        // send over the socket (acks, typing, read marks, sync) fits in far less, and
+        // a larger frame grows the buffer as it arrives.
+        .ws_read_buffer_size(WS_READ_BUFFER)
         .with_state(state.clone())
         .build_layer();
     io.ns(NAMESPACE, handlers::on_connect.with(handlers::authenticate));
