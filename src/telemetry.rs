@@ -1,7 +1,13 @@
 //! Logging through `tracing` (JSON lines on stderr, `LOG_FORMAT=pretty` for humans,
 //! filtered by `RUST_LOG`, default `info`) and Prometheus metrics (`/metrics`).
 
-use std::{sync::OnceLock, time::Instant};
+use std::{
+    sync::{
+        OnceLock,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Instant,
+};
 
 use axum::{
     extract::{MatchedPath, Request},
@@ -43,6 +49,9 @@ const SIZE_BUCKETS: [f64; 10] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 25
 /// How often the recorder folds recorded histogram samples into its buckets.
 pub const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// How many upkeep runs have completed in this process (what a test waits for).
+pub static UPKEEP_RUNS: AtomicU64 = AtomicU64::new(0);
+
 /// The process-wide Prometheus recorder (installed on first use), with its upkeep:
 /// a histogram keeps every sample until upkeep (or a scrape) folds it into the
 /// buckets, so without it a process nobody scrapes grows with every request.
@@ -61,6 +70,7 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
                         loop {
                             std::thread::sleep(UPKEEP_EVERY);
                             upkeep.run_upkeep();
+                            UPKEEP_RUNS.fetch_add(1, Ordering::Release);
                         }
                     });
                 if let Err(e) = spawned {
