@@ -14,8 +14,10 @@ ENV CARGO_TERM_COLOR=never \
     CARGO_INCREMENTAL=0
 
 # 1. Dependencies only, cached until Cargo.toml or Cargo.lock change: the real manifest with
-#    stub sources for the library and the four [[bin]] targets it declares.
+#    stub sources for the library and the four [[bin]] targets it declares, and the
+#    patched crate the manifest's [patch.crates-io] points at (patches/README.md).
 COPY Cargo.toml Cargo.lock ./
+COPY patches ./patches
 RUN mkdir -p src bin \
  && echo '// dependency-caching stub' > src/lib.rs \
  && for b in api worker gateway courier; do echo 'fn main() {}' > "bin/$b.rs"; done \
