@@ -57,6 +57,11 @@ function cargoBins() {
 }
 
 describe('Dockerfile', () => {
+  /** The path crates of Cargo.toml's [patch.crates-io] (patches/README.md). */
+  const patchDirs = () => {
+    const section = read('Cargo.toml').split(/^\[patch\.crates-io\]$/m)[1]?.split(/^\[/m)[0] ?? '';
+    return [...section.matchAll(/path\s*=\s*"([^"]+)"/g)].map((m) => m[1]);
+  };
   const stages = parseDockerfile(read('Dockerfile'));
   const bins = cargoBins();
   const builder = stages[0];
@@ -81,6 +86,12 @@ describe('Dockerfile', () => {
     assert.ok(copyManifest >= 0 && copySrc > copyManifest, 'COPY Cargo.toml Cargo.lock comes before COPY src');
     const depBuild = builds.find(([, n]) => n > copyManifest && n < copySrc);
     assert.ok(depBuild, 'a cargo build --release between copying the manifest and the sources');
+    // [patch.crates-io] path crates are dependencies: copied before the dependency build.
+    for (const dir of patchDirs()) {
+      const holds = (w) => { const src = w.replace(/^\.\//, '').replace(/\/$/, ''); return dir === src || dir.startsWith(`${src}/`); };
+      const copy = idx((i) => i.op === 'COPY' && i.rest.split(/\s+/).slice(0, -1).some(holds));
+      assert.ok(copy >= 0 && copy < depBuild[1], `COPY ${dir} (a [patch.crates-io] crate) before the dependency build`);
+    }
     assert.match(depBuild[0].rest, /src\/lib\.rs/, 'the stub step creates src/lib.rs');
     for (const b of bins) {
       assert.ok(depBuild[0].rest.includes(b.name), `the stub step creates a main for ${b.name} (${b.path})`);
@@ -134,7 +145,7 @@ describe('Dockerfile', () => {
       assert.ok(ignored(p), `${p} must be ignored`);
     }
     for (const p of ['Cargo.toml', 'Cargo.lock', 'src/lib.rs', 'bin/api.rs', ...bins.map((b) => b.path).filter(Boolean),
-      'migrations/0001_init.sql']) {
+      'migrations/0001_init.sql', ...patchDirs().map((d) => `${d}/src/lib.rs`)]) {
       assert.ok(!ignored(p), `${p} is needed by the build`);
     }
   });
