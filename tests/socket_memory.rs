@@ -1,5 +1,5 @@
-//! The engine.io patch (patches/README.md) is the crate that gets built: each socket's
-//! channel slot holds one packet inline, not two.
+//! The engine.io patches (patches/README.md) are the crates that get built: each
+//! socket's channel slot holds one packet inline, not two, and the open packet is boxed.
 
 use engineioxide_core::{Packet, PacketBuf};
 
@@ -9,6 +9,10 @@ fn a_channel_slot_holds_one_packet_inline() {
     let packet = std::mem::size_of::<Packet>();
     // SmallVec<[Packet; N]> is N packets plus a length word; the upstream N = 2 gives
     // 2 × packet + 8. tokio's first channel block is 32 of these per socket.
+    assert!(
+        packet <= 48,
+        "Packet is {packet} bytes: the open packet is not boxed (patches/README.md)"
+    );
     assert!(
         slot < 2 * packet,
         "PacketBuf is {slot} bytes for a {packet}-byte packet: the [patch] of engineioxide-core is not applied"
