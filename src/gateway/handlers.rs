@@ -144,7 +144,7 @@ pub async fn authenticate(
     s.on("chat.sync", on_sync);
     s.on("auth.refresh", super::expiry::on_refresh);
     s.on_disconnect(on_disconnect);
-    s.extensions.insert(super::expiry::Expiry::new(claims.exp));
+    s.extensions.insert(super::expiry::TokenExp(claims.exp));
     let conn = Conn::new(id, user, Box::new(SocketSink(s.clone())));
     let opening = session::open(&state, conn, requested).await.map_err(|e| {
         tracing::warn!(error = %e, "cannot open a session; refusing the socket");
@@ -157,8 +157,8 @@ pub async fn authenticate(
 
 /// After the CONNECT packet: the replay, `session.recovered`, then live events.
 pub async fn on_connect(s: SocketRef, State(state): State<GwState>) {
-    if let Some(expiry) = s.extensions.get::<super::expiry::Expiry>() {
-        expiry.start(&s);
+    if let Some(super::expiry::TokenExp(exp)) = s.extensions.remove::<super::expiry::TokenExp>() {
+        state.expiries.set(&s, exp);
     }
     let (Some(key), Some(PendingOpening(opening))) = (
         s.extensions.get::<ConnKey>(),
@@ -174,9 +174,7 @@ pub async fn on_connect(s: SocketRef, State(state): State<GwState>) {
 }
 
 async fn on_disconnect(s: SocketRef, State(state): State<GwState>, reason: DisconnectReason) {
-    if let Some(expiry) = s.extensions.get::<super::expiry::Expiry>() {
-        expiry.cancel();
-    }
+    state.expiries.forget(&s);
     let Some(key) = s.extensions.get::<ConnKey>() else {
         return;
     };

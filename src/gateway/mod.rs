@@ -45,12 +45,16 @@ pub struct GwState {
     pub stop: CancellationToken,
     /// Signs the attachments' URLs of `chat.sync` answers.
     pub storage: crate::storage::Storage,
+    /// The sockets' token-expiry timers.
+    pub expiries: expiry::Expiries,
 }
 
 /// The Socket.IO layer and the SSE route, and the tasks that keep this instance's
 /// routing state and presence.
 pub fn attach(service: &mut Service, config: &Config, deps: &Deps) -> (SocketIoLayer, Router) {
     let on_sent = session::on_sent(deps.pool.clone(), deps.cache.clone());
+    let (expiries, expiry_timers) = expiry::Expiries::new(service.stop.clone());
+    service.spawn_on_run(expiry_timers);
     let state = GwState {
         pool: deps.pool.clone(),
         cache: deps.cache.clone(),
@@ -61,6 +65,7 @@ pub fn attach(service: &mut Service, config: &Config, deps: &Deps) -> (SocketIoL
         socket_buffer: config.gateway_socket_buffer,
         stop: service.stop.clone(),
         storage: deps.storage.clone(),
+        expiries,
     };
     let max_payload = config.realtime.max_payload;
     let (layer, io) = SocketIo::builder()
