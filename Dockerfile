@@ -15,7 +15,7 @@ ENV CARGO_TERM_COLOR=never \
 
 # 1. Dependencies only, cached until Cargo.toml or Cargo.lock change: the real manifest with
 #    stub sources for the library and the four [[bin]] targets it declares, and the
-#    patched crate the manifest's [patch.crates-io] points at (patches/README.md).
+#    patched crates the manifest's [patch.crates-io] points at (patches/README.md).
 COPY Cargo.toml Cargo.lock ./
 COPY patches ./patches
 RUN mkdir -p src bin \
