@@ -77,6 +77,7 @@ use tokio::sync::{
 };
 
 pub use engineioxide_core::Sid;
+use tokio_util::future::FutureExt as _;
 use tokio_util::sync::CancellationToken;
 
 /// A [`DisconnectReason`] represents the reason why a [`Socket`] was closed.
@@ -309,20 +310,22 @@ where
     pub(crate) fn spawn_heartbeat(self: Arc<Self>, interval: Duration, timeout: Duration) {
         let cancellation_token = self.cancellation_token.clone();
 
-        tokio::spawn(
-            cancellation_token
-                .run_until_cancelled_owned(async move {
-                    if let Err(_e) = self.heartbeat_job(interval, timeout).await {
-                        self.close(DisconnectReason::HeartbeatTimeout);
-                        #[cfg(feature = "tracing")]
-                        tracing::debug!(id = ?self.id, "heartbeat error: {_e}");
-                    }
-                })
-                .inspect(|_v| {
-                    #[cfg(feature = "tracing")]
-                    tracing::debug!(aborted = _v.is_none(), "heartbeat job completed");
-                }),
-        );
+        // Courier's patch: `with_cancellation_token_owned` (a plain future) rather than
+        // `run_until_cancelled_owned`, an `async fn` whose future held the job three
+        // times (its own argument, the inner call's argument, the running copy).
+        let fut = async move {
+            if let Err(_e) = self.heartbeat_job(interval, timeout).await {
+                self.close(DisconnectReason::HeartbeatTimeout);
+                #[cfg(feature = "tracing")]
+                tracing::debug!(id = ?self.id, "heartbeat error: {_e}");
+            }
+        }
+        .with_cancellation_token_owned(cancellation_token)
+        .inspect(|_v| {
+            #[cfg(feature = "tracing")]
+            tracing::debug!(aborted = _v.is_none(), "heartbeat job completed");
+        });
+        tokio::spawn(fut);
     }
 
     /// Heartbeat is sent every `interval` milliseconds by the client and the server `is` expected to respond within `timeout` milliseconds.

@@ -139,12 +139,15 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (socket, (tx, rx)) = {
-        let (socket, ws) = open(&engine, conn, protocol, sid, req_data).await?;
+        // Courier's patch: boxed, so that this future (the socket's reader task) is not
+        // sized for the handshake's state for the socket's whole life.
+        let opening = Box::pin(open(&engine, conn, protocol, sid, req_data));
+        let (socket, ws) = opening.await?;
         (socket, ws.split())
     };
 
     // Pipe between websocket and internal socket channel.
-    tokio::spawn(forward_to_socket::<H, S>(socket.clone(), tx));
+    spawn_writer::<H, S>(socket.clone(), tx);
 
     // pipe between internal socket channel and websocket
     match forward_to_handler(&engine, rx, &socket)
@@ -170,6 +173,19 @@ where
         }
     }
     Ok(())
+}
+
+/// Spawns [`forward_to_socket`].
+///
+/// Courier's patch: a plain function, so that the writer's future is never a local of
+/// [`serve`], whose future would otherwise be sized for it as well.
+fn spawn_writer<H: EngineIoHandler, S>(
+    socket: Arc<Socket<H::Data>>,
+    tx: SplitSink<WebSocketStream<S>, Message>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    tokio::spawn(forward_to_socket::<H, S>(socket, tx));
 }
 
 /// Opens the session (or takes over the polling one) and completes the handshake.
