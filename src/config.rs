@@ -126,6 +126,10 @@ pub struct Realtime {
     pub max_payload: usize,
     /// `GATEWAY_MAX_SOCKETS_PER_USER`: connections one user may hold across every gateway.
     pub max_sockets_per_user: u64,
+    /// `GATEWAY_PING_INTERVAL_MS` / `GATEWAY_PING_TIMEOUT_MS`: engine.io heartbeat; the
+    /// gateway pings every interval and closes a socket that does not answer in time.
+    pub ping_interval: Duration,
+    pub ping_timeout: Duration,
 }
 
 /// Per-user send and per-username/per-IP auth limits (`max` 0 disables one).
@@ -300,6 +304,8 @@ impl Config {
                     }
                     n => n,
                 },
+                ping_interval: env.millis_at_least("GATEWAY_PING_INTERVAL_MS", 25_000, 100)?,
+                ping_timeout: env.millis_at_least("GATEWAY_PING_TIMEOUT_MS", 20_000, 100)?,
             },
         })
     }
@@ -358,6 +364,18 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
                     &format!("expected {}, got {v:?}", std::any::type_name::<T>()),
                 )
             }),
+        }
+    }
+    /// A duration in milliseconds, at least `min`.
+    fn millis_at_least(
+        &self,
+        var: &'static str,
+        default: u64,
+        min: u64,
+    ) -> Result<Duration, ConfigError> {
+        match self.parse(var, default)? {
+            n if n < min => Err(self.bad(var, &format!("must be at least {min}"))),
+            n => Ok(Duration::from_millis(n)),
         }
     }
     /// `max_var` hits per `window_var` seconds.
@@ -517,6 +535,27 @@ mod tests {
         ])
         .unwrap();
         assert!(c.worker_commit_linger.is_zero());
+    }
+
+    #[test]
+    fn heartbeat_defaults_to_socket_io_and_has_a_floor() {
+        let c = cfg(&[("JWT_SECRET", "0123456789abcdef0123456789abcdef")]).unwrap();
+        assert_eq!(c.realtime.ping_interval, Duration::from_secs(25));
+        assert_eq!(c.realtime.ping_timeout, Duration::from_secs(20));
+        let c = cfg(&[
+            ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+            ("GATEWAY_PING_INTERVAL_MS", "300"),
+            ("GATEWAY_PING_TIMEOUT_MS", "200"),
+        ])
+        .unwrap();
+        assert_eq!(c.realtime.ping_interval, Duration::from_millis(300));
+        assert_eq!(c.realtime.ping_timeout, Duration::from_millis(200));
+        let e = cfg(&[
+            ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+            ("GATEWAY_PING_TIMEOUT_MS", "99"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.var, "GATEWAY_PING_TIMEOUT_MS");
     }
 
     #[test]

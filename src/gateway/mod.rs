@@ -79,6 +79,8 @@ pub fn attach(service: &mut Service, config: &Config, deps: &Deps) -> (SocketIoL
         // read marks, sync) fits, and a larger frame grows the buffer as it arrives.
         // 1 KiB → 512 B: idle 14.4 → 13.8 KB per socket (`scripts/bench.sh idle`).
         .ws_read_buffer_size(WS_READ_BUFFER)
+        .ping_interval(config.realtime.ping_interval)
+        .ping_timeout(config.realtime.ping_timeout)
         .with_state(state.clone())
         .build_layer();
     io.ns(NAMESPACE, handlers::on_connect.with(handlers::authenticate));
