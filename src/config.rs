@@ -168,10 +168,7 @@ impl Config {
             db: env.parse("REDIS_DB", 0)?,
             key_prefix: env.string("REDIS_KEY_PREFIX", "courier:"),
         };
-        let partition_count: u16 = env.parse("RABBITMQ_CHAT_PARTITION_COUNT", 8)?;
-        if partition_count == 0 {
-            return Err(env.bad("RABBITMQ_CHAT_PARTITION_COUNT", "must be at least 1"));
-        }
+        let partition_count: u16 = env.at_least("RABBITMQ_CHAT_PARTITION_COUNT", 8, 1)?;
         let rabbitmq = RabbitConfig {
             uri: rabbit_uri(&env)?,
             exchange: env.name("RABBITMQ_CHAT_EXCHANGE", "chat.events")?,
@@ -182,10 +179,11 @@ impl Config {
             partition_count,
             max_retries: env.parse("RABBITMQ_CHAT_MAX_RETRIES", 5)?,
             prefetch: env.parse("RABBITMQ_CHAT_CONSUMER_PREFETCH", 256)?,
-            confirm_timeout: match env.parse("RABBITMQ_CONFIRM_TIMEOUT_MS", 5000u64)? {
-                0 => return Err(env.bad("RABBITMQ_CONFIRM_TIMEOUT_MS", "must be at least 1")),
-                ms => Duration::from_millis(ms),
-            },
+            confirm_timeout: Duration::from_millis(env.at_least(
+                "RABBITMQ_CONFIRM_TIMEOUT_MS",
+                5000,
+                1,
+            )?),
         };
         let jwt_expiration = Duration::from_secs(env.parse("JWT_EXPIRATION_TIME", 3600)?);
         if jwt_expiration.is_zero() {
@@ -211,10 +209,7 @@ impl Config {
             gateway_id: get("GATEWAY_ID")
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()),
-            gateway_socket_buffer: match env.parse("GATEWAY_SOCKET_BUFFER", 4096)? {
-                0 => return Err(env.bad("GATEWAY_SOCKET_BUFFER", "must be at least 1")),
-                n => n,
-            },
+            gateway_socket_buffer: env.at_least("GATEWAY_SOCKET_BUFFER", 4096, 1)?,
             cors_origins: env
                 .string("CORS_ORIGINS", "")
                 .split(',')
@@ -248,13 +243,11 @@ impl Config {
             uploads: uploads::from_env(&env)?,
             api_compat: crate::domain::compat::ApiCompat::parse(&env.string("API_COMPAT", ""))
                 .map_err(|r| env.bad("API_COMPAT", &r))?,
-            http_max_connections: match env.parse(
+            http_max_connections: env.at_least(
                 "HTTP_MAX_CONNECTIONS",
                 crate::server::DEFAULT_MAX_CONNECTIONS,
-            )? {
-                0 => return Err(env.bad("HTTP_MAX_CONNECTIONS", "must be at least 1")),
-                n => n,
-            },
+                1,
+            )?,
             metrics_addr: match env.raw("METRICS_PORT") {
                 None => None,
                 Some(_) => {
@@ -270,42 +263,27 @@ impl Config {
             },
             realtime: Realtime {
                 presence_grace: Duration::from_secs(env.parse("PRESENCE_GRACE_SECS", 5)?),
-                gateway_lease: match env.parse("GATEWAY_LEASE_SECS", 15)? {
-                    n if n < 2 => return Err(env.bad("GATEWAY_LEASE_SECS", "must be at least 2")),
-                    n => Duration::from_secs(n),
-                },
-                recovery_window: match env.parse("RECOVERY_WINDOW_SECS", 600)? {
-                    0 => return Err(env.bad("RECOVERY_WINDOW_SECS", "must be at least 1")),
-                    n => Duration::from_secs(n),
-                },
-                recovery_max_events: match env.parse("RECOVERY_MAX_EVENTS", 1000)? {
-                    0 => return Err(env.bad("RECOVERY_MAX_EVENTS", "must be at least 1")),
-                    n => n,
-                },
-                socket_events_per_sec: match env.parse("RATE_LIMIT_SOCKET_EVENTS", 20)? {
-                    0 => return Err(env.bad("RATE_LIMIT_SOCKET_EVENTS", "must be at least 1")),
-                    n => n,
-                },
-                receipt_flush: match env.parse("RECEIPT_FLUSH_MS", 250)? {
-                    n if n < 250 => {
-                        return Err(env.bad("RECEIPT_FLUSH_MS", "must be at least 250"));
-                    }
-                    n => Duration::from_millis(n),
-                },
-                max_payload: match env.parse("GATEWAY_MAX_PAYLOAD", 65536)? {
-                    n if n < 1024 => {
-                        return Err(env.bad("GATEWAY_MAX_PAYLOAD", "must be at least 1024"));
-                    }
-                    n => n,
-                },
-                max_sockets_per_user: match env.parse("GATEWAY_MAX_SOCKETS_PER_USER", 20)? {
-                    0 => {
-                        return Err(env.bad("GATEWAY_MAX_SOCKETS_PER_USER", "must be at least 1"));
-                    }
-                    n => n,
-                },
-                ping_interval: env.millis_at_least("GATEWAY_PING_INTERVAL_MS", 25_000, 100)?,
-                ping_timeout: env.millis_at_least("GATEWAY_PING_TIMEOUT_MS", 20_000, 100)?,
+                gateway_lease: Duration::from_secs(env.at_least("GATEWAY_LEASE_SECS", 15, 2)?),
+                recovery_window: Duration::from_secs(env.at_least(
+                    "RECOVERY_WINDOW_SECS",
+                    600,
+                    1,
+                )?),
+                recovery_max_events: env.at_least("RECOVERY_MAX_EVENTS", 1000, 1)?,
+                socket_events_per_sec: env.at_least("RATE_LIMIT_SOCKET_EVENTS", 20, 1)?,
+                receipt_flush: Duration::from_millis(env.at_least("RECEIPT_FLUSH_MS", 250, 250)?),
+                max_payload: env.at_least("GATEWAY_MAX_PAYLOAD", 65536, 1024)?,
+                max_sockets_per_user: env.at_least("GATEWAY_MAX_SOCKETS_PER_USER", 20, 1)?,
+                ping_interval: Duration::from_millis(env.at_least(
+                    "GATEWAY_PING_INTERVAL_MS",
+                    25_000,
+                    100,
+                )?),
+                ping_timeout: Duration::from_millis(env.at_least(
+                    "GATEWAY_PING_TIMEOUT_MS",
+                    20_000,
+                    100,
+                )?),
             },
         })
     }
@@ -366,16 +344,14 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
             }),
         }
     }
-    /// A duration in milliseconds, at least `min`.
-    fn millis_at_least(
-        &self,
-        var: &'static str,
-        default: u64,
-        min: u64,
-    ) -> Result<Duration, ConfigError> {
+    /// A number that must be at least `min`.
+    fn at_least<T>(&self, var: &'static str, default: T, min: T) -> Result<T, ConfigError>
+    where
+        T: std::str::FromStr + PartialOrd + std::fmt::Display,
+    {
         match self.parse(var, default)? {
             n if n < min => Err(self.bad(var, &format!("must be at least {min}"))),
-            n => Ok(Duration::from_millis(n)),
+            n => Ok(n),
         }
     }
     /// `max_var` hits per `window_var` seconds.
