@@ -18,7 +18,6 @@ use crate::{
         AppState,
         extract::{ApiJson, ApiPath, ApiQuery, AuthUser, request_id},
     },
-    db::compat as db,
     domain::compat::{self, PageMeta},
     error::{ApiError, ApiResult},
     service::{chats as uc, messages, pages},
@@ -59,8 +58,8 @@ pub async fn create(
     let id = match (body.is_group.unwrap_or(false), &others[..]) {
         (false, [other]) => uc::create_direct(&state.ctx, me, *other, &rid).await?.0.id,
         (false, []) | (true, []) => {
-            return Err(ApiError::Validation(
-                "participantUserIds must name another user".into(),
+            return Err(ApiError::invalid(
+                "participantUserIds must name another user",
             ));
         }
         _ => {
@@ -71,10 +70,7 @@ pub async fn create(
                 .id
         }
     };
-    let chat = db::chats(&state.pool, &[id])
-        .await?
-        .pop()
-        .ok_or_else(|| ApiError::NotFound("chat not found".into()))?;
+    let chat = pages::chat(&state.ctx, id).await?;
     Ok((StatusCode::CREATED, Json(chat)))
 }
 
@@ -92,7 +88,7 @@ pub async fn room_ids(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
 ) -> ApiResult<Json<Vec<Uuid>>> {
-    Ok(Json(db::room_ids(&state.pool, me).await?))
+    Ok(Json(pages::room_ids(&state.ctx, me).await?))
 }
 
 /// Sends a message: 202 `{status: "queued", brokerMessageId, clientMessageId}` once
@@ -127,8 +123,8 @@ pub async fn history(
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Response> {
     if q.search.as_deref().is_some_and(|s| !s.trim().is_empty()) {
-        return Err(ApiError::Validation(
-            "search is not supported by Courier's chat-be profile; use GET /search/messages".into(),
+        return Err(ApiError::invalid(
+            "search is not supported by Courier's chat-be profile; use GET /search/messages",
         ));
     }
     let opts = q.options()?;
@@ -137,6 +133,6 @@ pub async fn history(
         .iter()
         .map(compat::message)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ApiError::Internal(e.into()))?;
+        .map_err(ApiError::internal)?;
     Ok(paged(data, PageMeta::new(opts.page, opts.take, total)))
 }
