@@ -224,4 +224,62 @@ mod tests {
         assert_eq!(v["error"], "Service Unavailable");
         assert_eq!(v["code"], "unavailable");
     }
+
+    #[test]
+    fn every_service_error_keeps_its_status_and_code() {
+        let cases: Vec<(ServiceError, u16, &str)> = vec![
+            (ServiceError::Invalid("x".into()), 400, "validation_failed"),
+            (ServiceError::Unauthenticated, 401, "unauthorized"),
+            (ServiceError::BadCredentials("x"), 401, "unauthorized"),
+            (ServiceError::Forbidden("x".into()), 403, "forbidden"),
+            (ServiceError::EditWindowClosed, 403, "edit_window_closed"),
+            (ServiceError::NotFound("x".into()), 404, "not_found"),
+            (ServiceError::Conflict("x".into()), 409, "conflict"),
+            (
+                ServiceError::RateLimited {
+                    retry_after_secs: 3,
+                },
+                429,
+                "rate_limited",
+            ),
+            (ServiceError::Unavailable("redis"), 503, "unavailable"),
+            (
+                ServiceError::internal(anyhow::anyhow!("x")),
+                500,
+                "internal",
+            ),
+        ];
+        for (e, status, code) in cases {
+            let message = e.public_message();
+            let api = ApiError::from(e);
+            assert_eq!(api.status_code().as_u16(), status, "{code}");
+            assert_eq!(api.code(), code);
+            assert_eq!(api.public_message(), message);
+        }
+        let http_only = [
+            (ApiError::InvalidJson("x".into()), 400, "invalid_json"),
+            (ApiError::PayloadTooLarge(1), 413, "payload_too_large"),
+            (
+                ApiError::UnsupportedMediaType("x".into()),
+                415,
+                "unsupported_media_type",
+            ),
+            (
+                ApiError::MethodNotAllowed("x".into()),
+                405,
+                "method_not_allowed",
+            ),
+        ];
+        for (e, status, code) in http_only {
+            assert_eq!(e.status_code().as_u16(), status, "{code}");
+            assert_eq!(e.code(), code);
+        }
+    }
+
+    #[tokio::test]
+    async fn rate_limited_carries_its_retry_after() {
+        let resp = ApiError::rate_limited(7).into_response();
+        assert_eq!(resp.status(), 429);
+        assert_eq!(resp.headers()[header::RETRY_AFTER], "7");
+    }
 }

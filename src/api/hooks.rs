@@ -17,7 +17,6 @@ use super::{
 use crate::{
     error::{ApiResult, ErrorBody},
     service::{
-        ServiceError,
         hooks::{self as uc, CreatedHook, HookView},
         messages::Accepted,
     },
@@ -117,11 +116,10 @@ pub async fn post(
     headers: HeaderMap,
     ApiJson(body): ApiJson<PostBody>,
 ) -> ApiResult<(StatusCode, Json<Accepted>)> {
-    let hook = Uuid::parse_str(&hook).map_err(|_| ServiceError::Unauthenticated)?;
     let rid = request_id(&headers);
     let accepted = uc::post(
         &state.ctx,
-        hook,
+        &hook,
         &token,
         &body.content,
         body.client_message_id,

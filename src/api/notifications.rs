@@ -50,8 +50,8 @@ pub async fn list(
     AuthUser(me): AuthUser,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Page>> {
-    let before = uc::parse_before(q.before.as_deref())?;
-    let page = uc::list(&state.ctx, me, q.unread.unwrap_or(false), before, q.limit).await?;
+    let unread = q.unread.unwrap_or(false);
+    let page = uc::list(&state.ctx, me, unread, q.before.as_deref(), q.limit).await?;
     Ok(Json(page))
 }
 

@@ -140,7 +140,105 @@ impl From<LookupError> for ServiceError {
 
 #[cfg(test)]
 mod tests {
+    use std::borrow::Cow;
+
+    use sqlx::error::{DatabaseError, ErrorKind};
+
     use super::*;
+
+    /// A PostgreSQL error with a SQLSTATE and, for a violation, its constraint.
+    #[derive(Debug)]
+    struct Pg {
+        code: &'static str,
+        constraint: Option<&'static str>,
+        kind: ErrorKind,
+    }
+
+    impl std::fmt::Display for Pg {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "pg error {}", self.code)
+        }
+    }
+
+    impl std::error::Error for Pg {}
+
+    impl DatabaseError for Pg {
+        fn message(&self) -> &str {
+            "pg error"
+        }
+        fn code(&self) -> Option<Cow<'_, str>> {
+            Some(self.code.into())
+        }
+        fn constraint(&self) -> Option<&str> {
+            self.constraint
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> ErrorKind {
+            match self.kind {
+                ErrorKind::UniqueViolation => ErrorKind::UniqueViolation,
+                ErrorKind::ForeignKeyViolation => ErrorKind::ForeignKeyViolation,
+                _ => ErrorKind::Other,
+            }
+        }
+    }
+
+    fn pg(code: &'static str, constraint: Option<&'static str>, kind: ErrorKind) -> sqlx::Error {
+        sqlx::Error::Database(Box::new(Pg {
+            code,
+            constraint,
+            kind,
+        }))
+    }
+
+    const KNOWN: &[Violation] = &[("chat_participants_user_id_fkey", || {
+        ServiceError::Invalid("unknown user".into())
+    })];
+
+    #[test]
+    fn a_known_constraint_maps_to_its_error() {
+        let e = pg(
+            "23503",
+            Some("chat_participants_user_id_fkey"),
+            ErrorKind::ForeignKeyViolation,
+        );
+        let e = on_constraint(e, KNOWN);
+        assert_eq!(e.code(), "validation_failed");
+        assert_eq!(e.public_message(), "unknown user");
+    }
+
+    #[test]
+    fn violations_no_use_case_expects_are_internal() {
+        let unique = pg("23505", Some("users_email_key"), ErrorKind::UniqueViolation);
+        assert_eq!(on_constraint(unique, KNOWN).code(), "internal");
+        let fk = pg(
+            "23503",
+            Some("chats_created_by_fkey"),
+            ErrorKind::ForeignKeyViolation,
+        );
+        assert_eq!(ServiceError::from(fk).code(), "internal");
+        assert_eq!(
+            on_constraint(sqlx::Error::RowNotFound, KNOWN).code(),
+            "internal"
+        );
+    }
+
+    #[test]
+    fn outages_are_unavailable() {
+        let e = ServiceError::from(pg("57P01", None, ErrorKind::Other));
+        assert_eq!(e.code(), "unavailable");
+        assert!(matches!(
+            ServiceError::from(sqlx::Error::PoolTimedOut),
+            ServiceError::Unavailable("database")
+        ));
+    }
 
     #[test]
     fn nul_characters_are_refused() {
@@ -148,14 +246,7 @@ mod tests {
         let e = no_nul("a\0b").unwrap_err();
         assert_eq!(e.code(), "validation_failed");
         assert_eq!(e.public_message(), NUL_RULE);
-    }
-
-    #[test]
-    fn unknown_database_errors_are_internal() {
-        let e = on_constraint(
-            sqlx::Error::RowNotFound,
-            &[("x", || ServiceError::Unauthenticated)],
-        );
-        assert_eq!(e.code(), "internal");
+        let stored = ServiceError::from(pg("22021", None, ErrorKind::Other));
+        assert_eq!(stored.public_message(), NUL_RULE);
     }
 }

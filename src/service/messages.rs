@@ -300,3 +300,33 @@ pub async fn sync(
     uploads::sign(storage, &mut messages).await?;
     Ok((messages, more))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_and_limits_are_checked() {
+        assert_eq!(Cursor::new(None, None).unwrap(), Cursor::Newest);
+        assert_eq!(Cursor::new(Some(5), None).unwrap(), Cursor::Before(5));
+        assert_eq!(Cursor::new(None, Some(0)).unwrap(), Cursor::After(0));
+        let both = Cursor::new(Some(1), Some(2)).unwrap_err();
+        assert_eq!(
+            both.public_message(),
+            "use either before or after, not both"
+        );
+        let negative = Cursor::new(Some(-1), None).unwrap_err();
+        assert_eq!(
+            negative.public_message(),
+            "before and after must be non-negative"
+        );
+        assert_eq!(page_limit(None).unwrap(), 50);
+        assert_eq!(page_limit(Some(100)).unwrap(), 100);
+        for bad in [0, 101, -1] {
+            assert_eq!(
+                page_limit(Some(bad)).unwrap_err().code(),
+                "validation_failed"
+            );
+        }
+    }
+}

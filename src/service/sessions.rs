@@ -192,3 +192,46 @@ pub async fn count_attempt(ctx: &Ctx, key: &str, limit: AttemptLimit) -> Service
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reg(username: &str, password: &str, display_name: Option<&str>) -> Registration {
+        Registration {
+            username: username.into(),
+            password: password.into(),
+            display_name: display_name.map(Into::into),
+        }
+    }
+
+    fn message(r: Registration) -> String {
+        r.check().map(|_| ()).unwrap_err().public_message()
+    }
+
+    #[test]
+    fn registration_reports_the_first_field_alphabetically() {
+        let long = "x".repeat(65);
+        assert_eq!(
+            message(reg("A", "short", Some(&long))),
+            "displayName must be at most 64 characters"
+        );
+        assert_eq!(message(reg("A", "short", None)), password::PASSWORD_RULE);
+        assert_eq!(
+            message(reg("A", "password-123", None)),
+            crate::domain::user::USERNAME_RULE
+        );
+        assert_eq!(
+            message(reg("alice", "password-123", Some("a\0b"))),
+            "text must not contain NUL characters"
+        );
+    }
+
+    #[test]
+    fn a_blank_display_name_is_none() {
+        let r = reg("alice", "password-123", Some("  "));
+        assert_eq!(r.check().unwrap(), None);
+        let r = reg("alice", "password-123", Some(" Alice "));
+        assert_eq!(r.check().unwrap(), Some("Alice"));
+    }
+}
