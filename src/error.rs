@@ -1,5 +1,7 @@
 //! The one error type of the HTTP surface, rendered in the contract's NestJS shape
-//! (`statusCode`, `error`, `code`, `message`). 5xx responses never carry internals.
+//! (`statusCode`, `error`, `code`, `message`): a use case's `ServiceError` (its code and
+//! message as the service defines them, its status from `status_of`), or one of the few
+//! errors only HTTP has. 5xx responses never carry internals.
 
 use axum::{
     Json,
