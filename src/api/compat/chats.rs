@@ -18,9 +18,15 @@ use crate::{
         AppState,
         extract::{ApiJson, ApiPath, ApiQuery, AuthUser, request_id},
     },
-    domain::compat::{self, PageMeta},
+    domain::{
+        chat::ChatType,
+        compat::{self, PageMeta},
+    },
     error::{ApiError, ApiResult},
-    service::{chats as uc, messages, pages},
+    service::{
+        chats::{self as uc, NewChat},
+        messages, pages,
+    },
 };
 
 #[derive(Deserialize)]
@@ -50,26 +56,30 @@ pub async fn create(
     headers: HeaderMap,
     ApiJson(body): ApiJson<CreateBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let rid = request_id(&headers);
     let mut others = body.participant_user_ids;
     others.retain(|u| *u != me);
     others.sort();
     others.dedup();
-    let id = match (body.is_group.unwrap_or(false), &others[..]) {
-        (false, [other]) => uc::create_direct(&state.ctx, me, *other, &rid).await?.0.id,
-        (false, []) | (true, []) => {
+    let kind = match (body.is_group.unwrap_or(false), &others[..]) {
+        (_, []) => {
             return Err(ApiError::invalid(
                 "participantUserIds must name another user",
             ));
         }
-        _ => {
-            let title = body.name.as_deref().filter(|n| !n.trim().is_empty());
-            let title = title.unwrap_or(UNNAMED_GROUP);
-            uc::create_group(&state.ctx, me, Some(title), others, &rid)
-                .await?
-                .id
-        }
+        (false, [_]) => ChatType::Direct,
+        _ => ChatType::Group,
     };
+    let title = (kind == ChatType::Group).then(|| {
+        let name = body.name.filter(|n| !n.trim().is_empty());
+        name.unwrap_or_else(|| UNNAMED_GROUP.to_string())
+    });
+    let new = NewChat {
+        kind,
+        participant_ids: others,
+        title,
+    };
+    let (created, _) = uc::create(&state.ctx, me, new, &request_id(&headers)).await?;
+    let id = created.id;
     let chat = pages::chat(&state.ctx, id).await?;
     Ok((StatusCode::CREATED, Json(chat)))
 }
