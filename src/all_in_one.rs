@@ -15,16 +15,15 @@ pub async fn build(config: &Config) -> anyhow::Result<Service> {
     let mut service = Service::bind("courier", addr, Router::new(), stop.clone()).await?;
     service.serve_metrics(config).await?;
     service.max_connections = config.http_max_connections;
-    let (state, api_link_task) = api::state(config, &deps, &service);
-    let api_link = state.link.clone();
+    let (state, api_link, api_link_task) = api::state(config, &deps, &service);
     service.spawn_on_run(async move {
         if let Err(e) = api_link_task.await {
             tracing::error!(error = %e, "rabbitmq supervisor failed");
         }
     });
     let worker_link = worker::spawn_consumers(&mut service, config, &deps)?;
-    deps.spawn_receipts(&mut service, config);
-    api::spawn_token_purge(&mut service, deps.pool.clone());
+    // The receipts flusher (once per process) and the refresh-token purge.
+    api::spawn_tasks(&mut service, config, &deps);
     let (layer, sse) = gateway::attach(&mut service, config, &deps);
     // Ready only when both broker links are up.
     let health = Health {
@@ -62,7 +61,7 @@ async fn readyz_guard(
     if req.uri().path() == "/readyz"
         && let Some(dep) = h.first_down().await
     {
-        return crate::error::ApiError::Unavailable(dep).into_response();
+        return crate::error::ApiError::unavailable(dep).into_response();
     }
     next.run(req).await
 }

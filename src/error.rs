@@ -1,5 +1,7 @@
 //! The one error type of the HTTP surface, rendered in the contract's NestJS shape
-//! (`statusCode`, `error`, `code`, `message`). 5xx responses never carry internals.
+//! (`statusCode`, `error`, `code`, `message`): a use case's `ServiceError` (its code and
+//! message as the service defines them, its status from `status_of`), or one of the few
+//! errors only HTTP has. 5xx responses never carry internals.
 
 use axum::{
     Json,
@@ -8,42 +10,27 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use serde::Serialize;
-use validator::ValidationErrors;
 
 use crate::service::ServiceError;
 
 /// Seconds a client should wait before retrying after a 503.
 pub const RETRY_AFTER_SECS: u64 = 1;
 
+/// A use case's error, or one only HTTP has (the request itself is malformed or
+/// unroutable). The service's errors keep their code and message; this layer adds
+/// only their status.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("{0}")]
-    Validation(String),
+    #[error(transparent)]
+    Service(#[from] ServiceError),
     #[error("{0}")]
     InvalidJson(String),
-    #[error("{0}")]
-    Unauthorized(String),
-    #[error("{0}")]
-    Forbidden(String),
-    #[error("the edit window of this message has closed")]
-    EditWindowClosed,
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{0}")]
-    Conflict(String),
     #[error("request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("{0}")]
     MethodNotAllowed(String),
-    #[error("too many requests")]
-    RateLimited { retry_after_secs: u64 },
-    /// A dependency (named) is unreachable; the client may retry.
-    #[error("{0} is unavailable, retry later")]
-    Unavailable(&'static str),
-    #[error(transparent)]
-    Internal(#[from] anyhow::Error),
 }
 
 /// The body of every 4xx/5xx response (NestJS shape plus a stable `code`).
@@ -69,52 +56,77 @@ pub struct ErrorBody<'a> {
     message: String,
 }
 
+/// The HTTP status of a use case's error.
+fn status_of(e: &ServiceError) -> StatusCode {
+    match e {
+        ServiceError::Invalid(_) => StatusCode::BAD_REQUEST,
+        ServiceError::Unauthenticated | ServiceError::BadCredentials(_) => StatusCode::UNAUTHORIZED,
+        ServiceError::Forbidden(_) | ServiceError::EditWindowClosed => StatusCode::FORBIDDEN,
+        ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
+        ServiceError::Conflict(_) => StatusCode::CONFLICT,
+        ServiceError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+        ServiceError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        ServiceError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
 impl ApiError {
     pub fn status_code(&self) -> StatusCode {
         match self {
-            Self::Validation(_) | Self::InvalidJson(_) => StatusCode::BAD_REQUEST,
-            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) | Self::EditWindowClosed => StatusCode::FORBIDDEN,
-            Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Service(e) => status_of(e),
+            Self::InvalidJson(_) => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     /// The stable machine-readable code of the contract.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::Validation(_) => "validation_failed",
+            Self::Service(e) => e.code(),
             Self::InvalidJson(_) => "invalid_json",
-            Self::Unauthorized(_) => "unauthorized",
-            Self::Forbidden(_) => "forbidden",
-            Self::EditWindowClosed => "edit_window_closed",
-            Self::NotFound(_) => "not_found",
-            Self::Conflict(_) => "conflict",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::MethodNotAllowed(_) => "method_not_allowed",
-            Self::RateLimited { .. } => "rate_limited",
-            Self::Unavailable(_) => "unavailable",
-            Self::Internal(_) => "internal",
         }
     }
 
     /// The message safe to show a client.
     pub fn public_message(&self) -> String {
         match self {
-            Self::Internal(_) => "internal server error".to_string(),
+            Self::Service(e) => e.public_message(),
             other => other.to_string(),
         }
     }
 
     pub fn unauthorized() -> Self {
-        Self::Unauthorized("invalid or missing credentials".into())
+        ServiceError::Unauthenticated.into()
+    }
+
+    /// 400 `validation_failed`.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        ServiceError::Invalid(message.into()).into()
+    }
+
+    /// 404 `not_found`.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        ServiceError::NotFound(message.into()).into()
+    }
+
+    /// 429 `rate_limited`.
+    pub fn rate_limited(retry_after_secs: u64) -> Self {
+        ServiceError::RateLimited { retry_after_secs }.into()
+    }
+
+    /// 503 `unavailable` (the dependency is named in the message).
+    pub fn unavailable(dependency: &'static str) -> Self {
+        ServiceError::Unavailable(dependency).into()
+    }
+
+    /// 500 `internal` (the cause is logged, never shown).
+    pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
+        ServiceError::Internal(cause.into()).into()
     }
 }
 
@@ -122,8 +134,12 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status_code();
         match &self {
-            Self::Internal(cause) => tracing::error!(error = ?cause, "request failed"),
-            Self::Unavailable(dep) => tracing::warn!(dependency = dep, "dependency unavailable"),
+            Self::Service(ServiceError::Internal(cause)) => {
+                tracing::error!(error = ?cause, "request failed")
+            }
+            Self::Service(ServiceError::Unavailable(dep)) => {
+                tracing::warn!(dependency = dep, "dependency unavailable")
+            }
             _ => {}
         }
         let body = ErrorBody {
@@ -134,8 +150,8 @@ impl IntoResponse for ApiError {
         };
         let mut resp = (status, Json(body)).into_response();
         let retry_after = match self {
-            Self::RateLimited { retry_after_secs } => Some(retry_after_secs),
-            Self::Unavailable(_) => Some(RETRY_AFTER_SECS),
+            Self::Service(ServiceError::RateLimited { retry_after_secs }) => Some(retry_after_secs),
+            Self::Service(ServiceError::Unavailable(_)) => Some(RETRY_AFTER_SECS),
             _ => None,
         };
         if let Some(secs) = retry_after {
@@ -146,52 +162,17 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<ServiceError> for ApiError {
-    fn from(e: ServiceError) -> Self {
-        match e {
-            ServiceError::Invalid(m) => Self::Validation(m),
-            ServiceError::Unauthenticated => Self::unauthorized(),
-            ServiceError::Forbidden(m) => Self::Forbidden(m),
-            ServiceError::EditWindowClosed => Self::EditWindowClosed,
-            ServiceError::NotFound(m) => Self::NotFound(m),
-            ServiceError::Conflict(m) => Self::Conflict(m),
-            ServiceError::RateLimited { retry_after_secs } => {
-                Self::RateLimited { retry_after_secs }
-            }
-            ServiceError::Unavailable(d) => Self::Unavailable(d),
-            ServiceError::Internal(e) => Self::Internal(e),
-        }
-    }
-}
-
-impl From<sqlx::Error> for ApiError {
-    fn from(e: sqlx::Error) -> Self {
-        ServiceError::from(e).into()
-    }
-}
-
-impl From<crate::cache::membership::LookupError> for ApiError {
-    fn from(e: crate::cache::membership::LookupError) -> Self {
-        ServiceError::from(e).into()
-    }
-}
-
-impl From<redis::RedisError> for ApiError {
-    fn from(e: redis::RedisError) -> Self {
-        ServiceError::from(e).into()
-    }
-}
-
-impl From<ValidationErrors> for ApiError {
-    fn from(e: ValidationErrors) -> Self {
-        Self::Validation(crate::domain::validation_message(&e))
+/// A cause with no better name: 500 `internal`.
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> Self {
+        Self::internal(e)
     }
 }
 
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
         match r {
-            JsonRejection::JsonDataError(e) => Self::Validation(e.body_text()),
+            JsonRejection::JsonDataError(e) => Self::invalid(e.body_text()),
             JsonRejection::JsonSyntaxError(_) => {
                 Self::InvalidJson("request body is not valid JSON".into())
             }
@@ -208,13 +189,13 @@ impl From<JsonRejection> for ApiError {
 
 impl From<PathRejection> for ApiError {
     fn from(r: PathRejection) -> Self {
-        Self::Validation(format!("invalid path parameter: {}", r.body_text()))
+        Self::invalid(format!("invalid path parameter: {}", r.body_text()))
     }
 }
 
 impl From<QueryRejection> for ApiError {
     fn from(r: QueryRejection) -> Self {
-        Self::Validation(format!("invalid query: {}", r.body_text()))
+        Self::invalid(format!("invalid query: {}", r.body_text()))
     }
 }
 
@@ -226,7 +207,7 @@ mod tests {
 
     #[tokio::test]
     async fn internal_errors_hide_their_cause() {
-        let resp = ApiError::Internal(anyhow::anyhow!("password=hunter2")).into_response();
+        let resp = ApiError::internal(anyhow::anyhow!("password=hunter2")).into_response();
         assert_eq!(resp.status(), 500);
         let body = axum::body::to_bytes(resp.into_body(), 1024).await.unwrap();
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
@@ -237,12 +218,70 @@ mod tests {
 
     #[tokio::test]
     async fn unavailable_carries_retry_after() {
-        let resp = ApiError::Unavailable("rabbitmq").into_response();
+        let resp = ApiError::unavailable("rabbitmq").into_response();
         assert_eq!(resp.status(), 503);
         assert_eq!(resp.headers()[header::RETRY_AFTER], "1");
         let body = axum::body::to_bytes(resp.into_body(), 1024).await.unwrap();
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["error"], "Service Unavailable");
         assert_eq!(v["code"], "unavailable");
+    }
+
+    #[test]
+    fn every_service_error_keeps_its_status_and_code() {
+        let cases: Vec<(ServiceError, u16, &str)> = vec![
+            (ServiceError::Invalid("x".into()), 400, "validation_failed"),
+            (ServiceError::Unauthenticated, 401, "unauthorized"),
+            (ServiceError::BadCredentials("x"), 401, "unauthorized"),
+            (ServiceError::Forbidden("x".into()), 403, "forbidden"),
+            (ServiceError::EditWindowClosed, 403, "edit_window_closed"),
+            (ServiceError::NotFound("x".into()), 404, "not_found"),
+            (ServiceError::Conflict("x".into()), 409, "conflict"),
+            (
+                ServiceError::RateLimited {
+                    retry_after_secs: 3,
+                },
+                429,
+                "rate_limited",
+            ),
+            (ServiceError::Unavailable("redis"), 503, "unavailable"),
+            (
+                ServiceError::internal(anyhow::anyhow!("x")),
+                500,
+                "internal",
+            ),
+        ];
+        for (e, status, code) in cases {
+            let message = e.public_message();
+            let api = ApiError::from(e);
+            assert_eq!(api.status_code().as_u16(), status, "{code}");
+            assert_eq!(api.code(), code);
+            assert_eq!(api.public_message(), message);
+        }
+        let http_only = [
+            (ApiError::InvalidJson("x".into()), 400, "invalid_json"),
+            (ApiError::PayloadTooLarge(1), 413, "payload_too_large"),
+            (
+                ApiError::UnsupportedMediaType("x".into()),
+                415,
+                "unsupported_media_type",
+            ),
+            (
+                ApiError::MethodNotAllowed("x".into()),
+                405,
+                "method_not_allowed",
+            ),
+        ];
+        for (e, status, code) in http_only {
+            assert_eq!(e.status_code().as_u16(), status, "{code}");
+            assert_eq!(e.code(), code);
+        }
+    }
+
+    #[tokio::test]
+    async fn rate_limited_carries_its_retry_after() {
+        let resp = ApiError::rate_limited(7).into_response();
+        assert_eq!(resp.status(), 429);
+        assert_eq!(resp.headers()[header::RETRY_AFTER], "7");
     }
 }

@@ -47,6 +47,6 @@ impl Health {
 async fn readyz(State(h): State<Health>) -> impl IntoResponse {
     match h.first_down().await {
         None => Ok(Json(json!({"status": "ready"}))),
-        Some(dep) => Err(ApiError::Unavailable(dep)),
+        Some(dep) => Err(ApiError::unavailable(dep)),
     }
 }

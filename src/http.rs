@@ -62,7 +62,7 @@ pub fn finish(router: Router) -> Router {
         SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
     };
     router
-        .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed("method not allowed on this route".into()) })
         .layer(axum::middleware::from_fn(crate::telemetry::track_http))
         .layer(
@@ -78,7 +78,7 @@ pub fn finish(router: Router) -> Router {
                 }))
                 .layer(PropagateRequestIdLayer::new(x_request_id))
                 .layer(CatchPanicLayer::custom(|_| {
-                    axum::response::IntoResponse::into_response(ApiError::Internal(anyhow::anyhow!("handler panicked")))
+                    axum::response::IntoResponse::into_response(ApiError::internal(anyhow::anyhow!("handler panicked")))
                 })),
         )
 }

@@ -1,10 +1,10 @@
 //! Chats and participants.
 
+use super::responses::{BadRequest, BodyErrors, ChatErrors, ServerErrors, Unauthorized};
 use axum::{
     Json,
     extract::State,
     http::{HeaderMap, StatusCode},
-    response::{IntoResponse, Response},
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -14,10 +14,9 @@ use super::{
     extract::{ApiJson, ApiPath, AuthUser, request_id},
 };
 use crate::{
-    db,
     domain::chat::{Chat, ChatType},
-    error::{ApiError, ApiResult, ErrorBody},
-    service::chats as uc,
+    error::ApiResult,
+    service::chats::{self as uc, NewChat},
 };
 
 /// `direct`: exactly one other user in `participantIds`. `group`: a `title` (1–128
@@ -58,8 +57,6 @@ pub struct ChatList {
     chats: Vec<ChatWithUnread>,
 }
 
-use crate::service::require_member;
-
 /// Creates a chat, or returns the existing direct chat with that user.
 #[utoipa::path(
     post,
@@ -71,13 +68,7 @@ use crate::service::require_member;
     responses(
         (status = 200, description = "The direct chat with that user already existed", body = Chat),
         (status = 201, description = "Created", body = Chat),
-        (status = 400, description = "`validation_failed` (e.g. unknown user ids) or `invalid_json`", body = ErrorBody),
-        (status = 401, description = "`unauthorized`: missing, malformed or expired access token", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`: body over 64 KiB", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`: not `Content-Type: application/json`", body = ErrorBody),
-        (status = 500, description = "`internal`", body = ErrorBody),
-        (status = 503, description = "`unavailable`: a dependency is down", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
+        BadRequest, Unauthorized, ServerErrors, BodyErrors,
     )
 )]
 pub async fn create(
@@ -85,35 +76,19 @@ pub async fn create(
     AuthUser(me): AuthUser,
     headers: HeaderMap,
     ApiJson(body): ApiJson<CreateBody>,
-) -> ApiResult<Response> {
-    let rid = request_id(&headers);
-    match body.kind {
-        ChatType::Direct => {
-            let [other] = body.participant_ids[..] else {
-                return Err(ApiError::Validation(
-                    "a direct chat needs exactly one participantId".into(),
-                ));
-            };
-            let (chat, created) = uc::create_direct(&state.ctx, me, other, &rid).await?;
-            let status = if created {
-                StatusCode::CREATED
-            } else {
-                StatusCode::OK
-            };
-            Ok((status, Json(chat)).into_response())
-        }
-        ChatType::Group => {
-            let chat = uc::create_group(
-                &state.ctx,
-                me,
-                body.title.as_deref(),
-                body.participant_ids,
-                &rid,
-            )
-            .await?;
-            Ok((StatusCode::CREATED, Json(chat)).into_response())
-        }
-    }
+) -> ApiResult<(StatusCode, Json<Chat>)> {
+    let new = NewChat {
+        kind: body.kind,
+        participant_ids: body.participant_ids,
+        title: body.title,
+    };
+    let (chat, created) = uc::create(&state.ctx, me, new, &request_id(&headers)).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(chat)))
 }
 
 /// The caller's chats, most recently active first.
@@ -125,17 +100,14 @@ pub async fn create(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller's chats", body = ChatList),
-        (status = 401, description = "`unauthorized`: missing, malformed or expired access token", body = ErrorBody),
-        (status = 500, description = "`internal`", body = ErrorBody),
-        (status = 503, description = "`unavailable`: a dependency is down", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
+        Unauthorized, ServerErrors,
     )
 )]
 pub async fn list(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
 ) -> ApiResult<Json<ChatList>> {
-    let chats = db::chats::list_for(&state.pool, me)
+    let chats = uc::list(&state.ctx, me)
         .await?
         .into_iter()
         .map(|(chat, unread_count)| ChatWithUnread { chat, unread_count })
@@ -153,13 +125,7 @@ pub async fn list(
     params(("chatId" = Uuid, Path, description = "The chat's id")),
     responses(
         (status = 200, description = "The chat, with every participant's delivered and read marks", body = ChatWithMarks),
-        (status = 400, description = "`validation_failed`: a path parameter is not a UUID", body = ErrorBody),
-        (status = 401, description = "`unauthorized`: missing, malformed or expired access token", body = ErrorBody),
-        (status = 403, description = "`forbidden`: the caller is not a participant of the chat", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such chat", body = ErrorBody),
-        (status = 500, description = "`internal`", body = ErrorBody),
-        (status = 503, description = "`unavailable`: a dependency is down", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
+        ChatErrors,
     )
 )]
 pub async fn get_chat(
@@ -167,14 +133,7 @@ pub async fn get_chat(
     AuthUser(me): AuthUser,
     ApiPath(chat): ApiPath<Uuid>,
 ) -> ApiResult<Json<ChatWithMarks>> {
-    require_member(&state.pool, chat, me).await?;
-    let marks = db::chats::marks(&state.pool, &[chat])
-        .await?
-        .remove(&chat)
-        .unwrap_or_default();
-    let chat = db::chats::load(&state.pool, chat)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("chat not found".into()))?;
+    let (chat, marks) = uc::get(&state.ctx, me, chat).await?;
     Ok(Json(ChatWithMarks { chat, marks }))
 }
 
@@ -197,15 +156,7 @@ pub struct ChatWithMarks {
     request_body = AddBody,
     responses(
         (status = 200, description = "The chat with its new participants", body = Chat),
-        (status = 400, description = "`validation_failed` (not a group, unknown user ids, bad path parameter) or `invalid_json`", body = ErrorBody),
-        (status = 401, description = "`unauthorized`: missing, malformed or expired access token", body = ErrorBody),
-        (status = 403, description = "`forbidden`: not a participant, or not owner/admin", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such chat", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`: body over 64 KiB", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`: not `Content-Type: application/json`", body = ErrorBody),
-        (status = 500, description = "`internal`", body = ErrorBody),
-        (status = 503, description = "`unavailable`: a dependency is down", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
+        ChatErrors, BodyErrors,
     )
 )]
 pub async fn add_participants(
@@ -233,13 +184,7 @@ pub async fn add_participants(
     ),
     responses(
         (status = 204, description = "Removed"),
-        (status = 400, description = "`validation_failed`: not a group chat, or a path parameter is not a UUID", body = ErrorBody),
-        (status = 401, description = "`unauthorized`: missing, malformed or expired access token", body = ErrorBody),
-        (status = 403, description = "`forbidden`: not a participant, or may not remove that participant", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such chat, or that user is not a participant", body = ErrorBody),
-        (status = 500, description = "`internal`", body = ErrorBody),
-        (status = 503, description = "`unavailable`: a dependency is down", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
+        ChatErrors,
     )
 )]
 pub async fn remove_participant(

@@ -36,10 +36,9 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let app = AppState::from_ref(state);
         let token = bearer(&parts.headers).ok_or_else(ApiError::unauthorized)?;
-        app.jwt
-            .verify(token)
-            .map(AuthUser)
-            .map_err(|_| ApiError::unauthorized())
+        Ok(AuthUser(crate::service::sessions::authenticate(
+            &app.ctx, token,
+        )?))
     }
 }
 

@@ -1,6 +1,7 @@
 //! Incoming webhooks: managing a chat's hooks (JWT) and posting through one (its
 //! token in the URL, no JWT). Thin over `service::hooks`.
 
+use super::responses::{BadRequest, BodyErrors, ChatErrors, RateLimited, ServerErrors};
 use axum::{
     Json,
     extract::State,
@@ -16,7 +17,6 @@ use super::{
 use crate::{
     error::{ApiResult, ErrorBody},
     service::{
-        ServiceError,
         hooks::{self as uc, CreatedHook, HookView},
         messages::Accepted,
     },
@@ -54,14 +54,7 @@ pub struct HookList {
     params(("chatId" = Uuid, Path)),
     responses(
         (status = 201, description = "Created; keep the URL secret", body = CreatedHook),
-        (status = 400, description = "`validation_failed` or `invalid_json`", body = ErrorBody),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`forbidden`: not a participant, or not owner/admin", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such chat", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
-        (status = 500, description = "`internal`", body = ErrorBody),
-        (status = 503, description = "`unavailable`", body = ErrorBody),
+        ChatErrors, BodyErrors,
     ))]
 pub async fn create(
     State(state): State<AppState>,
@@ -78,12 +71,7 @@ pub async fn create(
     tag = "hooks", security(("bearer" = [])), params(("chatId" = Uuid, Path)),
     responses(
         (status = 200, description = "Oldest first", body = HookList),
-        (status = 400, description = "`validation_failed`", body = ErrorBody),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`forbidden`: not a participant", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such chat", body = ErrorBody),
-        (status = 500, description = "`internal`", body = ErrorBody),
-        (status = 503, description = "`unavailable`", body = ErrorBody),
+        ChatErrors,
     ))]
 pub async fn list(
     State(state): State<AppState>,
@@ -100,12 +88,7 @@ pub async fn list(
     params(("chatId" = Uuid, Path), ("hookId" = Uuid, Path)),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, description = "`validation_failed`", body = ErrorBody),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`forbidden`", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such chat or hook", body = ErrorBody),
-        (status = 500, description = "`internal`", body = ErrorBody),
-        (status = 503, description = "`unavailable`", body = ErrorBody),
+        ChatErrors,
     ))]
 pub async fn delete(
     State(state): State<AppState>,
@@ -124,15 +107,8 @@ pub async fn delete(
         ("token" = String, Path, description = "The secret part of the hook's URL")),
     responses(
         (status = 202, description = "Accepted; persisted and delivered in chat order", body = Accepted),
-        (status = 400, description = "`validation_failed` or `invalid_json`", body = ErrorBody),
         (status = 401, description = "`unauthorized`: unknown or deleted hook, or wrong token", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
-        (status = 429, description = "`rate_limited`: this hook's limit", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 500, description = "`internal`", body = ErrorBody),
-        (status = 503, description = "`unavailable`: nothing was sent", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        BadRequest, ServerErrors, BodyErrors, RateLimited,
     ))]
 pub async fn post(
     State(state): State<AppState>,
@@ -140,11 +116,10 @@ pub async fn post(
     headers: HeaderMap,
     ApiJson(body): ApiJson<PostBody>,
 ) -> ApiResult<(StatusCode, Json<Accepted>)> {
-    let hook = Uuid::parse_str(&hook).map_err(|_| ServiceError::Unauthenticated)?;
     let rid = request_id(&headers);
     let accepted = uc::post(
         &state.ctx,
-        hook,
+        &hook,
         &token,
         &body.content,
         body.client_message_id,

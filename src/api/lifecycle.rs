@@ -1,5 +1,6 @@
 //! Edit, delete, replies, reactions and pins: thin handlers over the lifecycle use cases.
 
+use super::responses::{BodyErrors, ChatErrors};
 use axum::{
     Json,
     extract::State,
@@ -15,7 +16,7 @@ use super::{
 };
 use crate::{
     domain::message::Message,
-    error::{ApiError, ApiResult, ErrorBody},
+    error::ApiResult,
     service::{
         lifecycle::{self as uc, CommandAccepted},
         messages,
@@ -54,15 +55,7 @@ pub struct PinList {
     params(("chatId" = Uuid, Path), ("messageId" = Uuid, Path)),
     responses(
         (status = 202, description = "Accepted; applied in chat order", body = CommandAccepted),
-        (status = 400, description = "`validation_failed` or `invalid_json`", body = ErrorBody),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`forbidden` (not the sender or not a participant) or `edit_window_closed`", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such chat or message, or it was deleted", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
-        (status = 500, description = "`internal`", body = ErrorBody),
-        (status = 503, description = "`unavailable`: nothing was changed", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        ChatErrors, BodyErrors,
     ))]
 pub async fn edit(
     State(state): State<AppState>,
@@ -83,13 +76,7 @@ pub async fn edit(
     params(("chatId" = Uuid, Path), ("messageId" = Uuid, Path)),
     responses(
         (status = 202, description = "Accepted; applied in chat order (idempotent)", body = CommandAccepted),
-        (status = 400, description = "`validation_failed`: a path parameter is not a UUID", body = ErrorBody),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`forbidden`", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such chat or message", body = ErrorBody),
-        (status = 500, description = "`internal`", body = ErrorBody),
-        (status = 503, description = "`unavailable`: nothing was changed", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        ChatErrors,
     ))]
 pub async fn delete(
     State(state): State<AppState>,
@@ -107,13 +94,7 @@ pub async fn delete(
     params(("chatId" = Uuid, Path), ("messageId" = Uuid, Path), RepliesQuery),
     responses(
         (status = 200, description = "Replies ascending by sequence", body = Page),
-        (status = 400, description = "`validation_failed`", body = ErrorBody),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`forbidden`", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such chat or message", body = ErrorBody),
-        (status = 500, description = "`internal`", body = ErrorBody),
-        (status = 503, description = "`unavailable`", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        ChatErrors,
     ))]
 pub async fn replies(
     State(state): State<AppState>,
@@ -121,16 +102,8 @@ pub async fn replies(
     ApiPath((chat, message)): ApiPath<(Uuid, Uuid)>,
     ApiQuery(q): ApiQuery<RepliesQuery>,
 ) -> ApiResult<Json<Page>> {
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::Validation("limit must be 1 to 100".into()));
-    }
-    let after = q.after.unwrap_or(0);
-    if after < 0 {
-        return Err(ApiError::Validation("after must be non-negative".into()));
-    }
     let (messages, has_more) =
-        messages::replies(&state.ctx, me, chat, message, after, limit).await?;
+        messages::replies(&state.ctx, me, chat, message, q.after, q.limit).await?;
     Ok(Json(Page { messages, has_more }))
 }
 
@@ -141,13 +114,7 @@ pub async fn replies(
         ("emoji" = String, Path, description = "One emoji, or a shortcode of 1 to 32 of [a-z0-9_+-]")),
     responses(
         (status = 204, description = "Accepted (applied in chat order)"),
-        (status = 400, description = "`validation_failed`: bad emoji, or 20 distinct reactions already", body = ErrorBody),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`forbidden`", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such chat or message, or it was deleted", body = ErrorBody),
-        (status = 500, description = "`internal`", body = ErrorBody),
-        (status = 503, description = "`unavailable`: nothing was changed", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        ChatErrors,
     ))]
 pub async fn add_reaction(
     State(state): State<AppState>,
@@ -166,13 +133,7 @@ pub async fn add_reaction(
     params(("chatId" = Uuid, Path), ("messageId" = Uuid, Path), ("emoji" = String, Path)),
     responses(
         (status = 204, description = "Accepted (applied in chat order)"),
-        (status = 400, description = "`validation_failed`: bad emoji", body = ErrorBody),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`forbidden`", body = ErrorBody),
-        (status = 404, description = "`not_found`", body = ErrorBody),
-        (status = 500, description = "`internal`", body = ErrorBody),
-        (status = 503, description = "`unavailable`: nothing was changed", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        ChatErrors,
     ))]
 pub async fn remove_reaction(
     State(state): State<AppState>,
@@ -191,13 +152,7 @@ pub async fn remove_reaction(
     params(("chatId" = Uuid, Path), ("messageId" = Uuid, Path)),
     responses(
         (status = 204, description = "Accepted (applied in chat order)"),
-        (status = 400, description = "`validation_failed`", body = ErrorBody),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`forbidden`", body = ErrorBody),
-        (status = 404, description = "`not_found`", body = ErrorBody),
-        (status = 500, description = "`internal`", body = ErrorBody),
-        (status = 503, description = "`unavailable`: nothing was changed", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        ChatErrors,
     ))]
 pub async fn pin(
     State(state): State<AppState>,
@@ -215,13 +170,7 @@ pub async fn pin(
     params(("chatId" = Uuid, Path), ("messageId" = Uuid, Path)),
     responses(
         (status = 204, description = "Accepted (applied in chat order)"),
-        (status = 400, description = "`validation_failed`", body = ErrorBody),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`forbidden`", body = ErrorBody),
-        (status = 404, description = "`not_found`", body = ErrorBody),
-        (status = 500, description = "`internal`", body = ErrorBody),
-        (status = 503, description = "`unavailable`: nothing was changed", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        ChatErrors,
     ))]
 pub async fn unpin(
     State(state): State<AppState>,
@@ -239,13 +188,7 @@ pub async fn unpin(
     params(("chatId" = Uuid, Path)),
     responses(
         (status = 200, description = "Pinned messages, most recently pinned first", body = PinList),
-        (status = 400, description = "`validation_failed`", body = ErrorBody),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`forbidden`", body = ErrorBody),
-        (status = 404, description = "`not_found`", body = ErrorBody),
-        (status = 500, description = "`internal`", body = ErrorBody),
-        (status = 503, description = "`unavailable`", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        ChatErrors,
     ))]
 pub async fn pins(
     State(state): State<AppState>,

@@ -14,27 +14,10 @@ use serde::Deserialize;
 
 use super::{AppState, BODY_LIMIT};
 use crate::{
-    cache::ratelimit::Limit,
     domain::{compat::normalize_email, user::validate_username},
     error::ApiError,
+    service::sessions::{AttemptLimit, count_attempt},
 };
-
-/// The 429 of a limit that was hit, counted.
-fn rate_limited(retry_after_secs: u64) -> ApiError {
-    metrics::counter!("courier_rate_limited_total").increment(1);
-    ApiError::RateLimited { retry_after_secs }
-}
-
-async fn check(state: &AppState, name: &str, limit: Limit) -> Result<(), ApiError> {
-    match state.cache.hit(name, limit).await {
-        Ok(None) => Ok(()),
-        Ok(Some(retry_after_secs)) => Err(rate_limited(retry_after_secs)),
-        Err(e) => {
-            tracing::warn!(error = %e, limit = name, "rate limit check failed; allowing");
-            Ok(())
-        }
-    }
-}
 
 #[derive(Deserialize)]
 struct Username {
@@ -52,14 +35,9 @@ pub async fn limit_auth(
     next: Next,
 ) -> Response {
     let client = crate::http::client_ip(peer.ip(), req.headers(), &state.trusted_proxies);
-    if let Err(e) = check(
-        &state,
-        &format!("auth:ip:{client}"),
-        state.limits.auth_per_ip,
-    )
-    .await
-    {
-        return e.into_response();
+    let key = format!("auth:ip:{client}");
+    if let Err(e) = count_attempt(&state.ctx, &key, AttemptLimit::PerClient).await {
+        return ApiError::from(e).into_response();
     }
     let (parts, body) = req.into_parts();
     let bytes = match axum::body::to_bytes(body, BODY_LIMIT).await {
@@ -80,9 +58,9 @@ pub async fn limit_auth(
         _ => None,
     };
     if let Some(key) = account
-        && let Err(e) = check(&state, &key, state.limits.auth_per_username).await
+        && let Err(e) = count_attempt(&state.ctx, &key, AttemptLimit::PerAccount).await
     {
-        return e.into_response();
+        return ApiError::from(e).into_response();
     }
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await

@@ -1,5 +1,6 @@
 //! Renaming a group and changing roles: thin handlers over the chat management use cases.
 
+use super::responses::{BodyErrors, ChatErrors};
 use axum::{Json, extract::State, http::HeaderMap};
 use serde::Deserialize;
 use uuid::Uuid;
@@ -10,7 +11,7 @@ use super::{
 };
 use crate::{
     domain::chat::{Chat, Role},
-    error::{ApiResult, ErrorBody},
+    error::ApiResult,
     service::chats as uc,
 };
 
@@ -35,15 +36,7 @@ pub struct RoleBody {
     params(("chatId" = Uuid, Path)),
     responses(
         (status = 200, description = "The renamed chat", body = Chat),
-        (status = 400, description = "`validation_failed` (bad title, not a group) or `invalid_json`", body = ErrorBody),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`forbidden`: not a participant, or not owner/admin", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such chat", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
-        (status = 500, description = "`internal`", body = ErrorBody),
-        (status = 503, description = "`unavailable`: nothing was changed", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        ChatErrors, BodyErrors,
     ))]
 pub async fn update(
     State(state): State<AppState>,
@@ -63,15 +56,7 @@ pub async fn update(
     params(("chatId" = Uuid, Path), ("userId" = Uuid, Path)),
     responses(
         (status = 200, description = "The chat with the new role", body = Chat),
-        (status = 400, description = "`validation_failed` (role not admin/member, not a group) or `invalid_json`", body = ErrorBody),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`forbidden`: not the owner, or the target is the owner", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such chat, or that user is not a participant", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
-        (status = 500, description = "`internal`", body = ErrorBody),
-        (status = 503, description = "`unavailable`: nothing was changed", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        ChatErrors, BodyErrors,
     ))]
 pub async fn set_role(
     State(state): State<AppState>,

@@ -1,5 +1,6 @@
 //! `POST /chats/:chatId/messages` (202 after the broker's confirm), history, read marks.
 
+use super::responses::{BodyErrors, ChatErrors, RateLimited};
 use axum::{
     Json,
     extract::State,
@@ -13,9 +14,8 @@ use super::{
     extract::{ApiJson, ApiPath, ApiQuery, AuthUser, request_id},
 };
 use crate::{
-    db::history::Cursor,
     domain::message::Message,
-    error::{ApiError, ApiResult, ErrorBody},
+    error::ApiResult,
     service::{
         messages::{self as uc, Accepted, ForwardOf, SendInput},
         receipts,
@@ -85,17 +85,7 @@ pub struct ReadBody {
     request_body = SendBody,
     responses(
         (status = 202, description = "Accepted for delivery", body = Accepted),
-        (status = 400, description = "`validation_failed` (bad body or path parameter; `replyToId` not a message of this chat; an attachment unknown, someone else's, not uploaded yet, of another size than announced, or more than 10) or `invalid_json`", body = ErrorBody),
-        (status = 401, description = "`unauthorized`: missing, malformed or expired access token", body = ErrorBody),
-        (status = 403, description = "`forbidden`: the caller is not a participant of the chat (or of the forwarded message's chat)", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such chat", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`: body over 64 KiB", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`: not `Content-Type: application/json`", body = ErrorBody),
-        (status = 429, description = "`rate_limited`: too many sends by this user", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
-        (status = 500, description = "`internal`", body = ErrorBody),
-        (status = 503, description = "`unavailable`: the broker (or another dependency: object storage when attaching, or attachments not configured) is unreachable or did not confirm; nothing was sent", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
+        ChatErrors, BodyErrors, RateLimited,
     )
 )]
 pub async fn send(
@@ -126,13 +116,7 @@ pub async fn send(
     params(("chatId" = Uuid, Path, description = "The chat's id"), HistoryQuery),
     responses(
         (status = 200, description = "Messages ascending by sequence", body = Page),
-        (status = 400, description = "`validation_failed`: bad query or path parameter", body = ErrorBody),
-        (status = 401, description = "`unauthorized`: missing, malformed or expired access token", body = ErrorBody),
-        (status = 403, description = "`forbidden`: the caller is not a participant of the chat", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such chat", body = ErrorBody),
-        (status = 500, description = "`internal`", body = ErrorBody),
-        (status = 503, description = "`unavailable`: a dependency is down", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
+        ChatErrors,
     )
 )]
 pub async fn history(
@@ -141,26 +125,8 @@ pub async fn history(
     ApiPath(chat): ApiPath<Uuid>,
     ApiQuery(q): ApiQuery<HistoryQuery>,
 ) -> ApiResult<Json<Page>> {
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::Validation("limit must be 1 to 100".into()));
-    }
-    let cursor = match (q.before, q.after) {
-        (Some(_), Some(_)) => {
-            return Err(ApiError::Validation(
-                "use either before or after, not both".into(),
-            ));
-        }
-        (Some(b), None) if b >= 0 => Cursor::Before(b),
-        (None, Some(a)) if a >= 0 => Cursor::After(a),
-        (None, None) => Cursor::Newest,
-        _ => {
-            return Err(ApiError::Validation(
-                "before and after must be non-negative".into(),
-            ));
-        }
-    };
-    let (messages, has_more) = uc::history(&state.ctx, me, chat, cursor, limit).await?;
+    let (messages, has_more) =
+        uc::history_page(&state.ctx, me, chat, q.before, q.after, q.limit).await?;
     Ok(Json(Page { messages, has_more }))
 }
 
@@ -176,15 +142,7 @@ pub async fn history(
     request_body = ReadBody,
     responses(
         (status = 204, description = "Read mark stored"),
-        (status = 400, description = "`validation_failed` (e.g. beyond the chat's lastSequence) or `invalid_json`", body = ErrorBody),
-        (status = 401, description = "`unauthorized`: missing, malformed or expired access token", body = ErrorBody),
-        (status = 403, description = "`forbidden`: the caller is not a participant of the chat", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such chat", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`: body over 64 KiB", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`: not `Content-Type: application/json`", body = ErrorBody),
-        (status = 500, description = "`internal`", body = ErrorBody),
-        (status = 503, description = "`unavailable`: a dependency is down", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
+        ChatErrors, BodyErrors,
     )
 )]
 pub async fn mark_read(
@@ -193,6 +151,6 @@ pub async fn mark_read(
     ApiPath(chat): ApiPath<Uuid>,
     ApiJson(body): ApiJson<ReadBody>,
 ) -> ApiResult<StatusCode> {
-    receipts::mark_read(&state.pool, &state.receipts, chat, me, body.sequence).await?;
+    receipts::mark_read_in(&state.ctx, chat, me, body.sequence).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -13,23 +13,21 @@ pub mod manage;
 pub mod messages;
 pub mod notifications;
 pub mod openapi;
+pub mod responses;
 pub mod search;
 pub mod uploads;
 pub mod users;
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{net::SocketAddr, sync::Arc};
 
 use axum::{
     Router,
     extract::DefaultBodyLimit,
     routing::{delete, get, patch, post, put},
 };
-use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    auth::JwtKeys,
-    cache::Cache,
     config::Config,
     health::Health,
     mq::{Link, Topology},
@@ -39,17 +37,11 @@ use crate::{
 pub use crate::http::{BODY_LIMIT, cors, finish};
 pub use crate::service::Deps;
 
+/// What the routes need: the use cases' context, and the proxies whose
+/// `X-Forwarded-For` is believed (for the per-client auth limit).
 #[derive(Clone)]
 pub struct AppState {
-    pub pool: PgPool,
-    pub cache: Cache,
-    pub jwt: Arc<JwtKeys>,
-    pub link: Link,
-    pub topology: Arc<Topology>,
-    pub refresh_ttl: Duration,
-    pub limits: crate::config::RateLimits,
-    pub receipts: crate::service::receipts::Receipts,
-    /// What the message and chat use cases run on.
+    /// What every use case runs on (connections, limits, token keys).
     pub ctx: crate::service::Ctx,
     /// `TRUSTED_PROXIES`.
     pub trusted_proxies: Arc<[ipnet::IpNet]>,
@@ -121,12 +113,13 @@ pub fn routes(state: AppState) -> Router {
 }
 
 /// Connects to the broker (supervised, closed once `service` has drained its
-/// requests) and returns the API state.
+/// requests) and returns the API state, its broker link (for readiness) and the link's
+/// supervisor task.
 pub fn state(
     config: &Config,
     deps: &Deps,
     service: &Service,
-) -> (AppState, tokio::task::JoinHandle<()>) {
+) -> (AppState, Link, tokio::task::JoinHandle<()>) {
     let topology = Topology::new(&config.rabbitmq);
     let (link, task) = Link::spawn(
         config.rabbitmq.uri.clone(),
@@ -134,54 +127,36 @@ pub fn state(
         "courier-api",
         service.drained.clone(),
     );
-    let topology = Arc::new(topology);
     let ctx = crate::service::Ctx {
         pool: deps.pool.clone(),
         cache: deps.cache.clone(),
         commands: crate::service::commands::Commands {
             link: link.clone(),
-            topology: topology.clone(),
+            topology: Arc::new(topology),
             confirm_timeout: config.rabbitmq.confirm_timeout,
         },
         limits: config.rate_limits,
         edit_window: config.message_edit_window,
         storage: deps.storage.clone(),
+        jwt: deps.jwt.clone(),
+        refresh_ttl: config.refresh_token_ttl,
+        receipts: deps.receipts.clone(),
     };
     let state = AppState {
-        pool: deps.pool.clone(),
-        cache: deps.cache.clone(),
-        jwt: deps.jwt.clone(),
-        link,
-        topology,
-        refresh_ttl: config.refresh_token_ttl,
-        limits: config.rate_limits,
-        receipts: deps.receipts.clone(),
         ctx,
         trusted_proxies: config.trusted_proxies.clone().into(),
     };
-    (state, task)
+    (state, link, task)
 }
 
-/// How often expired refresh tokens are deleted.
-pub const TOKEN_PURGE_EVERY: Duration = Duration::from_secs(3600);
-
-/// Deletes expired refresh tokens every `TOKEN_PURGE_EVERY` (every API instance does;
-/// it is idempotent).
-pub fn spawn_token_purge(service: &mut Service, pool: PgPool) {
-    let stop = service.stop.clone();
-    service.spawn_on_run(async move {
-        let mut tick = tokio::time::interval(TOKEN_PURGE_EVERY);
-        loop {
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tick.tick() => {}
-            }
-            match crate::db::tokens::purge_expired(&pool).await {
-                Ok(n) => metrics::counter!("courier_refresh_tokens_purged_total").increment(n),
-                Err(e) => tracing::warn!(error = %e, "purging expired refresh tokens failed"),
-            }
-        }
-    });
+/// Runs the tasks every API process runs beside its routes: the receipts flusher
+/// (once per process) and the purge of expired refresh tokens.
+pub fn spawn_tasks(service: &mut Service, config: &Config, deps: &Deps) {
+    service.spawn_on_run(deps.receipts_flusher(config, service.stop.clone()));
+    service.spawn_on_run(crate::service::sessions::purge_expired_tokens(
+        deps.pool.clone(),
+        service.stop.clone(),
+    ));
 }
 
 /// Builds the API role on `PORT`.
@@ -192,13 +167,12 @@ pub async fn build(config: &Config) -> anyhow::Result<Service> {
     let mut service = Service::bind("api", addr, Router::new(), CancellationToken::new()).await?;
     service.serve_metrics(config).await?;
     service.max_connections = config.http_max_connections;
-    deps.spawn_receipts(&mut service, config);
-    spawn_token_purge(&mut service, deps.pool.clone());
-    let (state, link_task) = state(config, &deps, &service);
+    spawn_tasks(&mut service, config, &deps);
+    let (state, link, link_task) = state(config, &deps, &service);
     let health = Health {
         db: Some(deps.pool.clone()),
         cache: Some(deps.cache.clone()),
-        mq: Some(state.link.clone()),
+        mq: Some(link),
     };
     let router = finish(routes(state.clone()).merge(health.router()));
     let router = compat::wrap(router, state, config.api_compat).layer(cors(&config.cors_origins));

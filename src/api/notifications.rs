@@ -1,5 +1,6 @@
 //! `GET /notifications` and `POST /notifications/read`: thin over the use cases.
 
+use super::responses::{BadRequest, BodyErrors, ServerErrors, Unauthorized};
 use axum::{Json, extract::State, http::StatusCode};
 use serde::Deserialize;
 use uuid::Uuid;
@@ -9,7 +10,7 @@ use super::{
     extract::{ApiJson, ApiQuery, AuthUser},
 };
 use crate::{
-    error::{ApiResult, ErrorBody},
+    error::ApiResult,
     service::{
         ServiceError,
         notifications::{self as uc, Page, Which},
@@ -42,18 +43,15 @@ pub struct ReadBody {
     tag = "notifications", security(("bearer" = [])), params(ListQuery),
     responses(
         (status = 200, description = "A page, newest first", body = Page),
-        (status = 400, description = "`validation_failed`", body = ErrorBody),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 500, description = "`internal`", body = ErrorBody),
-        (status = 503, description = "`unavailable`", body = ErrorBody),
+        BadRequest, Unauthorized, ServerErrors,
     ))]
 pub async fn list(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Page>> {
-    let before = uc::parse_before(q.before.as_deref())?;
-    let page = uc::list(&state.ctx, me, q.unread.unwrap_or(false), before, q.limit).await?;
+    let unread = q.unread.unwrap_or(false);
+    let page = uc::list(&state.ctx, me, unread, q.before.as_deref(), q.limit).await?;
     Ok(Json(page))
 }
 
@@ -62,12 +60,7 @@ pub async fn list(
     tag = "notifications", security(("bearer" = [])), request_body = ReadBody,
     responses(
         (status = 204, description = "Marked"),
-        (status = 400, description = "`validation_failed` or `invalid_json`", body = ErrorBody),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
-        (status = 500, description = "`internal`", body = ErrorBody),
-        (status = 503, description = "`unavailable`", body = ErrorBody),
+        BadRequest, Unauthorized, ServerErrors, BodyErrors,
     ))]
 pub async fn mark_read(
     State(state): State<AppState>,

@@ -340,7 +340,7 @@ mod tests {
             .map(|v| v.as_str().unwrap())
             .collect();
         required.sort();
-        let resp = ApiError::NotFound("x".into()).into_response();
+        let resp = ApiError::not_found("x").into_response();
         let body = axum::body::to_bytes(resp.into_body(), 1024).await.unwrap();
         let v: Value = serde_json::from_slice(&body).unwrap();
         let mut actual: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();

@@ -1,6 +1,7 @@
 //! `GET /search/messages`: full-text search over the caller's chats (thin handler over
 //! `service::search`).
 
+use super::responses::ChatErrors;
 use axum::{Json, extract::State};
 use serde::Deserialize;
 use uuid::Uuid;
@@ -10,7 +11,7 @@ use super::{
     extract::{ApiQuery, AuthUser},
 };
 use crate::{
-    error::{ApiResult, ErrorBody},
+    error::ApiResult,
     service::search::{self as uc, SearchInput, SearchPage},
 };
 
@@ -48,13 +49,7 @@ pub struct SearchQuery {
     params(SearchQuery),
     responses(
         (status = 200, description = "A page of results, best match first", body = SearchPage),
-        (status = 400, description = "`validation_failed`: q missing, blank or over 200 characters, limit out of range, malformed chatId or cursor", body = ErrorBody),
-        (status = 401, description = "`unauthorized`: missing, malformed or expired access token", body = ErrorBody),
-        (status = 403, description = "`forbidden`: chatId names a chat the caller is not a participant of", body = ErrorBody),
-        (status = 404, description = "`not_found`: chatId names no chat", body = ErrorBody),
-        (status = 500, description = "`internal`", body = ErrorBody),
-        (status = 503, description = "`unavailable`: a dependency is down", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
+        ChatErrors,
     )
 )]
 pub async fn messages(

@@ -1,5 +1,6 @@
 //! `POST /uploads`: announces a file and answers a presigned PUT to upload it with.
 
+use super::responses::{BadRequest, BodyErrors, ServerErrors, Unauthorized};
 use axum::{Json, extract::State, http::StatusCode};
 use serde::Deserialize;
 
@@ -8,7 +9,7 @@ use super::{
     extract::{ApiJson, AuthUser},
 };
 use crate::{
-    error::{ApiResult, ErrorBody},
+    error::ApiResult,
     service::uploads::{self as uc, UploadInput, UploadTicket},
 };
 
@@ -35,13 +36,7 @@ pub struct UploadBody {
     security(("bearer" = [])), request_body = UploadBody,
     responses(
         (status = 201, description = "A presigned upload", body = UploadTicket),
-        (status = 400, description = "`validation_failed` (file name, content type not allowed, size 0 or over `UPLOAD_MAX_BYTES`) or `invalid_json`", body = ErrorBody),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`: body over 64 KiB", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`: not `Content-Type: application/json`", body = ErrorBody),
-        (status = 500, description = "`internal`", body = ErrorBody),
-        (status = 503, description = "`unavailable`: attachments are not configured on this server (no `S3_BUCKET`), or PostgreSQL is unreachable", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
+        BadRequest, Unauthorized, ServerErrors, BodyErrors,
     ))]
 pub async fn create(
     State(state): State<AppState>,

@@ -1,5 +1,6 @@
 //! `GET /users/me`, `GET /users/:userId`, and presence lookups.
 
+use super::responses::{BadRequest, BodyErrors, ServerErrors, Unauthorized};
 use axum::{Json, extract::State};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -9,10 +10,12 @@ use super::{
     extract::{ApiJson, ApiPath, AuthUser},
 };
 use crate::{
-    db,
     domain::user::User,
-    error::{ApiError, ApiResult, ErrorBody},
-    service::presence::{self, Presence},
+    error::{ApiResult, ErrorBody},
+    service::{
+        presence::{self, Presence},
+        users,
+    },
 };
 
 /// The caller's own user.
@@ -24,17 +27,11 @@ use crate::{
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller", body = User),
-        (status = 401, description = "`unauthorized`: missing, malformed or expired access token", body = ErrorBody),
-        (status = 500, description = "`internal`", body = ErrorBody),
-        (status = 503, description = "`unavailable`: a dependency is down", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
+        Unauthorized, ServerErrors,
     )
 )]
 pub async fn me(State(state): State<AppState>, AuthUser(me): AuthUser) -> ApiResult<Json<User>> {
-    let user = db::users::find(&state.pool, me)
-        .await?
-        .ok_or_else(ApiError::unauthorized)?;
-    Ok(Json(user))
+    Ok(Json(users::me(&state.ctx, me).await?))
 }
 
 /// Any user, by id.
@@ -47,12 +44,8 @@ pub async fn me(State(state): State<AppState>, AuthUser(me): AuthUser) -> ApiRes
     params(("userId" = Uuid, Path, description = "The user's id")),
     responses(
         (status = 200, description = "The user", body = User),
-        (status = 400, description = "`validation_failed`: a path parameter is not a UUID", body = ErrorBody),
-        (status = 401, description = "`unauthorized`: missing, malformed or expired access token", body = ErrorBody),
         (status = 404, description = "`not_found`: no such user", body = ErrorBody),
-        (status = 500, description = "`internal`", body = ErrorBody),
-        (status = 503, description = "`unavailable`: a dependency is down", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
+        BadRequest, Unauthorized, ServerErrors,
     )
 )]
 pub async fn get_user(
@@ -60,10 +53,7 @@ pub async fn get_user(
     _caller: AuthUser,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<User>> {
-    let user = db::users::find(&state.pool, id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("user not found".into()))?;
-    Ok(Json(user))
+    Ok(Json(users::get(&state.ctx, id).await?))
 }
 
 /// Whether a user is online, and when they were last seen (oneself, or a user who
@@ -77,12 +67,8 @@ pub async fn get_user(
     params(("userId" = Uuid, Path, description = "The user's id")),
     responses(
         (status = 200, description = "The user's presence", body = Presence),
-        (status = 400, description = "`validation_failed`: a path parameter is not a UUID", body = ErrorBody),
-        (status = 401, description = "`unauthorized`: missing, malformed or expired access token", body = ErrorBody),
         (status = 403, description = "`forbidden`: the user shares no chat with the caller", body = ErrorBody),
-        (status = 500, description = "`internal`", body = ErrorBody),
-        (status = 503, description = "`unavailable`: a dependency is down", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
+        BadRequest, Unauthorized, ServerErrors,
     )
 )]
 pub async fn presence(
@@ -90,11 +76,7 @@ pub async fn presence(
     AuthUser(me): AuthUser,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<Presence>> {
-    let mut found = presence::lookup(&state.pool, &state.cache, me, &[id]).await?;
-    found
-        .pop()
-        .map(Json)
-        .ok_or_else(|| ApiError::NotFound("user not found".into()))
+    Ok(Json(presence::of(&state.ctx, me, id).await?))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -121,14 +103,8 @@ pub struct PresenceList {
     request_body = PresenceQuery,
     responses(
         (status = 200, description = "Each user's presence", body = PresenceList),
-        (status = 400, description = "`validation_failed` (over 500 ids) or `invalid_json`", body = ErrorBody),
-        (status = 401, description = "`unauthorized`: missing, malformed or expired access token", body = ErrorBody),
         (status = 403, description = "`forbidden`: a user shares no chat with the caller", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`: body over 64 KiB", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`: not `Content-Type: application/json`", body = ErrorBody),
-        (status = 500, description = "`internal`", body = ErrorBody),
-        (status = 503, description = "`unavailable`: a dependency is down", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
+        BadRequest, Unauthorized, ServerErrors, BodyErrors,
     )
 )]
 pub async fn presence_bulk(
@@ -136,6 +112,6 @@ pub async fn presence_bulk(
     AuthUser(me): AuthUser,
     ApiJson(body): ApiJson<PresenceQuery>,
 ) -> ApiResult<Json<PresenceList>> {
-    let presence = presence::lookup(&state.pool, &state.cache, me, &body.user_ids).await?;
+    let presence = presence::lookup(&state.ctx, me, &body.user_ids).await?;
     Ok(Json(PresenceList { presence }))
 }

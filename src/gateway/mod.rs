@@ -123,7 +123,7 @@ pub async fn build(config: &Config) -> anyhow::Result<Service> {
     let mut service = Service::bind("gateway", addr, Router::new(), stop).await?;
     service.serve_metrics(config).await?;
     service.max_connections = config.http_max_connections;
-    deps.spawn_receipts(&mut service, config);
+    service.spawn_on_run(deps.receipts_flusher(config, service.stop.clone()));
     let (layer, sse) = attach(&mut service, config, &deps);
     let health = Health {
         db: Some(deps.pool.clone()),

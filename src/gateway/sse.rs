@@ -120,12 +120,10 @@ pub async fn events(
     match state.cache.connection_count(user).await {
         Ok(n) if n >= state.config.max_sockets_per_user => {
             metrics::counter!("courier_gateway_sockets_refused_total").increment(1);
-            return Err(ApiError::RateLimited {
-                retry_after_secs: 1,
-            });
+            return Err(ApiError::rate_limited(1));
         }
         Ok(_) => {}
-        Err(_) => return Err(ApiError::Unavailable("redis")),
+        Err(_) => return Err(ApiError::unavailable("redis")),
     }
     let resume = headers
         .get("last-event-id")
@@ -142,7 +140,7 @@ pub async fn events(
         .await
         .map_err(|e| {
             tracing::warn!(error = %e, "cannot open an SSE stream");
-            ApiError::Unavailable("redis")
+            ApiError::unavailable("redis")
         })?;
     tokio::spawn(state.hub.clone().start(conn.clone(), opening));
     let guard = CloseOnDrop {

@@ -6,14 +6,30 @@
 
 use uuid::Uuid;
 
-use super::{Ctx, ServiceError, ServiceResult};
+use super::{
+    Ctx, ServiceError, ServiceResult, error::Violation, no_nul, on_constraint, require_member,
+};
 use crate::{
     db::{self, manage},
     domain::{
         chat::{Chat, ChatType, Role, may_remove},
         lifecycle::LifecycleCommand,
+        receipts::Marks,
     },
 };
+
+/// The constraints a new participant can break (`require_users` checked first, so
+/// only a user deleted meanwhile): the user, or the caller, no longer exists.
+const PARTICIPANT_CONSTRAINTS: &[Violation] = &[
+    ("chat_participants_user_id_fkey", || {
+        ServiceError::Invalid("a participant is not a known user".into())
+    }),
+    ("chats_created_by_fkey", || ServiceError::Unauthenticated),
+];
+
+fn participant_error(e: sqlx::Error) -> ServiceError {
+    on_constraint(e, PARTICIPANT_CONSTRAINTS)
+}
 
 /// Most participants accepted in one request.
 pub const MAX_IDS: usize = 1000;
@@ -26,6 +42,7 @@ pub fn normalize_title(raw: Option<&str>) -> ServiceResult<String> {
             "title must be 1 to 128 characters".into(),
         ));
     }
+    no_nul(title)?;
     Ok(title.to_string())
 }
 
@@ -59,7 +76,57 @@ async fn announce(ctx: &Ctx, cmd: &LifecycleCommand, request_id: &str) {
     }
 }
 
-/// Creates a direct chat (or returns the existing one: `false`) or a group.
+/// A chat to create: `direct` with exactly one other user, or a `group` with a title
+/// (the caller becomes its owner).
+pub struct NewChat {
+    pub kind: ChatType,
+    pub participant_ids: Vec<Uuid>,
+    pub title: Option<String>,
+}
+
+/// Creates a chat; `false` when it is the direct chat that already existed.
+pub async fn create(
+    ctx: &Ctx,
+    me: Uuid,
+    new: NewChat,
+    request_id: &str,
+) -> ServiceResult<(Chat, bool)> {
+    match new.kind {
+        ChatType::Direct => {
+            let [other] = new.participant_ids[..] else {
+                return Err(ServiceError::Invalid(
+                    "a direct chat needs exactly one participantId".into(),
+                ));
+            };
+            create_direct(ctx, me, other, request_id).await
+        }
+        ChatType::Group => {
+            let title = new.title.as_deref();
+            let chat = create_group(ctx, me, title, new.participant_ids, request_id).await?;
+            Ok((chat, true))
+        }
+    }
+}
+
+/// The caller's chats, most recently active first, each with its unread count.
+pub async fn list(ctx: &Ctx, me: Uuid) -> ServiceResult<Vec<(Chat, i64)>> {
+    Ok(db::chats::list_for(&ctx.pool, me).await?)
+}
+
+/// One chat of the caller's, with every participant's delivered and read marks.
+pub async fn get(ctx: &Ctx, me: Uuid, chat: Uuid) -> ServiceResult<(Chat, Vec<Marks>)> {
+    require_member(&ctx.pool, chat, me).await?;
+    let marks = db::chats::marks(&ctx.pool, &[chat])
+        .await?
+        .remove(&chat)
+        .unwrap_or_default();
+    let found = db::chats::load(&ctx.pool, chat)
+        .await?
+        .ok_or_else(|| ServiceError::NotFound("chat not found".into()))?;
+    Ok((found, marks))
+}
+
+/// Creates a direct chat (or returns the existing one: `false`).
 pub async fn create_direct(
     ctx: &Ctx,
     me: Uuid,
@@ -72,7 +139,9 @@ pub async fn create_direct(
         ));
     }
     require_users(ctx, &[other]).await?;
-    let (chat, created) = db::chats::create_direct(&ctx.pool, me, other).await?;
+    let (chat, created) = db::chats::create_direct(&ctx.pool, me, other)
+        .await
+        .map_err(participant_error)?;
     if let Some(cmd) = &created {
         announce(ctx, cmd, request_id).await;
     }
@@ -90,7 +159,9 @@ pub async fn create_group(
     ids.sort();
     ids.dedup();
     require_users(ctx, &ids).await?;
-    let (chat, cmd) = db::chats::create_group(&ctx.pool, me, &title, &ids).await?;
+    let (chat, cmd) = db::chats::create_group(&ctx.pool, me, &title, &ids)
+        .await
+        .map_err(participant_error)?;
     announce(ctx, &cmd, request_id).await;
     Ok(chat)
 }
@@ -160,7 +231,9 @@ pub async fn add_participants(
             "only the owner or an admin can add participants".into(),
         ));
     }
-    let added = manage::add(&mut change.tx, chat, users).await?;
+    let added = manage::add(&mut change.tx, chat, users)
+        .await
+        .map_err(participant_error)?;
     commit(ctx, change, me, chat, added, Vec::new(), request_id).await
 }
 

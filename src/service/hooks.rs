@@ -116,12 +116,14 @@ pub async fn delete(ctx: &Ctx, me: Uuid, chat: Uuid, hook: Uuid) -> ServiceResul
 /// hook or a wrong token (one answer for all three).
 pub async fn post(
     ctx: &Ctx,
-    hook: Uuid,
+    hook: &str,
     token: &str,
     content: &str,
     client_message_id: Option<Uuid>,
     request_id: &str,
 ) -> ServiceResult<Accepted> {
+    // A malformed id names no hook: the same answer as an unknown one.
+    let hook = Uuid::parse_str(hook).map_err(|_| ServiceError::Unauthenticated)?;
     let creds = db::hooks::credentials(&ctx.pool, hook)
         .await?
         .ok_or(ServiceError::Unauthenticated)?;

@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::{Ctx, ServiceError, ServiceResult, require_member, uploads};
 use crate::{
     cache::{membership::LookupError, ratelimit::SendCheck},
-    db::{self, history::Cursor},
+    db,
     domain::message::{
         CONTENT_RULE, ForwardedFrom, Message, ReplyTo, SendCommand, excerpt, normalize_content,
     },
@@ -178,6 +178,66 @@ async fn forward_source(
     }
 }
 
+/// Which page of a chat's history to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cursor {
+    /// The newest messages.
+    Newest,
+    /// Those below this sequence.
+    Before(i64),
+    /// Those above this sequence.
+    After(i64),
+}
+
+impl Cursor {
+    /// The cursor of `before` / `after` (at most one, neither negative).
+    pub fn new(before: Option<i64>, after: Option<i64>) -> ServiceResult<Self> {
+        match (before, after) {
+            (Some(_), Some(_)) => Err(ServiceError::Invalid(
+                "use either before or after, not both".into(),
+            )),
+            (Some(b), None) if b >= 0 => Ok(Self::Before(b)),
+            (None, Some(a)) if a >= 0 => Ok(Self::After(a)),
+            (None, None) => Ok(Self::Newest),
+            _ => Err(ServiceError::Invalid(
+                "before and after must be non-negative".into(),
+            )),
+        }
+    }
+
+    fn to_db(self) -> db::history::Cursor {
+        match self {
+            Self::Newest => db::history::Cursor::Newest,
+            Self::Before(s) => db::history::Cursor::Before(s),
+            Self::After(s) => db::history::Cursor::After(s),
+        }
+    }
+}
+
+/// Messages per page unless asked: 50; at most 100.
+pub fn page_limit(limit: Option<i64>) -> ServiceResult<i64> {
+    let limit = limit.unwrap_or(50);
+    if !(1..=100).contains(&limit) {
+        return Err(ServiceError::Invalid("limit must be 1 to 100".into()));
+    }
+    Ok(limit)
+}
+
+/// A page of the chat's history as a client asks for it (`limit`, then the cursor
+/// of `before` / `after`, are checked first).
+pub async fn history_page(
+    ctx: &Ctx,
+    me: Uuid,
+    chat: Uuid,
+    before: Option<i64>,
+    after: Option<i64>,
+    limit: Option<i64>,
+) -> ServiceResult<(Vec<Message>, bool)> {
+    let limit = page_limit(limit)?;
+    let cursor = Cursor::new(before, after)?;
+    history(ctx, me, chat, cursor, limit).await
+}
+
 /// A page of the chat's history.
 pub async fn history(
     ctx: &Ctx,
@@ -187,20 +247,27 @@ pub async fn history(
     limit: i64,
 ) -> ServiceResult<(Vec<Message>, bool)> {
     require_member(&ctx.pool, chat, me).await?;
-    let (mut messages, more) = db::history::history(&ctx.pool, me, chat, cursor, limit).await?;
+    let (mut messages, more) =
+        db::history::history(&ctx.pool, me, chat, cursor.to_db(), limit).await?;
     uploads::sign(&ctx.storage, &mut messages).await?;
     Ok((messages, more))
 }
 
-/// The replies to a message of the chat, ascending.
+/// The replies to a message of the chat, ascending, above sequence `after` (0 unless
+/// asked; `limit` as `page_limit`).
 pub async fn replies(
     ctx: &Ctx,
     me: Uuid,
     chat: Uuid,
     message: Uuid,
-    after: i64,
-    limit: i64,
+    after: Option<i64>,
+    limit: Option<i64>,
 ) -> ServiceResult<(Vec<Message>, bool)> {
+    let limit = page_limit(limit)?;
+    let after = after.unwrap_or(0);
+    if after < 0 {
+        return Err(ServiceError::Invalid("after must be non-negative".into()));
+    }
     require_member(&ctx.pool, chat, me).await?;
     if db::history::find(&ctx.pool, chat, message).await?.is_none() {
         return Err(ServiceError::NotFound("message not found".into()));
@@ -232,4 +299,34 @@ pub async fn sync(
     let (mut messages, more) = db::history::since(pool, me, seen, SYNC_CAP).await?;
     uploads::sign(storage, &mut messages).await?;
     Ok((messages, more))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_and_limits_are_checked() {
+        assert_eq!(Cursor::new(None, None).unwrap(), Cursor::Newest);
+        assert_eq!(Cursor::new(Some(5), None).unwrap(), Cursor::Before(5));
+        assert_eq!(Cursor::new(None, Some(0)).unwrap(), Cursor::After(0));
+        let both = Cursor::new(Some(1), Some(2)).unwrap_err();
+        assert_eq!(
+            both.public_message(),
+            "use either before or after, not both"
+        );
+        let negative = Cursor::new(Some(-1), None).unwrap_err();
+        assert_eq!(
+            negative.public_message(),
+            "before and after must be non-negative"
+        );
+        assert_eq!(page_limit(None).unwrap(), 50);
+        assert_eq!(page_limit(Some(100)).unwrap(), 100);
+        for bad in [0, 101, -1] {
+            assert_eq!(
+                page_limit(Some(bad)).unwrap_err().code(),
+                "validation_failed"
+            );
+        }
+    }
 }

@@ -12,15 +12,17 @@ pub mod pages;
 pub mod presence;
 pub mod receipts;
 pub mod search;
+pub mod sessions;
 pub mod typing;
 pub mod uploads;
+pub mod users;
 
 use std::{sync::Arc, time::Duration};
 
 use sqlx::PgPool;
 use uuid::Uuid;
 
-pub use error::{ServiceError, ServiceResult};
+pub use error::{ServiceError, ServiceResult, no_nul, on_constraint};
 
 use crate::{
     auth::JwtKeys,
@@ -54,14 +56,18 @@ impl Deps {
         })
     }
 
-    /// Runs the receipts flusher on `service` (once per process).
-    pub fn spawn_receipts(&self, service: &mut crate::server::Service, config: &Config) {
-        service.spawn_on_run(self.receipts.clone().run(
+    /// The receipts flusher to run once per process until `stop` (the role spawns it).
+    pub fn receipts_flusher(
+        &self,
+        config: &Config,
+        stop: tokio_util::sync::CancellationToken,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        self.receipts.clone().run(
             self.pool.clone(),
             self.cache.clone(),
             config.realtime.receipt_flush,
-            service.stop.clone(),
-        ));
+            stop,
+        )
     }
 }
 
@@ -76,6 +82,12 @@ pub struct Ctx {
     pub edit_window: Duration,
     /// Attachments: presigned URLs and uploaded objects.
     pub storage: crate::storage::Storage,
+    /// Signs and checks access tokens.
+    pub jwt: Arc<JwtKeys>,
+    /// `REFRESH_TOKEN_TTL`.
+    pub refresh_ttl: Duration,
+    /// Delivery and read receipts of this process.
+    pub receipts: receipts::Receipts,
 }
 
 /// Loads the caller's membership: 404 if no chat, 403 if not a participant.

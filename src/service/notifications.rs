@@ -24,7 +24,7 @@ pub struct Page {
 }
 
 /// `before` is a notification's id (the last one of the previous page) or an RFC 3339 time.
-pub fn parse_before(raw: Option<&str>) -> ServiceResult<Before> {
+fn parse_before(raw: Option<&str>) -> ServiceResult<Before> {
     let Some(raw) = raw.filter(|r| !r.is_empty()) else {
         return Ok(Before::Newest);
     };
@@ -38,14 +38,16 @@ pub fn parse_before(raw: Option<&str>) -> ServiceResult<Before> {
         })
 }
 
-/// Lists `me`'s notifications.
+/// Lists `me`'s notifications, a page of `limit` (1–100, 50 unless asked) older than
+/// `before` (see `parse_before`).
 pub async fn list(
     ctx: &Ctx,
     me: Uuid,
     unread_only: bool,
-    before: Before,
+    before: Option<&str>,
     limit: Option<i64>,
 ) -> ServiceResult<Page> {
+    let before = parse_before(before)?;
     let limit = limit.unwrap_or(50);
     if !(1..=100).contains(&limit) {
         return Err(ServiceError::Invalid("limit must be 1 to 100".into()));

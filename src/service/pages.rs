@@ -8,9 +8,13 @@
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{Ctx, ServiceError, ServiceResult, messages};
+use super::{
+    Ctx, ServiceError, ServiceResult,
+    accounts::Account,
+    messages::{self, Cursor},
+};
 use crate::{
-    db::{compat as db, history::Cursor},
+    db::compat as db,
     domain::{compat::PageOptions, message::Message},
 };
 
@@ -44,6 +48,20 @@ pub async fn chats(ctx: &Ctx, me: Uuid, opts: PageOptions) -> ServiceResult<(Vec
 }
 
 /// A page of all users and how many there are.
-pub async fn users(ctx: &Ctx, opts: PageOptions) -> ServiceResult<(Vec<db::Account>, i64)> {
-    Ok(db::users_page(&ctx.pool, opts.skip(), opts.take, opts.descending).await?)
+pub async fn users(ctx: &Ctx, opts: PageOptions) -> ServiceResult<(Vec<Account>, i64)> {
+    let (rows, total) = db::users_page(&ctx.pool, opts.skip(), opts.take, opts.descending).await?;
+    Ok((rows.into_iter().map(Into::into).collect(), total))
+}
+
+/// One chat in the reference shape.
+pub async fn chat(ctx: &Ctx, id: Uuid) -> ServiceResult<Value> {
+    db::chats(&ctx.pool, &[id])
+        .await?
+        .pop()
+        .ok_or_else(|| ServiceError::NotFound("chat not found".into()))
+}
+
+/// The ids of the caller's chats.
+pub async fn room_ids(ctx: &Ctx, me: Uuid) -> ServiceResult<Vec<Uuid>> {
+    Ok(db::room_ids(&ctx.pool, me).await?)
 }

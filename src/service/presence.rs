@@ -114,11 +114,11 @@ pub async fn sweep(pool: PgPool, cache: Cache, grace: Duration, stop: Cancellati
 /// The presence of `users`, for `caller`: 403 unless each is the caller or shares a
 /// chat with them; 400 over `MAX_LOOKUP`.
 pub async fn lookup(
-    pool: &PgPool,
-    cache: &Cache,
+    ctx: &super::Ctx,
     caller: Uuid,
     users: &[Uuid],
 ) -> ServiceResult<Vec<Presence>> {
+    let (pool, cache) = (&ctx.pool, &ctx.cache);
     if users.len() > MAX_LOOKUP {
         return Err(ServiceError::Invalid(format!(
             "at most {MAX_LOOKUP} userIds per request"
@@ -145,4 +145,12 @@ pub async fn lookup(
             last_seen_at: if on { Some(now) } else { seen.get(u).copied() },
         })
         .collect())
+}
+
+/// The presence of one user, for `caller` (as `lookup`).
+pub async fn of(ctx: &super::Ctx, caller: Uuid, user: Uuid) -> ServiceResult<Presence> {
+    lookup(ctx, caller, &[user])
+        .await?
+        .pop()
+        .ok_or_else(|| ServiceError::NotFound("user not found".into()))
 }

@@ -188,6 +188,16 @@ async fn send_statuses(
     Ok(())
 }
 
+/// `mark_read` on the context's pool and receipts.
+pub async fn mark_read_in(
+    ctx: &super::Ctx,
+    chat: Uuid,
+    user: Uuid,
+    sequence: i64,
+) -> ServiceResult<()> {
+    mark_read(&ctx.pool, &ctx.receipts, chat, user, sequence).await
+}
+
 /// Marks everything up to `sequence` of `chat` read for `user` (never backwards); the
 /// other participants learn of it through `chat.message.status`.
 pub async fn mark_read(

@@ -12,10 +12,12 @@ use crate::{
         AppState,
         extract::{ApiJson, ApiPath, ApiQuery, AuthUser},
     },
-    db::compat::{self as db, Account},
     domain::compat::{PageMeta, iso},
     error::{ApiError, ApiResult},
-    service::{accounts, pages},
+    service::{
+        accounts::{self, Account},
+        pages, sessions,
+    },
 };
 
 #[derive(Deserialize)]
@@ -49,15 +51,8 @@ pub async fn register(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<RegisterBody>,
 ) -> ApiResult<Json<Value>> {
-    let names: Vec<&str> = [body.first_name.as_deref(), body.last_name.as_deref()]
-        .into_iter()
-        .flatten()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .collect();
-    let display: String = names.join(" ").chars().take(64).collect();
-    let display = (!display.is_empty()).then_some(display.as_str());
-    let account = accounts::register(&state.pool, &body.email, body.password, display).await?;
+    let names = [body.first_name.as_deref(), body.last_name.as_deref()];
+    let account = accounts::register(&state.ctx, &body.email, body.password, names).await?;
     Ok(Json(user(&account)))
 }
 
@@ -65,19 +60,16 @@ pub async fn login(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<LoginBody>,
 ) -> ApiResult<Json<Value>> {
-    let account = accounts::login(&state.pool, &body.email, body.password).await?;
-    let token = state
-        .jwt
-        .issue(account.id)
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    let account = accounts::login(&state.ctx, &body.email, body.password).await?;
+    let access = sessions::access_token(&state.ctx, account.id)?;
     Ok(Json(json!({
         "user": user(&account),
-        "accessToken": {"expiresIn": state.jwt.lifetime().as_secs(), "token": token},
+        "accessToken": {"expiresIn": access.expires_in.as_secs(), "token": access.token},
     })))
 }
 
 pub async fn me(State(state): State<AppState>, AuthUser(me): AuthUser) -> ApiResult<Json<Value>> {
-    let account = db::find(&state.pool, me)
+    let account = accounts::find(&state.ctx, me)
         .await?
         .ok_or_else(ApiError::unauthorized)?;
     Ok(Json(user(&account)))
@@ -104,8 +96,8 @@ pub async fn get_user(
     _caller: AuthUser,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<Value>> {
-    let account = db::find(&state.pool, id)
+    let account = accounts::find(&state.ctx, id)
         .await?
-        .ok_or_else(|| ApiError::NotFound("error.userNotFound".into()))?;
+        .ok_or_else(|| ApiError::not_found("error.userNotFound"))?;
     Ok(Json(user(&account)))
 }

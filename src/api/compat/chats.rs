@@ -18,10 +18,15 @@ use crate::{
         AppState,
         extract::{ApiJson, ApiPath, ApiQuery, AuthUser, request_id},
     },
-    db::compat as db,
-    domain::compat::{self, PageMeta},
+    domain::{
+        chat::ChatType,
+        compat::{self, PageMeta},
+    },
     error::{ApiError, ApiResult},
-    service::{chats as uc, messages, pages},
+    service::{
+        chats::{self as uc, NewChat},
+        messages, pages,
+    },
 };
 
 #[derive(Deserialize)]
@@ -51,30 +56,31 @@ pub async fn create(
     headers: HeaderMap,
     ApiJson(body): ApiJson<CreateBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let rid = request_id(&headers);
     let mut others = body.participant_user_ids;
     others.retain(|u| *u != me);
     others.sort();
     others.dedup();
-    let id = match (body.is_group.unwrap_or(false), &others[..]) {
-        (false, [other]) => uc::create_direct(&state.ctx, me, *other, &rid).await?.0.id,
-        (false, []) | (true, []) => {
-            return Err(ApiError::Validation(
-                "participantUserIds must name another user".into(),
+    let kind = match (body.is_group.unwrap_or(false), &others[..]) {
+        (_, []) => {
+            return Err(ApiError::invalid(
+                "participantUserIds must name another user",
             ));
         }
-        _ => {
-            let title = body.name.as_deref().filter(|n| !n.trim().is_empty());
-            let title = title.unwrap_or(UNNAMED_GROUP);
-            uc::create_group(&state.ctx, me, Some(title), others, &rid)
-                .await?
-                .id
-        }
+        (false, [_]) => ChatType::Direct,
+        _ => ChatType::Group,
     };
-    let chat = db::chats(&state.pool, &[id])
-        .await?
-        .pop()
-        .ok_or_else(|| ApiError::NotFound("chat not found".into()))?;
+    let title = (kind == ChatType::Group).then(|| {
+        let name = body.name.filter(|n| !n.trim().is_empty());
+        name.unwrap_or_else(|| UNNAMED_GROUP.to_string())
+    });
+    let new = NewChat {
+        kind,
+        participant_ids: others,
+        title,
+    };
+    let (created, _) = uc::create(&state.ctx, me, new, &request_id(&headers)).await?;
+    let id = created.id;
+    let chat = pages::chat(&state.ctx, id).await?;
     Ok((StatusCode::CREATED, Json(chat)))
 }
 
@@ -92,7 +98,7 @@ pub async fn room_ids(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
 ) -> ApiResult<Json<Vec<Uuid>>> {
-    Ok(Json(db::room_ids(&state.pool, me).await?))
+    Ok(Json(pages::room_ids(&state.ctx, me).await?))
 }
 
 /// Sends a message: 202 `{status: "queued", brokerMessageId, clientMessageId}` once
@@ -127,8 +133,8 @@ pub async fn history(
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Response> {
     if q.search.as_deref().is_some_and(|s| !s.trim().is_empty()) {
-        return Err(ApiError::Validation(
-            "search is not supported by Courier's chat-be profile; use GET /search/messages".into(),
+        return Err(ApiError::invalid(
+            "search is not supported by Courier's chat-be profile; use GET /search/messages",
         ));
     }
     let opts = q.options()?;
@@ -137,6 +143,6 @@ pub async fn history(
         .iter()
         .map(compat::message)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ApiError::Internal(e.into()))?;
+        .map_err(ApiError::internal)?;
     Ok(paged(data, PageMeta::new(opts.page, opts.take, total)))
 }

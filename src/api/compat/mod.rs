@@ -38,8 +38,7 @@ pub struct PageQuery {
 
 impl PageQuery {
     fn options(&self) -> Result<PageOptions, ApiError> {
-        PageOptions::parse(self.page, self.take, self.order.as_deref())
-            .map_err(ApiError::Validation)
+        PageOptions::parse(self.page, self.take, self.order.as_deref()).map_err(ApiError::invalid)
     }
 }
 

@@ -1,0 +1,237 @@
+//! Courier's own sign-in: register, log in with username and password, rotate a
+//! refresh token, and the access tokens both API profiles hand out. Input is checked
+//! here, once.
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::{Ctx, ServiceError, ServiceResult, accounts, no_nul};
+use crate::{
+    auth::password,
+    db::{self, tokens::Rotation},
+    domain::user::{User, validate_username},
+};
+
+/// Longest display name, in characters.
+pub const MAX_DISPLAY_NAME: usize = 64;
+
+/// A signed-in user with a fresh token pair.
+#[derive(Debug)]
+pub struct Session {
+    pub user: User,
+    pub access: AccessToken,
+    /// Opaque, single use: `refresh` rotates it.
+    pub refresh_token: String,
+}
+
+/// A JWT for `Authorization: Bearer`, and its lifetime.
+#[derive(Debug)]
+pub struct AccessToken {
+    pub token: String,
+    pub expires_in: Duration,
+}
+
+/// What registering needs; checked by `register`.
+pub struct Registration {
+    pub username: String,
+    pub password: String,
+    pub display_name: Option<String>,
+}
+
+impl Registration {
+    /// The first rule broken, fields in alphabetical order (as the contract reports
+    /// them): display name, password, username. Returns the display name to store.
+    fn check(&self) -> ServiceResult<Option<&str>> {
+        if let Some(d) = &self.display_name
+            && d.chars().count() > MAX_DISPLAY_NAME
+        {
+            return Err(ServiceError::Invalid(format!(
+                "displayName must be at most {MAX_DISPLAY_NAME} characters"
+            )));
+        }
+        if !password::valid_password(&self.password) {
+            return Err(ServiceError::Invalid(password::PASSWORD_RULE.into()));
+        }
+        validate_username(&self.username).map_err(|e| {
+            ServiceError::Invalid(e.message.map(|m| m.to_string()).unwrap_or_default())
+        })?;
+        if let Some(d) = &self.display_name {
+            no_nul(d)?;
+        }
+        Ok(self
+            .display_name
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty()))
+    }
+}
+
+/// An access token for `user`.
+pub fn access_token(ctx: &Ctx, user: Uuid) -> ServiceResult<AccessToken> {
+    let token = ctx.jwt.issue(user).map_err(ServiceError::internal)?;
+    Ok(AccessToken {
+        token,
+        expires_in: ctx.jwt.lifetime(),
+    })
+}
+
+/// The user of a valid access token (`Unauthenticated` otherwise).
+pub fn authenticate(ctx: &Ctx, token: &str) -> ServiceResult<Uuid> {
+    ctx.jwt
+        .verify(token)
+        .map_err(|_| ServiceError::Unauthenticated)
+}
+
+async fn open(ctx: &Ctx, user: User) -> ServiceResult<Session> {
+    let refresh_token =
+        db::tokens::issue(&ctx.pool, user.id, Uuid::now_v7(), ctx.refresh_ttl).await?;
+    let access = access_token(ctx, user.id)?;
+    Ok(Session {
+        user,
+        access,
+        refresh_token,
+    })
+}
+
+/// Registers a user and signs them in; `Conflict` if the username is taken.
+pub async fn register(ctx: &Ctx, r: Registration) -> ServiceResult<Session> {
+    let display = r.check()?;
+    let hash = password::hash(r.password.clone()).await?;
+    let user = db::users::insert(&ctx.pool, &r.username, display, &hash)
+        .await?
+        .ok_or_else(|| ServiceError::Conflict("username is already taken".into()))?;
+    open(ctx, user).await
+}
+
+/// Signs in with username and password.
+pub async fn login(ctx: &Ctx, username: &str, pass: String) -> ServiceResult<Session> {
+    const WRONG: ServiceError = ServiceError::BadCredentials("invalid username or password");
+    no_nul(username)?;
+    let Some((user, hash)) = db::users::find_credentials(&ctx.pool, username).await? else {
+        // Same work as a wrong password, so timing does not reveal which usernames exist.
+        password::verify(pass, password::dummy_hash().await?).await?;
+        return Err(WRONG);
+    };
+    // A bcrypt hash imported from the reference backend is upgraded on the way.
+    if !accounts::check(ctx, user.id, pass, hash).await? {
+        return Err(WRONG);
+    }
+    open(ctx, user).await
+}
+
+/// Exchanges a refresh token for a new pair (the presented one is spent; a reused one
+/// revokes its whole family).
+pub async fn refresh(ctx: &Ctx, token: &str) -> ServiceResult<Session> {
+    match db::tokens::rotate(&ctx.pool, token, ctx.refresh_ttl).await? {
+        Rotation::Rotated { user, token } => {
+            let user = db::users::find(&ctx.pool, user)
+                .await?
+                .ok_or(ServiceError::Unauthenticated)?;
+            let access = access_token(ctx, user.id)?;
+            Ok(Session {
+                user,
+                access,
+                refresh_token: token,
+            })
+        }
+        Rotation::Invalid => Err(ServiceError::BadCredentials(
+            "refresh token is invalid or expired",
+        )),
+        Rotation::Reused => Err(ServiceError::BadCredentials(
+            "refresh token was already used; session revoked",
+        )),
+    }
+}
+
+/// How often expired refresh tokens are deleted.
+pub const TOKEN_PURGE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Deletes expired refresh tokens every `TOKEN_PURGE_EVERY` until `stop` (every API
+/// instance may run it; it is idempotent).
+pub async fn purge_expired_tokens(pool: sqlx::PgPool, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(TOKEN_PURGE_EVERY);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match db::tokens::purge_expired(&pool).await {
+            Ok(n) => metrics::counter!("courier_refresh_tokens_purged_total").increment(n),
+            Err(e) => tracing::warn!(error = %e, "purging expired refresh tokens failed"),
+        }
+    }
+}
+
+/// The limit an auth attempt counts against.
+#[derive(Debug, Clone, Copy)]
+pub enum AttemptLimit {
+    /// `RATE_LIMIT_AUTH_PER_IP`: every attempt of one client.
+    PerClient,
+    /// `RATE_LIMIT_AUTH_PER_USERNAME`: one client's attempts on one account.
+    PerAccount,
+}
+
+/// Counts an auth attempt under `key`: `RateLimited` once over the limit. A Redis
+/// failure lets the attempt through: the limit is protection, not a dependency.
+pub async fn count_attempt(ctx: &Ctx, key: &str, limit: AttemptLimit) -> ServiceResult<()> {
+    let limit = match limit {
+        AttemptLimit::PerClient => ctx.limits.auth_per_ip,
+        AttemptLimit::PerAccount => ctx.limits.auth_per_username,
+    };
+    match ctx.cache.hit(key, limit).await {
+        Ok(None) => Ok(()),
+        Ok(Some(retry_after_secs)) => {
+            metrics::counter!("courier_rate_limited_total").increment(1);
+            Err(ServiceError::RateLimited { retry_after_secs })
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, limit = key, "rate limit check failed; allowing");
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reg(username: &str, password: &str, display_name: Option<&str>) -> Registration {
+        Registration {
+            username: username.into(),
+            password: password.into(),
+            display_name: display_name.map(Into::into),
+        }
+    }
+
+    fn message(r: Registration) -> String {
+        r.check().map(|_| ()).unwrap_err().public_message()
+    }
+
+    #[test]
+    fn registration_reports_the_first_field_alphabetically() {
+        let long = "x".repeat(65);
+        assert_eq!(
+            message(reg("A", "short", Some(&long))),
+            "displayName must be at most 64 characters"
+        );
+        assert_eq!(message(reg("A", "short", None)), password::PASSWORD_RULE);
+        assert_eq!(
+            message(reg("A", "password-123", None)),
+            crate::domain::user::USERNAME_RULE
+        );
+        assert_eq!(
+            message(reg("alice", "password-123", Some("a\0b"))),
+            "text must not contain NUL characters"
+        );
+    }
+
+    #[test]
+    fn a_blank_display_name_is_none() {
+        let r = reg("alice", "password-123", Some("  "));
+        assert_eq!(r.check().unwrap(), None);
+        let r = reg("alice", "password-123", Some(" Alice "));
+        assert_eq!(r.check().unwrap(), Some("Alice"));
+    }
+}
