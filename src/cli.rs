@@ -94,9 +94,7 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct DlqArgs {
-    /// count: messages waiting; list: JSON (brokerMessageId, reason, attempts,
-    /// lastError, sourceQueue, body), left in place; replay: republishes each into its
-    /// partition, then removes it from the DLQ
+    /// What to do
     #[arg(value_enum)]
     pub action: DlqAction,
     /// At most this many messages (list, replay)
@@ -109,8 +107,12 @@ pub struct DlqArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum DlqAction {
+    /// The messages, left in place (brokerMessageId, reason, attempts, lastError,
+    /// sourceQueue, body)
     List,
+    /// Republishes each into its partition, then removes it from the DLQ
     Replay,
+    /// How many messages wait in the DLQ
     Count,
 }
 
