@@ -1,6 +1,9 @@
-//! What the thin binaries call: load config, build a role, run it until a signal.
+//! What the thin binaries call: their command lines (clap), then load config, build a
+//! role, run it until a signal.
 
 use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum, builder::RangedU64ValueParser};
 
 use crate::{config::Config, server};
 
@@ -64,42 +67,102 @@ pub async fn migrate() -> ExitCode {
     }
 }
 
+/// `courier`: the all-in-one process and the operator's commands.
+#[derive(Debug, Parser)]
+#[command(
+    name = "courier",
+    version,
+    about = "Courier in one process: REST API, worker and Socket.IO gateway on PORT",
+    long_about = "Courier in one process: REST API, worker and Socket.IO gateway on PORT \
+                  (without a command, `serve`). Configured by environment variables \
+                  (docs/configuration.md); a .env file in the working directory is read too."
+)]
+pub struct Courier {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Runs API, worker and gateway on PORT (the default)
+    Serve,
+    /// Creates the database if it is missing and runs the migrations
+    Migrate,
+    /// Inspects and replays dead-lettered messages; prints JSON
+    Dlq(DlqArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DlqArgs {
+    /// What to do
+    #[arg(value_enum)]
+    pub action: DlqAction,
+    /// At most this many messages (list, replay)
+    #[arg(long, default_value_t = 100, value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
+    pub limit: usize,
+    /// Only the message with this broker message id (replay)
+    #[arg(long, value_name = "BROKER_MESSAGE_ID")]
+    pub id: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DlqAction {
+    /// The messages, left in place (brokerMessageId, reason, attempts, lastError,
+    /// sourceQueue, body)
+    List,
+    /// Republishes each into its partition, then removes it from the DLQ
+    Replay,
+    /// How many messages wait in the DLQ
+    Count,
+}
+
+/// Runs what `courier`'s arguments ask for.
+pub async fn courier(args: Courier) -> ExitCode {
+    match args.command.unwrap_or(Command::Serve) {
+        Command::Serve => run_role(Role::AllInOne).await,
+        Command::Migrate => migrate().await,
+        Command::Dlq(dlq_args) => dlq(&dlq_args).await,
+    }
+}
+
+/// The arguments of a single-role binary (`api`, `worker`, `gateway`): none but
+/// `--help` and `--version`.
+pub fn role_args(role: Role) {
+    let (name, about) = match role {
+        Role::Api => ("api", "Courier's REST API on PORT"),
+        Role::Worker => (
+            "worker",
+            "Courier's worker: persists and routes messages from RabbitMQ",
+        ),
+        Role::Gateway => (
+            "gateway",
+            "Courier's Socket.IO and SSE gateway on GATEWAY_PORT",
+        ),
+        Role::AllInOne => ("courier", "Courier in one process"),
+    };
+    clap::Command::new(name)
+        .version(env!("CARGO_PKG_VERSION"))
+        .about(about)
+        .after_help("Configured by environment variables (docs/configuration.md).")
+        .get_matches();
+}
+
 /// `courier dlq list|replay|count [--limit N] [--id BROKER_MESSAGE_ID]`: prints JSON.
-pub async fn dlq(args: &[String]) -> ExitCode {
-    let usage = "usage: courier dlq list|replay|count [--limit N] [--id BROKER_MESSAGE_ID]";
+pub async fn dlq(args: &DlqArgs) -> ExitCode {
     let config = match load() {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let mut limit = 100usize;
-    let mut id: Option<String> = None;
-    let mut rest = args.iter().skip(1);
-    while let Some(flag) = rest.next() {
-        match (flag.as_str(), rest.next()) {
-            ("--limit", Some(n)) if n.parse::<usize>().is_ok_and(|n| n > 0) => {
-                limit = n.parse().unwrap_or(100)
-            }
-            ("--id", Some(v)) => id = Some(v.clone()),
-            _ => {
-                eprintln!("{usage}");
-                return ExitCode::from(2);
-            }
-        }
-    }
-    let result = match args.first().map(String::as_str) {
-        Some("list") => crate::mq::dlq::list(&config, limit)
+    let result = match args.action {
+        DlqAction::List => crate::mq::dlq::list(&config, args.limit)
             .await
             .and_then(|l| Ok(serde_json::to_string_pretty(&l)?)),
-        Some("replay") => crate::mq::dlq::replay(&config, limit, id.as_deref())
+        DlqAction::Replay => crate::mq::dlq::replay(&config, args.limit, args.id.as_deref())
             .await
             .and_then(|r| Ok(serde_json::to_string(&r)?)),
-        Some("count") => crate::mq::dlq::depth(&config)
+        DlqAction::Count => crate::mq::dlq::depth(&config)
             .await
             .map(|n| format!("{{\"count\":{n}}}")),
-        _ => {
-            eprintln!("{usage}");
-            return ExitCode::from(2);
-        }
     };
     match result {
         Ok(out) => {
@@ -109,6 +172,73 @@ pub async fn dlq(args: &[String]) -> ExitCode {
         Err(e) => {
             eprintln!("dlq: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Courier, clap::Error> {
+        Courier::try_parse_from(std::iter::once("courier").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Courier::command().debug_assert();
+    }
+
+    #[test]
+    fn no_command_serves() {
+        assert!(parse(&[]).unwrap().command.is_none());
+        assert!(matches!(
+            parse(&["serve"]).unwrap().command,
+            Some(Command::Serve)
+        ));
+        assert!(matches!(
+            parse(&["migrate"]).unwrap().command,
+            Some(Command::Migrate)
+        ));
+    }
+
+    #[test]
+    fn dlq_takes_an_action_a_limit_and_an_id() {
+        let Some(Command::Dlq(d)) = parse(&["dlq", "replay", "--limit", "5", "--id", "m-1"])
+            .unwrap()
+            .command
+        else {
+            panic!("not dlq");
+        };
+        assert_eq!(
+            (d.action, d.limit, d.id.as_deref()),
+            (DlqAction::Replay, 5, Some("m-1"))
+        );
+        let Some(Command::Dlq(d)) = parse(&["dlq", "count"]).unwrap().command else {
+            panic!("not dlq");
+        };
+        assert_eq!((d.action, d.limit, d.id), (DlqAction::Count, 100, None));
+    }
+
+    #[test]
+    fn usage_errors_exit_2_and_help_exits_0() {
+        for bad in [
+            &["dlq"][..],
+            &["dlq", "purge"],
+            &["dlq", "list", "--limit", "0"],
+            &["dlq", "list", "--limit", "x"],
+            &["dlq", "list", "--id"],
+            &["launch"],
+        ] {
+            let e = parse(bad).expect_err(&format!("{bad:?} is accepted"));
+            assert_eq!(e.exit_code(), 2, "{bad:?}");
+        }
+        let help = parse(&["--help"]).unwrap_err();
+        assert_eq!(help.exit_code(), 0);
+        let text = help.to_string();
+        for cmd in ["serve", "migrate", "dlq"] {
+            assert!(text.contains(cmd), "{cmd} missing from --help:\n{text}");
         }
     }
 }

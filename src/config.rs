@@ -468,16 +468,16 @@ fn jwt_keys<F: Fn(&str) -> Option<String>>(env: &Env<'_, F>) -> Result<JwtKeyCon
     }
 }
 
+/// Everything but RFC 3986's unreserved characters.
+const NOT_UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 /// Percent-encodes everything but unreserved characters (for URI user, password, vhost).
 fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    percent_encoding::utf8_percent_encode(s, NOT_UNRESERVED).to_string()
 }
 
 #[cfg(test)]
@@ -492,9 +492,21 @@ mod tests {
         Config::from_lookup(|k| map.get(k).cloned())
     }
 
+    const SECRET: (&str, &str) = ("JWT_SECRET", "0123456789abcdef0123456789abcdef");
+
+    /// The configuration of a good `JWT_SECRET` and `pairs`.
+    fn with_secret(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        cfg(&[&[SECRET], pairs].concat())
+    }
+
+    /// The variable a good `JWT_SECRET` and `pairs` are refused for.
+    fn refused(pairs: &[(&str, &str)]) -> String {
+        with_secret(pairs).unwrap_err().var.to_string()
+    }
+
     #[test]
     fn defaults_follow_the_contract() {
-        let c = cfg(&[("JWT_SECRET", "0123456789abcdef0123456789abcdef")]).unwrap();
+        let c = with_secret(&[]).unwrap();
         assert_eq!(c.rabbitmq.partition_count, 8);
         assert_eq!(c.rabbitmq.exchange, "chat.events");
         assert_eq!(
@@ -505,68 +517,49 @@ mod tests {
         assert_eq!(c.port, 3000);
         assert_eq!(c.jwt_expiration, Duration::from_secs(3600));
         assert_eq!(c.worker_commit_linger, Duration::from_millis(1));
-        let c = cfg(&[
-            ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
-            ("WORKER_COMMIT_LINGER_MS", "0"),
-        ])
-        .unwrap();
+        let c = with_secret(&[("WORKER_COMMIT_LINGER_MS", "0")]).unwrap();
         assert!(c.worker_commit_linger.is_zero());
     }
 
     #[test]
     fn heartbeat_defaults_to_socket_io_and_has_a_floor() {
-        let c = cfg(&[("JWT_SECRET", "0123456789abcdef0123456789abcdef")]).unwrap();
+        let c = with_secret(&[]).unwrap();
         assert_eq!(c.realtime.ping_interval, Duration::from_secs(25));
         assert_eq!(c.realtime.ping_timeout, Duration::from_secs(20));
-        let c = cfg(&[
-            ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+        let c = with_secret(&[
             ("GATEWAY_PING_INTERVAL_MS", "300"),
             ("GATEWAY_PING_TIMEOUT_MS", "200"),
         ])
         .unwrap();
         assert_eq!(c.realtime.ping_interval, Duration::from_millis(300));
         assert_eq!(c.realtime.ping_timeout, Duration::from_millis(200));
-        let e = cfg(&[
-            ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
-            ("GATEWAY_PING_TIMEOUT_MS", "99"),
-        ])
-        .unwrap_err();
-        assert_eq!(e.var, "GATEWAY_PING_TIMEOUT_MS");
+        assert_eq!(
+            refused(&[("GATEWAY_PING_TIMEOUT_MS", "99")]),
+            "GATEWAY_PING_TIMEOUT_MS"
+        );
     }
 
     #[test]
     fn bad_variables_are_named() {
-        let e = cfg(&[
-            ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
-            ("REDIS_PORT", "abc"),
-        ])
-        .unwrap_err();
-        assert_eq!(e.var, "REDIS_PORT");
+        assert_eq!(refused(&[("REDIS_PORT", "abc")]), "REDIS_PORT");
         let e = cfg(&[]).unwrap_err();
         assert_eq!(e.var, "JWT_SECRET");
         assert!(e.to_string().starts_with("configuration error: JWT_SECRET"));
-        let e = cfg(&[
-            ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
-            ("RABBITMQ_CHAT_PARTITION_COUNT", "0"),
-        ])
-        .unwrap_err();
-        assert_eq!(e.var, "RABBITMQ_CHAT_PARTITION_COUNT");
+        assert_eq!(
+            refused(&[("RABBITMQ_CHAT_PARTITION_COUNT", "0")]),
+            "RABBITMQ_CHAT_PARTITION_COUNT"
+        );
     }
 
     #[test]
     fn rabbit_uri_wins_and_parts_are_encoded() {
-        let c = cfg(&[
-            ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+        let c = with_secret(&[
             ("RABBITMQ_URI", "amqp://u:p@h:1/v"),
             ("RABBITMQ_HOST", "ignored"),
         ])
         .unwrap();
         assert_eq!(c.rabbitmq.uri.expose_secret(), "amqp://u:p@h:1/v");
-        let c = cfg(&[
-            ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
-            ("RABBITMQ_PASSWORD", "p@ss/w"),
-        ])
-        .unwrap();
+        let c = with_secret(&[("RABBITMQ_PASSWORD", "p@ss/w")]).unwrap();
         assert!(c.rabbitmq.uri.expose_secret().contains("guest:p%40ss%2Fw@"));
     }
 
@@ -597,17 +590,15 @@ mod tests {
 
     #[test]
     fn unusable_urls_and_keys_are_named_without_their_secrets() {
-        let ok = ("JWT_SECRET", "0123456789abcdef0123456789abcdef");
-        let e = cfg(&[
-            ok,
-            ("DATABASE_URL", "postgres://u:hunter2@host:notaport/db"),
-        ])
-        .unwrap_err();
+        let e =
+            with_secret(&[("DATABASE_URL", "postgres://u:hunter2@host:notaport/db")]).unwrap_err();
         assert_eq!(e.var, "DATABASE_URL");
         assert!(!e.to_string().contains("hunter2"));
-        let e = cfg(&[ok, ("DATABASE_URL", "mysql://u:p@h/db")]).unwrap_err();
-        assert_eq!(e.var, "DATABASE_URL");
-        let e = cfg(&[ok, ("RABBITMQ_URI", "amqp://u:hunter2@host:notaport/v")]).unwrap_err();
+        assert_eq!(
+            refused(&[("DATABASE_URL", "mysql://u:p@h/db")]),
+            "DATABASE_URL"
+        );
+        let e = with_secret(&[("RABBITMQ_URI", "amqp://u:hunter2@host:notaport/v")]).unwrap_err();
         assert_eq!(e.var, "RABBITMQ_URI");
         assert!(!e.to_string().contains("hunter2"));
         let e = cfg(&[

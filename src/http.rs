@@ -63,7 +63,9 @@ pub fn finish(router: Router) -> Router {
     };
     router
         .fallback(|| async { ApiError::not_found("no such route") })
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed("method not allowed on this route".into()) })
+        .method_not_allowed_fallback(|| async {
+            ApiError::MethodNotAllowed("method not allowed on this route".into())
+        })
         .layer(axum::middleware::from_fn(crate::telemetry::track_http))
         .layer(
             tower::ServiceBuilder::new()
@@ -71,16 +73,31 @@ pub fn finish(router: Router) -> Router {
                 .layer(security(header::X_FRAME_OPTIONS, "DENY"))
                 .layer(security(header::REFERRER_POLICY, "no-referrer"))
                 .layer(security(header::CACHE_CONTROL, "no-store"))
-                .layer(SetRequestIdLayer::new(x_request_id.clone(), MakeRequestUuid))
-                .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
-                    let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
-                    tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
-                }))
+                .layer(SetRequestIdLayer::new(
+                    x_request_id.clone(),
+                    MakeRequestUuid,
+                ))
+                .layer(TraceLayer::new_for_http().make_span_with(request_span))
                 .layer(PropagateRequestIdLayer::new(x_request_id))
                 .layer(CatchPanicLayer::custom(|_| {
-                    axum::response::IntoResponse::into_response(ApiError::internal(anyhow::anyhow!("handler panicked")))
+                    axum::response::IntoResponse::into_response(ApiError::internal(
+                        anyhow::anyhow!("handler panicked"),
+                    ))
                 })),
         )
+}
+
+/// The span of one request: its method, its route *template* (`/hooks/{hook_id}/{token}`,
+/// `unmatched` for no route) and its request id. Never the path or the query: a
+/// hook's secret token is part of its path, an SSE client's token can be in the query.
+fn request_span<B>(req: &Request<B>) -> tracing::Span {
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let route = crate::telemetry::route(req);
+    tracing::info_span!("http", method = %req.method(), route = %route, request_id = %id)
 }
 
 /// CORS for REST and the Socket.IO handshake: only the configured origins (none by

@@ -98,14 +98,18 @@ pub async fn metrics_endpoint() -> impl IntoResponse {
     )
 }
 
+/// The route template a request matched (`/hooks/{hook_id}/{token}`), `unmatched` for none:
+/// what metrics and logs name a request by, never its path (which can hold a secret).
+pub fn route<B>(req: &axum::http::Request<B>) -> &str {
+    req.extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
+}
+
 /// Counts and times every HTTP request by route template, method and status.
 pub async fn track_http(req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".into());
+    let route = route(&req).to_string();
     let method = req.method().to_string();
     let resp = next.run(req).await;
     let status = resp.status().as_u16().to_string();

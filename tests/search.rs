@@ -16,14 +16,7 @@ use common::poll::until;
 
 /// Percent-encodes a query-string value.
 fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 async fn search_raw(app: &TestApp, user: &TestUser, query: &str) -> (u16, Value) {

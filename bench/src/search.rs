@@ -119,15 +119,9 @@ fn fill(url: &str, messages: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Percent-encodes a query-string value.
 fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {

@@ -100,12 +100,14 @@ impl Cache {
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_secs(1));
         let deadline = tokio::time::Instant::now() + patience;
+        let mut backoff =
+            crate::backoff::Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
         let conn = loop {
             match ConnectionManager::new_with_config(client.clone(), cm_config.clone()).await {
                 Ok(c) => break c,
                 Err(e) if tokio::time::Instant::now() < deadline => {
                     tracing::warn!(error = %e, "redis not reachable yet, retrying");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    tokio::time::sleep(backoff.next_delay()).await;
                 }
                 Err(e) => {
                     return Err(anyhow::anyhow!(

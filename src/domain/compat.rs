@@ -2,7 +2,6 @@
 //! backend's shapes of Courier's records (uppercase enums, `createdAt`/`updatedAt`,
 //! e-mail accounts). Pure functions: the API adapters and the worker both use them.
 
-use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
 use super::message::Message;
@@ -29,9 +28,7 @@ impl ApiCompat {
 }
 
 /// RFC 3339 with milliseconds, as the reference backend's `toISOString()`.
-pub fn iso(t: &DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
+pub use super::time::format as iso;
 
 /// `TEXT`, `ATTACHMENT` (files and no text) or `MIXED` (both).
 pub fn message_type(m: &Message) -> &'static str {
@@ -171,6 +168,7 @@ pub fn normalize_email(raw: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::Utc;
     use uuid::Uuid;
 
     #[test]

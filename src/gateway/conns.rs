@@ -265,15 +265,15 @@ impl Hub {
 
     /// Reads the user's stream after the connection's offset, then goes live.
     pub async fn fill(self, conn: Arc<Conn>) {
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff =
+            crate::backoff::Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
         while !conn.is_closed() {
             let from = conn.progress().offset;
             let read = match self.cache.read_events(conn.user, Some(from), false).await {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::debug!(error = %e, user = %conn.user, "stream read failed; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    tokio::time::sleep(backoff.next_delay()).await;
                     continue;
                 }
             };

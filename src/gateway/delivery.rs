@@ -13,14 +13,17 @@ use crate::domain::events::Push;
 /// Subscribes to this gateway's channel, resubscribing after a Redis outage.
 pub async fn run(state: GwState, stop: CancellationToken) {
     let channel = state.cache.keys.gateway_channel(&state.gateway_id);
+    let mut backoff =
+        crate::backoff::Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
     while !stop.is_cancelled() {
+        let started = tokio::time::Instant::now();
         match subscribe(&state, &channel, &stop).await {
             Ok(()) => return,
             Err(e) => {
                 tracing::warn!(error = %e, %channel, "notification subscription lost; resubscribing");
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                backoff.reset_after(started.elapsed());
+                if !backoff.wait(&stop).await {
+                    return;
                 }
             }
         }

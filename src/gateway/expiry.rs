@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::Utc;
 use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -26,7 +26,7 @@ use super::{
     GwState,
     handlers::{admit, invalid, reply},
 };
-use crate::service::ServiceError;
+use crate::{domain::time, service::ServiceError};
 
 /// How long before expiry `auth.expiring` is sent.
 pub const WARN_BEFORE_SECS: i64 = 60;
@@ -88,12 +88,6 @@ struct Timer {
     key: Key,
 }
 
-fn rfc3339(exp: i64) -> String {
-    DateTime::<Utc>::from_timestamp(exp, 0)
-        .unwrap_or_default()
-        .to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
 /// How long from now until `at` (seconds since the epoch); zero if it passed.
 fn until(at: i64) -> std::time::Duration {
     std::time::Duration::from_secs((at - Utc::now().timestamp()).max(0) as u64)
@@ -127,7 +121,7 @@ async fn run(mut rx: mpsc::UnboundedReceiver<Command>, stop: CancellationToken) 
                 let Some(timer) = timers.get_mut(&id) else { continue };
                 if !timer.warned {
                     let exp = timer.exp;
-                    if let Err(e) = timer.socket.emit(EVENT_EXPIRING, &json!({ "expiresAt": rfc3339(exp) })) {
+                    if let Err(e) = timer.socket.emit(EVENT_EXPIRING, &json!({ "expiresAt": time::format_unix(exp) })) {
                         tracing::debug!(socket = %id, error = %e, "auth.expiring not sent");
                     }
                     timer.warned = true;
@@ -169,7 +163,9 @@ pub async fn on_refresh(
             ));
         }
         state.expiries.set(&s, claims.exp);
-        Ok::<Value, ServiceError>(json!({"status": "ok", "expiresAt": rfc3339(claims.exp)}))
+        Ok::<Value, ServiceError>(
+            json!({"status": "ok", "expiresAt": time::format_unix(claims.exp)}),
+        )
     })();
     reply(ack, result);
 }

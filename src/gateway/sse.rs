@@ -67,34 +67,12 @@ impl Drop for CloseOnDrop {
     }
 }
 
-/// A query parameter, percent-decoded.
+/// A non-empty query parameter, decoded as a form (`+` is a space, `%XX` a byte, an
+/// invalid `%` stays as it is).
 pub fn query_param(query: &str, name: &str) -> Option<String> {
-    query.split('&').find_map(|kv| {
-        let (k, v) = kv.split_once('=')?;
-        (k == name && !v.is_empty()).then(|| {
-            let v = v.replace('+', " ");
-            percent_decode(&v)
-        })
-    })
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: Option<&u8>| b.and_then(|b| (*b as char).to_digit(16));
-        if bytes[i] == b'%'
-            && let (Some(h), Some(l)) = (hex(bytes.get(i + 1)), hex(bytes.get(i + 2)))
-        {
-            out.push((h * 16 + l) as u8);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, v)| k == name && !v.is_empty())
+        .map(|(_, v)| v.into_owned())
 }
 
 /// Opens the user's event stream: `Authorization: Bearer` or `?token=`; resumes after
@@ -175,7 +153,17 @@ mod tests {
             Some("x.y")
         );
         assert_eq!(query_param("token=", "token"), None);
-        assert_eq!(percent_decode("a%zz"), "a%zz");
-        assert_eq!(percent_decode("a%2"), "a%2");
+        assert_eq!(query_param("token", "token"), None);
+        assert_eq!(query_param("token=a%zz", "token").as_deref(), Some("a%zz"));
+        assert_eq!(query_param("token=a%2", "token").as_deref(), Some("a%2"));
+        assert_eq!(
+            query_param("token=a+b%20c", "token").as_deref(),
+            Some("a b c")
+        );
+        assert_eq!(
+            query_param("x=1&token=%E2%9C%93&token=2", "token").as_deref(),
+            Some("✓"),
+            "the first non-empty one, UTF-8"
+        );
     }
 }

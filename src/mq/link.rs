@@ -1,5 +1,6 @@
 //! A supervised RabbitMQ connection: connects, declares the topology, and when the
-//! connection drops, tells its watchers and reconnects with backoff until shutdown.
+//! connection drops, tells its watchers and reconnects with backoff (full jitter)
+//! until shutdown.
 
 use std::{sync::Arc, time::Duration};
 
@@ -9,6 +10,10 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::Topology;
+use crate::backoff::Backoff;
+
+/// Reconnect waits: up to 200 ms at first, doubling to up to 5 s.
+const RECONNECT: Backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
 
 /// One live connection with a confirm-mode channel for publishing.
 pub struct Session {
@@ -90,12 +95,12 @@ async fn supervise(
     tx: watch::Sender<Option<Arc<Session>>>,
     shutdown: CancellationToken,
 ) {
-    let mut backoff = Duration::from_millis(200);
+    let mut backoff = RECONNECT;
     while !shutdown.is_cancelled() {
         match connect(&uri, &topology, &name).await {
             Ok(session) => {
                 tracing::info!(%name, "rabbitmq connected, topology declared");
-                backoff = Duration::from_millis(200);
+                backoff.reset();
                 let session = Arc::new(session);
                 tx.send_replace(Some(session.clone()));
                 loop {
@@ -117,10 +122,8 @@ async fn supervise(
             }
             Err(e) => tracing::warn!(%name, error = %e, "rabbitmq connect failed"),
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(backoff) => {}
+        if !backoff.wait(&shutdown).await {
+            return;
         }
-        backoff = (backoff * 2).min(Duration::from_secs(5));
     }
 }

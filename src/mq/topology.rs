@@ -90,34 +90,15 @@ impl Topology {
             durable: true,
             ..Default::default()
         };
-        ch.exchange_declare(
-            self.exchange.as_str().into(),
-            ExchangeKind::Direct,
-            durable,
-            FieldTable::default(),
-        )
-        .await?;
-        ch.exchange_declare(
-            self.dlx.as_str().into(),
-            ExchangeKind::Fanout,
-            durable,
-            FieldTable::default(),
-        )
-        .await?;
-        ch.exchange_declare(
-            self.retry_exchange.as_str().into(),
-            ExchangeKind::Headers,
-            durable,
-            FieldTable::default(),
-        )
-        .await?;
-        ch.exchange_declare(
-            self.integrations.as_str().into(),
-            ExchangeKind::Topic,
-            durable,
-            FieldTable::default(),
-        )
-        .await?;
+        for (name, kind) in [
+            (&self.exchange, ExchangeKind::Direct),
+            (&self.dlx, ExchangeKind::Fanout),
+            (&self.retry_exchange, ExchangeKind::Headers),
+            (&self.integrations, ExchangeKind::Topic),
+        ] {
+            ch.exchange_declare(name.as_str().into(), kind, durable, FieldTable::default())
+                .await?;
+        }
         let qopts = QueueDeclareOptions {
             durable: true,
             ..Default::default()

@@ -4,13 +4,16 @@
 //! unacked, and is tried again until the dependency is back (or the worker stops,
 //! leaving the deliveries to be redelivered).
 
-use std::{borrow::Cow, collections::HashSet, future::Future, time::Duration};
+use std::{borrow::Cow, collections::HashSet, future::Future};
 
 use lapin::message::Delivery;
 use uuid::Uuid;
 
-use super::{ConsumeError, Ctx, dispose, holds::Holds, integration, lifecycle, sends};
+use super::{
+    ConsumeError, Ctx, OUTAGE_BACKOFF, dispose, holds::Holds, integration, lifecycle, sends,
+};
 use crate::{
+    backoff::pause,
     cache::membership::LookupError,
     domain::{
         events::{EVENT_NOTIFICATION, Outgoing},
@@ -137,7 +140,7 @@ async fn track(
     fate: &Fate,
 ) -> Result<(), ConsumeError> {
     let attempts = dispose::attempts(d);
-    let mut delay = Duration::from_millis(100);
+    let mut backoff = OUTAGE_BACKOFF;
     loop {
         let done = match fate {
             Fate::Park(_) => return Ok(()),
@@ -152,11 +155,9 @@ async fn track(
             Ok(()) => return Ok(()),
             Err(e) => {
                 tracing::warn!(error = %e, %chat, "recording a chat hold failed; trying again");
-                tokio::select! {
-                    _ = ctx.stop.cancelled() => return Err(ConsumeError::Stopping),
-                    _ = tokio::time::sleep(delay) => {}
+                if !backoff.wait(&ctx.stop).await {
+                    return Err(ConsumeError::Stopping);
                 }
-                delay = (delay * 2).min(Duration::from_secs(1));
             }
         }
     }
@@ -183,17 +184,16 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, Outage>>,
 {
-    let mut delay = Duration::from_millis(100);
+    let mut backoff = OUTAGE_BACKOFF;
     loop {
         match op().await {
             Ok(v) => return Ok(v),
             Err(Outage(e)) => {
+                let delay = backoff.next_delay();
                 tracing::warn!(step = what, error = %e, retry_in_ms = delay.as_millis() as u64, "dependency down; holding deliveries");
-                tokio::select! {
-                    _ = ctx.stop.cancelled() => return Err(ConsumeError::Stopping),
-                    _ = tokio::time::sleep(delay) => {}
+                if !pause(delay, &ctx.stop).await {
+                    return Err(ConsumeError::Stopping);
                 }
-                delay = (delay * 2).min(Duration::from_secs(1));
             }
         }
     }

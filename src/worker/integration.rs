@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::domain::{chat::Chat, lifecycle::Effect, message::Message};
+use crate::domain::{chat::Chat, message::Message};
 
 pub const MESSAGE_CREATED: &str = "message.created";
 pub const MESSAGE_UPDATED: &str = "message.updated";
@@ -73,78 +73,60 @@ pub fn created(m: &Message) -> serde_json::Result<Integration> {
     )
 }
 
-/// What one applied effect (at `version` of `chat`) tells other systems. `message` is
-/// the edited message as it is now (for `Updated`), `details` the chat (for `Chat`).
-pub fn of_effect(
+/// The integration events of one applied effect: the chat at one of its versions. Each
+/// event's id is `chat:{chat}:v{version}:{type}` (and `:{user}` for member events).
+pub struct AtVersion {
     chat: Uuid,
     version: i64,
-    effect: &Effect,
-    message: Option<&Message>,
-    details: Option<&Chat>,
-) -> serde_json::Result<Vec<Integration>> {
-    let id = |key: &str| format!("chat:{chat}:v{version}:{key}");
-    let now = Utc::now();
-    let one = |key: &'static str, data: Value| -> serde_json::Result<Vec<Integration>> {
-        Ok(vec![event(id(key), key, chat, Some(version), now, data)?])
-    };
-    match effect {
-        Effect::Updated { .. } => match message {
-            Some(m) => one(MESSAGE_UPDATED, json!({ "message": m })),
-            None => Ok(Vec::new()),
-        },
-        Effect::Deleted {
-            message_id,
-            sequence,
-        } => one(
-            MESSAGE_DELETED,
-            json!({ "messageId": message_id, "sequence": sequence }),
-        ),
-        Effect::Reaction {
-            message_id,
-            emoji,
-            user_id,
-            added,
-            count,
-        } => one(
-            REACTION_UPDATED,
-            json!({ "messageId": message_id, "emoji": emoji, "userId": user_id,
-                    "added": added, "count": count }),
-        ),
-        Effect::Pins {
-            message_id,
-            pinned,
-            user_id,
-        } => one(
-            CHAT_UPDATED,
-            json!({ "change": if *pinned { "pinned" } else { "unpinned" },
-                    "messageId": message_id, "userId": user_id }),
-        ),
-        Effect::Chat { removed, added } => {
-            let mut out = Vec::with_capacity(1 + added.len() + removed.len());
-            if let Some(c) = details {
-                out.push(event(
-                    id(CHAT_UPDATED),
-                    CHAT_UPDATED,
-                    chat,
-                    Some(version),
-                    now,
-                    json!({ "change": "details", "chat": c }),
-                )?);
-            }
-            for (key, users) in [(MEMBER_ADDED, added), (MEMBER_REMOVED, removed)] {
-                for u in users {
-                    out.push(event(
-                        format!("{}:{u}", id(key)),
-                        key,
-                        chat,
-                        Some(version),
-                        now,
-                        json!({ "userId": u }),
-                    )?);
-                }
-            }
-            Ok(out)
+    at: DateTime<Utc>,
+}
+
+impl AtVersion {
+    pub fn new(chat: Uuid, version: i64) -> Self {
+        Self {
+            chat,
+            version,
+            at: Utc::now(),
         }
+    }
+
+    fn id(&self, key: &str) -> String {
+        format!("chat:{}:v{}:{key}", self.chat, self.version)
+    }
+
+    fn stamped(
+        &self,
+        id: String,
+        key: &'static str,
+        data: Value,
+    ) -> serde_json::Result<Integration> {
+        event(id, key, self.chat, Some(self.version), self.at, data)
+    }
+
+    /// The one event of type `key`.
+    pub fn one(&self, key: &'static str, data: Value) -> serde_json::Result<Integration> {
+        self.stamped(self.id(key), key, data)
+    }
+
+    /// A change of the chat: `chat.updated` with its details (if it still exists), then
+    /// `member.added` and `member.removed` for each user.
+    pub fn chat(
+        &self,
+        details: Option<&Chat>,
+        added: &[Uuid],
+        removed: &[Uuid],
+    ) -> serde_json::Result<Vec<Integration>> {
+        let mut out = Vec::with_capacity(1 + added.len() + removed.len());
+        if let Some(c) = details {
+            out.push(self.one(CHAT_UPDATED, json!({ "change": "details", "chat": c }))?);
+        }
+        for (key, users) in [(MEMBER_ADDED, added), (MEMBER_REMOVED, removed)] {
+            for u in users {
+                let id = format!("{}:{u}", self.id(key));
+                out.push(self.stamped(id, key, json!({ "userId": u }))?);
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -156,12 +138,8 @@ mod tests {
     fn ids_are_stable_and_distinct_per_event() {
         let chat = Uuid::new_v4();
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
-        let effect = Effect::Chat {
-            removed: vec![a],
-            added: vec![b],
-        };
-        let first = of_effect(chat, 7, &effect, None, None).unwrap();
-        let again = of_effect(chat, 7, &effect, None, None).unwrap();
+        let first = AtVersion::new(chat, 7).chat(None, &[b], &[a]).unwrap();
+        let again = AtVersion::new(chat, 7).chat(None, &[b], &[a]).unwrap();
         let ids: Vec<_> = first.iter().map(|e| e.id.clone()).collect();
         assert_eq!(ids, again.iter().map(|e| e.id.clone()).collect::<Vec<_>>());
         assert_eq!(first.len(), 2);

@@ -3,12 +3,15 @@
 
 use std::collections::BTreeMap;
 
+use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::{
     batch::{Fate, Outage},
-    integration::{self, Integration},
+    integration::{
+        self, CHAT_UPDATED, Integration, MESSAGE_DELETED, MESSAGE_UPDATED, REACTION_UPDATED,
+    },
 };
 use crate::storage::{Storage, StorageError};
 use crate::{
@@ -67,7 +70,8 @@ enum AnnounceError {
     Json(#[from] serde_json::Error),
 }
 
-/// The events of an applied command, each at its version of the chat.
+/// The events of an applied command, each at its version of the chat: one match over
+/// the effects builds both what clients see and what other systems are told.
 async fn announce(
     pool: &PgPool,
     storage: &Storage,
@@ -80,7 +84,7 @@ async fn announce(
     let mut integrations = Vec::new();
     for (v, effect) in &applied.effects {
         let v = *v;
-        let (mut edited, mut details) = (None, None);
+        let at = integration::AtVersion::new(chat, v);
         match effect {
             Effect::Updated {
                 message_id,
@@ -89,7 +93,9 @@ async fn announce(
                 let (events, message) =
                     updated(pool, storage, chat, v, *message_id, audience).await?;
                 out.extend(events);
-                edited = message;
+                if let Some(m) = message {
+                    integrations.push(at.one(MESSAGE_UPDATED, json!({ "message": m }))?);
+                }
                 out.extend(notifications(pool, *message_id, notified).await?);
             }
             Effect::Deleted {
@@ -102,6 +108,8 @@ async fn announce(
                     sequence: *sequence,
                 };
                 out.push(Outgoing::chat_event(EVENT_DELETED, chat, v, &p, all())?);
+                let data = json!({ "messageId": message_id, "sequence": sequence });
+                integrations.push(at.one(MESSAGE_DELETED, data)?);
             }
             Effect::Reaction {
                 message_id,
@@ -119,6 +127,9 @@ async fn announce(
                     count: *count,
                 };
                 out.push(Outgoing::chat_event(EVENT_REACTION, chat, v, &p, all())?);
+                let data = json!({ "messageId": message_id, "emoji": emoji, "userId": user_id,
+                                   "added": added, "count": count });
+                integrations.push(at.one(REACTION_UPDATED, data)?);
             }
             Effect::Pins {
                 message_id,
@@ -132,8 +143,12 @@ async fn announce(
                     user_id: *user_id,
                 };
                 out.push(Outgoing::chat_event(EVENT_PINS, chat, v, &p, all())?);
+                let change = if *pinned { "pinned" } else { "unpinned" };
+                let data = json!({ "change": change, "messageId": message_id, "userId": user_id });
+                integrations.push(at.one(CHAT_UPDATED, data)?);
             }
-            Effect::Chat { removed, .. } => {
+            Effect::Chat { removed, added } => {
+                let mut details = None;
                 if let Some(c) = db::chats::load(pool, chat).await? {
                     let members: Vec<Uuid> = c.participants.iter().map(|p| p.user_id).collect();
 
@@ -156,15 +171,9 @@ async fn announce(
                     )?);
                     details = Some(p.chat);
                 }
+                integrations.extend(at.chat(details.as_ref(), added, removed)?);
             }
         }
-        integrations.extend(integration::of_effect(
-            chat,
-            v,
-            effect,
-            edited.as_ref(),
-            details.as_ref(),
-        )?);
     }
     Ok(Announced {
         events: out,

@@ -21,6 +21,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    backoff::Backoff,
     cache::Cache,
     config::Config,
     health::Health,
@@ -31,6 +32,10 @@ use crate::{
 
 /// Most deliveries handled in one transaction.
 pub const BATCH_MAX: usize = 256;
+
+/// How the worker waits for a dependency that is down (PostgreSQL, Redis): up to
+/// 100 ms at first, doubling to up to 1 s.
+const OUTAGE_BACKOFF: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
 
 /// What every partition consumer shares.
 pub struct Ctx {
@@ -137,18 +142,20 @@ pub async fn build(config: &Config) -> anyhow::Result<Service> {
 /// Consumes one partition, reconnecting whenever the session or channel is lost.
 async fn partition_loop(mut link: Link, ctx: Arc<Ctx>, partition: u16) {
     let queue = ctx.topology.partition_queue(partition);
+    let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(2));
     while !ctx.stop.is_cancelled() {
         let session = tokio::select! {
             _ = ctx.stop.cancelled() => return,
             s = link.next_session() => match s { Some(s) => s, None => return },
         };
+        let started = tokio::time::Instant::now();
         match consume(&session, &ctx, &queue, partition).await {
             Ok(()) | Err(ConsumeError::Stopping) => return,
             Err(e) => {
                 tracing::warn!(%queue, error = %e, "partition consumer stopped, restarting");
-                tokio::select! {
-                    _ = ctx.stop.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                backoff.reset_after(started.elapsed());
+                if !backoff.wait(&ctx.stop).await {
+                    return;
                 }
             }
         }
@@ -242,17 +249,15 @@ async fn consume_on(
 
 /// The partition's chat holds, waiting for PostgreSQL if it is down.
 async fn load_holds(ctx: &Ctx, partition: u16) -> Result<holds::Holds, ConsumeError> {
-    let mut delay = Duration::from_millis(100);
+    let mut backoff = OUTAGE_BACKOFF;
     loop {
         match holds::Holds::load(&ctx.pool, partition).await {
             Ok(h) => return Ok(h),
             Err(e) => {
                 tracing::warn!(error = %e, partition, "reading chat holds failed; retrying");
-                tokio::select! {
-                    _ = ctx.stop.cancelled() => return Err(ConsumeError::Stopping),
-                    _ = tokio::time::sleep(delay) => {}
+                if !backoff.wait(&ctx.stop).await {
+                    return Err(ConsumeError::Stopping);
                 }
-                delay = (delay * 2).min(Duration::from_secs(1));
             }
         }
     }
