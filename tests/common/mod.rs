@@ -1,8 +1,10 @@
 //! Integration-test harness: each `spawn_app` gets its own PostgreSQL database,
 //! Redis key prefix and RabbitMQ names, runs Courier in-process on port 0 against
-//! the real services, and `teardown` removes everything it made.
+//! the real services, and dropping the `TestApp` (at the end of the test, or while a
+//! failing test unwinds) stops it and removes everything it made.
 #![allow(dead_code)]
 
+pub mod barrier;
 #[allow(dead_code)] // not every test binary waits this way
 pub mod poll;
 pub mod probe;
@@ -39,7 +41,87 @@ pub struct TestApp {
     pub cache: Cache,
     pub http: reqwest::Client,
     stop: CancellationToken,
-    handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// Declared last: dropped after the app was told to stop and the pool released.
+    _cleanup: Cleanup,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // The fields drop next: the pool, then `Cleanup` removes the resources.
+        self.stop.cancel();
+    }
+}
+
+/// Removes a test's database, Redis keys and broker topology when dropped, so a test
+/// that fails (panics) cleans up as well as one that passes.
+struct Cleanup {
+    config: Config,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        // `Drop` is synchronous and the tests' runtime is current-thread (it cannot
+        // `block_in_place`): the removal runs on a thread with a runtime of its own.
+        // The app's tasks are frozen meanwhile, and dropped with the test's runtime.
+        let config = self.config.clone();
+        let removed = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| vec![format!("runtime: {e}")])?
+                .block_on(remove_resources(&config))
+        })
+        .join();
+        // Never panic here: a test that is already unwinding would abort.
+        match removed {
+            Ok(Ok(())) => {}
+            Ok(Err(errors)) => eprintln!("test cleanup incomplete: {}", errors.join("; ")),
+            Err(_) => eprintln!("test cleanup panicked"),
+        }
+    }
+}
+
+/// Deletes the broker topology, the Redis keys under the prefix and the database; each
+/// step runs even if another failed.
+async fn remove_resources(config: &Config) -> Result<(), Vec<String>> {
+    let mut errors = Vec::new();
+    // Outage tests point the app at a dead broker: nothing was declared there.
+    if let Ok(conn) = Connection::connect(
+        config.rabbitmq.uri.expose_secret(),
+        ConnectionProperties::default(),
+    )
+    .await
+    {
+        let deleted = match conn.create_channel().await {
+            Ok(ch) => match Topology::new(&config.rabbitmq).delete(&ch).await {
+                Ok(()) => ch.close(200, "bye".into()).await,
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        if let Err(e) = deleted {
+            errors.push(format!("broker topology: {e}"));
+        }
+        if let Err(e) = conn.close(200, "bye".into()).await {
+            errors.push(format!("broker close: {e}"));
+        }
+    }
+    match Cache::connect(config, Duration::from_secs(5)).await {
+        Ok(cache) => {
+            if let Err(e) = cache.purge_prefix().await {
+                errors.push(format!("redis keys: {e}"));
+            }
+        }
+        Err(e) => errors.push(format!("redis: {e}")),
+    }
+    if let Err(e) = drop_database(config).await {
+        errors.push(format!("database: {e}"));
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
 }
 
 pub struct TestUser {
@@ -98,6 +180,10 @@ pub async fn spawn_with(mode: Mode, config: Config) -> TestApp {
 
 /// Like `spawn_with`, without waiting for readiness (for outage tests).
 pub async fn spawn_unready(mode: Mode, config: Config) -> TestApp {
+    // First, so that what a failed build already made is removed too.
+    let cleanup = Cleanup {
+        config: config.clone(),
+    };
     let service: Service = match mode {
         Mode::AllInOne => courier::all_in_one::build(&config).await,
         Mode::ApiOnly => courier::api::build(&config).await,
@@ -110,7 +196,8 @@ pub async fn spawn_unready(mode: Mode, config: Config) -> TestApp {
         .unwrap_or_default();
     let stop = CancellationToken::new();
     let s = stop.clone();
-    let handle = tokio::spawn(service.run_until_stopped(async move { s.cancelled().await }));
+    // Detached: stopped by `stop`, dropped with the test's runtime.
+    tokio::spawn(service.run_until_stopped(async move { s.cancelled().await }));
     TestApp {
         addr,
         metrics,
@@ -121,7 +208,7 @@ pub async fn spawn_unready(mode: Mode, config: Config) -> TestApp {
         config,
         http: reqwest::Client::new(),
         stop,
-        handle: Some(handle),
+        _cleanup: cleanup,
     }
 }
 
@@ -346,28 +433,6 @@ impl TestApp {
         conn.close(200, "bye".into()).await.expect("close");
         q.message_count()
     }
-
-    /// Stops the app and removes its database, Redis keys and broker topology.
-    pub async fn teardown(mut self) {
-        self.stop.cancel();
-        if let Some(h) = self.handle.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(15), h).await;
-        }
-        // Outage tests point the app at a dead broker: nothing was declared there.
-        if let Ok(conn) = Connection::connect(
-            self.config.rabbitmq.uri.expose_secret(),
-            ConnectionProperties::default(),
-        )
-        .await
-        {
-            let ch = conn.create_channel().await.expect("channel");
-            self.topology().delete(&ch).await.expect("delete topology");
-            conn.close(200, "bye".into()).await.expect("close");
-        }
-        self.cache.purge_prefix().await.expect("purge redis");
-        self.pool.close().await;
-        drop_database(&self.config).await;
-    }
 }
 
 pub async fn amqp(config: &Config) -> Connection {
@@ -379,18 +444,17 @@ pub async fn amqp(config: &Config) -> Connection {
     .expect("amqp")
 }
 
-async fn drop_database(config: &Config) {
+async fn drop_database(config: &Config) -> Result<(), sqlx::Error> {
     let url = config.database_url.expose_secret();
-    let (base, db) = url.rsplit_once('/').expect("db url");
-    let mut admin = PgConnection::connect(&format!("{base}/postgres"))
-        .await
-        .expect("admin");
+    let Some((base, db)) = url.rsplit_once('/') else {
+        return Err(sqlx::Error::Configuration("no database in the URL".into()));
+    };
+    let mut admin = PgConnection::connect(&format!("{base}/postgres")).await?;
     let stmt = format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)");
     sqlx::query(sqlx::AssertSqlSafe(stmt))
         .execute(&mut admin)
-        .await
-        .expect("drop db");
-    admin.close().await.expect("close");
+        .await?;
+    admin.close().await
 }
 
 /// A send command as the API would publish it (for tests that publish directly).
