@@ -71,7 +71,7 @@ d.test('direct chat: sent, then delivered when it reaches the recipient\'s socke
     'alice: delivered 2, read 1, read 2 and nothing else');
   const offsets = statuses.map((e) => e.payload.offset);
   assert.equal(new Set(offsets).size, offsets.length, `distinct offsets: ${offsets}`);
-  await expectNone([bSocket], EV.STATUS, (p) => p?.userId === bob.user.id, { what: 'about his own marks' });
+  await expectNone(d, [bSocket], EV.STATUS, (p) => p?.userId === bob.user.id, { what: 'about his own marks' });
 });
 
 d.test('group of five: delivered once all four got it, read once all four read it', { timeout: 30_000 }, async () => {
@@ -130,7 +130,7 @@ d.test('many messages quickly: few, coalesced delivered statuses (at most one pe
   await waitFor(() => bSocket.count(EV.NEW, { chatId: chat.id }) === N, 15_000,
     { message: () => `bob got ${bSocket.count(EV.NEW, { chatId: chat.id })}/${N}` });
   await statusEvent(aSocket, chat.id, bob.user.id, 'delivered', N);
-  await expectNone([aSocket], EV.STATUS, (p) => p?.sequence > N, { what: 'beyond the last message' });
+  await expectNone(d, [aSocket], EV.STATUS, (p) => p?.sequence > N, { what: 'beyond the last message' });
 
   const statuses = entries(aSocket, EV.STATUS, { pred: statusFrom(bob.user.id, 'delivered') });
   const seqs = statuses.map((e) => e.payload.sequence);
