@@ -84,6 +84,7 @@ async function expectRetryDeliveredOnce(postTwice) {
   const message = await expectDelivery(d, {
     chatId: chat.id, senderId: alice.user.id, sent: first, sequence: 1, recipients: [bobSocket],
   });
+  await barrier(d, [aliceSocket]); // a new to her would have been published with bob's
   const saved = aliceSocket.messages(EVENTS.SAVED, { clientMessageId: first.clientMessageId });
   assert.ok(saved.length >= 1, `alice got ${EVENTS.SAVED}`);
   for (const m of saved) assert.deepEqual(pickMessage(m), pickMessage(message), 'saved refers to the one message');
