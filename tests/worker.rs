@@ -72,31 +72,6 @@ async fn drain_dlq(app: &TestApp, expect: usize) -> Vec<(String, u32, Vec<u8>)> 
     out
 }
 
-/// Messages waiting in the retry queues (of every delay).
-async fn waiting_retries(app: &TestApp) -> u32 {
-    let topo = app.topology();
-    let conn = app.amqp().await;
-    let ch = conn.create_channel().await.unwrap();
-    let mut n = 0;
-    for delay in topo.retry_levels() {
-        let passive = lapin::options::QueueDeclareOptions {
-            passive: true,
-            ..Default::default()
-        };
-        let q = ch
-            .queue_declare(
-                topo.retry_queue(delay).as_str().into(),
-                passive,
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        n += q.message_count();
-    }
-    conn.close(200, "bye".into()).await.unwrap();
-    n
-}
-
 #[tokio::test]
 async fn the_same_delivery_twice_is_one_row_and_is_notified_twice() {
     let app = spawn_app().await;
@@ -275,7 +250,7 @@ async fn message_specific_failures_are_retried_then_dead_lettered() {
     // first attempt failed, seen as the message waiting in a retry queue.
     publish_cmd(&app, &command(chat, a.id, "boom")).await;
     common::poll::until("the failed attempt in a retry queue", || async {
-        (waiting_retries(&app).await > 0).then_some(())
+        (app.retries_waiting().await > 0).then_some(())
     })
     .await;
     sqlx::query("ALTER TABLE messages DROP CONSTRAINT no_boom")

@@ -57,4 +57,29 @@ impl TestApp {
         let label = format!("exchange=\"{}\"", self.config.rabbitmq.exchange);
         self.counter("courier_publish_total", &[&label]).await
     }
+
+    /// Messages waiting in the retry queues (of every delay): a failed attempt, seen.
+    pub async fn retries_waiting(&self) -> u32 {
+        let topo = self.topology();
+        let conn = self.amqp().await;
+        let ch = conn.create_channel().await.expect("channel");
+        let mut n = 0;
+        for delay in topo.retry_levels() {
+            let passive = lapin::options::QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            };
+            let q = ch
+                .queue_declare(
+                    topo.retry_queue(delay).as_str().into(),
+                    passive,
+                    Default::default(),
+                )
+                .await
+                .expect("passive declare");
+            n += q.message_count();
+        }
+        conn.close(200, "bye".into()).await.expect("close");
+        n
+    }
 }
