@@ -77,7 +77,6 @@ async fn register_login_refresh_and_me() {
         )
         .await;
     assert_eq!(s, 200);
-    app.teardown().await;
 }
 
 #[tokio::test]
@@ -121,7 +120,6 @@ async fn reused_refresh_token_revokes_the_family() {
         )
         .await;
     assert_eq!(s, 401);
-    app.teardown().await;
 }
 
 #[tokio::test]
@@ -154,7 +152,6 @@ async fn concurrent_reuses_of_one_refresh_token_let_one_through_and_revoke_the_f
         )
         .await;
     assert_eq!(s, 401);
-    app.teardown().await;
 }
 
 #[tokio::test]
@@ -190,7 +187,6 @@ async fn expired_refresh_tokens_are_purged() {
         )
         .await;
     assert_eq!(s, 200, "the live token survived the purge");
-    app.teardown().await;
 }
 
 #[tokio::test]
@@ -264,7 +260,6 @@ async fn registration_is_validated() {
         )
         .await;
     assert_eq!((s, err["code"].as_str()), (413, Some("payload_too_large")));
-    app.teardown().await;
 }
 
 #[tokio::test]
@@ -290,7 +285,6 @@ async fn login_failures_look_the_same() {
     assert_eq!((s1, s2), (401, 401));
     assert_eq!(e1, e2, "same body for unknown user and wrong password");
     assert_eq!(e1["code"], "unauthorized");
-    app.teardown().await;
 }
 
 #[tokio::test]
@@ -341,7 +335,6 @@ async fn bad_tokens_are_refused() {
     assert_eq!(s, 401);
     let (s, _) = app.call("GET", "/users/me", Some(&u.token), None).await;
     assert_eq!(s, 200, "the real token still works");
-    app.teardown().await;
 }
 
 #[tokio::test]
@@ -353,7 +346,6 @@ async fn health_and_unknown_routes() {
     assert_eq!((s, err["code"].as_str()), (404, Some("not_found")));
     let (s, err) = app.call("DELETE", "/auth/login", None, None).await;
     assert_eq!((s, err["statusCode"].as_u64()), (405, Some(405)));
-    app.teardown().await;
 }
 
 #[tokio::test]
@@ -378,7 +370,6 @@ async fn rs256_keys_sign_and_verify_and_refuse_algorithm_confusion() {
     .unwrap();
     let (s, _) = app.call("GET", "/users/me", Some(&confused), None).await;
     assert_eq!(s, 401);
-    app.teardown().await;
 }
 
 #[tokio::test]
@@ -414,5 +405,4 @@ async fn cors_allows_only_configured_origins() {
         handshake.headers()["access-control-allow-origin"],
         "https://app.example.com"
     );
-    app.teardown().await;
 }

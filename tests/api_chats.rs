@@ -49,7 +49,6 @@ async fn direct_chats_are_unique_per_pair() {
         .await
         .unwrap();
     assert_eq!(chats, 1);
-    app.teardown().await;
 }
 
 #[tokio::test]
@@ -217,7 +216,6 @@ async fn groups_roles_and_participants() {
         )
         .await;
     assert_eq!(s, 400);
-    app.teardown().await;
 }
 
 #[tokio::test]
@@ -297,5 +295,4 @@ async fn list_is_most_recent_first_with_unread_counts() {
         )
         .await;
     assert_eq!(s, 403);
-    app.teardown().await;
 }

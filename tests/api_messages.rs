@@ -105,7 +105,6 @@ async fn send_is_accepted_persisted_and_paged() {
             "{bad}"
         );
     }
-    app.teardown().await;
 }
 
 #[tokio::test]
@@ -117,14 +116,13 @@ async fn client_retries_are_persisted_once() {
     for _ in 0..3 {
         assert_eq!(app.send(&a, chat, "once", id).await.0, 202);
     }
+    // The marker: sent after the retries in the same chat, so handled after them.
     assert_eq!(app.send(&a, chat, "after", Uuid::new_v4()).await.0, 202);
-    app.wait_messages(chat, 2).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.wait_marker(chat, "after").await;
     assert_eq!(app.sequences(chat).await, vec![1, 2]);
     // The same clientMessageId from the other participant is a different message.
     assert_eq!(app.send(&b, chat, "mine", id).await.0, 202);
     app.wait_messages(chat, 3).await;
-    app.teardown().await;
 }
 
 #[tokio::test]
@@ -136,6 +134,8 @@ async fn bad_sends_get_contract_errors_and_persist_nothing() {
         app.register("x").await,
     );
     let chat = app.direct_chat(&a, &b).await;
+    // Counted before the request is answered: the chat's announcement is in already.
+    let published = app.chat_publishes().await;
     let path = format!("/chats/{chat}/messages");
     let cid = Uuid::new_v4();
     let cases = [
@@ -194,10 +194,15 @@ async fn bad_sends_get_contract_errors_and_persist_nothing() {
         .await;
     assert_eq!((s, err["code"].as_str()), (413, Some("payload_too_large")));
     let ok_body = Some(json!({"content": "hi", "clientMessageId": cid}));
+    // A chat that does not exist, on the partition of `chat`: the marker below covers it.
+    let topo = app.topology();
+    let nowhere = std::iter::repeat_with(Uuid::new_v4)
+        .find(|c| topo.route(*c) == topo.route(chat))
+        .unwrap();
     let (s, err) = app
         .call(
             "POST",
-            &format!("/chats/{}/messages", Uuid::new_v4()),
+            &format!("/chats/{nowhere}/messages"),
             Some(&a.token),
             ok_body.clone(),
         )
@@ -212,16 +217,21 @@ async fn bad_sends_get_contract_errors_and_persist_nothing() {
     let (s, _) = app.call("GET", &path, Some(&outsider.token), None).await;
     assert_eq!(s, 403);
 
-    // Give the worker time: nothing at all may arrive.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        app.chat_publishes().await,
+        published,
+        "nothing half-sent reached the broker"
+    );
+    // A valid send after them, on the same partition: once it is stored, anything
+    // published before it would have been handled (stored or dead-lettered) too.
+    assert_eq!(app.send(&a, chat, "marker", Uuid::new_v4()).await.0, 202);
+    assert_eq!(app.chat_publishes().await, published + 1.0, "the marker is");
+    app.wait_marker(chat, "marker").await;
     let total: i64 = sqlx::query_scalar("SELECT count(*) FROM messages")
         .fetch_one(&app.pool)
         .await
         .unwrap();
-    assert_eq!(total, 0);
-    let dlq = app.queue_depth(&app.topology().dlq).await;
-    assert_eq!(dlq, 0, "nothing half-sent reached the broker");
-    app.teardown().await;
+    assert_eq!(total, 1, "only the marker is stored");
 }
 
 #[tokio::test]
@@ -280,7 +290,6 @@ async fn sends_are_routed_to_the_chat_partition_as_persistent_json() {
     assert_eq!(body["content"], "routed");
     got.ack(BasicAckOptions::default()).await.unwrap();
     conn.close(200, "bye".into()).await.unwrap();
-    app.teardown().await;
 }
 
 #[tokio::test]
@@ -296,7 +305,7 @@ async fn broker_down_answers_503_and_persists_nothing() {
         &format!("amqp://guest:guest@127.0.0.1:{dead}/%2f"),
     )]);
     let app = spawn_unready(Mode::ApiOnly, config).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The broker link never comes up, so the answer does not depend on when we ask.
     let (s, err) = app.call("GET", "/readyz", None, None).await;
     assert_eq!((s, err["code"].as_str()), (503, Some("unavailable")));
     assert!(
@@ -318,7 +327,6 @@ async fn broker_down_answers_503_and_persists_nothing() {
     let err: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(err["code"], "unavailable");
     assert_eq!(app.message_count(chat).await, 0);
-    app.teardown().await;
 }
 
 /// A 503 after the confirm timeout does not mean "not sent": RabbitMQ may take the
@@ -390,5 +398,4 @@ async fn a_late_confirm_503_may_be_persisted_and_its_retry_stays_one_message() {
     );
     stop.cancel();
     task.await.unwrap();
-    app.teardown().await;
 }

@@ -190,7 +190,6 @@ async fn files_go_up_through_presigned_puts_and_come_back_with_the_message() {
     })
     .await;
     assert_eq!(tomb["attachments"], json!([]));
-    app.teardown().await;
 }
 
 #[tokio::test]
@@ -248,7 +247,6 @@ async fn announcements_outside_the_limits_are_refused() {
         .await
         .unwrap();
     assert_eq!(stored, 1, "only the accepted announcement is recorded");
-    app.teardown().await;
 }
 
 #[tokio::test]
@@ -325,7 +323,6 @@ async fn sends_naming_unusable_uploads_are_refused_and_nothing_is_sent() {
     let m = history(&app, &bob, chat).await.pop().unwrap();
     assert_eq!(m["content"], "ok");
     assert_eq!(m["attachments"][0]["id"], json!(mine));
-    app.teardown().await;
 }
 
 #[tokio::test]
@@ -360,5 +357,4 @@ async fn attachments_are_off_without_a_bucket() {
     assert_eq!(s, 202);
     app.wait_messages(chat, 1).await;
     assert_eq!(history(&app, &bob, chat).await[0]["attachments"], json!([]));
-    app.teardown().await;
 }

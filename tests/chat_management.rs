@@ -111,7 +111,6 @@ async fn rename_and_roles_follow_the_rules() {
         (403, "forbidden")
     );
     assert_eq!(role(&owner, b.id, "member").await.0, 200);
-    app.teardown().await;
 }
 
 #[tokio::test]
@@ -174,7 +173,6 @@ async fn changes_are_announced_and_a_removed_member_is_refused_at_once() {
             break;
         }
     }
-    app.teardown().await;
 }
 
 #[tokio::test]
@@ -233,7 +231,6 @@ async fn a_redis_failure_before_the_commit_changes_nothing() {
         code(&app.send(&b, chat, "gone", Uuid::new_v4()).await),
         (403, "forbidden")
     );
-    app.teardown().await;
 }
 
 #[tokio::test]
@@ -276,5 +273,4 @@ async fn a_redelivered_command_is_applied_once_and_announced_alike() {
         .await
         .unwrap();
     assert_eq!(rows, 1);
-    app.teardown().await;
 }

@@ -92,5 +92,4 @@ async fn a_retried_message_holds_back_its_own_chat_only() {
         0,
         "nothing dead-lettered"
     );
-    app.teardown().await;
 }

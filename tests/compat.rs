@@ -122,7 +122,6 @@ async fn accounts_in_the_reference_shape() {
     assert_eq!((s, &none["success"]), (404, &json!(false)));
     let (s, b) = app.call("GET", "/auth/me", None, None).await;
     assert_eq!((s, &b["success"]), (401, &json!(false)));
-    app.teardown().await;
 }
 
 #[tokio::test]
@@ -289,7 +288,6 @@ async fn chats_messages_and_events_in_the_reference_shape() {
         )
         .await;
     assert_eq!(s, 200);
-    app.teardown().await;
 }
 
 #[tokio::test]
@@ -319,7 +317,6 @@ async fn imported_bcrypt_hashes_sign_in_and_are_upgraded() {
     assert!(stored.starts_with("$argon2id$"), "{stored}");
     let (s, again) = app.call("POST", "/auth/login", None, Some(creds)).await;
     assert_eq!(s, 200, "{again}");
-    app.teardown().await;
 }
 
 #[tokio::test]
@@ -355,5 +352,4 @@ async fn the_variable_is_checked_and_off_by_default() {
     assert_eq!(s, 400, "{b}");
     assert!(b.get("success").is_none(), "{b}");
     assert_eq!(b["code"], "validation_failed");
-    app.teardown().await;
 }

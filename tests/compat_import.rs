@@ -177,5 +177,4 @@ async fn the_reference_tables_import_and_read_back() {
     assert_eq!(s, 202);
     app.wait_messages(direct, 5).await;
     assert_eq!(app.sequences(direct).await, vec![1, 2, 3, 4, 5]);
-    app.teardown().await;
 }

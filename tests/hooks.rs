@@ -203,7 +203,6 @@ async fn hooks_post_as_bots_through_the_pipeline() {
         code(&post(&app, &url, json!({ "content": "x" })).await),
         (401, "unauthorized")
     );
-    app.teardown().await;
 }
 
 #[tokio::test]
@@ -222,5 +221,4 @@ async fn any_participant_of_a_direct_chat_manages_hooks() {
         )
         .await;
     assert_eq!(r.0, 204, "{}", r.1);
-    app.teardown().await;
 }

@@ -286,7 +286,6 @@ async fn every_committed_change_is_published_with_a_stable_id() {
         }
         log.read_one("a redelivered event").await;
     }
-    app.teardown().await;
 }
 
 async fn created_id(app: &TestApp, chat: Uuid, content: &str) -> Uuid {

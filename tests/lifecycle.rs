@@ -116,7 +116,6 @@ async fn edits_follow_the_rules_and_show_in_history() {
         code(&edit(&a, "too late").await),
         (403, "edit_window_closed")
     );
-    app.teardown().await;
 }
 
 #[tokio::test]
@@ -253,7 +252,6 @@ async fn deletes_leave_tombstones_and_follow_roles() {
         )
         .await;
     assert_eq!(code(&r), (400, "invalid_json"));
-    app.teardown().await;
 }
 
 #[tokio::test]
@@ -356,7 +354,6 @@ async fn replies_keep_their_excerpt_current_and_forwards_check_the_source() {
         (400, "validation_failed"),
         "content is required unless forwarding"
     );
-    app.teardown().await;
 }
 
 #[tokio::test]
@@ -430,7 +427,6 @@ async fn reactions_are_idempotent_exact_and_limited() {
         204,
         "an existing emoji is still fine"
     );
-    app.teardown().await;
 }
 
 #[tokio::test]
@@ -496,5 +492,4 @@ async fn pins_follow_roles_and_list() {
         204,
         "the owner pins"
     );
-    app.teardown().await;
 }

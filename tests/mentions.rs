@@ -131,7 +131,6 @@ async fn mentions_notify_participants_once_live_and_stored() {
         ids(&notifications(&app, &ann, "?unread=true").await).len(),
         2
     );
-    app.teardown().await;
 }
 
 #[tokio::test]
@@ -218,7 +217,6 @@ async fn edits_notify_new_mentionees_once_and_deletes_drop_unread() {
     assert_eq!(ids(&ann_page).len(), 1);
     assert!(ann_page["notifications"][0]["readAt"].is_string());
     assert_eq!(newest(&app, &sam, chat).await["mentions"], json!([]));
-    app.teardown().await;
 }
 
 #[tokio::test]
@@ -323,5 +321,4 @@ async fn notifications_page_mark_read_and_refuse_bad_input() {
     }
     let r = app.call("GET", "/notifications", None, None).await;
     assert_eq!(r.0, 401);
-    app.teardown().await;
 }

@@ -7,29 +7,29 @@ use serde_json::json;
 use uuid::Uuid;
 
 /// Limits count in fixed windows aligned on the epoch: a test whose hits straddle a
-/// window's end would see the count restart. Waits, if needed, until at least 30 s of
-/// the current window are left.
-async fn fresh_window(window_secs: u64) {
+/// window's end would see the count restart. Rather than wait for a fresh window, a
+/// window length is chosen (an hour or a little more) whose current window has at
+/// least ten minutes left.
+fn roomy_window() -> u64 {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let left = window_secs - now % window_secs;
-    if left < 30 {
-        tokio::time::sleep(std::time::Duration::from_secs(left + 1)).await;
-    }
+    (3600..)
+        .find(|w| w - now % w >= 600)
+        .expect("some window length")
 }
 
 #[tokio::test]
 async fn sends_are_rate_limited_per_user() {
+    let window = roomy_window();
     let config = test_config(&[
         ("RATE_LIMIT_SEND_MAX", "3"),
-        ("RATE_LIMIT_SEND_WINDOW_SECS", "3600"),
+        ("RATE_LIMIT_SEND_WINDOW_SECS", &window.to_string()),
     ]);
     let app = spawn_with(Mode::AllInOne, config).await;
     let (a, b) = (app.register("a").await, app.register("b").await);
     let chat = app.direct_chat(&a, &b).await;
-    fresh_window(3600).await;
     for _ in 0..3 {
         assert_eq!(app.send(&a, chat, "ok", Uuid::new_v4()).await.0, 202);
     }
@@ -47,7 +47,7 @@ async fn sends_are_rate_limited_per_user() {
         .unwrap()
         .parse()
         .unwrap();
-    assert!((1..=3600).contains(&retry));
+    assert!((1..=window).contains(&retry));
     let err: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(err["code"], "rate_limited");
     assert_eq!(
@@ -57,17 +57,16 @@ async fn sends_are_rate_limited_per_user() {
         202
     );
     app.wait_messages(chat, 4).await;
-    app.teardown().await;
 }
 
 #[tokio::test]
 async fn auth_attempts_are_rate_limited_per_username() {
+    let window = roomy_window().to_string();
     let config = test_config(&[
         ("RATE_LIMIT_AUTH_USERNAME_MAX", "3"),
-        ("RATE_LIMIT_AUTH_USERNAME_WINDOW_SECS", "3600"),
+        ("RATE_LIMIT_AUTH_USERNAME_WINDOW_SECS", &window),
     ]);
     let app = spawn_with(Mode::ApiOnly, config).await;
-    fresh_window(3600).await;
     let u = app.register("victim").await; // attempt 1
     let wrong = json!({"username": u.username, "password": "wrong-password"});
     for _ in 0..2 {
@@ -83,7 +82,6 @@ async fn auth_attempts_are_rate_limited_per_username() {
     // Another username is not affected.
     let other = app.register("bystander").await;
     assert!(!other.token.is_empty());
-    app.teardown().await;
 }
 
 #[tokio::test]
@@ -140,7 +138,6 @@ async fn metrics_headers_and_request_ids() {
     ] {
         assert!(text.contains(needle), "missing {needle} in:\n{text}");
     }
-    app.teardown().await;
 }
 
 /// Logs in as `username` with `password`, as the client `xff` (`X-Forwarded-For`).
@@ -158,15 +155,15 @@ async fn login_from(app: &common::TestApp, username: &str, password: &str, xff: 
 
 #[tokio::test]
 async fn forwarded_clients_are_believed_only_from_trusted_proxies() {
+    let window = roomy_window().to_string();
     let limits = [
         ("RATE_LIMIT_AUTH_IP_MAX", "3"),
-        ("RATE_LIMIT_AUTH_IP_WINDOW_SECS", "3600"),
+        ("RATE_LIMIT_AUTH_IP_WINDOW_SECS", window.as_str()),
     ];
     // The test client (127.0.0.1) is a trusted proxy: each forwarded client has its own bucket.
     let mut trusted = limits.to_vec();
     trusted.push(("TRUSTED_PROXIES", "127.0.0.1/32, ::1"));
     let app = spawn_with(Mode::ApiOnly, test_config(&trusted)).await;
-    fresh_window(3600).await;
     for _ in 0..3 {
         assert_eq!(
             login_from(&app, "nobody_x", "wrong-password", "203.0.113.1").await,
@@ -182,7 +179,7 @@ async fn forwarded_clients_are_believed_only_from_trusted_proxies() {
         401,
         "another client behind the proxy has its own limit"
     );
-    app.teardown().await;
+    drop(app);
 
     // Untrusted: a spoofed header changes nothing, the peer is the client.
     let app = spawn_with(Mode::ApiOnly, test_config(&limits)).await;
@@ -197,18 +194,17 @@ async fn forwarded_clients_are_believed_only_from_trusted_proxies() {
         login_from(&app, "nobody_y", "wrong-password", "198.51.100.99").await,
         429
     );
-    app.teardown().await;
 }
 
 #[tokio::test]
 async fn a_stranger_cannot_lock_a_user_out() {
+    let window = roomy_window().to_string();
     let config = test_config(&[
         ("RATE_LIMIT_AUTH_USERNAME_MAX", "2"),
-        ("RATE_LIMIT_AUTH_USERNAME_WINDOW_SECS", "3600"),
+        ("RATE_LIMIT_AUTH_USERNAME_WINDOW_SECS", &window),
         ("TRUSTED_PROXIES", "127.0.0.1/32, ::1"),
     ]);
     let app = spawn_with(Mode::ApiOnly, config).await;
-    fresh_window(3600).await;
     let victim = app.register("victim").await;
     for _ in 0..2 {
         assert_eq!(
@@ -226,7 +222,6 @@ async fn a_stranger_cannot_lock_a_user_out() {
         200,
         "the owner, from elsewhere, is not"
     );
-    app.teardown().await;
 }
 
 #[tokio::test]
@@ -259,36 +254,72 @@ async fn a_slow_request_head_is_cut_off_while_others_are_served() {
         n == 0 || answer.starts_with("HTTP/1.1 408"),
         "closed, or told 408: {answer:?}"
     );
-    app.teardown().await;
 }
 
 #[tokio::test]
 async fn connections_over_the_cap_wait_for_a_free_slot() {
-    use tokio::io::AsyncWriteExt;
-    let app = spawn_with(
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut app = spawn_with(
         Mode::AllInOne,
         test_config(&[("HTTP_MAX_CONNECTIONS", "2")]),
     )
     .await;
+    // The readiness check's pooled keep-alive connection would hold a slot: drop it.
+    app.http = reqwest::Client::new();
     let host = app.addr.trim_start_matches("http://").to_string();
-    // Two idle connections hold both slots.
+    let port: u16 = host.rsplit_once(':').unwrap().1.parse().unwrap();
+    // Two idle connections hold both slots: both accepted (no longer in the listener's
+    // accept queue) before the third comes.
     let mut first = tokio::net::TcpStream::connect(&host).await.unwrap();
     let _second = tokio::net::TcpStream::connect(&host).await.unwrap();
     first.write_all(b"GET /healthz HTTP/1.1\r\n").await.unwrap();
+    common::poll::until("both connections accepted", || async {
+        (accept_queue(port) == 0).then_some(())
+    })
+    .await;
     let http = reqwest::Client::new();
     let url = format!("{}/healthz", app.addr);
     let waiting = tokio::spawn(async move { http.get(url).send().await.map(|r| r.status()) });
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // The barrier: the kernel holds the third connection in the accept queue, which a
+    // server that kept accepting would have emptied.
+    common::poll::until("the third connection in the accept queue", || async {
+        (accept_queue(port) == 1).then_some(())
+    })
+    .await;
+    // A request on a held connection is served meanwhile; the third still waits.
+    first.write_all(b"Host: x\r\n\r\n").await.unwrap();
+    let mut head = [0u8; 12];
+    first.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    assert_eq!(
+        accept_queue(port),
+        1,
+        "the third connection is not accepted"
+    );
     assert!(
         !waiting.is_finished(),
         "a third connection waits while two are held"
     );
     drop(first);
-    let status = tokio::time::timeout(std::time::Duration::from_secs(10), waiting)
+    let status = tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
         .await
         .expect("served once a slot is free")
         .unwrap()
         .unwrap();
     assert_eq!(status, 200);
-    app.teardown().await;
+}
+
+/// Connections waiting in the accept queue of the listener on 127.0.0.1:`port` (Linux:
+/// for a listening socket, `/proc/net/tcp` reports that queue as `rx_queue`).
+fn accept_queue(port: u16) -> u32 {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    let local = format!("0100007F:{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.len() > 4 && f[1] == local && f[3] == "0A")
+        .and_then(|f| f[4].split_once(':'))
+        .and_then(|(_, rx)| u32::from_str_radix(rx, 16).ok())
+        .expect("the listener in /proc/net/tcp")
 }

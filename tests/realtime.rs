@@ -72,7 +72,6 @@ async fn streams_give_offsets_and_push_to_the_gateways_holding_the_user() {
             .missing,
         "no stream for a user without events"
     );
-    app.teardown().await;
 }
 
 #[tokio::test]
@@ -96,7 +95,6 @@ async fn trimmed_streams_report_what_can_no_longer_be_recovered() {
         "the first events were trimmed, so the first offset is past retention"
     );
     assert!(read.entries.len() < 501);
-    app.teardown().await;
 }
 
 #[tokio::test]
@@ -126,7 +124,6 @@ async fn ephemeral_events_are_pushed_but_not_kept() {
     assert_eq!(events[0].1.offset, None);
     assert_eq!(events[0].1.payload().get(), r#"{"t":1}"#);
     assert!(cache.read_events(a, None, false).await.unwrap().missing);
-    app.teardown().await;
 }
 
 #[tokio::test]
@@ -167,7 +164,6 @@ async fn presence_has_a_grace_period_and_survives_a_second_device() {
     assert_eq!(gone.iter().map(|g| g.0).collect::<Vec<_>>(), vec![a]);
     assert!(cache.sweep_offline(none).await.unwrap().is_empty(), "once");
     assert_eq!(cache.online(&[a]).await.unwrap(), vec![false]);
-    app.teardown().await;
 }
 
 #[tokio::test]
@@ -188,7 +184,6 @@ async fn a_reaped_gateways_users_go_offline_unless_connected_elsewhere() {
         "offline at once (the lease was the grace); b still has a socket elsewhere"
     );
     assert_eq!(cache.online(&[a, b]).await.unwrap(), vec![false, true]);
-    app.teardown().await;
 }
 
 #[tokio::test]
@@ -217,7 +212,6 @@ async fn a_new_connection_gets_an_offset_it_can_resume_from() {
     assert_eq!(read.entries[0].1, EVENT_NEW);
     let again = cache.read_events(a, None, true).await.unwrap();
     assert_eq!(again.last, read.last, "an existing stream is left as it is");
-    app.teardown().await;
 }
 
 #[tokio::test]
@@ -238,5 +232,4 @@ async fn the_sweep_removes_idle_streams_and_keeps_recent_ones() {
     assert_eq!(cache.sweep_streams().await.unwrap(), 1);
     assert!(cache.read_events(idle, None, false).await.unwrap().missing);
     assert!(!cache.read_events(busy, None, false).await.unwrap().missing);
-    app.teardown().await;
 }

@@ -132,7 +132,6 @@ async fn finds_words_and_web_search_syntax_best_match_first() {
     for f in ["reactions", "mentions", "attachments", "status", "replyTo"] {
         assert!(hit["message"].get(f).is_some(), "Message v2 field {f}");
     }
-    app.teardown().await;
 }
 
 #[tokio::test]
@@ -183,7 +182,6 @@ async fn snippets_are_html_safe_and_odd_queries_never_fail() {
         assert!(body["results"].is_array(), "{q:?}: {body}");
     }
     assert_eq!(found(&app, &a, "-bold").await.len(), 2, "only exclusions");
-    app.teardown().await;
 }
 
 #[tokio::test]
@@ -216,7 +214,6 @@ async fn only_the_callers_current_chats() {
     let r = search_raw(&app, &e, &format!("q=zebra&chatId={group}")).await;
     assert_eq!(code(&r), (403, "forbidden"));
     assert_eq!(found(&app, &b, "zebra").await, ["roadmap zebra crossing"]);
-    app.teardown().await;
 }
 
 #[tokio::test]
@@ -272,7 +269,6 @@ async fn edits_are_searched_as_edited_and_deletes_vanish() {
             .iter()
             .all(|c| !c.is_empty())
     );
-    app.teardown().await;
 }
 
 #[tokio::test]
@@ -336,7 +332,6 @@ async fn pages_follow_each_other_without_duplicates_or_gaps() {
     assert_eq!(results[0]["message"]["chatId"], json!(other));
     let page = search(&app, &b, "pagination", &format!("&chatId={chat}&limit=100")).await;
     assert_eq!(page["results"].as_array().unwrap().len(), 25);
-    app.teardown().await;
 }
 
 #[tokio::test]
@@ -381,5 +376,4 @@ async fn bad_requests_answer_in_the_contract_shape() {
     assert_eq!(r.0, 200, "{}", r.1);
     let r = app.call("GET", "/search/messages?q=ok", None, None).await;
     assert_eq!(code(&r), (401, "unauthorized"));
-    app.teardown().await;
 }

@@ -53,7 +53,6 @@ async fn topology_is_declared_idempotently_with_the_contract_properties() {
         let q = find(&topo.retry_queue(delay));
         assert!(q["arguments"].to_string().contains("x-message-ttl"));
     }
-    app.teardown().await;
 }
 
 #[tokio::test]
@@ -76,7 +75,22 @@ async fn dead_gateways_are_reaped_from_routing_state() {
         vec!["gw-alive".to_string(), "gw-dead".to_string()]
     );
 
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // gw-dead last renewed its lease a minute ago (the lease's score is the time of the
+    // last heartbeat): older than the 1 s lease, with no clock to wait for.
+    let minute_ago = chrono::Utc::now().timestamp_millis() - 60_000;
+    let mut redis = cache
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: i64 = redis::cmd("ZADD")
+        .arg(cache.keys.gateways())
+        .arg("XX")
+        .arg(minute_ago)
+        .arg("gw-dead")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
     cache.heartbeat("gw-alive").await.unwrap();
     assert_eq!(
         cache
@@ -95,5 +109,4 @@ async fn dead_gateways_are_reaped_from_routing_state() {
 
     cache.unregister_conn("gw-alive", u1, "s2").await.unwrap();
     assert!(cache.gateways_of(&[u1]).await.unwrap().is_empty());
-    app.teardown().await;
 }

@@ -1,8 +1,11 @@
 //! Integration-test harness: each `spawn_app` gets its own PostgreSQL database,
 //! Redis key prefix and RabbitMQ names, runs Courier in-process on port 0 against
-//! the real services, and `teardown` removes everything it made.
+//! the real services, and dropping the `TestApp` (at the end of the test, or while a
+//! failing test unwinds) stops it and removes everything it made.
 #![allow(dead_code)]
 
+pub mod barrier;
+mod cleanup;
 #[allow(dead_code)] // not every test binary waits this way
 pub mod poll;
 pub mod probe;
@@ -15,7 +18,7 @@ use courier::{cache::Cache, config::Config, mq::Topology, server::Service};
 use lapin::{Connection, ConnectionProperties};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
-use sqlx::{Connection as _, PgConnection, PgPool};
+use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -39,7 +42,15 @@ pub struct TestApp {
     pub cache: Cache,
     pub http: reqwest::Client,
     stop: CancellationToken,
-    handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// Declared last: dropped after the app was told to stop and the pool released.
+    _cleanup: cleanup::Cleanup,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // The fields drop next: the pool, then `Cleanup` removes the resources.
+        self.stop.cancel();
+    }
 }
 
 pub struct TestUser {
@@ -98,6 +109,8 @@ pub async fn spawn_with(mode: Mode, config: Config) -> TestApp {
 
 /// Like `spawn_with`, without waiting for readiness (for outage tests).
 pub async fn spawn_unready(mode: Mode, config: Config) -> TestApp {
+    // First, so that what a failed build already made is removed too.
+    let cleanup = cleanup::Cleanup::new(&config);
     let service: Service = match mode {
         Mode::AllInOne => courier::all_in_one::build(&config).await,
         Mode::ApiOnly => courier::api::build(&config).await,
@@ -110,7 +123,8 @@ pub async fn spawn_unready(mode: Mode, config: Config) -> TestApp {
         .unwrap_or_default();
     let stop = CancellationToken::new();
     let s = stop.clone();
-    let handle = tokio::spawn(service.run_until_stopped(async move { s.cancelled().await }));
+    // Detached: stopped by `stop`, dropped with the test's runtime.
+    tokio::spawn(service.run_until_stopped(async move { s.cancelled().await }));
     TestApp {
         addr,
         metrics,
@@ -121,7 +135,7 @@ pub async fn spawn_unready(mode: Mode, config: Config) -> TestApp {
         config,
         http: reqwest::Client::new(),
         stop,
-        handle: Some(handle),
+        _cleanup: cleanup,
     }
 }
 
@@ -346,28 +360,6 @@ impl TestApp {
         conn.close(200, "bye".into()).await.expect("close");
         q.message_count()
     }
-
-    /// Stops the app and removes its database, Redis keys and broker topology.
-    pub async fn teardown(mut self) {
-        self.stop.cancel();
-        if let Some(h) = self.handle.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(15), h).await;
-        }
-        // Outage tests point the app at a dead broker: nothing was declared there.
-        if let Ok(conn) = Connection::connect(
-            self.config.rabbitmq.uri.expose_secret(),
-            ConnectionProperties::default(),
-        )
-        .await
-        {
-            let ch = conn.create_channel().await.expect("channel");
-            self.topology().delete(&ch).await.expect("delete topology");
-            conn.close(200, "bye".into()).await.expect("close");
-        }
-        self.cache.purge_prefix().await.expect("purge redis");
-        self.pool.close().await;
-        drop_database(&self.config).await;
-    }
 }
 
 pub async fn amqp(config: &Config) -> Connection {
@@ -377,20 +369,6 @@ pub async fn amqp(config: &Config) -> Connection {
     )
     .await
     .expect("amqp")
-}
-
-async fn drop_database(config: &Config) {
-    let url = config.database_url.expose_secret();
-    let (base, db) = url.rsplit_once('/').expect("db url");
-    let mut admin = PgConnection::connect(&format!("{base}/postgres"))
-        .await
-        .expect("admin");
-    let stmt = format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)");
-    sqlx::query(sqlx::AssertSqlSafe(stmt))
-        .execute(&mut admin)
-        .await
-        .expect("drop db");
-    admin.close().await.expect("close");
 }
 
 /// A send command as the API would publish it (for tests that publish directly).

@@ -311,6 +311,7 @@ export class Deployment extends RestClient {
   async connect(gateway, token, options = {}) {
     const url = typeof gateway === 'number' ? this.gateway(gateway) : gateway;
     const client = await connect(url, token, options);
+    client.token = token; // for `barrier` (barrier.mjs)
     this.clients.add(client);
     return client;
   }

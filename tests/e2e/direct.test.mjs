@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 
 import { assertError } from './contract.mjs';
-import { directRoundTrip, useDeployment } from './harness.mjs';
+import { directRoundTrip, useDeployment, waitFor } from './harness.mjs';
 
 const d = useDeployment({ mode: 'split', gateways: 1 });
 
@@ -53,6 +53,12 @@ d.test('bad sends are refused with the contract error shape and persist nothing'
     token: a.accessToken, rawBody: '{"content": "cut', headers: { 'content-type': 'application/json' },
   }), 400, 'invalid_json');
 
-  const page = await d.history(a.accessToken, chat.id);
-  assert.deepEqual(page.messages, [], 'nothing was persisted');
+  // A valid send after them, in the same chat (one partition, in order): once it is in
+  // history, anything accepted before it would be too.
+  const marker = await d.send(a.accessToken, chat.id, 'marker');
+  const page = await waitFor(async () => {
+    const p = await d.history(a.accessToken, chat.id);
+    return p.messages.length > 0 && p;
+  }, 10_000, { message: 'the marker in history' });
+  assert.deepEqual(page.messages.map((m) => m.clientMessageId), [marker.clientMessageId], 'only the marker was persisted');
 });

@@ -32,16 +32,29 @@ function percentiles(hist, total) {
   return total ? { p50: at(0.5), p95: at(0.95), p99: at(0.99), max } : null;
 }
 
-/** Waits (bounded) until every accepted message is stored and the count stops moving. */
+/**
+ * Whether the deployment's broker holds nothing more for the worker: no message ready or
+ * unacked in any queue of its vhost but the DLQ. The worker acks a command only once it
+ * is committed, so the rows are final then (the traffic has stopped).
+ */
+async function brokerDrained(d) {
+  const { stdout } = await d.infra.rabbitmqctl(['-q', 'list_queues', '--no-table-headers', '-p', d.vhost, 'name', 'messages']);
+  return stdout.split('\n').map((l) => l.trim().split(/\s+/)).filter(([name]) => name)
+    .every(([name, messages]) => name.endsWith('.dlq') || Number(messages) === 0);
+}
+
+/**
+ * Waits (bounded) until every accepted message is stored and the broker is drained
+ * (nothing more can be stored, duplicates included); resolves the count of rows.
+ */
 export async function awaitPersisted(d, accepted, timeoutMs = 120_000) {
   const deadline = Date.now() + timeoutMs;
-  let last = -1;
+  const count = async () => Number((await d.sql('SELECT count(*) FROM messages')).trim());
   for (;;) {
-    const n = Number((await d.sql('SELECT count(*) FROM messages')).trim());
-    if (n >= accepted && n === last) return n;
+    const n = await count();
+    if (n >= accepted && await brokerDrained(d)) return count();
     if (Date.now() > deadline) return n;
-    last = n;
-    await sleep(1000);
+    await sleep(250);
   }
 }
 

@@ -17,13 +17,13 @@ d.test('direct chat across two gateway instances', async () => {
   const outsiders = await d.connectSockets(carol, [0, 1]);
 
   const fromAlice = await d.send(alice.accessToken, chat.id, 'hi bob, on every device');
-  const m1 = await expectDelivery({
+  const m1 = await expectDelivery(d, {
     chatId: chat.id, senderId: alice.user.id, sent: fromAlice, sequence: 1,
     senders: aliceSockets, recipients: bobSockets, others: outsiders,
   });
 
   const fromBob = await d.send(bob.accessToken, chat.id, 'hi alice, from my phone');
-  const m2 = await expectDelivery({
+  const m2 = await expectDelivery(d, {
     chatId: chat.id, senderId: bob.user.id, sent: fromBob, sequence: 2,
     senders: bobSockets, recipients: aliceSockets, others: outsiders,
   });
@@ -45,14 +45,14 @@ d.test('group of three with a two-socket member', async () => {
   const outsiders = await d.connectSockets(dave, [0, 1]);
 
   const fromAlice = await d.send(alice.accessToken, group.id, 'hello group');
-  const m1 = await expectDelivery({
+  const m1 = await expectDelivery(d, {
     chatId: group.id, senderId: alice.user.id, sent: fromAlice, sequence: 1,
     senders: aliceSockets, recipients: [...bobSockets, ...carolSockets], others: outsiders,
   });
 
   // The two-socket member sends: both of her sockets get `saved` only.
   const fromCarol = await d.send(carol.accessToken, group.id, 'hello from carol');
-  const m2 = await expectDelivery({
+  const m2 = await expectDelivery(d, {
     chatId: group.id, senderId: carol.user.id, sent: fromCarol, sequence: 2,
     senders: carolSockets, recipients: [...aliceSockets, ...bobSockets], others: outsiders,
   });

@@ -84,7 +84,15 @@ export class FaultClient {
     this.sessionsOf = new Map();
     /** Reconnects whose session.recovered said recovered: false (offset mode). */
     this.recoveryRefused = [];
+    /** Ids of the chats a `chat.updated` was about (the markers of `barrier`). */
+    this.chatUpdates = new Set();
   }
+
+  /** For `barrier` (barrier.mjs). */
+  get token() { return this.account.accessToken; }
+
+  /** Whether a `chat.updated` about `chatId` arrived (a `barrier` marker). */
+  sawChatUpdate(chatId) { return this.chatUpdates.has(chatId); }
 
   get current() { return this.sessions.at(-1); }
   get connected() { return Boolean(this.current?.socket.connected); }
@@ -161,6 +169,7 @@ export class FaultClient {
         && offsetAfter(payload.offset, this.offset)) {
         this.offset = payload.offset;
       }
+      if (event === 'chat.updated' && payload?.chat?.id) this.chatUpdates.add(payload.chat.id);
       if (event === RECOVERED) {
         session.recovered = payload;
         if (offset && payload?.recovered !== true) this.recoveryRefused.push(`session ${session.n}: ${JSON.stringify(payload)} for ${offset}`);

@@ -6,15 +6,17 @@ import assert from 'node:assert/strict';
 
 import amqplib from 'amqplib';
 
-import { eventually, faultSettings } from './fault-common.mjs';
-import { sleep } from './harness.mjs';
+import { DEFAULT_QUEUE_PREFIX, PARTITIONS, eventually, faultSettings } from './fault-common.mjs';
+import { sleep, waitFor } from './harness.mjs';
 
 /**
  * Polls GET /readyz of `targets` ({name, url}) every `intervalMs` until `stop()`,
- * which resolves {name: {polls, non200: [{status, body, ms}], errors}}.
+ * which resolves {name: {polls, non200: [{status, body, ms}], errors}}; `answered()`
+ * says whether every target has answered (or failed) a first poll.
  */
 export function watchReadyz(targets, intervalMs = 200) {
   const seen = Object.fromEntries(targets.map((t) => [t.name, { polls: 0, non200: [], errors: 0 }]));
+  const first = new Set();
   let stopped = false;
   const loops = targets.map(async (t) => {
     while (!stopped) {
@@ -28,10 +30,12 @@ export function watchReadyz(targets, intervalMs = 200) {
       } catch {
         rec.errors++;
       }
+      first.add(t.name);
       await sleep(intervalMs);
     }
   });
   return {
+    answered: () => first.size === targets.length,
     async stop() {
       stopped = true;
       await Promise.all(loops);
@@ -68,6 +72,21 @@ export async function withAmqp(d, fn) {
   }
 }
 
+/**
+ * Waits until every partition queue of the deployment's vhost has `n` consumers, active
+ * or waiting (a standby worker under single active consumer is one; the queue's own
+ * consumer count shows only the active one).
+ */
+export async function partitionConsumers(d, n, timeoutMs = 20_000) {
+  let counts = new Map();
+  await waitFor(async () => {
+    const { stdout } = await d.infra.rabbitmqctl(['-q', 'list_consumers', '--no-table-headers', '-p', d.vhost, 'queue_name']);
+    counts = new Map();
+    for (const q of stdout.split('\n').map((l) => l.trim()).filter(Boolean)) counts.set(q, (counts.get(q) ?? 0) + 1);
+    return Array.from({ length: PARTITIONS }, (_, p) => counts.get(`${DEFAULT_QUEUE_PREFIX}.${p}`) ?? 0).every((c) => c >= n);
+  }, timeoutMs, { intervalMs: 200, message: () => `${n} consumers on every partition: ${JSON.stringify([...counts])}` });
+}
+
 /** Reads the Redis routing state of gateway `gatewayId` under the deployment's prefix. */
 export async function gatewayRoutingState(d, gatewayId, userIds) {
   const p = d.redisPrefix;
@@ -93,7 +112,8 @@ export async function gatewayRoutingState(d, gatewayId, userIds) {
 export async function outage(s, inst, { downMs = faultSettings.downMs, until = null, maxDownMs = 20_000, watch }) {
   const targets = watch.map((name) => ({ name, url: s.d.process(name).healthUrl }));
   const watcher = watchReadyz(targets);
-  await sleep(100);
+  // A first answer of every process before the fault: the watch covers all of it.
+  await waitFor(watcher.answered, 10_000, { message: 'a first /readyz answer of every watched process' });
   s.mark(`${inst.kind} down`);
   try {
     await inst.down();

@@ -14,7 +14,9 @@ import {
 import { withAmqp } from './fault-probes.mjs';
 import { computeReport, printSummary } from './fault-report.mjs';
 import { Ledger, Sender } from './fault-senders.mjs';
-import { Deployment, accessClaims, craftJwt, settings, sleep, uniqueUsername } from './harness.mjs';
+import {
+  Deployment, accessClaims, barrier, craftJwt, settings, sleep, uniqueUsername,
+} from './harness.mjs';
 import { startPostgres, startRabbitMQ, startRedis } from './instances.mjs';
 
 const starters = { redis: startRedis, postgres: startPostgres, rabbitmq: startRabbitMQ };
@@ -232,7 +234,8 @@ export class Scenario {
     }
     this.mark('live delivery settled');
     await Promise.all(this.clients.map((c) => c.finalSync()));
-    await sleep(settings.quietMs);
+    // A late copy of anything published so far would be in once the marker is.
+    await barrier(this.d, this.clients, 30_000);
     this.mark('final sync done');
   }
 

@@ -5,15 +5,14 @@
 
 import assert from 'node:assert/strict';
 
-import { setupScenario, useFaultDeployment } from './fault.mjs';
-import { sleep } from './harness.mjs';
+import { partitionConsumers, setupScenario, useFaultDeployment } from './fault.mjs';
 
 const { d } = useFaultDeployment({ workers: 1, gateways: 2 });
 
 d.test('kill -9 of the active worker mid-stream: the standby takes over, nothing lost or doubled', { timeout: 150_000 }, async () => {
   // `worker` starts first and so holds every partition; `worker-2` waits as standby.
   const standby = await d.addWorker();
-  await sleep(500);
+  await partitionConsumers(d, 2); // the standby waits on every partition
   const s = await setupScenario(d, 'worker-kill');
   try {
     s.stream();

@@ -4,14 +4,13 @@
 
 import assert from 'node:assert/strict';
 
-import { setupScenario, useFaultDeployment } from './fault.mjs';
-import { sleep } from './harness.mjs';
+import { partitionConsumers, setupScenario, useFaultDeployment } from './fault.mjs';
 
 const { d } = useFaultDeployment({ workers: 1, gateways: 2 });
 
 d.test('SIGTERM of the active worker mid-stream: it exits cleanly, the other worker continues', { timeout: 150_000 }, async () => {
   const standby = await d.addWorker();
-  await sleep(500);
+  await partitionConsumers(d, 2); // the standby waits on every partition
   const s = await setupScenario(d, 'worker-sigterm');
   try {
     s.stream();

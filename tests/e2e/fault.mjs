@@ -37,5 +37,5 @@ export { Ledger, Sender } from './fault-senders.mjs';
 export { FaultClient } from './fault-client.mjs';
 export { Scenario, createUsers, setupScenario, useFaultDeployment } from './fault-scenario.mjs';
 export {
-  allReady, assertReadyzNamed, gatewayRoutingState, namedInReadyz, outage, watchReadyz, withAmqp,
+  allReady, assertReadyzNamed, gatewayRoutingState, namedInReadyz, outage, partitionConsumers, watchReadyz, withAmqp,
 } from './fault-probes.mjs';

@@ -5,12 +5,14 @@
 import assert from 'node:assert/strict';
 
 import { EVENTS, assertChat, assertMessage, assertMessageEvent, pickMessage } from './contract.mjs';
-import { settings } from './settings.mjs';
-import { sleep, waitFor } from './util.mjs';
+import { barrier } from './barrier.mjs';
+import { waitFor } from './util.mjs';
 
 /**
- * Waits until the message `sent` ({clientMessageId, content}) was delivered,
- * then watches `quietMs` longer, and asserts exact counts:
+ * Waits until the message `sent` ({clientMessageId, content}) was delivered, then
+ * until a `barrier` marker reached every socket (a copy published with it, or a
+ * delivery to a socket that should not get it, would be in by then), and asserts
+ * exact counts:
  *  - every socket in `recipients` got exactly one `chat.message.new` and no `saved`;
  *  - every socket in `senders` (the sender's own sockets) got exactly one
  *    `chat.message.saved` and no `new`;
@@ -18,9 +20,8 @@ import { sleep, waitFor } from './util.mjs';
  * Each payload must be {chatId, message: Message} with the expected fields, and
  * all copies must be identical. Resolves with the delivered Message.
  */
-export async function expectDelivery({
-  chatId, senderId, sent, sequence, senders = [], recipients = [], others = [],
-  timeoutMs = 10_000, quietMs = settings.quietMs,
+export async function expectDelivery(d, {
+  chatId, senderId, sent, sequence, senders = [], recipients = [], others = [], timeoutMs = 10_000,
 }) {
   const filter = { clientMessageId: sent.clientMessageId };
   const missing = () => [
@@ -29,7 +30,7 @@ export async function expectDelivery({
   ];
   await waitFor(() => missing().length === 0, timeoutMs,
     { message: () => `message "${sent.content}" not received by ${missing().join(', ')}` });
-  await sleep(quietMs);
+  await barrier(d, [...recipients, ...senders, ...others]);
 
   const expectCounts = (clients, news, saveds) => {
     for (const c of clients) {
@@ -82,7 +83,7 @@ export async function directRoundTrip(d, { transports = ['websocket'], gateway =
   const bSocket = await d.connect(gateway, b.accessToken, { transports, label: 'bob' });
 
   const sent = await d.send(a.accessToken, chat.id, `hello over ${transports.join('+')}`);
-  const message = await expectDelivery({
+  const message = await expectDelivery(d, {
     chatId: chat.id, senderId: a.user.id, sent, sequence: 1, senders: [aSocket], recipients: [bSocket],
   });
 

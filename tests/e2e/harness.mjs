@@ -25,3 +25,4 @@ export { CourierProcess } from './processes.mjs';
 export { ChatClient, connect } from './client.mjs';
 export { Deployment, useDeployment } from './deployment.mjs';
 export { directRoundTrip, expectDelivery, expectHistory } from './flows.mjs';
+export { barrier } from './barrier.mjs';

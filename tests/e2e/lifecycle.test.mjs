@@ -162,6 +162,6 @@ d.test('removing a member: chat.removed to them, chat.updated to the rest, then 
   const m = await stored(d, owner.accessToken, group.id, sent.clientMessageId);
   await react(d, bob.accessToken, group.id, m.id, 'wave');
   await waitEvent(dv, LIFE.REACTION, (p) => p.messageId === m.id, { since: since.get(dv) });
-  await expectNone([c1, c2], LIFE.NEW, (p) => p.chatId === group.id, { since: afterRemoval, what: 'of a chat they left' });
-  await expectNone([c1, c2], LIFE.REACTION, (p) => p.chatId === group.id, { since: afterRemoval, what: 'of a chat they left' });
+  await expectNone(d, [c1, c2], LIFE.NEW, (p) => p.chatId === group.id, { since: afterRemoval, what: 'of a chat they left' });
+  await expectNone(d, [c1, c2], LIFE.REACTION, (p) => p.chatId === group.id, { since: afterRemoval, what: 'of a chat they left' });
 });

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 
 import { assertMessageEvent, assertTimestamp, assertUuid } from './contract.mjs';
-import { useDeployment, waitFor } from './harness.mjs';
+import { barrier, useDeployment, waitFor } from './harness.mjs';
 
 const d = useDeployment({ mode: 'split' });
 
@@ -41,6 +41,7 @@ d.test('a mention reaches the mentioned sockets live and is stored', { timeout: 
     assert.equal(message.id, live.notification.messageId);
     assert.deepEqual([...message.mentions].sort(), [bob.user.id, carol.user.id].sort());
   }
+  await barrier(d, [aliceWs]); // hers would have been published with theirs
   assert.equal(aliceWs.count('notification.new'), 0, 'the sender is not notified');
   const read = await d.api('POST', '/notifications/read', { token: bob.accessToken, body: { all: true } });
   assert.equal(read.status, 204);
@@ -66,6 +67,7 @@ d.test('a webhook posts into the chat as its bot, delivered to every participant
     assertMessageEvent(payload, { chatId: group.id, senderId: hookId, content: 'deploy finished' });
     assert.deepEqual(payload.message.bot, { hookId, name: 'CI' });
   }
+  await barrier(d, [aliceWs]); // a saved would have been published with the new
   assert.equal(aliceWs.count('chat.message.saved'), 0, 'nobody but the hook sent it');
 
   const wrong = await d.api('POST', `/hooks/${hookId}/not-the-token`, { body: { content: 'x' } });

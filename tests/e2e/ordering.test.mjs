@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 
 import { EVENTS, assertMessage, pickMessage } from './contract.mjs';
-import { expectDelivery, expectHistory, settings, sleep, useDeployment, waitFor } from './harness.mjs';
+import { barrier, expectDelivery, expectHistory, useDeployment, waitFor } from './harness.mjs';
 
 const d = useDeployment({ mode: 'split', gateways: 1 });
 
@@ -33,7 +33,8 @@ d.test('100 sequential sends arrive in sequence order, no gap, no repeat', { tim
       message: () => `bob has ${bobSocket.count(EVENTS.NEW, filter)}/${COUNT} ${EVENTS.NEW}, `
         + `alice ${aliceSocket.count(EVENTS.SAVED, filter)}/${COUNT} ${EVENTS.SAVED}`,
     });
-  await sleep(settings.quietMs);
+  // Every send was handled: a copy would have been published before this marker.
+  await barrier(d, [aliceSocket, bobSocket]);
 
   const received = bobSocket.messages(EVENTS.NEW, filter);
   assert.deepEqual(received.map((m) => m.sequence), range(1, COUNT), 'sequences in arrival order');
@@ -80,9 +81,10 @@ async function expectRetryDeliveredOnce(postTwice) {
 
   // The sender's `saved` count is not pinned for a retry (re-confirming it is
   // legitimate), so she is checked separately below.
-  const message = await expectDelivery({
+  const message = await expectDelivery(d, {
     chatId: chat.id, senderId: alice.user.id, sent: first, sequence: 1, recipients: [bobSocket],
   });
+  await barrier(d, [aliceSocket]); // a new to her would have been published with bob's
   const saved = aliceSocket.messages(EVENTS.SAVED, { clientMessageId: first.clientMessageId });
   assert.ok(saved.length >= 1, `alice got ${EVENTS.SAVED}`);
   for (const m of saved) assert.deepEqual(pickMessage(m), pickMessage(message), 'saved refers to the one message');
@@ -91,9 +93,13 @@ async function expectRetryDeliveredOnce(postTwice) {
   await expectHistory(d, alice.accessToken, chat.id, [message]);
 
   const next = await d.send(alice.accessToken, chat.id, 'the next one');
-  await expectDelivery({
+  await expectDelivery(d, {
     chatId: chat.id, senderId: alice.user.id, sent: next, sequence: 2, recipients: [bobSocket],
   });
+  // The retry was handled before the next send of the chat (one partition, in order),
+  // so a second delivery of it would have come before the barrier of the one above.
+  assert.equal(bobSocket.count(EVENTS.NEW, { clientMessageId: first.clientMessageId }), 1,
+    'the retry is not delivered again');
 }
 
 d.test('a retried send (same clientMessageId, one after the other) is delivered once', () =>

@@ -25,6 +25,26 @@ function presenceOf(client, userId, status, since, timeoutMs = 5000) {
   return waitEvent(client, EV.PRESENCE, about(userId, status), { since, timeoutMs, what: `${userId} ${status}` });
 }
 
+/** Waits until the gateways hold `n` sockets of `userId` (a close was handled). */
+function socketsOf(userId, n) {
+  const key = `${d.redisPrefix}user:${userId}:sockets`;
+  return waitFor(async () => Number((await d.infra.redisCli(['HLEN', key])).stdout.trim()) === n, 5000,
+    { message: `${userId} holds ${n} sockets` });
+}
+
+/**
+ * A contact of `account`'s, with one socket open on gateway `g` and announced online
+ * to `watcher` (after `since`): closed later, its offline is the control that a
+ * presence sweep ran (see `expectNone` uses below).
+ */
+async function control(account, watcher, since, g = 0) {
+  const carol = await d.register('control');
+  await d.createDirect(account.accessToken, carol.user.id);
+  const [socket] = await d.connectSockets(carol, [g]);
+  await presenceOf(watcher, carol.user.id, 'online', since);
+  return { user: carol.user, socket };
+}
+
 /** GET /users/:userId/presence as `token`, asserted 200 and {userId, status}; resolves the body. */
 async function lookup(token, userId, status, lastSeenAt) {
   const res = await getPresence(d, token, userId);
@@ -46,7 +66,7 @@ d.test('a contact gets presence.update online when a user connects; a stranger d
   const seen = Date.parse(online.payload.lastSeenAt);
   assert.ok(seen >= before - 1000 && seen <= online.at + 1000,
     `lastSeenAt of a user who just came online: ${online.payload.lastSeenAt}`);
-  await expectNone([cSocket], EV.PRESENCE, about(bob.user.id), { since, what: 'about a user sharing no chat' });
+  await expectNone(d, [cSocket], EV.PRESENCE, about(bob.user.id), { since, what: 'about a user sharing no chat' });
   assert.ok(bSocket.connected);
 });
 
@@ -57,11 +77,17 @@ d.test('two devices: closing one keeps the user online; closing both gives offli
   const [b1] = await d.connectSockets(bob, [0]);
   await presenceOf(aSocket, bob.user.id, 'online', since);
   const [b2] = await d.connectSockets(bob, [1]);
+  const carol = await control(alice, aSocket, since);
 
-  // The second device and the closing of the first change nothing, even after the grace.
+  // The second device and the closing of the first change nothing, even after the grace:
+  // carol's only socket, closed after it, goes offline through a sweep that would have
+  // taken bob too.
   b1.close();
-  await expectNone([aSocket], EV.PRESENCE, (p) => p?.userId === bob.user.id && p.status === 'offline',
-    { since, quietMs: GRACE * 1000 + 1500, what: 'offline while a device is still connected' });
+  await socketsOf(bob.user.id, 1);
+  carol.socket.close();
+  await presenceOf(aSocket, carol.user.id, 'offline', since, GRACE * 1000 + 6000);
+  await expectNone(d, [aSocket], EV.PRESENCE, (p) => p?.userId === bob.user.id && p.status === 'offline',
+    { since, what: 'offline while a device is still connected' });
   assert.equal(entries(aSocket, EV.PRESENCE, { since, pred: about(bob.user.id) }).length, 1,
     'alice: one presence.update (online) for two devices');
   await lookup(alice.accessToken, bob.user.id, 'online');
@@ -88,7 +114,7 @@ d.test('two devices: closing one keeps the user online; closing both gives offli
   assertPresence(bulk.body.presence[0], { userId: bob.user.id, status: 'offline' });
   assert.equal(Date.parse(bulk.body.presence[0].lastSeenAt), lastSeen, 'bulk lastSeenAt = the event\'s');
   assertPresence(bulk.body.presence[1], { userId: alice.user.id, status: 'online' });
-  await expectNone([aSocket], EV.PRESENCE, (p) => p?.userId === bob.user.id && p !== offline.payload,
+  await expectNone(d, [aSocket], EV.PRESENCE, (p) => p?.userId === bob.user.id && p !== offline.payload,
     { since, what: 'besides the one offline' });
 });
 
@@ -98,13 +124,18 @@ d.test('a user back within the grace (on the other gateway) never goes offline',
   const before = cursor(aSocket);
   const [b1] = await d.connectSockets(bob, [0]);
   await presenceOf(aSocket, bob.user.id, 'online', before);
+  const carol = await control(alice, aSocket, before);
 
   const since = cursor(aSocket);
   b1.close();
-  await waitFor(() => !b1.connected, 2000, { message: 'bob\'s first socket closes' });
+  await socketsOf(bob.user.id, 0);
+  // Carol's only socket, closed after bob's, goes offline through a sweep that would
+  // have taken bob too, had he not come back.
+  carol.socket.close();
   const [b2] = await d.connectSockets(bob, [1]);
-  await expectNone([aSocket], EV.PRESENCE, about(bob.user.id),
-    { since, quietMs: GRACE * 1000 + 1500, what: 'for a user who came back within the grace' });
+  await presenceOf(aSocket, carol.user.id, 'offline', since, GRACE * 1000 + 6000);
+  await expectNone(d, [aSocket], EV.PRESENCE, about(bob.user.id),
+    { since, what: 'for a user who came back within the grace' });
   await lookup(alice.accessToken, bob.user.id, 'online');
   assert.ok(b2.connected);
 });
@@ -171,9 +202,10 @@ d.test('kill -9 of a gateway: its users go offline after the lease, unless back 
   assert.ok(lastSeen <= offline.at && lastSeen >= killedAt - (LEASE + GRACE + 1) * 1000,
     `lastSeenAt ${offline.payload.lastSeenAt} of a user lost with his gateway (killed at ${new Date(killedAt).toISOString()})`);
 
-  // Eve, connected again elsewhere, is never announced offline (a sweep runs every second).
-  await expectNone([aSocket], EV.PRESENCE, about(eve.user.id, 'offline'),
-    { since, quietMs: 2000, what: 'for a user who reconnected to the surviving gateway' });
+  // Eve, connected again elsewhere, is never announced offline: lost with the same
+  // gateway as bob, she would have gone in the sweep that took him.
+  await expectNone(d, [aSocket], EV.PRESENCE, about(eve.user.id, 'offline'),
+    { since, what: 'for a user who reconnected to the surviving gateway' });
   await lookup(alice.accessToken, eve.user.id, 'online');
   await lookup(alice.accessToken, bob.user.id, 'offline');
   assert.ok(aSocket.connected && eSocket2.connected, 'sockets on the surviving gateway stay connected');

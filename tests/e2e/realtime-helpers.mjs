@@ -6,8 +6,9 @@ import assert from 'node:assert/strict';
 
 import { io } from 'socket.io-client';
 
+import { barrier } from './barrier.mjs';
 import { EVENTS, assertTimestamp } from './contract.mjs';
-import { ChatClient, settings, sleep, waitFor } from './harness.mjs';
+import { ChatClient, waitFor } from './harness.mjs';
 
 /** Server -> client event names of the realtime features. */
 export const EV = Object.freeze({
@@ -41,12 +42,12 @@ export function waitEvent(client, event, pred = () => true,
 }
 
 /**
- * Watches `quietMs` and asserts that none of `clients` got an `event` matching `pred`
- * after `since` (a number, or a Map client -> cursor).
+ * Asserts that none of `clients` got an `event` matching `pred` after `since` (a
+ * number, or a Map client -> cursor), once a `barrier` marker reached each of them:
+ * call it when the event would already have been published.
  */
-export async function expectNone(clients, event, pred = () => true,
-  { since = 0, quietMs = settings.quietMs, what = '' } = {}) {
-  await sleep(quietMs);
+export async function expectNone(d, clients, event, pred = () => true, { since = 0, what = '' } = {}) {
+  await barrier(d, clients);
   for (const c of clients) {
     const from = since instanceof Map ? since.get(c) ?? 0 : since;
     const got = entries(c, event, { since: from, pred });

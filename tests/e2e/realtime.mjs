@@ -75,6 +75,7 @@ export function waitForEvent(client, pred, timeoutMs = 10_000, what = 'an event'
 export class SseClient {
   constructor(url, { token, via = 'header', lastEventId, lastEventIdVia = 'header', label = 'sse', names = [] } = {}) {
     this.label = label;
+    this.token = token; // for `barrier` (barrier.mjs), with 'chat.updated' in `names`
     this.events = [];
     this.errors = [];
     this.opens = 0;

@@ -6,7 +6,7 @@
 
 import assert from 'node:assert/strict';
 
-import { useDeployment, waitFor } from './harness.mjs';
+import { barrier, useDeployment, waitFor } from './harness.mjs';
 import {
   EV, ackOk, assertStatusEvent, chatWithMarks, cursor, directPair, entries, expectNone, markOf, receiptView,
   waitEvent,
@@ -71,7 +71,7 @@ d.test('direct chat: sent, then delivered when it reaches the recipient\'s socke
     'alice: delivered 2, read 1, read 2 and nothing else');
   const offsets = statuses.map((e) => e.payload.offset);
   assert.equal(new Set(offsets).size, offsets.length, `distinct offsets: ${offsets}`);
-  await expectNone([bSocket], EV.STATUS, (p) => p?.userId === bob.user.id, { what: 'about his own marks' });
+  await expectNone(d, [bSocket], EV.STATUS, (p) => p?.userId === bob.user.id, { what: 'about his own marks' });
 });
 
 d.test('group of five: delivered once all four got it, read once all four read it', { timeout: 30_000 }, async () => {
@@ -113,6 +113,8 @@ d.test('group of five: delivered once all four got it, read once all four read i
   // Every other participant hears of each read, nobody of their own.
   await waitFor(() => [u2, u3, u4].every((u) => live[0].received(EV.STATUS).some(statusFrom(id(u), 'read', 1))), 5000,
     { message: () => `member 1 got ${JSON.stringify(live[0].received(EV.STATUS))}` });
+  // A status about oneself would have been published with the others' (seen above).
+  await barrier(d, [live[0], live[1], live[2], s4]);
   for (const [s, u] of [[live[0], u1], [live[1], u2], [live[2], u3], [s4, u4]]) {
     assert.equal(s.received(EV.STATUS).filter((p) => p?.userId === id(u)).length, 0, `${u.username}: a status about himself`);
   }
@@ -130,7 +132,7 @@ d.test('many messages quickly: few, coalesced delivered statuses (at most one pe
   await waitFor(() => bSocket.count(EV.NEW, { chatId: chat.id }) === N, 15_000,
     { message: () => `bob got ${bSocket.count(EV.NEW, { chatId: chat.id })}/${N}` });
   await statusEvent(aSocket, chat.id, bob.user.id, 'delivered', N);
-  await expectNone([aSocket], EV.STATUS, (p) => p?.sequence > N, { what: 'beyond the last message' });
+  await expectNone(d, [aSocket], EV.STATUS, (p) => p?.sequence > N, { what: 'beyond the last message' });
 
   const statuses = entries(aSocket, EV.STATUS, { pred: statusFrom(bob.user.id, 'delivered') });
   const seqs = statuses.map((e) => e.payload.sequence);

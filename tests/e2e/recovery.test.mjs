@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { describe } from 'node:test';
 
 import { EVENTS } from './contract.mjs';
-import { settings, sleep, useDeployment, waitFor } from './harness.mjs';
+import { barrier, sleep, useDeployment, waitFor } from './harness.mjs';
 import {
   RECOVERED, TcpProxy, assertIncreasing, assertRecovered, compareOffsets, recoverableOf, waitForEvent,
 } from './realtime.mjs';
@@ -143,7 +143,8 @@ describe('default retention, two gateways', () => {
         && finalRead(c, carol.user.id, group.id) && finalRead(c, alice.user.id, direct.id), 30_000,
       { message: () => `${c.label}: not every message and final read status (${messageCount[c.label]()}/${sent.length} messages)` });
     }
-    await sleep(settings.quietMs); // late duplicates would show now
+    // Late duplicates of anything published so far would be in once the marker is.
+    await barrier(d, [again, phone]);
 
     // --- session 1 and session 2 of the laptop ---
     assert.equal(laptop.events.length, closedAt.logLength, 'nothing reached the laptop\'s first socket after the drop');

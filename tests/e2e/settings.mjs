@@ -31,8 +31,6 @@ export const settings = Object.freeze({
   cwd: process.env.COURIER_E2E_CWD ?? null,
   /** Stream every child's output live to stderr (otherwise printed only when a test fails). */
   verbose: ['1', 'true', 'yes'].includes((process.env.COURIER_E2E_VERBOSE ?? '').toLowerCase()),
-  /** How long "nothing more arrives" is watched before counting events. */
-  quietMs: envInt('COURIER_E2E_QUIET_MS', 400),
   readyTimeoutMs: envInt('COURIER_E2E_READY_TIMEOUT_MS', 30_000),
   stopTimeoutMs: 5_000,
 });

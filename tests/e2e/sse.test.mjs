@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 
 import { EVENTS, assertMessageEvent } from './contract.mjs';
-import { accessClaims, craftJwt, settings, sleep, useDeployment, waitFor } from './harness.mjs';
+import { accessClaims, barrier, craftJwt, useDeployment, waitFor } from './harness.mjs';
 import {
   PRESENCE, RECOVERED, RECOVERABLE, SseClient, TcpProxy, assertIncreasing, assertRecovered, compareOffsets,
   waitForEvent,
@@ -16,9 +16,13 @@ import {
 const d = useDeployment({ mode: 'split', gateways: 2, env: { PRESENCE_GRACE_SECS: '1' } });
 const allInOne = useDeployment({ mode: 'all-in-one' });
 
-/** An SseClient on gateway `g` (index or URL) of `dep`, closed at the end of the test. */
+/**
+ * An SseClient on gateway `g` (index or URL) of `dep`, closed at the end of the test;
+ * it records `chat.updated` too, the marker of `barrier`.
+ */
 function sse(g, token, options = {}, dep = d) {
-  const client = new SseClient(typeof g === 'number' ? dep.gateway(g) : g, { token, ...options });
+  const names = ['chat.updated', ...(options.names ?? [])];
+  const client = new SseClient(typeof g === 'number' ? dep.gateway(g) : g, { token, ...options, names });
   dep.clients.add(client);
   return client;
 }
@@ -69,7 +73,7 @@ d.test('events arrive with id = payload offset, on every stream and socket of th
   for (const c of [viaHeader, viaQuery]) {
     await waitFor(() => news(c, chat.id).length >= 3, 10_000, { message: () => `${c.label}: ${news(c, chat.id).length}/3` });
   }
-  await sleep(settings.quietMs);
+  await barrier(d, [viaHeader, viaQuery, bobSocket]);
   const fromSocket = bobSocket.received(EVENTS.NEW);
   for (const c of [viaHeader, viaQuery]) {
     assert.deepEqual(seqs(news(c, chat.id)), [1, 2, 3], `${c.label}: each message once, in order`);
@@ -147,7 +151,7 @@ for (const lastEventIdVia of ['header', 'query']) {
 
     await send('m8');
     await waitFor(() => news(second, chat.id).length === 6, 10_000, { message: 'stream 2 got m8 live' });
-    await sleep(settings.quietMs);
+    await barrier(d, [second]);
     assert.equal(second.events.indexOf(news(second, chat.id).at(-1)) > rIndex, true, 'm8 comes after session.recovered');
     const all = [...stream1, ...recoverable(second)];
     assert.deepEqual(seqs(all), [1, 2, 3, 4, 5, 6, 7, 8], 'every message exactly once across both streams');
@@ -180,7 +184,7 @@ d.test('after a dropped connection the EventSource reconnects by itself with Las
     assert.equal(reconnect['Last-Event-ID'], lastId, 'the EventSource sent the last id it saw');
     await send('m7');
     await waitFor(() => news(stream, chat.id).length >= 7, 10_000, { message: () => `${news(stream, chat.id).length}/7 messages` });
-    await sleep(settings.quietMs);
+    await barrier(d, [stream]);
     assert.deepEqual(seqs(news(stream, chat.id)), [1, 2, 3, 4, 5, 6, 7], 'every message once, in order, across the drop');
     const rIndex = stream.events.indexOf(r);
     assert.deepEqual(seqs(stream.events.slice(eventsBefore, rIndex).filter((e) => e.event === EVENTS.NEW)), [3, 4, 5, 6],

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 
-import { settings, sleep, useDeployment, waitFor } from './harness.mjs';
+import { barrier, sleep, useDeployment, waitFor } from './harness.mjs';
 import {
   EV, ackError, ackOk, cursor, cursors, directPair, entries, expectNone, waitEvent,
 } from './realtime-helpers.mjs';
@@ -50,7 +50,7 @@ d.test('typing reaches the other participant on both gateways and is never echoe
     }
     // Neither of Alice's sockets (the typist's, and her other device on the other
     // gateway) nor the outsider hears it; each of Bob's sockets hears it once.
-    await expectNone([a1, a2, ...outsiders], EV.TYPING, any, { since, what: `(alice isTyping=${isTyping})` });
+    await expectNone(d, [a1, a2, ...outsiders], EV.TYPING, any, { since, what: `(alice isTyping=${isTyping})` });
     for (const b of [b1, b2]) {
       assert.equal(entries(b, EV.TYPING, { since: since.get(b) }).length, 1, `${b.label}: one chat.typing`);
     }
@@ -60,7 +60,7 @@ d.test('typing reaches the other participant on both gateways and is never echoe
   const since = cursors(all);
   await ackOk(b2, EV.TYPING, typing(chat.id, true));
   for (const a of [a1, a2]) await typingOf(a, chat.id, bob.user.id, true, since.get(a));
-  await expectNone([b1, b2, ...outsiders], EV.TYPING, any, { since, what: '(bob typing)' });
+  await expectNone(d, [b1, b2, ...outsiders], EV.TYPING, any, { since, what: '(bob typing)' });
 });
 
 d.test('chat.typing in a chat the user is not in, or a malformed one, is answered with an error ack', async () => {
@@ -76,7 +76,7 @@ d.test('chat.typing in a chat the user is not in, or a malformed one, is answere
   assert.ok(['not_found', 'forbidden'].includes(unknown.code), `unknown chat: ${JSON.stringify(unknown)}`);
   await ackError(mSocket, EV.TYPING, { chatId: 'not-a-uuid', isTyping: 'yes' }, 'validation_failed');
 
-  await expectNone([aSocket, bSocket], EV.TYPING, any, { since, what: 'from a refused chat.typing' });
+  await expectNone(d, [aSocket, bSocket], EV.TYPING, any, { since, what: 'from a refused chat.typing' });
 });
 
 d.test('isTyping false follows by itself 6 s after the last true (a refresh restarts the wait)', { timeout: 30_000 }, async (t) => {
@@ -110,7 +110,9 @@ d.test('isTyping false follows by itself 6 s after the last true (a refresh rest
     `isTyping false came ${afterRefresh} ms after the refresh: the first true's expiry was not cancelled by it`);
   assert.ok(afterRefresh <= 9000, `isTyping false came ${afterRefresh} ms after the refresh`);
 
-  await sleep(settings.quietMs); // then exactly one false each, never a second one from an older timer
+  // Then exactly one false each, never a second one from an older timer (which would
+  // have fired before the refresh's).
+  await barrier(d, [bSocket, dSocket]);
   assert.equal(entries(bSocket, EV.TYPING, { since: sinceB, pred: (p) => p?.isTyping === false }).length, 1, 'bob: one false');
   assert.equal(entries(dSocket, EV.TYPING, { since: sinceD, pred: (p) => p?.isTyping === false }).length, 1, 'dave: one false');
 });
@@ -130,7 +132,7 @@ d.test('isTyping false follows when the typist sends a message', async () => {
   assert.ok(after < 5000, `isTyping false came ${after} ms after the true: the send did not end typing (the 6 s expiry did)`);
   await waitEvent(bSocket, EV.NEW, (p) => p?.message?.clientMessageId === sent.clientMessageId, { since });
 
-  await sleep(settings.quietMs);
+  await barrier(d, [bSocket]);
   assert.equal(entries(bSocket, EV.TYPING, { since, pred: (p) => p?.isTyping === false }).length, 1, 'one false');
 });
 
@@ -148,7 +150,7 @@ d.test('isTyping false follows when the typist\'s socket disconnects', async () 
   const after = stopped.at - started.at;
   assert.ok(after < 5000, `isTyping false came ${after} ms after the true: the disconnect did not end typing`);
   assert.ok(a2.connected, 'alice\'s other socket stays connected');
-  await expectNone([a2], EV.TYPING, any, { since: sinceA2, what: '(her own typing)' });
+  await expectNone(d, [a2], EV.TYPING, any, { since: sinceA2, what: '(her own typing)' });
 });
 
 d.test(`client events are rate limited per socket (RATE_LIMIT_SOCKET_EVENTS=${RATE})`, async () => {
@@ -174,7 +176,8 @@ d.test(`client events are rate limited per socket (RATE_LIMIT_SOCKET_EVENTS=${RA
   // A refused event has no effect: Frank hears only the accepted ones.
   await waitFor(() => entries(fSocket, EV.TYPING, { since: sinceF }).length >= ok, 5000,
     { message: () => `frank got ${entries(fSocket, EV.TYPING, { since: sinceF }).length}/${ok} chat.typing` });
-  await sleep(settings.quietMs);
+  // Every ack is in, so every accepted event was published before this marker.
+  await barrier(d, [fSocket]);
   assert.equal(entries(fSocket, EV.TYPING, { since: sinceF }).length, ok, 'frank: one chat.typing per accepted event');
 
   // The limit is per socket: Eve's other socket is not affected.
