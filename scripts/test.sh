@@ -21,7 +21,7 @@ cargo fmt --all -- --check
 # library, so checking --lib sees every statement.
 echo "== sqlx offline data is current"
 sqlx_version=$(awk '/^name = "sqlx"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' Cargo.lock)
-cargo sqlx --version 2>/dev/null | grep -qw "$sqlx_version" \
+[[ "$(cargo sqlx --version 2>/dev/null || true)" == *" $sqlx_version" ]] \
   || cargo install sqlx-cli --version "=$sqlx_version" --no-default-features \
        --features postgres,rustls --locked --quiet
 sqlx_url=postgres://postgres:postgres@127.0.0.1:5432/courier_sqlx_check
