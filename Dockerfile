@@ -10,8 +10,11 @@ ARG RUST_IMAGE=rust:1-bookworm
 # ---------------------------------------------------------------------------------------------
 FROM ${RUST_IMAGE} AS builder
 WORKDIR /build
+# SQLX_OFFLINE: sqlx's query macros check the statements against the committed offline
+# data (.sqlx/), not a database (there is none at build time).
 ENV CARGO_TERM_COLOR=never \
-    CARGO_INCREMENTAL=0
+    CARGO_INCREMENTAL=0 \
+    SQLX_OFFLINE=true
 
 # 1. Dependencies only, cached until Cargo.toml or Cargo.lock change: the real manifest with
 #    stub sources for the library and the four [[bin]] targets it declares, and the
@@ -29,10 +32,12 @@ RUN mkdir -p src bin \
            target/release/.fingerprint/courier-* target/release/.fingerprint/api-* \
            target/release/.fingerprint/worker-* target/release/.fingerprint/gateway-*
 
-# 2. The crate itself: library (src/), thin mains (bin/), and the migrations that
-#    sqlx::migrate!("./migrations") embeds at compile time, and the AsyncAPI document that
-#    GET /asyncapi.json serves (include_str!).
+# 2. The crate itself: library (src/), thin mains (bin/), the migrations that
+#    sqlx::migrate!("./migrations") embeds at compile time, the offline data of the
+#    query macros (.sqlx/), and the AsyncAPI document that GET /asyncapi.json serves
+#    (include_str!).
 COPY src ./src
+COPY .sqlx ./.sqlx
 COPY bin ./bin
 COPY migrations ./migrations
 COPY docs/asyncapi.json ./docs/asyncapi.json

@@ -15,6 +15,18 @@ python3 -m pip show schemathesis >/dev/null 2>&1 || python3 -m pip install -q 's
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
+# The query macros build from the committed offline data (.sqlx/, SQLX_OFFLINE in
+# .cargo/config.toml); check that it matches the statements and a freshly migrated
+# database. sqlx-cli of the locked sqlx version, installed once. All macros are in the
+# library, so checking --lib sees every statement.
+echo "== sqlx offline data is current"
+sqlx_version=$(awk '/^name = "sqlx"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' Cargo.lock)
+[[ "$(cargo sqlx --version 2>/dev/null || true)" == *" $sqlx_version" ]] \
+  || cargo install sqlx-cli --version "=$sqlx_version" --no-default-features \
+       --features postgres,rustls --locked --quiet
+sqlx_url=postgres://postgres:postgres@127.0.0.1:5432/courier_sqlx_check
+sqlx database reset -y --database-url "$sqlx_url" >/dev/null
+DATABASE_URL=$sqlx_url cargo sqlx prepare --check -- --lib --quiet
 echo "== cargo clippy"
 cargo clippy --all-targets --quiet -- -D warnings
 echo "== cargo build"

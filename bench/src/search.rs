@@ -5,8 +5,8 @@
 //! user in 50 of the 2,000 chats: `--queries` requests per kind of query (common word,
 //! topic word, rare word, phrases, web-search operators, a second page, one chat),
 //! one keep-alive connection, one request at a time. Then `EXPLAIN (ANALYZE, BUFFERS)`
-//! of the search statement (a copy of src/db/search.rs's, checked to return the
-//! same page as the route) for some of them.
+//! of the search statement (src/db/search.sql, the very file the library runs,
+//! checked to return the same page as the route) for some of them.
 
 use std::{
     io::Write,
@@ -132,26 +132,14 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i]
 }
 
-/// The search statement of src/db/search.rs, as a prepared statement `s`.
-const PREPARE: &str = r#"PREPARE s(uuid, text, uuid, real, timestamptz, uuid, bigint) AS
-SELECT m.id, rank, m.sent_at AS key_at,
-       CASE WHEN char_length(m.content) <= 300
-            THEN ts_headline('simple'::regconfig, replace(replace(replace(replace(replace(m.content, '&', '&amp;'), '<', '&lt;'), '>', '&gt;'), '"', '&quot;'), '''', '&#39;'), tsq, 'StartSel=<mark>, StopSel=</mark>, HighlightAll=true')
-            ELSE ts_headline('simple'::regconfig, replace(replace(replace(replace(replace(m.content, '&', '&amp;'), '<', '&lt;'), '>', '&gt;'), '"', '&quot;'), '''', '&#39;'), tsq, 'StartSel=<mark>, StopSel=</mark>, MaxWords=20, MinWords=8, MaxFragments=2, FragmentDelimiter=" … "')
-       END AS snippet
-FROM (
-    SELECT m.*, ts_rank(m.search, q.tsq) AS rank, q.tsq
-    FROM messages m, websearch_to_tsquery('simple'::regconfig, translate($2, '<>', '  ')) AS q(tsq)
-    WHERE m.chat_id IN (SELECT p.chat_id FROM chat_participants p
-                         WHERE p.user_id = $1 AND ($3::uuid IS NULL OR p.chat_id = $3))
-      AND m.deleted_at IS NULL
-      AND m.search @@ q.tsq
-      AND ($4::real IS NULL OR (ts_rank(m.search, q.tsq), m.sent_at, m.id) < ($4, $5, $6))
-    ORDER BY rank DESC, m.sent_at DESC, m.id DESC
-    LIMIT $7
-) m
-ORDER BY rank DESC, m.sent_at DESC, m.id DESC;
-"#;
+/// The search statement itself: the file that src/db/search.rs runs
+/// (`sqlx::query_file!`), not a copy.
+const SEARCH_SQL: &str = include_str!("../../src/db/search.sql");
+
+/// The search statement as a prepared statement `s`; its first column is the id.
+fn prepare() -> String {
+    format!("PREPARE s(uuid, text, uuid, real, timestamptz, uuid, bigint) AS\n{SEARCH_SQL};")
+}
 
 fn lit(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
@@ -286,7 +274,10 @@ pub async fn run(args: &Args, dep: &Deployment, iso: &Isolation) -> anyhow::Resu
     let me = lit(SEARCHER);
     let ids = psql(
         &url,
-        &format!("{PREPARE}\nEXECUTE s({me}, 'the', NULL, NULL, NULL, NULL, 21);"),
+        &format!(
+            "{}\nEXECUTE s({me}, 'the', NULL, NULL, NULL, NULL, 21);",
+            prepare()
+        ),
     )?;
     let sql_ids: Vec<String> = ids
         .lines()
@@ -304,7 +295,8 @@ pub async fn run(args: &Args, dep: &Deployment, iso: &Isolation) -> anyhow::Resu
         let text = psql(
             &url,
             &format!(
-                "{PREPARE}\nEXPLAIN (ANALYZE, BUFFERS) EXECUTE s({me}, {}, NULL, NULL, NULL, NULL, 21);",
+                "{}\nEXPLAIN (ANALYZE, BUFFERS) EXECUTE s({me}, {}, NULL, NULL, NULL, NULL, 21);",
+                prepare(),
                 lit(&q)
             ),
         )?;

@@ -12,17 +12,14 @@ use crate::domain::{
     receipts::Marks,
 };
 
-#[derive(sqlx::FromRow)]
 struct ChatRow {
     id: Uuid,
-    #[sqlx(rename = "type")]
     kind: ChatType,
     title: Option<String>,
     last_sequence: i64,
     created_at: DateTime<Utc>,
 }
 
-#[derive(sqlx::FromRow)]
 struct ParticipantRow {
     chat_id: Uuid,
     user_id: Uuid,
@@ -38,17 +35,16 @@ pub enum Membership {
     Member(ChatType, Role),
 }
 
-const CHAT_COLUMNS: &str = "c.id, c.type, c.title, c.last_sequence, c.created_at";
-
 async fn participants_of(
     pool: &PgPool,
     chat_ids: &[Uuid],
 ) -> Result<HashMap<Uuid, Vec<Participant>>, sqlx::Error> {
-    let rows: Vec<ParticipantRow> = sqlx::query_as(
-        "SELECT chat_id, user_id, role, joined_at FROM chat_participants
-         WHERE chat_id = ANY($1) ORDER BY joined_at, user_id",
+    let rows = sqlx::query_as!(
+        ParticipantRow,
+        r#"SELECT chat_id, user_id, role AS "role: Role", joined_at FROM chat_participants
+           WHERE chat_id = ANY($1) ORDER BY joined_at, user_id"#,
+        chat_ids,
     )
-    .bind(chat_ids)
     .fetch_all(pool)
     .await?;
     let mut map: HashMap<Uuid, Vec<Participant>> = HashMap::new();
@@ -74,10 +70,12 @@ fn assemble(row: ChatRow, participants: &mut HashMap<Uuid, Vec<Participant>>) ->
 }
 
 pub async fn load(pool: &PgPool, chat_id: Uuid) -> Result<Option<Chat>, sqlx::Error> {
-    let row: Option<ChatRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {CHAT_COLUMNS} FROM chats c WHERE c.id = $1"
-    )))
-    .bind(chat_id)
+    let row = sqlx::query_as!(
+        ChatRow,
+        r#"SELECT c.id, c.type AS "kind: ChatType", c.title, c.last_sequence, c.created_at
+           FROM chats c WHERE c.id = $1"#,
+        chat_id,
+    )
     .fetch_optional(pool)
     .await?;
     let Some(row) = row else { return Ok(None) };
@@ -87,27 +85,31 @@ pub async fn load(pool: &PgPool, chat_id: Uuid) -> Result<Option<Chat>, sqlx::Er
 
 /// The caller's chats with unread counts, most recently active first.
 pub async fn list_for(pool: &PgPool, user: Uuid) -> Result<Vec<(Chat, i64)>, sqlx::Error> {
-    #[derive(sqlx::FromRow)]
-    struct Row {
-        #[sqlx(flatten)]
-        chat: ChatRow,
-        unread: i64,
-    }
-    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {CHAT_COLUMNS},
-            (SELECT count(*) FROM messages m
-              WHERE m.chat_id = c.id AND m.sequence > p.last_read_sequence AND m.sender_id <> $1) AS unread
-         FROM chats c JOIN chat_participants p ON p.chat_id = c.id AND p.user_id = $1
-         ORDER BY COALESCE(c.last_message_at, c.created_at) DESC, c.id"
-    )))
-    .bind(user)
+    let rows = sqlx::query!(
+        r#"SELECT c.id, c.type AS "kind: ChatType", c.title, c.last_sequence, c.created_at,
+              (SELECT count(*) FROM messages m
+                WHERE m.chat_id = c.id AND m.sequence > p.last_read_sequence
+                  AND m.sender_id <> $1) AS "unread!"
+           FROM chats c JOIN chat_participants p ON p.chat_id = c.id AND p.user_id = $1
+           ORDER BY COALESCE(c.last_message_at, c.created_at) DESC, c.id"#,
+        user,
+    )
     .fetch_all(pool)
     .await?;
-    let ids: Vec<Uuid> = rows.iter().map(|r| r.chat.id).collect();
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
     let mut parts = participants_of(pool, &ids).await?;
     Ok(rows
         .into_iter()
-        .map(|r| (assemble(r.chat, &mut parts), r.unread))
+        .map(|r| {
+            let chat = ChatRow {
+                id: r.id,
+                kind: r.kind,
+                title: r.title,
+                last_sequence: r.last_sequence,
+                created_at: r.created_at,
+            };
+            (assemble(chat, &mut parts), r.unread)
+        })
         .collect())
 }
 
@@ -116,14 +118,16 @@ pub async fn membership(
     chat_id: Uuid,
     user: Uuid,
 ) -> Result<Membership, sqlx::Error> {
-    let row: Option<(ChatType, Option<Role>)> = sqlx::query_as(
-        "SELECT c.type, p.role FROM chats c
-         LEFT JOIN chat_participants p ON p.chat_id = c.id AND p.user_id = $2 WHERE c.id = $1",
+    let row = sqlx::query!(
+        r#"SELECT c.type AS "kind: ChatType", p.role AS "role?: Role" FROM chats c
+           LEFT JOIN chat_participants p ON p.chat_id = c.id AND p.user_id = $2
+           WHERE c.id = $1"#,
+        chat_id,
+        user,
     )
-    .bind(chat_id)
-    .bind(user)
     .fetch_optional(pool)
-    .await?;
+    .await?
+    .map(|r| (r.kind, r.role));
     Ok(match row {
         None => Membership::NoChat,
         Some((kind, None)) => Membership::Outsider(kind),
@@ -138,15 +142,15 @@ async fn insert_chat(
     direct: Option<String>,
     creator: Uuid,
 ) -> Result<Option<Uuid>, sqlx::Error> {
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         "INSERT INTO chats (id, type, title, direct_key, created_by) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (direct_key) DO NOTHING RETURNING id",
+        Uuid::now_v7(),
+        kind as _,
+        title,
+        direct,
+        creator,
     )
-    .bind(Uuid::now_v7())
-    .bind(kind)
-    .bind(title)
-    .bind(direct)
-    .bind(creator)
     .fetch_optional(&mut **tx)
     .await
 }
@@ -157,15 +161,16 @@ pub(super) async fn insert_participants(
     users: &[Uuid],
     roles: &[Role],
 ) -> Result<Vec<Uuid>, sqlx::Error> {
-    sqlx::query_scalar(
+    let names: Vec<&str> = roles.iter().map(|r| role_name(*r)).collect();
+    sqlx::query_scalar!(
         "INSERT INTO chat_participants (chat_id, user_id, role)
          SELECT $1, u, r FROM UNNEST($2::uuid[], $3::text[]) AS t(u, r)
          ON CONFLICT (chat_id, user_id) DO NOTHING
          RETURNING user_id",
+        chat,
+        users,
+        &names as &[&str],
     )
-    .bind(chat)
-    .bind(users)
-    .bind(roles.iter().map(|r| role_name(*r)).collect::<Vec<_>>())
     .fetch_all(&mut **tx)
     .await
 }
@@ -200,8 +205,7 @@ pub async fn create_direct(
     let id = match created {
         Some(id) => id,
         None => {
-            sqlx::query_scalar("SELECT id FROM chats WHERE direct_key = $1")
-                .bind(&key)
+            sqlx::query_scalar!("SELECT id FROM chats WHERE direct_key = $1", key)
                 .fetch_one(pool)
                 .await?
         }
@@ -240,22 +244,21 @@ pub async fn mark_read(
     user: Uuid,
     sequence: i64,
 ) -> Result<Result<bool, i64>, sqlx::Error> {
-    let last: i64 = sqlx::query_scalar("SELECT last_sequence FROM chats WHERE id = $1")
-        .bind(chat)
+    let last = sqlx::query_scalar!("SELECT last_sequence FROM chats WHERE id = $1", chat)
         .fetch_one(pool)
         .await?;
     if sequence > last {
         return Ok(Err(last));
     }
     // A read mark is a delivered mark too.
-    let moved = sqlx::query(
+    let moved = sqlx::query!(
         "UPDATE chat_participants
          SET last_read_sequence = $3, delivered_sequence = GREATEST(delivered_sequence, $3)
          WHERE chat_id = $1 AND user_id = $2 AND last_read_sequence < $3",
+        chat,
+        user,
+        sequence,
     )
-    .bind(chat)
-    .bind(user)
-    .bind(sequence)
     .execute(pool)
     .await?;
     Ok(Ok(moved.rows_affected() == 1))
@@ -270,17 +273,21 @@ pub async fn advance_delivered(
     let chats: Vec<Uuid> = marks.iter().map(|m| m.0).collect();
     let users: Vec<Uuid> = marks.iter().map(|m| m.1).collect();
     let seqs: Vec<i64> = marks.iter().map(|m| m.2).collect();
-    sqlx::query_as(
+    let rows = sqlx::query!(
         "UPDATE chat_participants p SET delivered_sequence = v.seq
          FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[]) AS v(chat, usr, seq)
          WHERE p.chat_id = v.chat AND p.user_id = v.usr AND p.delivered_sequence < v.seq
          RETURNING p.chat_id, p.user_id, p.delivered_sequence",
+        &chats,
+        &users,
+        &seqs,
     )
-    .bind(&chats)
-    .bind(&users)
-    .bind(&seqs)
     .fetch_all(pool)
-    .await
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.chat_id, r.user_id, r.delivered_sequence))
+        .collect())
 }
 
 /// Every participant's marks, per chat.
@@ -288,19 +295,19 @@ pub async fn marks(
     pool: &PgPool,
     chats: &[Uuid],
 ) -> Result<HashMap<Uuid, Vec<Marks>>, sqlx::Error> {
-    let rows: Vec<(Uuid, Uuid, i64, i64)> = sqlx::query_as(
+    let rows = sqlx::query!(
         "SELECT chat_id, user_id, delivered_sequence, last_read_sequence
          FROM chat_participants WHERE chat_id = ANY($1) ORDER BY joined_at, user_id",
+        chats,
     )
-    .bind(chats)
     .fetch_all(pool)
     .await?;
     let mut map: HashMap<Uuid, Vec<Marks>> = HashMap::new();
-    for (chat, user_id, delivered_sequence, read_sequence) in rows {
-        map.entry(chat).or_default().push(Marks {
-            user_id,
-            delivered_sequence,
-            read_sequence,
+    for r in rows {
+        map.entry(r.chat_id).or_default().push(Marks {
+            user_id: r.user_id,
+            delivered_sequence: r.delivered_sequence,
+            read_sequence: r.last_read_sequence,
         });
     }
     Ok(map)
@@ -312,16 +319,16 @@ pub async fn member_ids_settled(
     pool: &PgPool,
     chats: &[Uuid],
 ) -> Result<HashMap<Uuid, Vec<Uuid>>, sqlx::Error> {
-    let rows: Vec<(Uuid, Uuid)> = sqlx::query_as(
+    let rows = sqlx::query!(
         "SELECT c.id, p.user_id FROM chats c JOIN chat_participants p ON p.chat_id = c.id
          WHERE c.id = ANY($1) FOR SHARE OF c",
+        chats,
     )
-    .bind(chats)
     .fetch_all(pool)
     .await?;
     let mut map: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
-    for (c, u) in rows {
-        map.entry(c).or_default().push(u);
+    for r in rows {
+        map.entry(r.id).or_default().push(r.user_id);
     }
     Ok(map)
 }

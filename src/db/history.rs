@@ -4,11 +4,10 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::messages::{MESSAGE_COLUMNS, MessageRow};
+use super::messages::MessageRow;
 use crate::domain::{
     message::{Message, Reaction, ReplyTo, excerpt},
     receipts,
@@ -22,15 +21,10 @@ pub enum Cursor {
     After(i64),
 }
 
-fn columns(alias: &str) -> String {
-    MESSAGE_COLUMNS
-        .split(", ")
-        .map(|c| format!("{alias}.{}", c.trim()))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// A page of history, ascending by sequence, and whether more lies beyond it.
+///
+/// Two static statements: backwards (`Newest` is before `i64::MAX`), read newest
+/// first and reversed, and forwards.
 pub async fn history(
     pool: &PgPool,
     viewer: Uuid,
@@ -38,23 +32,45 @@ pub async fn history(
     cursor: Cursor,
     limit: i64,
 ) -> Result<(Vec<Message>, bool), sqlx::Error> {
-    let (cond, order, bound) = match cursor {
-        Cursor::Newest => ("TRUE", "DESC", 0),
-        Cursor::Before(s) => ("sequence < $2", "DESC", s),
-        Cursor::After(s) => ("sequence > $2", "ASC", s),
+    let mut rows = match cursor {
+        Cursor::Newest | Cursor::Before(_) => {
+            let before = match cursor {
+                Cursor::Before(s) => s,
+                _ => i64::MAX,
+            };
+            sqlx::query_as!(
+                MessageRow,
+                "SELECT id, chat_id, sender_id, client_message_id, content, message_type, sequence,
+                        sent_at, edited_at, deleted_at, reply_to_id, forwarded_chat_id,
+                        forwarded_message_id, forwarded_sender_id, mentions, bot_name
+                 FROM messages WHERE chat_id = $1 AND sequence < $2
+                 ORDER BY sequence DESC LIMIT $3",
+                chat,
+                before,
+                limit + 1,
+            )
+            .fetch_all(pool)
+            .await?
+        }
+        Cursor::After(after) => {
+            sqlx::query_as!(
+                MessageRow,
+                "SELECT id, chat_id, sender_id, client_message_id, content, message_type, sequence,
+                        sent_at, edited_at, deleted_at, reply_to_id, forwarded_chat_id,
+                        forwarded_message_id, forwarded_sender_id, mentions, bot_name
+                 FROM messages WHERE chat_id = $1 AND sequence > $2
+                 ORDER BY sequence ASC LIMIT $3",
+                chat,
+                after,
+                limit + 1,
+            )
+            .fetch_all(pool)
+            .await?
+        }
     };
-    let mut rows: Vec<MessageRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE chat_id = $1 AND ($2 = $2) AND {cond}
-         ORDER BY sequence {order} LIMIT $3"
-    )))
-    .bind(chat)
-    .bind(bound)
-    .bind(limit + 1)
-    .fetch_all(pool)
-    .await?;
     let has_more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
-    if order == "DESC" {
+    if !matches!(cursor, Cursor::After(_)) {
         rows.reverse();
     }
     Ok((hydrate(pool, Some(viewer), rows).await?, has_more))
@@ -69,15 +85,19 @@ pub async fn replies(
     after: i64,
     limit: i64,
 ) -> Result<(Vec<Message>, bool), sqlx::Error> {
-    let mut rows: Vec<MessageRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {MESSAGE_COLUMNS} FROM messages
+    let mut rows = sqlx::query_as!(
+        MessageRow,
+        "SELECT id, chat_id, sender_id, client_message_id, content, message_type, sequence,
+                sent_at, edited_at, deleted_at, reply_to_id, forwarded_chat_id,
+                forwarded_message_id, forwarded_sender_id, mentions, bot_name
+         FROM messages
          WHERE reply_to_id = $1 AND chat_id = $2 AND sequence > $3
-         ORDER BY sequence LIMIT $4"
-    )))
-    .bind(message)
-    .bind(chat)
-    .bind(after)
-    .bind(limit + 1)
+         ORDER BY sequence LIMIT $4",
+        message,
+        chat,
+        after,
+        limit + 1,
+    )
     .fetch_all(pool)
     .await?;
     let has_more = rows.len() as i64 > limit;
@@ -87,12 +107,16 @@ pub async fn replies(
 
 /// The chat's pinned messages, most recently pinned first.
 pub async fn pinned(pool: &PgPool, viewer: Uuid, chat: Uuid) -> Result<Vec<Message>, sqlx::Error> {
-    let rows: Vec<MessageRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {} FROM chat_pins p JOIN messages m ON m.id = p.message_id
+    let rows = sqlx::query_as!(
+        MessageRow,
+        "SELECT m.id, m.chat_id, m.sender_id, m.client_message_id, m.content, m.message_type,
+                m.sequence, m.sent_at, m.edited_at, m.deleted_at, m.reply_to_id,
+                m.forwarded_chat_id, m.forwarded_message_id, m.forwarded_sender_id, m.mentions,
+                m.bot_name
+         FROM chat_pins p JOIN messages m ON m.id = p.message_id
          WHERE p.chat_id = $1 ORDER BY p.pinned_at DESC, m.sequence DESC",
-        columns("m")
-    )))
-    .bind(chat)
+        chat,
+    )
     .fetch_all(pool)
     .await?;
     hydrate(pool, Some(viewer), rows).await
@@ -110,11 +134,15 @@ pub async fn one(pool: &PgPool, chat: Uuid, id: Uuid) -> Result<Option<Message>,
 }
 
 async fn row(pool: &PgPool, chat: Uuid, id: Uuid) -> Result<Option<MessageRow>, sqlx::Error> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1 AND chat_id = $2"
-    )))
-    .bind(id)
-    .bind(chat)
+    sqlx::query_as!(
+        MessageRow,
+        "SELECT id, chat_id, sender_id, client_message_id, content, message_type, sequence,
+                sent_at, edited_at, deleted_at, reply_to_id, forwarded_chat_id,
+                forwarded_message_id, forwarded_sender_id, mentions, bot_name
+         FROM messages WHERE id = $1 AND chat_id = $2",
+        id,
+        chat,
+    )
     .fetch_optional(pool)
     .await
 }
@@ -128,17 +156,22 @@ pub async fn since(
     cap: i64,
 ) -> Result<(Vec<Message>, bool), sqlx::Error> {
     let (chats, seqs): (Vec<Uuid>, Vec<i64>) = seen.iter().copied().unzip();
-    let mut rows: Vec<MessageRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {} FROM messages m
-         JOIN UNNEST($2::uuid[], $3::bigint[]) AS s(chat_id, seq) ON m.chat_id = s.chat_id AND m.sequence > s.seq
+    let mut rows = sqlx::query_as!(
+        MessageRow,
+        "SELECT m.id, m.chat_id, m.sender_id, m.client_message_id, m.content, m.message_type,
+                m.sequence, m.sent_at, m.edited_at, m.deleted_at, m.reply_to_id,
+                m.forwarded_chat_id, m.forwarded_message_id, m.forwarded_sender_id, m.mentions,
+                m.bot_name
+         FROM messages m
+         JOIN UNNEST($2::uuid[], $3::bigint[]) AS s(chat_id, seq)
+           ON m.chat_id = s.chat_id AND m.sequence > s.seq
          JOIN chat_participants p ON p.chat_id = m.chat_id AND p.user_id = $1
          ORDER BY m.sent_at, m.chat_id, m.sequence LIMIT $4",
-        columns("m")
-    )))
-    .bind(user)
-    .bind(&chats)
-    .bind(&seqs)
-    .bind(cap + 1)
+        user,
+        &chats,
+        &seqs,
+        cap + 1,
+    )
     .fetch_all(pool)
     .await?;
     let has_more = rows.len() as i64 > cap;
@@ -151,13 +184,14 @@ pub async fn reaction_users(
     pool: &PgPool,
     message: Uuid,
 ) -> Result<Vec<(String, Vec<Uuid>)>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT emoji, array_agg(user_id ORDER BY created_at) FROM message_reactions
-         WHERE message_id = $1 GROUP BY emoji ORDER BY min(created_at), emoji",
+    let rows = sqlx::query!(
+        r#"SELECT emoji, array_agg(user_id ORDER BY created_at) AS "users!" FROM message_reactions
+           WHERE message_id = $1 GROUP BY emoji ORDER BY min(created_at), emoji"#,
+        message,
     )
-    .bind(message)
     .fetch_all(pool)
-    .await
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.emoji, r.users)).collect())
 }
 
 /// How many distinct emojis a message has, and whether `emoji` is among them.
@@ -166,14 +200,15 @@ pub async fn reaction_kinds(
     message: Uuid,
     emoji: &str,
 ) -> Result<(i64, bool), sqlx::Error> {
-    sqlx::query_as(
-        "SELECT count(DISTINCT emoji), COALESCE(bool_or(emoji = $2), false)
-         FROM message_reactions WHERE message_id = $1",
+    let r = sqlx::query!(
+        r#"SELECT count(DISTINCT emoji) AS "kinds!", COALESCE(bool_or(emoji = $2), false) AS "present!"
+           FROM message_reactions WHERE message_id = $1"#,
+        message,
+        emoji,
     )
-    .bind(message)
-    .bind(emoji)
     .fetch_one(pool)
-    .await
+    .await?;
+    Ok((r.kinds, r.present))
 }
 
 /// Rows as messages: reply excerpts (current), reactions with `me`, receipt status,
@@ -194,37 +229,39 @@ pub(super) async fn hydrate(
     let marks = super::chats::marks(pool, &chats).await?;
     let mut attachments = super::uploads::of_messages(pool, &ids).await?;
     let mut reactions: HashMap<Uuid, Vec<Reaction>> = HashMap::new();
-    let rows_r: Vec<(Uuid, String, i64, bool)> = sqlx::query_as(
-        "SELECT message_id, emoji, count(*), COALESCE(bool_or(user_id = $2), false)
-         FROM message_reactions WHERE message_id = ANY($1)
-         GROUP BY message_id, emoji ORDER BY min(created_at), emoji",
+    let rows_r = sqlx::query!(
+        r#"SELECT message_id, emoji, count(*) AS "count!", COALESCE(bool_or(user_id = $2), false) AS "me!"
+           FROM message_reactions WHERE message_id = ANY($1)
+           GROUP BY message_id, emoji ORDER BY min(created_at), emoji"#,
+        &ids,
+        viewer,
     )
-    .bind(&ids)
-    .bind(viewer)
     .fetch_all(pool)
     .await?;
-    for (m, emoji, count, me) in rows_r {
-        reactions
-            .entry(m)
-            .or_default()
-            .push(Reaction { emoji, count, me });
+    for r in rows_r {
+        reactions.entry(r.message_id).or_default().push(Reaction {
+            emoji: r.emoji,
+            count: r.count,
+            me: r.me,
+        });
     }
     let originals: HashMap<Uuid, ReplyTo> = if reply_ids.is_empty() {
         HashMap::new()
     } else {
-        let found: Vec<(Uuid, Uuid, String, Option<DateTime<Utc>>)> = sqlx::query_as(
+        let found = sqlx::query!(
             "SELECT id, sender_id, content, deleted_at FROM messages WHERE id = ANY($1)",
+            &reply_ids,
         )
-        .bind(&reply_ids)
         .fetch_all(pool)
         .await?;
         found
             .into_iter()
-            .map(|(id, sender_id, content, deleted)| {
-                let excerpt = if deleted.is_some() {
+            .map(|r| {
+                let (id, sender_id) = (r.id, r.sender_id);
+                let excerpt = if r.deleted_at.is_some() {
                     String::new()
                 } else {
-                    excerpt(&content)
+                    excerpt(&r.content)
                 };
                 (
                     id,

@@ -30,38 +30,40 @@ pub async fn create(
     token_hash: &[u8],
     by: Uuid,
 ) -> Result<Hook, sqlx::Error> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        Hook,
         "INSERT INTO chat_hooks (id, chat_id, name, token_hash, created_by) VALUES ($1, $2, $3, $4, $5)
          RETURNING id, chat_id, name, created_by, created_at",
+        Uuid::now_v7(),
+        chat,
+        name,
+        token_hash,
+        by,
     )
-    .bind(Uuid::now_v7())
-    .bind(chat)
-    .bind(name)
-    .bind(token_hash)
-    .bind(by)
     .fetch_one(pool)
     .await
 }
 
 /// The chat's live hooks, oldest first.
 pub async fn list(pool: &PgPool, chat: Uuid) -> Result<Vec<Hook>, sqlx::Error> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        Hook,
         "SELECT id, chat_id, name, created_by, created_at FROM chat_hooks
          WHERE chat_id = $1 AND deleted_at IS NULL ORDER BY created_at, id",
+        chat,
     )
-    .bind(chat)
     .fetch_all(pool)
     .await
 }
 
 /// Deletes a live hook of `chat`; false when there is none.
 pub async fn delete(pool: &PgPool, chat: Uuid, hook: Uuid) -> Result<bool, sqlx::Error> {
-    Ok(sqlx::query(
+    Ok(sqlx::query!(
         "UPDATE chat_hooks SET deleted_at = now()
          WHERE id = $1 AND chat_id = $2 AND deleted_at IS NULL",
+        hook,
+        chat,
     )
-    .bind(hook)
-    .bind(chat)
     .execute(pool)
     .await?
     .rows_affected()
@@ -70,10 +72,11 @@ pub async fn delete(pool: &PgPool, chat: Uuid, hook: Uuid) -> Result<bool, sqlx:
 
 /// A live hook's credentials.
 pub async fn credentials(pool: &PgPool, hook: Uuid) -> Result<Option<Credentials>, sqlx::Error> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        Credentials,
         "SELECT id, chat_id, name, token_hash FROM chat_hooks WHERE id = $1 AND deleted_at IS NULL",
+        hook,
     )
-    .bind(hook)
     .fetch_optional(pool)
     .await
 }

@@ -3,7 +3,6 @@
 //! and records the command with its effects (a redelivery is re-announced, not
 //! re-applied).
 
-use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
@@ -29,22 +28,25 @@ type Tx<'a> = Transaction<'a, Postgres>;
 
 pub async fn apply(pool: &PgPool, cmd: &LifecycleCommand) -> Result<LifeOutcome, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let chat: Option<(i64, ChatType, Vec<Uuid>)> = sqlx::query_as(
-        "SELECT c.version, c.type,
-                ARRAY(SELECT user_id FROM chat_participants p WHERE p.chat_id = c.id ORDER BY user_id)
-         FROM chats c WHERE c.id = $1 FOR UPDATE",
+    let chat = sqlx::query!(
+        r#"SELECT c.version, c.type AS "kind: ChatType",
+                  ARRAY(SELECT user_id FROM chat_participants p WHERE p.chat_id = c.id
+                        ORDER BY user_id) AS "audience!"
+           FROM chats c WHERE c.id = $1 FOR UPDATE"#,
+        cmd.chat_id,
     )
-    .bind(cmd.chat_id)
     .fetch_optional(&mut *tx)
     .await?;
-    let Some((version, kind, audience)) = chat else {
+    let Some((version, kind, audience)) = chat.map(|c| (c.version, c.kind, c.audience)) else {
         return Ok(LifeOutcome::Rejected(Rejection::ChatGone));
     };
-    let done: Option<sqlx::types::Json<Applied>> =
-        sqlx::query_scalar("SELECT effect FROM applied_commands WHERE id = $1")
-            .bind(cmd.command_id)
-            .fetch_optional(&mut *tx)
-            .await?;
+    let done = sqlx::query_scalar!(
+        r#"SELECT effect AS "effect: sqlx::types::Json<Applied>" FROM applied_commands
+           WHERE id = $1"#,
+        cmd.command_id,
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
     if let Some(sqlx::types::Json(applied)) = done {
         return Ok(LifeOutcome::Applied { applied, audience });
     }
@@ -60,24 +62,25 @@ pub async fn apply(pool: &PgPool, cmd: &LifecycleCommand) -> Result<LifeOutcome,
             .collect(),
     };
     if !applied.effects.is_empty() {
-        sqlx::query("UPDATE chats SET version = $2 WHERE id = $1")
-            .bind(cmd.chat_id)
-            .bind(version + applied.effects.len() as i64)
-            .execute(&mut *tx)
-            .await?;
-    }
-    sqlx::query("INSERT INTO applied_commands (id, chat_id, effect) VALUES ($1, $2, $3)")
-        .bind(cmd.command_id)
-        .bind(cmd.chat_id)
-        .bind(sqlx::types::Json(&applied))
+        sqlx::query!(
+            "UPDATE chats SET version = $2 WHERE id = $1",
+            cmd.chat_id,
+            version + applied.effects.len() as i64,
+        )
         .execute(&mut *tx)
         .await?;
+    }
+    sqlx::query!(
+        "INSERT INTO applied_commands (id, chat_id, effect) VALUES ($1, $2, $3)",
+        cmd.command_id,
+        cmd.chat_id,
+        sqlx::types::Json(&applied) as _,
+    )
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(LifeOutcome::Applied { applied, audience })
 }
-
-/// The target message, locked: sender, sequence, content, deletion.
-type Target = (Uuid, i64, String, Option<DateTime<Utc>>);
 
 /// Applies the command's changes; no effect when it changes nothing (a client retry).
 async fn changes(
@@ -91,11 +94,11 @@ async fn changes(
             added: added.clone(),
         }]));
     }
-    let role: Option<Role> = sqlx::query_scalar(
-        "SELECT role FROM chat_participants WHERE chat_id = $1 AND user_id = $2",
+    let role = sqlx::query_scalar!(
+        r#"SELECT role AS "role: Role" FROM chat_participants WHERE chat_id = $1 AND user_id = $2"#,
+        cmd.chat_id,
+        cmd.actor_id,
     )
-    .bind(cmd.chat_id)
-    .bind(cmd.actor_id)
     .fetch_optional(&mut **tx)
     .await?;
     let Some(role) = role else {
@@ -104,17 +107,20 @@ async fn changes(
     let Some(message_id) = cmd.op.message_id() else {
         return Ok(Ok(Vec::new()));
     };
-    let target: Option<Target> = sqlx::query_as(
+    // The target message, locked.
+    let target = sqlx::query!(
         "SELECT sender_id, sequence, content, deleted_at FROM messages
          WHERE id = $1 AND chat_id = $2 FOR UPDATE",
+        message_id,
+        cmd.chat_id,
     )
-    .bind(message_id)
-    .bind(cmd.chat_id)
     .fetch_optional(&mut **tx)
     .await?;
-    let Some((sender, sequence, content, deleted_at)) = target else {
+    let Some(target) = target else {
         return Ok(Err(Rejection::MessageGone));
     };
+    let (sender, sequence, content) = (target.sender_id, target.sequence, target.content);
+    let deleted_at = target.deleted_at;
     let actor = cmd.actor_id;
     let deleted = deleted_at.is_some();
     let effects = match &cmd.op {
@@ -125,11 +131,13 @@ async fn changes(
             if deleted || *new == content {
                 return Ok(Ok(Vec::new()));
             }
-            sqlx::query("UPDATE messages SET content = $2, edited_at = now() WHERE id = $1")
-                .bind(message_id)
-                .bind(new)
-                .execute(&mut **tx)
-                .await?;
+            sqlx::query!(
+                "UPDATE messages SET content = $2, edited_at = now() WHERE id = $1",
+                message_id,
+                new,
+            )
+            .execute(&mut **tx)
+            .await?;
             let notified = remention(tx, cmd.chat_id, kind, message_id, sender, new).await?;
             vec![Effect::Updated {
                 message_id,
@@ -159,21 +167,23 @@ async fn changes(
                 return Ok(Ok(Vec::new()));
             }
             let changed = if *pinned {
-                sqlx::query(
+                sqlx::query!(
                     "INSERT INTO chat_pins (chat_id, message_id, pinned_by) VALUES ($1, $2, $3)
                      ON CONFLICT DO NOTHING",
+                    cmd.chat_id,
+                    message_id,
+                    actor,
                 )
-                .bind(cmd.chat_id)
-                .bind(message_id)
-                .bind(actor)
                 .execute(&mut **tx)
                 .await?
             } else {
-                sqlx::query("DELETE FROM chat_pins WHERE chat_id = $1 AND message_id = $2")
-                    .bind(cmd.chat_id)
-                    .bind(message_id)
-                    .execute(&mut **tx)
-                    .await?
+                sqlx::query!(
+                    "DELETE FROM chat_pins WHERE chat_id = $1 AND message_id = $2",
+                    cmd.chat_id,
+                    message_id,
+                )
+                .execute(&mut **tx)
+                .await?
             };
             if changed.rows_affected() == 0 {
                 Vec::new()
@@ -198,26 +208,32 @@ async fn delete(
     sequence: i64,
     actor: Uuid,
 ) -> Result<Vec<Effect>, sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE messages SET content = '', mentions = '{}', deleted_at = now() WHERE id = $1",
+        message_id,
     )
-    .bind(message_id)
     .execute(&mut **tx)
     .await?;
-    sqlx::query("DELETE FROM notifications WHERE message_id = $1 AND read_at IS NULL")
-        .bind(message_id)
-        .execute(&mut **tx)
-        .await?;
-    sqlx::query("DELETE FROM message_reactions WHERE message_id = $1")
-        .bind(message_id)
-        .execute(&mut **tx)
-        .await?;
-    let unpinned = sqlx::query("DELETE FROM chat_pins WHERE chat_id = $1 AND message_id = $2")
-        .bind(chat)
-        .bind(message_id)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
+    sqlx::query!(
+        "DELETE FROM notifications WHERE message_id = $1 AND read_at IS NULL",
+        message_id,
+    )
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query!(
+        "DELETE FROM message_reactions WHERE message_id = $1",
+        message_id
+    )
+    .execute(&mut **tx)
+    .await?;
+    let unpinned = sqlx::query!(
+        "DELETE FROM chat_pins WHERE chat_id = $1 AND message_id = $2",
+        chat,
+        message_id,
+    )
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
     let mut effects = vec![Effect::Deleted {
         message_id,
         sequence,
@@ -243,22 +259,27 @@ async fn remention(
     content: &str,
 ) -> Result<Vec<Uuid>, sqlx::Error> {
     let mentions = if content.contains('@') {
-        let roster: Vec<(Uuid, String)> = sqlx::query_as(
+        let roster: Vec<(Uuid, String)> = sqlx::query!(
             "SELECT p.user_id, u.username FROM chat_participants p JOIN users u ON u.id = p.user_id
              WHERE p.chat_id = $1 ORDER BY p.joined_at, p.user_id",
+            chat,
         )
-        .bind(chat)
         .fetch_all(&mut **tx)
-        .await?;
+        .await?
+        .into_iter()
+        .map(|r| (r.user_id, r.username))
+        .collect();
         mention::resolve(content, kind == ChatType::Group, sender, &roster)
     } else {
         Vec::new()
     };
-    sqlx::query("UPDATE messages SET mentions = $2 WHERE id = $1")
-        .bind(message_id)
-        .bind(&mentions)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query!(
+        "UPDATE messages SET mentions = $2 WHERE id = $1",
+        message_id,
+        &mentions,
+    )
+    .execute(&mut **tx)
+    .await?;
     let users: Vec<Uuid> = mention::notified(&mentions, sender).collect();
     if users.is_empty() {
         return Ok(users);
@@ -267,22 +288,22 @@ async fn remention(
         .iter()
         .map(|u| mention::notification_id(message_id, *u))
         .collect();
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         "INSERT INTO notifications (id, user_id, type, chat_id, message_id, sender_id, excerpt,
                                     created_at)
          SELECT x.id, x.user_id, $3, $4, $5, $6, left($7, $8), now()
          FROM UNNEST($1::uuid[], $2::uuid[]) AS x(id, user_id)
          ON CONFLICT DO NOTHING
          RETURNING user_id",
+        &ids,
+        &users,
+        mention::TYPE_MENTION,
+        chat,
+        message_id,
+        sender,
+        content,
+        EXCERPT_CHARS as i32,
     )
-    .bind(&ids)
-    .bind(&users)
-    .bind(mention::TYPE_MENTION)
-    .bind(chat)
-    .bind(message_id)
-    .bind(sender)
-    .bind(content)
-    .bind(EXCERPT_CHARS as i32)
     .fetch_all(&mut **tx)
     .await
 }
@@ -297,45 +318,47 @@ async fn react(
     add: bool,
 ) -> Result<Vec<Effect>, sqlx::Error> {
     let changed = if add {
-        let (distinct, present): (i64, bool) = sqlx::query_as(
-            "SELECT count(DISTINCT emoji), COALESCE(bool_or(emoji = $2), false)
-             FROM message_reactions WHERE message_id = $1",
+        let kinds = sqlx::query!(
+            r#"SELECT count(DISTINCT emoji) AS "distinct!",
+                      COALESCE(bool_or(emoji = $2), false) AS "present!"
+               FROM message_reactions WHERE message_id = $1"#,
+            message_id,
+            emoji,
         )
-        .bind(message_id)
-        .bind(emoji)
         .fetch_one(&mut **tx)
         .await?;
+        let (distinct, present) = (kinds.distinct, kinds.present);
         if !present && distinct >= MAX_REACTIONS {
             tracing::info!(%message_id, "reaction over the per-message limit dropped");
             return Ok(Vec::new());
         }
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO message_reactions (message_id, emoji, user_id) VALUES ($1, $2, $3)
              ON CONFLICT DO NOTHING",
+            message_id,
+            emoji,
+            user,
         )
-        .bind(message_id)
-        .bind(emoji)
-        .bind(user)
         .execute(&mut **tx)
         .await?
     } else {
-        sqlx::query(
+        sqlx::query!(
             "DELETE FROM message_reactions WHERE message_id = $1 AND emoji = $2 AND user_id = $3",
+            message_id,
+            emoji,
+            user,
         )
-        .bind(message_id)
-        .bind(emoji)
-        .bind(user)
         .execute(&mut **tx)
         .await?
     };
     if changed.rows_affected() == 0 {
         return Ok(Vec::new());
     }
-    let count: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM message_reactions WHERE message_id = $1 AND emoji = $2",
+    let count = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM message_reactions WHERE message_id = $1 AND emoji = $2"#,
+        message_id,
+        emoji,
     )
-    .bind(message_id)
-    .bind(emoji)
     .fetch_one(&mut **tx)
     .await?;
     Ok(vec![Effect::Reaction {
@@ -349,10 +372,10 @@ async fn react(
 
 /// Forgets applied commands older than `days` (a redelivery comes within minutes).
 pub async fn purge_applied(pool: &PgPool, days: i32) -> Result<u64, sqlx::Error> {
-    Ok(sqlx::query(
+    Ok(sqlx::query!(
         "DELETE FROM applied_commands WHERE applied_at < now() - make_interval(days => $1)",
+        days,
     )
-    .bind(days)
     .execute(pool)
     .await?
     .rows_affected())

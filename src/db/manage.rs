@@ -19,29 +19,32 @@ pub async fn lock(
     chat: Uuid,
     actor: Uuid,
 ) -> Result<Option<(ChatType, Option<Role>)>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT c.type, (SELECT role FROM chat_participants p WHERE p.chat_id = c.id AND p.user_id = $2)
-         FROM chats c WHERE c.id = $1 FOR UPDATE",
+    let row = sqlx::query!(
+        r#"SELECT c.type AS "kind: ChatType",
+                  (SELECT role FROM chat_participants p WHERE p.chat_id = c.id AND p.user_id = $2)
+                      AS "role: Role"
+           FROM chats c WHERE c.id = $1 FOR UPDATE"#,
+        chat,
+        actor,
     )
-    .bind(chat)
-    .bind(actor)
     .fetch_optional(&mut **tx)
-    .await
+    .await?;
+    Ok(row.map(|r| (r.kind, r.role)))
 }
 
 /// A participant's role, if they are one.
 pub async fn role_of(tx: &mut Tx<'_>, chat: Uuid, user: Uuid) -> Result<Option<Role>, sqlx::Error> {
-    sqlx::query_scalar("SELECT role FROM chat_participants WHERE chat_id = $1 AND user_id = $2")
-        .bind(chat)
-        .bind(user)
-        .fetch_optional(&mut **tx)
-        .await
+    sqlx::query_scalar!(
+        r#"SELECT role AS "role: Role" FROM chat_participants WHERE chat_id = $1 AND user_id = $2"#,
+        chat,
+        user,
+    )
+    .fetch_optional(&mut **tx)
+    .await
 }
 
 pub async fn rename(tx: &mut Tx<'_>, chat: Uuid, title: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE chats SET title = $2 WHERE id = $1")
-        .bind(chat)
-        .bind(title)
+    sqlx::query!("UPDATE chats SET title = $2 WHERE id = $1", chat, title)
         .execute(&mut **tx)
         .await?;
     Ok(())
@@ -53,16 +56,17 @@ pub async fn set_role(
     user: Uuid,
     role: Role,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE chat_participants SET role = $3 WHERE chat_id = $1 AND user_id = $2")
-        .bind(chat)
-        .bind(user)
-        .bind(role)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query!(
+        "UPDATE chat_participants SET role = $3 WHERE chat_id = $1 AND user_id = $2",
+        chat,
+        user,
+        role as _,
+    )
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
-/// Adds members; returns those who were not participants already.
 /// Adds users as members; returns those who were not participants yet.
 pub async fn add(tx: &mut Tx<'_>, chat: Uuid, users: &[Uuid]) -> Result<Vec<Uuid>, sqlx::Error> {
     insert_participants(tx, chat, users, &vec![Role::Member; users.len()]).await
@@ -70,29 +74,32 @@ pub async fn add(tx: &mut Tx<'_>, chat: Uuid, users: &[Uuid]) -> Result<Vec<Uuid
 
 /// Removes a participant; `false` if they were not one.
 pub async fn remove(tx: &mut Tx<'_>, chat: Uuid, user: Uuid) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query("DELETE FROM chat_participants WHERE chat_id = $1 AND user_id = $2")
-        .bind(chat)
-        .bind(user)
-        .execute(&mut **tx)
-        .await?;
+    let done = sqlx::query!(
+        "DELETE FROM chat_participants WHERE chat_id = $1 AND user_id = $2",
+        chat,
+        user,
+    )
+    .execute(&mut **tx)
+    .await?;
     Ok(done.rows_affected() == 1)
 }
 
 /// Records a chat change to announce, in the changing transaction.
 pub async fn record_change(tx: &mut Tx<'_>, cmd: &LifecycleCommand) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO chat_outbox (id, chat_id, command) VALUES ($1, $2, $3)")
-        .bind(cmd.command_id)
-        .bind(cmd.chat_id)
-        .bind(sqlx::types::Json(cmd))
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query!(
+        "INSERT INTO chat_outbox (id, chat_id, command) VALUES ($1, $2, $3)",
+        cmd.command_id,
+        cmd.chat_id,
+        sqlx::types::Json(cmd) as _,
+    )
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
 /// The change was handed to the broker.
 pub async fn forget_change(pool: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM chat_outbox WHERE id = $1")
-        .bind(id)
+    sqlx::query!("DELETE FROM chat_outbox WHERE id = $1", id)
         .execute(pool)
         .await?;
     Ok(())
@@ -105,12 +112,13 @@ pub async fn stale_changes(
     older_than_secs: i32,
     limit: i64,
 ) -> Result<Vec<LifecycleCommand>, sqlx::Error> {
-    let rows: Vec<sqlx::types::Json<LifecycleCommand>> = sqlx::query_scalar(
-        "SELECT command FROM chat_outbox WHERE created_at < now() - make_interval(secs => $1)
-         ORDER BY created_at LIMIT $2",
+    let rows = sqlx::query_scalar!(
+        r#"SELECT command AS "command: sqlx::types::Json<LifecycleCommand>" FROM chat_outbox
+           WHERE created_at < now() - make_interval(secs => $1)
+           ORDER BY created_at LIMIT $2"#,
+        f64::from(older_than_secs),
+        limit,
     )
-    .bind(older_than_secs as f64)
-    .bind(limit)
     .fetch_all(pool)
     .await?;
     Ok(rows.into_iter().map(|j| j.0).collect())

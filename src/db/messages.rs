@@ -13,49 +13,52 @@ use crate::domain::{
     sequence::{self, IdemKey, Roster, Snapshot},
 };
 
-pub(super) const MESSAGE_COLUMNS: &str = "id, chat_id, sender_id, client_message_id, content, \
-     message_type, sequence, sent_at, edited_at, deleted_at, reply_to_id, forwarded_chat_id, \
-     forwarded_message_id, forwarded_sender_id, mentions, bot_name";
-
 /// A stored message as a row (reply excerpts, reactions and marks come separately).
-#[derive(sqlx::FromRow)]
+/// Statements that read one select its columns by name (`query_as!(MessageRow, ...)`),
+/// or with more columns, build it with [`message_row!`].
 pub(super) struct MessageRow {
     pub id: Uuid,
     pub chat_id: Uuid,
-    sender_id: Uuid,
-    client_message_id: Uuid,
-    content: String,
-    message_type: String,
-    sequence: i64,
-    sent_at: DateTime<Utc>,
-    edited_at: Option<DateTime<Utc>>,
-    deleted_at: Option<DateTime<Utc>>,
+    pub sender_id: Uuid,
+    pub client_message_id: Uuid,
+    pub content: String,
+    pub message_type: String,
+    pub sequence: i64,
+    pub sent_at: DateTime<Utc>,
+    pub edited_at: Option<DateTime<Utc>>,
+    pub deleted_at: Option<DateTime<Utc>>,
     pub reply_to_id: Option<Uuid>,
-    forwarded_chat_id: Option<Uuid>,
-    forwarded_message_id: Option<Uuid>,
-    forwarded_sender_id: Option<Uuid>,
-    mentions: Vec<Uuid>,
-    bot_name: Option<String>,
+    pub forwarded_chat_id: Option<Uuid>,
+    pub forwarded_message_id: Option<Uuid>,
+    pub forwarded_sender_id: Option<Uuid>,
+    pub mentions: Vec<Uuid>,
+    pub bot_name: Option<String>,
 }
 
-/// A chat locked for a batch.
-#[derive(sqlx::FromRow)]
-struct LockedChat {
-    id: Uuid,
-    last_sequence: i64,
-    grp: bool,
-    senders: Vec<Uuid>,
-    roster_ids: Option<Vec<Uuid>>,
-    roster_names: Option<Vec<String>>,
+/// A [`MessageRow`] from a `query!` record that has the message's columns among others.
+macro_rules! message_row {
+    ($r:expr) => {
+        $crate::db::messages::MessageRow {
+            id: $r.id,
+            chat_id: $r.chat_id,
+            sender_id: $r.sender_id,
+            client_message_id: $r.client_message_id,
+            content: $r.content,
+            message_type: $r.message_type,
+            sequence: $r.sequence,
+            sent_at: $r.sent_at,
+            edited_at: $r.edited_at,
+            deleted_at: $r.deleted_at,
+            reply_to_id: $r.reply_to_id,
+            forwarded_chat_id: $r.forwarded_chat_id,
+            forwarded_message_id: $r.forwarded_message_id,
+            forwarded_sender_id: $r.forwarded_sender_id,
+            mentions: $r.mentions,
+            bot_name: $r.bot_name,
+        }
+    };
 }
-
-/// A stored message with the broker message that stored it.
-#[derive(sqlx::FromRow)]
-struct KnownRow {
-    #[sqlx(flatten)]
-    msg: MessageRow,
-    broker_message_id: Uuid,
-}
+pub(super) use message_row;
 
 impl From<MessageRow> for Message {
     fn from(r: MessageRow) -> Self {
@@ -131,29 +134,30 @@ pub async fn persist_batch(
         .filter(|c| c.content.contains('@'))
         .map(|c| c.chat_id)
         .collect();
-    let locked: Vec<LockedChat> = sqlx::query_as(
-        "WITH locked AS (
+    let locked = sqlx::query!(
+        r#"WITH locked AS (
              SELECT id, last_sequence, type FROM chats WHERE id = ANY($1) ORDER BY id FOR UPDATE
-         )
-         SELECT l.id, l.last_sequence, l.type = 'group' AS grp,
-                ARRAY(SELECT p.user_id FROM chat_participants p
-                      WHERE p.chat_id = l.id AND p.user_id = ANY($2)
-                      UNION ALL
-                      SELECT h.id FROM chat_hooks h
-                      WHERE h.chat_id = l.id AND h.id = ANY($2) AND h.deleted_at IS NULL) AS senders,
-                CASE WHEN l.id = ANY($3) THEN
-                    ARRAY(SELECT p.user_id FROM chat_participants p
-                          WHERE p.chat_id = l.id ORDER BY p.joined_at, p.user_id)
-                END AS roster_ids,
-                CASE WHEN l.id = ANY($3) THEN
-                    ARRAY(SELECT u.username FROM chat_participants p JOIN users u ON u.id = p.user_id
-                          WHERE p.chat_id = l.id ORDER BY p.joined_at, p.user_id)
-                END AS roster_names
-         FROM locked l",
+           )
+           SELECT l.id AS "id!", l.last_sequence AS "last_sequence!", l.type = 'group' AS "grp!",
+                  ARRAY(SELECT p.user_id FROM chat_participants p
+                        WHERE p.chat_id = l.id AND p.user_id = ANY($2)
+                        UNION ALL
+                        SELECT h.id FROM chat_hooks h
+                        WHERE h.chat_id = l.id AND h.id = ANY($2) AND h.deleted_at IS NULL)
+                      AS "senders!",
+                  CASE WHEN l.id = ANY($3) THEN
+                      ARRAY(SELECT p.user_id FROM chat_participants p
+                            WHERE p.chat_id = l.id ORDER BY p.joined_at, p.user_id)
+                  END AS "roster_ids?",
+                  CASE WHEN l.id = ANY($3) THEN
+                      ARRAY(SELECT u.username FROM chat_participants p JOIN users u ON u.id = p.user_id
+                            WHERE p.chat_id = l.id ORDER BY p.joined_at, p.user_id)
+                  END AS "roster_names?"
+           FROM locked l"#,
+        &chat_ids,
+        &sender_ids,
+        &mentioning,
     )
-    .bind(&chat_ids)
-    .bind(&sender_ids)
-    .bind(&mentioning)
     .fetch_all(&mut *tx)
     .await?;
     let mut last_sequence = HashMap::with_capacity(locked.len());
@@ -181,28 +185,40 @@ pub async fn persist_batch(
     let chats: Vec<Uuid> = cmds.iter().map(|c| c.chat_id).collect();
     let senders: Vec<Uuid> = cmds.iter().map(|c| c.sender_id).collect();
     let client_ids: Vec<Uuid> = cmds.iter().map(|c| c.client_message_id).collect();
-    let stored: HashMap<IdemKey, (Uuid, Message)> =
-        sqlx::query_as::<_, KnownRow>(sqlx::AssertSqlSafe(format!(
-            "SELECT m.* FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[]) AS k(chat, sender, client)
-             CROSS JOIN LATERAL (
-                 SELECT {MESSAGE_COLUMNS}, broker_message_id FROM messages
-                 WHERE chat_id = k.chat AND sender_id = k.sender AND client_message_id = k.client
-                 LIMIT 1
-             ) m"
-        )))
-        .bind(&chats)
-        .bind(&senders)
-        .bind(&client_ids)
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .map(|r| {
-            (
-                (r.msg.chat_id, r.msg.sender_id, r.msg.client_message_id),
-                (r.broker_message_id, Message::from(r.msg)),
-            )
-        })
-        .collect();
+    let stored: HashMap<IdemKey, (Uuid, Message)> = sqlx::query!(
+        r#"SELECT m.id AS "id!", m.chat_id AS "chat_id!", m.sender_id AS "sender_id!",
+                  m.client_message_id AS "client_message_id!", m.content AS "content!",
+                  m.message_type AS "message_type!", m.sequence AS "sequence!",
+                  m.sent_at AS "sent_at!", m.edited_at, m.deleted_at, m.reply_to_id,
+                  m.forwarded_chat_id, m.forwarded_message_id, m.forwarded_sender_id,
+                  m.mentions AS "mentions!", m.bot_name,
+                  m.broker_message_id AS "broker_message_id!"
+           FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[]) AS k(chat, sender, client)
+           CROSS JOIN LATERAL (
+               SELECT id, chat_id, sender_id, client_message_id, content, message_type, sequence,
+                      sent_at, edited_at, deleted_at, reply_to_id, forwarded_chat_id,
+                      forwarded_message_id, forwarded_sender_id, mentions, bot_name,
+                      broker_message_id
+               FROM messages
+               WHERE chat_id = k.chat AND sender_id = k.sender AND client_message_id = k.client
+               LIMIT 1
+           ) m"#,
+        &chats,
+        &senders,
+        &client_ids,
+    )
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .map(|r| {
+        let broker = r.broker_message_id;
+        let msg = message_row!(r);
+        (
+            (msg.chat_id, msg.sender_id, msg.client_message_id),
+            (broker, Message::from(msg)),
+        )
+    })
+    .collect();
 
     let now = Utc::now();
     let plan = sequence::plan(
@@ -235,7 +251,13 @@ async fn insert_messages(
     let opt = |f: fn(&Message) -> Option<Uuid>| fresh.iter().map(|(_, m)| f(m)).collect::<Vec<_>>();
     let (ids, seqs): (Vec<Uuid>, Vec<i64>) = last_sequence.iter().map(|(c, s)| (*c, *s)).unzip();
     // `c.id = ANY($10)` reaches the chats through their primary key.
-    sqlx::query(
+    let contents: Vec<&str> = fresh.iter().map(|(_, m)| m.content.as_str()).collect();
+    let types: Vec<&str> = fresh.iter().map(|(_, m)| m.message_type.as_str()).collect();
+    let bots: Vec<Option<&str>> = fresh
+        .iter()
+        .map(|(_, m)| m.bot.as_ref().map(|b| b.name.as_str()))
+        .collect();
+    sqlx::query!(
         "WITH inserted AS (
              INSERT INTO messages (id, chat_id, sender_id, client_message_id, broker_message_id,
                                    content, message_type, sequence, sent_at, reply_to_id,
@@ -248,38 +270,23 @@ async fn insert_messages(
          UPDATE chats c SET last_sequence = v.seq, last_message_at = $12
          FROM UNNEST($10::uuid[], $11::bigint[]) AS v(id, seq)
          WHERE c.id = v.id AND c.id = ANY($10)",
-    )
-    .bind(col(|m| m.id))
-    .bind(col(|m| m.chat_id))
-    .bind(col(|m| m.sender_id))
-    .bind(col(|m| m.client_message_id))
-    .bind(fresh.iter().map(|(b, _)| *b).collect::<Vec<_>>())
-    .bind(
-        fresh
-            .iter()
-            .map(|(_, m)| m.content.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        fresh
-            .iter()
-            .map(|(_, m)| m.message_type.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(fresh.iter().map(|(_, m)| m.sequence).collect::<Vec<_>>())
-    .bind(fresh.iter().map(|(_, m)| m.sent_at).collect::<Vec<_>>())
-    .bind(&ids)
-    .bind(&seqs)
-    .bind(now)
-    .bind(opt(|m| m.reply_to.as_ref().map(|r| r.id)))
-    .bind(opt(|m| m.forwarded_from.map(|f| f.chat_id)))
-    .bind(opt(|m| m.forwarded_from.map(|f| f.message_id)))
-    .bind(opt(|m| m.forwarded_from.map(|f| f.sender_id)))
-    .bind(
-        fresh
-            .iter()
-            .map(|(_, m)| m.bot.as_ref().map(|b| b.name.as_str()))
-            .collect::<Vec<_>>(),
+        &col(|m| m.id),
+        &col(|m| m.chat_id),
+        &col(|m| m.sender_id),
+        &col(|m| m.client_message_id),
+        &fresh.iter().map(|(b, _)| *b).collect::<Vec<_>>(),
+        &contents as &[&str],
+        &types as &[&str],
+        &fresh.iter().map(|(_, m)| m.sequence).collect::<Vec<_>>(),
+        &fresh.iter().map(|(_, m)| m.sent_at).collect::<Vec<_>>(),
+        &ids,
+        &seqs,
+        now,
+        &opt(|m| m.reply_to.as_ref().map(|r| r.id)) as &[Option<Uuid>],
+        &opt(|m| m.forwarded_from.map(|f| f.chat_id)) as &[Option<Uuid>],
+        &opt(|m| m.forwarded_from.map(|f| f.message_id)) as &[Option<Uuid>],
+        &opt(|m| m.forwarded_from.map(|f| f.sender_id)) as &[Option<Uuid>],
+        &bots as &[Option<&str>],
     )
     .execute(&mut **tx)
     .await?;
@@ -308,7 +315,7 @@ pub(super) async fn store_mentions<'m>(
         .zip(&users)
         .map(|(m, u)| mention::notification_id(*m, *u))
         .collect();
-    sqlx::query(
+    sqlx::query!(
         "WITH pairs AS (
              SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::int[], $4::uuid[])
                  AS x(message_id, user_id, ord, nid)
@@ -326,13 +333,13 @@ pub(super) async fn store_mentions<'m>(
          FROM pairs p JOIN messages m ON m.id = p.message_id
          WHERE p.user_id <> m.sender_id
          ON CONFLICT DO NOTHING",
+        &ids,
+        &users,
+        &ords,
+        &notification_ids,
+        mention::TYPE_MENTION,
+        crate::domain::message::EXCERPT_CHARS as i32,
     )
-    .bind(&ids)
-    .bind(&users)
-    .bind(&ords)
-    .bind(&notification_ids)
-    .bind(mention::TYPE_MENTION)
-    .bind(crate::domain::message::EXCERPT_CHARS as i32)
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -3,12 +3,15 @@
 pub mod chats;
 pub mod compat;
 pub mod history;
+pub mod holds;
 pub mod hooks;
 pub mod lifecycle;
 pub mod manage;
 pub mod messages;
 pub mod notifications;
 pub mod search;
+#[cfg(test)]
+mod shapes;
 pub mod tokens;
 pub mod uploads;
 pub mod users;
@@ -56,13 +59,13 @@ pub async fn migrate(config: &Config) -> anyhow::Result<()> {
     let opts = options(config)?;
     let db = opts.get_database().unwrap_or("postgres").to_string();
     let mut admin = PgConnection::connect_with(&opts.clone().database("postgres")).await?;
-    let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1")
-        .bind(&db)
+    let exists = sqlx::query_scalar!("SELECT datname FROM pg_database WHERE datname = $1", db)
         .fetch_optional(&mut admin)
         .await?;
     if exists.is_none() {
         let quoted = db.replace('"', "\"\"");
-        // Another process may create it concurrently; that is fine.
+        // Another process may create it concurrently; that is fine. The one statement
+        // not checked at compile time: a database name is an identifier, not a value.
         let create = format!("CREATE DATABASE \"{quoted}\"");
         if let Err(e) = admin.execute(sqlx::AssertSqlSafe(create)).await {
             tracing::info!(error = %e, "create database");
@@ -97,5 +100,8 @@ pub fn is_outage(e: &sqlx::Error) -> bool {
 
 /// `SELECT 1` for readiness.
 pub async fn ping(pool: &PgPool) -> bool {
-    sqlx::query("SELECT 1").execute(pool).await.is_ok()
+    sqlx::query_scalar!("SELECT 1 AS one")
+        .fetch_one(pool)
+        .await
+        .is_ok()
 }

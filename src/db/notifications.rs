@@ -7,8 +7,6 @@ use uuid::Uuid;
 
 use crate::domain::mention::Notification;
 
-const COLUMNS: &str = "id, type, chat_id, message_id, sender_id, excerpt, created_at, read_at";
-
 /// Where a page of notifications starts.
 #[derive(Debug, Clone, Copy)]
 pub enum Before {
@@ -32,19 +30,21 @@ pub async fn list(
         Before::Id(id) => (Some(id), None),
         Before::Time(t) => (None, Some(t)),
     };
-    let mut rows: Vec<Notification> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM notifications n
-         WHERE user_id = $1 AND (NOT $2 OR read_at IS NULL)
-           AND ($3::uuid IS NULL OR seq < (
-                SELECT seq FROM notifications WHERE id = $3 AND user_id = $1))
-           AND ($4::timestamptz IS NULL OR created_at < $4)
-         ORDER BY seq DESC LIMIT $5"
-    )))
-    .bind(user)
-    .bind(unread_only)
-    .bind(id)
-    .bind(time)
-    .bind(limit + 1)
+    let mut rows = sqlx::query_as!(
+        Notification,
+        r#"SELECT id, type AS kind, chat_id, message_id, sender_id, excerpt, created_at, read_at
+           FROM notifications n
+           WHERE user_id = $1 AND (NOT $2 OR read_at IS NULL)
+             AND ($3::uuid IS NULL OR seq < (
+                  SELECT seq FROM notifications WHERE id = $3 AND user_id = $1))
+             AND ($4::timestamptz IS NULL OR created_at < $4)
+           ORDER BY seq DESC LIMIT $5"#,
+        user,
+        unread_only,
+        id,
+        time,
+        limit + 1,
+    )
     .fetch_all(pool)
     .await?;
     let has_more = rows.len() as i64 > limit;
@@ -54,11 +54,13 @@ pub async fn list(
 
 /// Whether `id` is one of `user`'s notifications.
 pub async fn owns(pool: &PgPool, user: Uuid, id: Uuid) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM notifications WHERE id = $1 AND user_id = $2)")
-        .bind(id)
-        .bind(user)
-        .fetch_one(pool)
-        .await
+    sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM notifications WHERE id = $1 AND user_id = $2) AS "owns!""#,
+        id,
+        user,
+    )
+    .fetch_one(pool)
+    .await
 }
 
 /// Marks `user`'s notifications read: the given ones, or all (`None`). Others'
@@ -68,12 +70,12 @@ pub async fn mark_read(
     user: Uuid,
     ids: Option<&[Uuid]>,
 ) -> Result<u64, sqlx::Error> {
-    Ok(sqlx::query(
+    Ok(sqlx::query!(
         "UPDATE notifications SET read_at = now()
          WHERE user_id = $1 AND read_at IS NULL AND ($2::uuid[] IS NULL OR id = ANY($2))",
+        user,
+        ids,
     )
-    .bind(user)
-    .bind(ids)
     .execute(pool)
     .await?
     .rows_affected())
@@ -85,18 +87,28 @@ pub async fn of_message(
     message: Uuid,
     users: &[Uuid],
 ) -> Result<Vec<(Uuid, Notification)>, sqlx::Error> {
-    #[derive(sqlx::FromRow)]
-    struct Row {
-        user_id: Uuid,
-        #[sqlx(flatten)]
-        n: Notification,
-    }
-    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT user_id, {COLUMNS} FROM notifications WHERE message_id = $1 AND user_id = ANY($2)"
-    )))
-    .bind(message)
-    .bind(users)
+    let rows = sqlx::query!(
+        "SELECT user_id, id, type AS kind, chat_id, message_id, sender_id, excerpt, created_at, read_at
+         FROM notifications WHERE message_id = $1 AND user_id = ANY($2)",
+        message,
+        users,
+    )
     .fetch_all(pool)
     .await?;
-    Ok(rows.into_iter().map(|r| (r.user_id, r.n)).collect())
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let n = Notification {
+                id: r.id,
+                kind: r.kind,
+                chat_id: r.chat_id,
+                message_id: r.message_id,
+                sender_id: r.sender_id,
+                excerpt: r.excerpt,
+                created_at: r.created_at,
+                read_at: r.read_at,
+            };
+            (r.user_id, n)
+        })
+        .collect())
 }

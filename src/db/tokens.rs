@@ -34,15 +34,15 @@ async fn insert<'e, E: sqlx::PgExecutor<'e>>(
     ttl: Duration,
 ) -> Result<String, sqlx::Error> {
     let token = refresh::generate();
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, expires_at)
          VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))",
+        Uuid::now_v7(),
+        user,
+        family,
+        refresh::digest(&token),
+        ttl.as_secs_f64(),
     )
-    .bind(Uuid::now_v7())
-    .bind(user)
-    .bind(family)
-    .bind(refresh::digest(&token))
-    .bind(ttl.as_secs_f64())
     .execute(db)
     .await?;
     Ok(token)
@@ -53,29 +53,37 @@ async fn insert<'e, E: sqlx::PgExecutor<'e>>(
 /// on the lock, find it used and revoke the family, the successor included.
 pub async fn rotate(pool: &PgPool, token: &str, ttl: Duration) -> Result<Rotation, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let row: Option<(Uuid, Uuid, bool, bool)> = sqlx::query_as(
-        "SELECT user_id, family_id, (used_at IS NOT NULL OR revoked_at IS NOT NULL), expires_at < now()
-         FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE",
+    let row = sqlx::query!(
+        r#"SELECT user_id, family_id,
+                  (used_at IS NOT NULL OR revoked_at IS NOT NULL) AS "spent!",
+                  expires_at < now() AS "expired!"
+           FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE"#,
+        refresh::digest(token),
     )
-    .bind(refresh::digest(token))
     .fetch_optional(&mut *tx)
-    .await?;
+    .await?
+    .map(|r| (r.user_id, r.family_id, r.spent, r.expired));
     let outcome = match row {
         None => Rotation::Invalid,
         Some((_, family, true, _)) => {
-            sqlx::query("UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL")
-                .bind(family)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query!(
+                "UPDATE refresh_tokens SET revoked_at = now()
+                 WHERE family_id = $1 AND revoked_at IS NULL",
+                family,
+            )
+            .execute(&mut *tx)
+            .await?;
             tracing::warn!(%family, "refresh token reused: family revoked");
             Rotation::Reused
         }
         Some((_, _, false, true)) => Rotation::Invalid,
         Some((user, family, false, false)) => {
-            sqlx::query("UPDATE refresh_tokens SET used_at = now() WHERE token_hash = $1")
-                .bind(refresh::digest(token))
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query!(
+                "UPDATE refresh_tokens SET used_at = now() WHERE token_hash = $1",
+                refresh::digest(token),
+            )
+            .execute(&mut *tx)
+            .await?;
             let token = insert(&mut *tx, user, family, ttl).await?;
             Rotation::Rotated { user, token }
         }
@@ -86,7 +94,7 @@ pub async fn rotate(pool: &PgPool, token: &str, ttl: Duration) -> Result<Rotatio
 
 /// Deletes refresh tokens that expired (they can only answer 401 anyway); returns how many.
 pub async fn purge_expired(pool: &PgPool) -> Result<u64, sqlx::Error> {
-    let done = sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < now()")
+    let done = sqlx::query!("DELETE FROM refresh_tokens WHERE expires_at < now()")
         .execute(pool)
         .await?;
     Ok(done.rows_affected())

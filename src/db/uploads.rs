@@ -43,16 +43,16 @@ pub async fn insert(
     spec: &UploadSpec,
     object_key: &str,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO uploads (id, owner_id, file_name, content_type, size, object_key)
          VALUES ($1, $2, $3, $4, $5, $6)",
+        id,
+        owner,
+        spec.file_name,
+        spec.content_type,
+        spec.size,
+        object_key,
     )
-    .bind(id)
-    .bind(owner)
-    .bind(&spec.file_name)
-    .bind(&spec.content_type)
-    .bind(spec.size)
-    .bind(object_key)
     .execute(pool)
     .await?;
     Ok(())
@@ -60,21 +60,22 @@ pub async fn insert(
 
 /// The uploads among `ids` (any owner; the caller checks).
 pub async fn find(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<Upload>, sqlx::Error> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        Upload,
         "SELECT id, owner_id, file_name, content_type, size, confirmed_at
          FROM uploads WHERE id = ANY($1)",
+        ids,
     )
-    .bind(ids)
     .fetch_all(pool)
     .await
 }
 
 /// Marks uploads found in storage with their declared size (first time only).
 pub async fn confirm(pool: &PgPool, ids: &[Uuid]) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE uploads SET confirmed_at = now() WHERE id = ANY($1) AND confirmed_at IS NULL",
+        ids,
     )
-    .bind(ids)
     .execute(pool)
     .await?;
     Ok(())
@@ -98,13 +99,13 @@ pub(super) async fn link(
     if messages.is_empty() {
         return Ok(());
     }
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO message_attachments (message_id, position, upload_id)
          SELECT * FROM UNNEST($1::uuid[], $2::smallint[], $3::uuid[])",
+        &messages,
+        &positions,
+        &uploads,
     )
-    .bind(&messages)
-    .bind(&positions)
-    .bind(&uploads)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -115,21 +116,21 @@ pub(super) async fn of_messages(
     pool: &PgPool,
     ids: &[Uuid],
 ) -> Result<HashMap<Uuid, Vec<Attachment>>, sqlx::Error> {
-    let rows: Vec<(Uuid, Uuid, String, String, i64)> = sqlx::query_as(
+    let rows = sqlx::query!(
         "SELECT a.message_id, u.id, u.file_name, u.content_type, u.size
          FROM message_attachments a JOIN uploads u ON u.id = a.upload_id
          WHERE a.message_id = ANY($1) ORDER BY a.message_id, a.position",
+        ids,
     )
-    .bind(ids)
     .fetch_all(pool)
     .await?;
     let mut out: HashMap<Uuid, Vec<Attachment>> = HashMap::new();
-    for (message, id, file_name, content_type, size) in rows {
-        out.entry(message).or_default().push(Attachment {
-            id,
-            file_name,
-            content_type,
-            size,
+    for r in rows {
+        out.entry(r.message_id).or_default().push(Attachment {
+            id: r.id,
+            file_name: r.file_name,
+            content_type: r.content_type,
+            size: r.size,
             url: String::new(),
         });
     }

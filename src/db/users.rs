@@ -1,17 +1,16 @@
 //! Users.
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::domain::user::User;
 
-#[derive(sqlx::FromRow)]
 struct UserRow {
     id: Uuid,
     username: String,
     display_name: Option<String>,
-    created_at: chrono::DateTime<chrono::Utc>,
+    created_at: DateTime<Utc>,
 }
 
 impl From<UserRow> for User {
@@ -32,15 +31,16 @@ pub async fn insert(
     display_name: Option<&str>,
     password_hash: &str,
 ) -> Result<Option<User>, sqlx::Error> {
-    let row: Option<UserRow> = sqlx::query_as(
+    let row = sqlx::query_as!(
+        UserRow,
         "INSERT INTO users (id, username, display_name, password_hash) VALUES ($1, $2, $3, $4)
          ON CONFLICT (username) DO NOTHING
          RETURNING id, username, display_name, created_at",
+        Uuid::now_v7(),
+        username,
+        display_name,
+        password_hash,
     )
-    .bind(Uuid::now_v7())
-    .bind(username)
-    .bind(display_name)
-    .bind(password_hash)
     .fetch_optional(pool)
     .await?;
     Ok(row.map(Into::into))
@@ -51,52 +51,53 @@ pub async fn find_credentials(
     pool: &PgPool,
     username: &str,
 ) -> Result<Option<(User, String)>, sqlx::Error> {
-    let row = sqlx::query(
+    let row = sqlx::query!(
         "SELECT id, username, display_name, created_at, password_hash FROM users WHERE username = $1",
+        username,
     )
-    .bind(username)
     .fetch_optional(pool)
     .await?;
-    row.map(|r| {
-        let hash: String = r.try_get("password_hash")?;
+    Ok(row.map(|r| {
         let user = User {
-            id: r.try_get("id")?,
-            username: r.try_get("username")?,
-            display_name: r.try_get("display_name")?,
-            created_at: r.try_get("created_at")?,
+            id: r.id,
+            username: r.username,
+            display_name: r.display_name,
+            created_at: r.created_at,
         };
-        Ok((user, hash))
-    })
-    .transpose()
+        (user, r.password_hash)
+    }))
 }
 
 pub async fn find(pool: &PgPool, id: Uuid) -> Result<Option<User>, sqlx::Error> {
-    let row: Option<UserRow> =
-        sqlx::query_as("SELECT id, username, display_name, created_at FROM users WHERE id = $1")
-            .bind(id)
-            .fetch_optional(pool)
-            .await?;
+    let row = sqlx::query_as!(
+        UserRow,
+        "SELECT id, username, display_name, created_at FROM users WHERE id = $1",
+        id,
+    )
+    .fetch_optional(pool)
+    .await?;
     Ok(row.map(Into::into))
 }
 
 /// The ids among `ids` that are not users.
 pub async fn missing(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<Uuid>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT i FROM UNNEST($1::uuid[]) AS i WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.id = i)",
+    sqlx::query_scalar!(
+        r#"SELECT i AS "i!" FROM UNNEST($1::uuid[]) AS i
+           WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.id = i)"#,
+        ids,
     )
-    .bind(ids)
     .fetch_all(pool)
     .await
 }
 
 /// Users who share at least one chat with `user` (not `user`).
 pub async fn contacts(pool: &PgPool, user: Uuid) -> Result<Vec<Uuid>, sqlx::Error> {
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         "SELECT DISTINCT p2.user_id FROM chat_participants p1
          JOIN chat_participants p2 ON p2.chat_id = p1.chat_id
          WHERE p1.user_id = $1 AND p2.user_id <> $1",
+        user,
     )
-    .bind(user)
     .fetch_all(pool)
     .await
 }
@@ -107,13 +108,13 @@ pub async fn sharing_a_chat(
     user: Uuid,
     ids: &[Uuid],
 ) -> Result<Vec<Uuid>, sqlx::Error> {
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         "SELECT DISTINCT p2.user_id FROM chat_participants p1
          JOIN chat_participants p2 ON p2.chat_id = p1.chat_id
          WHERE p1.user_id = $1 AND p2.user_id = ANY($2)",
+        user,
+        ids,
     )
-    .bind(user)
-    .bind(ids)
     .fetch_all(pool)
     .await
 }
@@ -123,13 +124,14 @@ pub async fn last_seen(
     pool: &PgPool,
     ids: &[Uuid],
 ) -> Result<std::collections::HashMap<Uuid, DateTime<Utc>>, sqlx::Error> {
-    let rows: Vec<(Uuid, DateTime<Utc>)> = sqlx::query_as(
-        "SELECT id, last_seen_at FROM users WHERE id = ANY($1) AND last_seen_at IS NOT NULL",
+    let rows = sqlx::query!(
+        r#"SELECT id, last_seen_at AS "last_seen_at!" FROM users
+           WHERE id = ANY($1) AND last_seen_at IS NOT NULL"#,
+        ids,
     )
-    .bind(ids)
     .fetch_all(pool)
     .await?;
-    Ok(rows.into_iter().collect())
+    Ok(rows.into_iter().map(|r| (r.id, r.last_seen_at)).collect())
 }
 
 /// Records when users were last seen (never moves backwards).
@@ -139,13 +141,13 @@ pub async fn set_last_seen(
 ) -> Result<(), sqlx::Error> {
     let ids: Vec<Uuid> = seen.iter().map(|s| s.0).collect();
     let at: Vec<DateTime<Utc>> = seen.iter().map(|s| s.1).collect();
-    sqlx::query(
+    sqlx::query!(
         "UPDATE users u SET last_seen_at = v.at
          FROM UNNEST($1::uuid[], $2::timestamptz[]) AS v(id, at)
          WHERE u.id = v.id AND (u.last_seen_at IS NULL OR u.last_seen_at < v.at)",
+        &ids,
+        &at,
     )
-    .bind(&ids)
-    .bind(&at)
     .execute(pool)
     .await?;
     Ok(())

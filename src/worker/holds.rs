@@ -13,7 +13,7 @@ use std::{
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::mq::Topology;
+use crate::{db, mq::Topology};
 
 /// A hold older than this is ignored (its head must have been lost: the longest
 /// retry path is well under it), so a chat can never stay held forever.
@@ -38,21 +38,20 @@ pub struct Holds {
 impl Holds {
     /// The holds of `partition`, as the last consumer left them.
     pub async fn load(pool: &PgPool, partition: u16) -> Result<Self, sqlx::Error> {
-        let rows: Vec<(Uuid, Uuid, i64, f64)> = sqlx::query_as(
-            "SELECT chat_id, head, delay_ms, EXTRACT(EPOCH FROM now() - since)::float8
-             FROM chat_holds WHERE partition = $1",
-        )
-        .bind(i32::from(partition))
-        .fetch_all(pool)
-        .await?;
+        let rows = db::holds::of_partition(pool, i32::from(partition)).await?;
         let now = Instant::now();
         let map = rows
             .into_iter()
-            .map(|(chat, head, delay_ms, age)| {
-                let age = Duration::from_secs_f64(age.clamp(0.0, HOLD_MAX.as_secs_f64()));
+            .map(|r| {
+                let age = Duration::from_secs_f64(r.age_secs.clamp(0.0, HOLD_MAX.as_secs_f64()));
                 let since = now.checked_sub(age).unwrap_or(now);
-                let delay = Duration::from_millis(delay_ms.max(0) as u64);
-                (chat, Hold { head, delay, since })
+                let delay = Duration::from_millis(r.delay_ms.max(0) as u64);
+                let hold = Hold {
+                    head: r.head,
+                    delay,
+                    since,
+                };
+                (r.chat_id, hold)
             })
             .collect();
         Ok(Self {
@@ -84,17 +83,7 @@ impl Holds {
         head: Uuid,
         delay: Duration,
     ) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO chat_holds (chat_id, partition, head, delay_ms) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (chat_id) DO UPDATE
-                 SET partition = $2, head = $3, delay_ms = $4, since = now()",
-        )
-        .bind(chat)
-        .bind(self.partition)
-        .bind(head)
-        .bind(delay.as_millis() as i64)
-        .execute(pool)
-        .await?;
+        db::holds::put(pool, chat, self.partition, head, delay.as_millis() as i64).await?;
         self.map.insert(
             chat,
             Hold {
@@ -118,11 +107,7 @@ impl Holds {
         if self.map.get(&chat).is_none_or(|h| h.head != id) {
             return Ok(());
         }
-        sqlx::query("DELETE FROM chat_holds WHERE chat_id = $1 AND head = $2")
-            .bind(chat)
-            .bind(id)
-            .execute(pool)
-            .await?;
+        db::holds::release(pool, chat, id).await?;
         self.map.remove(&chat);
         Ok(())
     }
