@@ -53,9 +53,21 @@ const CONTRACT_ROUTES = [
   ['GET', '/search/messages'],
   ['POST', '/uploads'],
   ['GET', '/events'],
+  // Contract v3
+  ['GET', '/auth/sessions'], ['DELETE', '/auth/sessions/:id'], ['POST', '/auth/logout'],
+  ['POST', '/auth/logout-all'], ['POST', '/auth/password'],
+  ['GET', '/users/search'], ['PATCH', '/users/me'], ['DELETE', '/users/me'], ['GET', '/users/me/blocks'],
+  ['PUT', '/users/:id/block'], ['DELETE', '/users/:id/block'], ['PUT', '/chats/:id/settings'],
+  ['GET', '/push/vapid-public-key'], ['POST', '/push/subscriptions'], ['GET', '/push/subscriptions'],
+  ['DELETE', '/push/subscriptions/:id'],
+  ['POST', '/reports'], ['GET', '/admin/reports'], ['POST', '/admin/reports/:id/resolve'],
+  ['POST', '/admin/users/:id/ban'], ['DELETE', '/admin/users/:id/ban'], ['DELETE', '/admin/messages/:id'],
+  ['GET', '/app'],
+  // The API's documents.
+  ['GET', '/openapi.json'], ['GET', '/asyncapi.json'],
 ];
 /** Routes where the credential is not a JWT in Authorization: Kong must not demand one. */
-const NO_JWT_PREFIXES = ['/auth', '/hooks/', '/socket.io', '/events'];
+const NO_JWT_PREFIXES = ['/auth', '/hooks/', '/socket.io', '/events', '/app', '/openapi.json', '/asyncapi.json'];
 const INTERNAL_PATHS = ['/healthz', '/readyz', '/metrics'];
 
 function contractFile() {
