@@ -11,6 +11,7 @@ use crate::cache::ratelimit::Limit;
 
 mod env;
 mod jwt;
+mod secrets;
 mod services;
 #[cfg(test)]
 mod tests;
@@ -122,9 +123,12 @@ impl Config {
         Self::from_lookup(|k| vars.get(k).cloned())
     }
 
-    /// Builds the configuration from any variable lookup (used by tests).
+    /// Builds the configuration from any variable lookup (used by tests). A secret
+    /// given as `NAME_FILE` is read first and then stands for `NAME`.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let env = Env(&get);
+        let from_files = secrets::resolve_files(&get)?;
+        let lookup = |var: &str| from_files.get(var).cloned().or_else(|| get(var));
+        let env = Env(&lookup);
         let redis = RedisConfig {
             host: env.string("REDIS_HOST", "127.0.0.1"),
             port: env.parse("REDIS_PORT", 6379)?,
@@ -170,7 +174,7 @@ impl Config {
             gateway_port: env.parse("GATEWAY_PORT", 3001)?,
             worker_port: env.parse("WORKER_PORT", 3002)?,
             worker_commit_linger: Duration::from_millis(env.parse("WORKER_COMMIT_LINGER_MS", 1)?),
-            gateway_id: get("GATEWAY_ID")
+            gateway_id: lookup("GATEWAY_ID")
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()),
             gateway_socket_buffer: env.at_least("GATEWAY_SOCKET_BUFFER", 4096, 1)?,

@@ -88,6 +88,26 @@ fn rabbit_uri_wins_and_parts_are_encoded() {
 fn secrets_are_not_printed() {
     let c = cfg(&[("JWT_SECRET", "super-secret-value-123-0123456789")]).unwrap();
     assert!(!format!("{c:?}").contains("super-secret-value-123"));
+    // Every other secret, given directly (secrets::tests covers the `_FILE` forms).
+    let c = with_secret(&[
+        ("DATABASE_URL", "postgres://u:hunter2-db@h:5432/d"),
+        ("REDIS_PASSWORD", "hunter2-redis"),
+        ("RABBITMQ_PASSWORD", "hunter2-mq"),
+        ("S3_BUCKET", "bucket"),
+        ("S3_ACCESS_KEY_ID", "hunter2-s3-id"),
+        ("S3_SECRET_ACCESS_KEY", "hunter2-s3-key"),
+    ])
+    .unwrap();
+    assert!(c.uploads.s3.is_some() && c.redis.password.is_some());
+    let c2 = with_secret(&[("RABBITMQ_URI", "amqp://u:hunter2-uri@h:1/v")]).unwrap();
+    let private = include_str!("../../tests/fixtures/rs256-test.key");
+    let public = include_str!("../../tests/fixtures/rs256-test.pub");
+    let c3 = cfg(&[("JWT_PRIVATE_KEY", private), ("JWT_PUBLIC_KEY", public)]).unwrap();
+    let key_line = private.lines().nth(1).unwrap();
+    for printed in [format!("{c:?}"), format!("{c2:?}"), format!("{c3:?}")] {
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(!printed.contains(key_line), "the private key is printed");
+    }
 }
 
 #[test]
