@@ -15,8 +15,8 @@ pub const DEFAULT_MAX_BYTES: u64 = 26_214_400;
 /// The longest a SigV4 presigned URL may live (7 days).
 const MAX_URL_TTL_SECS: u64 = 604_800;
 
-/// Where attachments are stored.
-#[derive(Debug, Clone)]
+/// Where attachments are stored (`Debug` shows neither key).
+#[derive(Clone)]
 pub struct S3Config {
     /// `S3_ENDPOINT`: an S3-compatible server (`None`: AWS S3 of `S3_REGION`).
     pub endpoint: Option<String>,
@@ -34,6 +34,20 @@ pub struct S3Config {
     /// `S3_FORCE_PATH_STYLE`: `<endpoint>/<bucket>/<key>` instead of
     /// `<bucket>.<endpoint host>/<key>` (default: true with `S3_ENDPOINT`, false without).
     pub force_path_style: bool,
+}
+
+impl std::fmt::Debug for S3Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Config")
+            .field("endpoint", &self.endpoint)
+            .field("public_endpoint", &self.public_endpoint)
+            .field("region", &self.region)
+            .field("bucket", &self.bucket)
+            .field("access_key_id", &"[REDACTED]")
+            .field("secret_access_key", &"[REDACTED]")
+            .field("force_path_style", &self.force_path_style)
+            .finish()
+    }
 }
 
 /// Uploads and the attachments' URLs.
