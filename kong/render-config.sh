@@ -24,7 +24,9 @@ fail() { echo "render-config: $*" >&2; exit 1; }
 [ -r "$template" ] || fail "cannot read $template"
 secret=${COURIER_JWT_SECRET:-}
 [ -n "$secret" ] || fail "COURIER_JWT_SECRET is empty (set it to Courier's JWT_SECRET)"
-[ ${#secret} -ge 16 ] || fail "COURIER_JWT_SECRET must be at least 16 characters, like JWT_SECRET"
+# Bytes, as Courier counts them (JWT_SECRET: at least 32 bytes).
+bytes=$(printf '%s' "$secret" | LC_ALL=C wc -c | tr -d ' ')
+[ "$bytes" -ge 32 ] || fail "COURIER_JWT_SECRET must be at least 32 bytes, like JWT_SECRET (it has $bytes)"
 nl='
 '
 case $secret in

@@ -241,7 +241,12 @@ describe('kong/kong.yml', () => {
     assert.equal(secretOf(rendered), secret);
     const strip = (k) => JSON.stringify(k.cfg).replaceAll(JSON.stringify(secret).slice(1, -1), JWT_PLACEHOLDER);
     assert.equal(strip(rendered), strip(template));
-    for (const bad of ['', 'short', 'has"quote-0123456789', 'back\\slash-0123456789']) {
+    // At least 32 bytes, as Courier's JWT_SECRET (bytes: 16 two-byte characters are enough).
+    for (const good of ['a'.repeat(32), 'é'.repeat(16)]) {
+      assert.equal(run(good).status, 0, `render-config.sh must take the secret ${JSON.stringify(good)}`);
+    }
+    for (const bad of ['', 'short', 'a'.repeat(31), 'é'.repeat(15) + 'a',
+      'has"quote-0123456789-0123456789-0123', 'back\\slash-0123456789-0123456789-0123']) {
       assert.notEqual(run(bad).status, 0, `render-config.sh must refuse the secret ${JSON.stringify(bad)}`);
     }
   });
