@@ -17,6 +17,7 @@ pub enum Role {
 
 fn load() -> Result<Config, ExitCode> {
     crate::telemetry::init();
+    crate::tls::install_crypto_provider();
     Config::from_env().map_err(|e| {
         eprintln!("{e}");
         ExitCode::from(78)

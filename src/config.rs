@@ -20,7 +20,7 @@ mod uploads;
 use env::Env;
 use jwt::jwt_keys;
 pub use jwt::{JwtKeyConfig, MIN_SECRET_BYTES};
-pub use services::{RabbitConfig, RedisConfig};
+pub use services::{RabbitConfig, RedisConfig, TlsFiles};
 use services::{database_url, rabbit_uri};
 pub use uploads::{S3Config, Uploads};
 
@@ -129,13 +129,7 @@ impl Config {
         let from_files = secrets::resolve_files(&get)?;
         let lookup = |var: &str| from_files.get(var).cloned().or_else(|| get(var));
         let env = Env(&lookup);
-        let redis = RedisConfig {
-            host: env.string("REDIS_HOST", "127.0.0.1"),
-            port: env.parse("REDIS_PORT", 6379)?,
-            password: env.secret_opt("REDIS_PASSWORD"),
-            db: env.parse("REDIS_DB", 0)?,
-            key_prefix: env.string("REDIS_KEY_PREFIX", "courier:"),
-        };
+        let redis = services::redis(&env)?;
         let partition_count: u16 = env.at_least("RABBITMQ_CHAT_PARTITION_COUNT", 8, 1)?;
         let rabbitmq = RabbitConfig {
             uri: rabbit_uri(&env)?,

@@ -22,6 +22,7 @@ pub mod server;
 pub mod service;
 pub mod storage;
 pub mod telemetry;
+pub mod tls;
 pub mod worker;
 
 pub mod all_in_one;

@@ -162,11 +162,8 @@ impl Storage {
 }
 
 fn build(cfg: &S3Config, endpoint: Option<&str>) -> Result<AmazonS3, StorageError> {
-    // reqwest's rustls has no built-in crypto provider here: use ring, once per process
-    // (an Err means another caller installed one first, which serves as well).
-    if rustls::crypto::CryptoProvider::get_default().is_none() {
-        let _already = rustls::crypto::ring::default_provider().install_default();
-    }
+    // reqwest's rustls has no built-in crypto provider here: ring, the process's one.
+    crate::tls::install_crypto_provider();
     let mut b = AmazonS3Builder::new()
         .with_region(&cfg.region)
         .with_bucket_name(&cfg.bucket)

@@ -2,6 +2,7 @@
 //! and the pushes from publishers (worker, API, gateways) to the gateways.
 //! Every key and channel starts with `REDIS_KEY_PREFIX`.
 
+pub mod connect;
 pub mod events;
 pub mod membership;
 pub mod ratelimit;
@@ -11,9 +12,8 @@ use std::time::Duration;
 
 use redis::{
     Client,
-    aio::{ConnectionManager, ConnectionManagerConfig},
+    aio::{ConnectionManager, ConnectionManagerConfig, PubSub},
 };
-use secrecy::ExposeSecret;
 use uuid::Uuid;
 
 use crate::config::Config;
@@ -91,9 +91,11 @@ pub struct Cache {
 }
 
 impl Cache {
-    /// Connects, retrying for up to `patience` while Redis starts.
+    /// Connects, retrying for up to `patience` while Redis starts. A TLS or
+    /// certificate failure stops at once, with one line naming the variable and cause.
     pub async fn connect(config: &Config, patience: Duration) -> anyhow::Result<Self> {
-        let client = Client::open(config.redis_url().expose_secret())?;
+        let client = connect::client(config)?;
+        let target = client.get_connection_info().addr().to_string();
         let cm_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(Duration::from_secs(5)))
@@ -105,15 +107,20 @@ impl Cache {
         let conn = loop {
             match ConnectionManager::new_with_config(client.clone(), cm_config.clone()).await {
                 Ok(c) => break c,
+                Err(e) if let Some(cause) = connect::tls_cause(&e, config.redis.tls) => {
+                    return Err(anyhow::anyhow!(
+                        "{}: {cause} (redis at {target})",
+                        config.redis_var()
+                    ));
+                }
                 Err(e) if tokio::time::Instant::now() < deadline => {
                     tracing::warn!(error = %e, "redis not reachable yet, retrying");
                     tokio::time::sleep(backoff.next_delay()).await;
                 }
                 Err(e) => {
                     return Err(anyhow::anyhow!(
-                        "redis at {}:{}: {e}",
-                        config.redis.host,
-                        config.redis.port
+                        "{}: redis at {target}: {e}",
+                        config.redis_var()
                     ));
                 }
             }
@@ -131,6 +138,24 @@ impl Cache {
 
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// A new pub/sub connection (same client, so same TLS), given up on after
+    /// [`connect::PUBSUB_CONNECT_TIMEOUT`] instead of hanging on a silent server.
+    pub async fn pubsub(&self) -> anyhow::Result<PubSub> {
+        match tokio::time::timeout(
+            connect::PUBSUB_CONNECT_TIMEOUT,
+            self.client.get_async_pubsub(),
+        )
+        .await
+        {
+            Ok(Ok(p)) => Ok(p),
+            Ok(Err(e)) => Err(e.into()),
+            Err(_) => Err(anyhow::anyhow!(
+                "redis pub/sub connect timed out after {:?}",
+                connect::PUBSUB_CONNECT_TIMEOUT
+            )),
+        }
     }
 
     pub async fn ping(&self) -> bool {

@@ -14,6 +14,37 @@ pub struct RedisConfig {
     pub password: Option<SecretString>,
     pub db: i64,
     pub key_prefix: String,
+    /// `REDIS_URL` (`redis://` or `rediss://`): wins over the parts above.
+    pub url: Option<SecretString>,
+    /// `REDIS_TLS`: with the parts, connect with `rediss://`.
+    pub tls: bool,
+    /// `REDIS_CA_CERT`, `REDIS_CLIENT_CERT`, `REDIS_CLIENT_KEY`, read and checked.
+    pub tls_files: TlsFiles,
+}
+
+/// PEM contents of a CA bundle and of a client certificate and key (read at start, so
+/// a bad path stops start-up). `Debug` shows which are set, never their contents.
+#[derive(Clone, Default)]
+pub struct TlsFiles {
+    /// Trusted instead of the system's roots.
+    pub ca: Option<Vec<u8>>,
+    /// Client certificate and its private key (mutual TLS; `Debug` never shows them).
+    pub client: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for TlsFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsFiles")
+            .field("ca", &self.ca.is_some())
+            .field("client", &self.client.is_some())
+            .finish()
+    }
+}
+
+impl TlsFiles {
+    pub fn is_empty(&self) -> bool {
+        self.ca.is_none() && self.client.is_none()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -36,15 +67,101 @@ pub struct RabbitConfig {
 }
 
 impl Config {
-    /// The Redis connection URL built from the parts.
+    /// The Redis connection URL: `REDIS_URL`, or built from the parts (`rediss://`
+    /// under `REDIS_TLS`).
     pub fn redis_url(&self) -> SecretString {
         let r = &self.redis;
+        if let Some(url) = &r.url {
+            return url.clone();
+        }
         let auth = match &r.password {
             Some(p) => format!(":{}@", urlencode(p.expose_secret())),
             None => String::new(),
         };
-        format!("redis://{auth}{}:{}/{}", r.host, r.port, r.db).into()
+        let scheme = if r.tls { "rediss" } else { "redis" };
+        format!("{scheme}://{auth}{}:{}/{}", r.host, r.port, r.db).into()
     }
+
+    /// The variable the Redis connection comes from, for error lines.
+    pub fn redis_var(&self) -> &'static str {
+        if self.redis.url.is_some() {
+            "REDIS_URL"
+        } else if self.redis.tls {
+            "REDIS_TLS"
+        } else {
+            "REDIS_HOST"
+        }
+    }
+}
+
+/// `REDIS_*`: the URL or the parts, and the TLS files (allowed only with TLS).
+pub(super) fn redis<F: Fn(&str) -> Option<String>>(
+    env: &Env<'_, F>,
+) -> Result<RedisConfig, ConfigError> {
+    let url = env.raw("REDIS_URL");
+    if let Some(u) = &url {
+        if !(u.starts_with("redis://") || u.starts_with("rediss://")) {
+            return Err(env.bad("REDIS_URL", "must start with redis:// or rediss://"));
+        }
+        if u.contains('#') {
+            return Err(env.bad(
+                "REDIS_URL",
+                "a #fragment (such as #insecure) is not supported",
+            ));
+        }
+        // The parser's message may quote the URL: keep the password out of the log.
+        if redis::IntoConnectionInfo::into_connection_info(u.as_str()).is_err() {
+            return Err(env.bad(
+                "REDIS_URL",
+                "not a valid Redis URL (rediss://user:password@host:port/db)",
+            ));
+        }
+    }
+    let tls_flag: bool = env.parse("REDIS_TLS", false)?;
+    let tls = match &url {
+        Some(u) => u.starts_with("rediss://"),
+        None => tls_flag,
+    };
+    let file = |var: &'static str, read: fn(&str) -> Result<Vec<u8>, String>| {
+        env.raw(var)
+            .map(|path| read(path.trim()).map_err(|reason| env.bad(var, &reason)))
+            .transpose()
+    };
+    let ca = file("REDIS_CA_CERT", crate::tls::read_certs)?;
+    let cert = file("REDIS_CLIENT_CERT", crate::tls::read_certs)?;
+    let key = file("REDIS_CLIENT_KEY", crate::tls::read_key)?;
+    let client = match (cert, key) {
+        (Some(c), Some(k)) => Some((c, k)),
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(env.bad("REDIS_CLIENT_KEY", "REDIS_CLIENT_CERT needs its key"));
+        }
+        (None, Some(_)) => {
+            return Err(env.bad(
+                "REDIS_CLIENT_CERT",
+                "REDIS_CLIENT_KEY needs its certificate",
+            ));
+        }
+    };
+    let tls_files = TlsFiles { ca, client };
+    if !tls && !tls_files.is_empty() {
+        let var = if tls_files.ca.is_some() {
+            "REDIS_CA_CERT"
+        } else {
+            "REDIS_CLIENT_CERT"
+        };
+        return Err(env.bad(var, "needs TLS: a rediss:// REDIS_URL or REDIS_TLS=true"));
+    }
+    Ok(RedisConfig {
+        host: env.string("REDIS_HOST", "127.0.0.1"),
+        port: env.parse("REDIS_PORT", 6379)?,
+        password: env.secret_opt("REDIS_PASSWORD"),
+        db: env.parse("REDIS_DB", 0)?,
+        key_prefix: env.string("REDIS_KEY_PREFIX", "courier:"),
+        url: url.map(Into::into),
+        tls,
+        tls_files,
+    })
 }
 
 pub(super) fn rabbit_uri<F: Fn(&str) -> Option<String>>(

@@ -156,3 +156,70 @@ fn unusable_urls_and_keys_are_named_without_their_secrets() {
     let public = include_str!("../../tests/fixtures/rs256-test.pub");
     assert!(cfg(&[("JWT_PRIVATE_KEY", private), ("JWT_PUBLIC_KEY", public)]).is_ok());
 }
+
+const CA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/test-ca.pem");
+const KEY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/rs256-test.key");
+
+#[test]
+fn redis_url_wins_over_the_parts_and_redis_tls_means_rediss() {
+    let c = with_secret(&[("REDIS_HOST", "h"), ("REDIS_PORT", "7000")]).unwrap();
+    assert_eq!(c.redis_url().expose_secret(), "redis://h:7000/0");
+    assert!(!c.redis.tls);
+    let c = with_secret(&[("REDIS_HOST", "h"), ("REDIS_TLS", "true")]).unwrap();
+    assert_eq!(c.redis_url().expose_secret(), "rediss://h:6379/0");
+    assert!(c.redis.tls);
+    let url = "rediss://courier:hunter2-acl@cache.example:6380/3";
+    let c = with_secret(&[
+        ("REDIS_URL", url),
+        ("REDIS_HOST", "h"),
+        ("REDIS_TLS", "false"),
+    ])
+    .unwrap();
+    assert_eq!(c.redis_url().expose_secret(), url);
+    assert!(c.redis.tls);
+    assert_eq!(c.redis_var(), "REDIS_URL");
+    assert!(!format!("{c:?}").contains("hunter2"));
+    let c = with_secret(&[("REDIS_URL", "redis://cache.example/1")]).unwrap();
+    assert!(!c.redis.tls);
+}
+
+#[test]
+fn bad_redis_urls_are_named_without_their_password() {
+    for bad in [
+        "http://u:hunter2@h:6379",
+        "rediss://u:hunter2@h:6379/0#insecure",
+        "rediss://u:hunter2@h:notaport/0",
+    ] {
+        let e = with_secret(&[("REDIS_URL", bad)]).unwrap_err();
+        assert_eq!(e.var, "REDIS_URL", "{bad}");
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+    }
+    assert_eq!(refused(&[("REDIS_TLS", "yes please")]), "REDIS_TLS");
+}
+
+#[test]
+fn redis_tls_files_are_read_checked_and_named() {
+    let tls = [("REDIS_URL", "rediss://127.0.0.1:6380")];
+    let c = with_secret(&[&tls[..], &[("REDIS_CA_CERT", CA)]].concat()).unwrap();
+    assert!(c.redis.tls_files.ca.is_some() && c.redis.tls_files.client.is_none());
+    let both = [("REDIS_CLIENT_CERT", CA), ("REDIS_CLIENT_KEY", KEY)];
+    let c = with_secret(&[&tls[..], &both[..]].concat()).unwrap();
+    assert!(c.redis.tls_files.client.is_some());
+    // Debug shows which files are set, never the key.
+    assert!(!format!("{c:?}").contains("PRIVATE KEY"));
+    let fail = |pairs: &[(&str, &str)]| with_secret(&[&tls[..], pairs].concat()).unwrap_err();
+    let e = fail(&[("REDIS_CA_CERT", "/nonexistent/ca.pem")]);
+    assert_eq!(e.var, "REDIS_CA_CERT");
+    assert!(e.reason.contains("/nonexistent/ca.pem"), "{e}");
+    let e = fail(&[("REDIS_CA_CERT", KEY)]);
+    assert_eq!(e.var, "REDIS_CA_CERT");
+    assert!(e.reason.contains("no PEM certificate"), "{e}");
+    let e = fail(&[("REDIS_CLIENT_CERT", CA), ("REDIS_CLIENT_KEY", CA)]);
+    assert_eq!(e.var, "REDIS_CLIENT_KEY");
+    assert_eq!(fail(&[("REDIS_CLIENT_CERT", CA)]).var, "REDIS_CLIENT_KEY");
+    assert_eq!(fail(&[("REDIS_CLIENT_KEY", KEY)]).var, "REDIS_CLIENT_CERT");
+    // Certificates without TLS would be silently unused: refused.
+    assert_eq!(refused(&[("REDIS_CA_CERT", CA)]), "REDIS_CA_CERT");
+    let plain = [("REDIS_URL", "redis://127.0.0.1"), ("REDIS_CA_CERT", CA)];
+    assert_eq!(refused(&plain), "REDIS_CA_CERT");
+}

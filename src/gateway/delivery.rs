@@ -31,7 +31,7 @@ pub async fn run(state: GwState, stop: CancellationToken) {
 }
 
 async fn subscribe(state: &GwState, channel: &str, stop: &CancellationToken) -> anyhow::Result<()> {
-    let mut pubsub = state.cache.client().get_async_pubsub().await?;
+    let mut pubsub = state.cache.pubsub().await?;
     pubsub.subscribe(channel).await?;
     tracing::info!(%channel, "subscribed to notifications");
     // Pushes published while we were not subscribed are lost: rebuild and read back.

@@ -95,6 +95,11 @@ fn case(name: &str) -> Case {
                 .map(|p| p.expose_secret().to_string())
                 .unwrap_or_default()
         }),
+        "REDIS_URL" => with(
+            vec![(jwt.0, JWT_SECRET)],
+            "rediss://courier:hunter2-redis-url@cache.example:6380/2",
+            |c| c.redis_url().expose_secret().to_string(),
+        ),
         "RABBITMQ_PASSWORD" => Case {
             expected: "amqp://guest:hunter2-mq@127.0.0.1:5672/%2F".into(),
             ..with(vec![(jwt.0, JWT_SECRET)], "hunter2-mq", |c| {
@@ -139,6 +144,7 @@ fn the_table_lists_every_secret_with_its_file_form() {
         "JWT_PUBLIC_KEY",
         "DATABASE_URL",
         "REDIS_PASSWORD",
+        "REDIS_URL",
         "RABBITMQ_PASSWORD",
         "RABBITMQ_URI",
         "S3_ACCESS_KEY_ID",
