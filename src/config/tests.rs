@@ -157,8 +157,9 @@ fn unusable_urls_and_keys_are_named_without_their_secrets() {
     assert!(cfg(&[("JWT_PRIVATE_KEY", private), ("JWT_PUBLIC_KEY", public)]).is_ok());
 }
 
-const CA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/test-ca.pem");
-const KEY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/rs256-test.key");
+// Unit tests run in the package root.
+const CA: &str = "tests/fixtures/test-ca.pem";
+const KEY: &str = "tests/fixtures/rs256-test.key";
 
 #[test]
 fn redis_url_wins_over_the_parts_and_redis_tls_means_rediss() {
