@@ -21,9 +21,10 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Why a connection attempt failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
-    /// A TLS failure that no retry will cure; the text names the variable and cause.
+    /// A TLS (or URI) failure that no retry will cure; the text names the variable and
+    /// the cause.
     #[error("{0}")]
-    Tls(String),
+    Permanent(String),
     #[error("RABBITMQ_URI: no answer within {}s", CONNECT_TIMEOUT.as_secs())]
     Timeout,
     #[error("RABBITMQ_URI: {0}")]
@@ -33,7 +34,7 @@ pub enum ConnectError {
 impl ConnectError {
     /// Whether retrying cannot help (a certificate or TLS set-up problem).
     pub fn is_permanent(&self) -> bool {
-        matches!(self, Self::Tls(_))
+        matches!(self, Self::Permanent(_))
     }
 }
 
@@ -43,7 +44,7 @@ pub async fn open(config: &RabbitConfig, name: &str) -> Result<Connection, Conne
         .uri
         .expose_secret()
         .parse()
-        .map_err(|_| ConnectError::Tls("RABBITMQ_URI: not a valid AMQP URI".into()))?;
+        .map_err(|_| ConnectError::Permanent("RABBITMQ_URI: not a valid AMQP URI".into()))?;
     let props = ConnectionProperties::default().with_connection_name(name.into());
     let attempt = async {
         let runtime = lapin::runtime::default_runtime()?;
@@ -54,7 +55,7 @@ pub async fn open(config: &RabbitConfig, name: &str) -> Result<Connection, Conne
         Err(_) => Err(ConnectError::Timeout),
         Ok(Ok(conn)) => Ok(conn),
         Ok(Err(e)) => Err(match cause(&e) {
-            Some(line) => ConnectError::Tls(line),
+            Some(line) => ConnectError::Permanent(line),
             None => ConnectError::Other(e),
         }),
     }

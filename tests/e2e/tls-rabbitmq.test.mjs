@@ -121,6 +121,7 @@ async function failsToStart(overrides, re) {
   const lines = err.stderr.trim().split('\n');
   assert.equal(lines.length, 1, `one stderr line expected:\n${err.stderr}`);
   assert.match(lines[0], re);
+  process.stderr.write(`[tls-rabbitmq] exit ${err.exitCode}: ${lines[0]}\n`);
   assert.doesNotMatch(err.stderr, /panicked/);
   assert.ok(Date.now() - started < 30_000);
 }
