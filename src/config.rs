@@ -5,10 +5,11 @@
 
 use std::{collections::HashMap, net::IpAddr, time::Duration};
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::cache::ratelimit::Limit;
 
+mod amqp_tls;
 mod env;
 mod jwt;
 mod secrets;
@@ -17,6 +18,7 @@ mod services;
 mod tests;
 mod uploads;
 
+pub use amqp_tls::{ClientIdentity, RabbitTls};
 use env::Env;
 use jwt::jwt_keys;
 pub use jwt::{JwtKeyConfig, MIN_SECRET_BYTES};
@@ -131,8 +133,11 @@ impl Config {
         let env = Env(&lookup);
         let redis = services::redis(&env)?;
         let partition_count: u16 = env.at_least("RABBITMQ_CHAT_PARTITION_COUNT", 8, 1)?;
+        let uri = rabbit_uri(&env)?;
+        let tls = amqp_tls::rabbit_tls(&env, uri.expose_secret().starts_with("amqps://"))?;
         let rabbitmq = RabbitConfig {
-            uri: rabbit_uri(&env)?,
+            uri,
+            tls,
             exchange: env.name("RABBITMQ_CHAT_EXCHANGE", "chat.events")?,
             dlx_exchange: env.name("RABBITMQ_CHAT_DLX_EXCHANGE", "chat.dlx")?,
             queue_prefix: env.name("RABBITMQ_CHAT_QUEUE_PREFIX", "chat.message.send")?,

@@ -347,7 +347,7 @@ async fn a_late_confirm_503_may_be_persisted_and_its_retry_stays_one_message() {
     let topology = Topology::new(&app.config.rabbitmq);
     let stop = tokio_util::sync::CancellationToken::new();
     let (mut link, task) = Link::spawn(
-        app.config.rabbitmq.uri.clone(),
+        app.config.rabbitmq.clone(),
         topology.clone(),
         "late-confirm",
         stop.clone(),

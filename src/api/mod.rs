@@ -122,7 +122,7 @@ pub fn state(
 ) -> (AppState, Link, tokio::task::JoinHandle<()>) {
     let topology = Topology::new(&config.rabbitmq);
     let (link, task) = Link::spawn(
-        config.rabbitmq.uri.clone(),
+        config.rabbitmq.clone(),
         topology.clone(),
         "courier-api",
         service.drained.clone(),
@@ -162,6 +162,7 @@ pub fn spawn_tasks(service: &mut Service, config: &Config, deps: &Deps) {
 /// Builds the API role on `PORT`.
 pub async fn build(config: &Config) -> anyhow::Result<Service> {
     let deps = Deps::connect(config).await?;
+    crate::mq::connect::preflight(&config.rabbitmq, "courier-api").await?;
     crate::db::migrate(config).await?;
     let addr = SocketAddr::new(config.bind_host, config.port);
     let mut service = Service::bind("api", addr, Router::new(), CancellationToken::new()).await?;

@@ -51,6 +51,8 @@ impl TlsFiles {
 pub struct RabbitConfig {
     /// Full AMQP URI (from `RABBITMQ_URI` or built from the parts).
     pub uri: SecretString,
+    /// `RABBITMQ_CA_CERT`, `RABBITMQ_CLIENT_CERT`, `RABBITMQ_CLIENT_KEY` (amqps only).
+    pub tls: super::RabbitTls,
     pub exchange: String,
     pub dlx_exchange: String,
     pub queue_prefix: String,

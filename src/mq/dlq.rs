@@ -3,12 +3,11 @@
 //! `(chat, sender, clientMessageId)`, so a message replayed twice is stored once.
 
 use lapin::{
-    BasicProperties, Channel, Connection, ConnectionProperties,
+    BasicProperties, Channel, Connection,
     message::BasicGetMessage,
     options::{BasicAckOptions, BasicGetOptions, BasicNackOptions, ConfirmSelectOptions},
     types::FieldTable,
 };
-use secrecy::ExposeSecret;
 use serde::Serialize;
 
 use super::{
@@ -49,11 +48,7 @@ impl DeadLetter {
 }
 
 async fn open(config: &Config) -> anyhow::Result<(Connection, Channel, Topology)> {
-    let conn = Connection::connect(
-        config.rabbitmq.uri.expose_secret(),
-        ConnectionProperties::default(),
-    )
-    .await?;
+    let conn = super::connect::open(&config.rabbitmq, "courier-dlq").await?;
     let ch = conn.create_channel().await?;
     ch.confirm_select(ConfirmSelectOptions::default()).await?;
     let topology = Topology::new(&config.rabbitmq);

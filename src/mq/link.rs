@@ -4,13 +4,12 @@
 
 use std::{sync::Arc, time::Duration};
 
-use lapin::{Channel, Connection, ConnectionProperties, options::ConfirmSelectOptions};
-use secrecy::{ExposeSecret, SecretString};
+use lapin::{Channel, Connection, options::ConfirmSelectOptions};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::Topology;
-use crate::backoff::Backoff;
+use crate::{backoff::Backoff, config::RabbitConfig};
 
 /// Reconnect waits: up to 200 ms at first, doubling to up to 5 s.
 const RECONNECT: Backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
@@ -35,14 +34,14 @@ pub struct Link {
 impl Link {
     /// Starts the supervisor task. The link is down until the first connection.
     pub fn spawn(
-        uri: SecretString,
+        config: RabbitConfig,
         topology: Topology,
         name: &str,
         shutdown: CancellationToken,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = watch::channel(None);
         let name = name.to_string();
-        let task = tokio::spawn(supervise(uri, topology, name, tx, shutdown));
+        let task = tokio::spawn(supervise(config, topology, name, tx, shutdown));
         (Self { rx }, task)
     }
 
@@ -75,9 +74,14 @@ impl Link {
     }
 }
 
-async fn connect(uri: &SecretString, topology: &Topology, name: &str) -> lapin::Result<Session> {
-    let props = ConnectionProperties::default().with_connection_name(name.into());
-    let conn = Connection::connect(uri.expose_secret(), props).await?;
+/// Connects (through [`super::connect::open`], as every reconnect does), declares the
+/// topology and opens the confirm-mode publishing channel.
+async fn connect(
+    config: &RabbitConfig,
+    topology: &Topology,
+    name: &str,
+) -> anyhow::Result<Session> {
+    let conn = super::connect::open(config, name).await?;
     let setup = conn.create_channel().await?;
     topology.declare(&setup).await?;
     setup.close(200, "topology declared".into()).await?;
@@ -89,7 +93,7 @@ async fn connect(uri: &SecretString, topology: &Topology, name: &str) -> lapin::
 }
 
 async fn supervise(
-    uri: SecretString,
+    config: RabbitConfig,
     topology: Topology,
     name: String,
     tx: watch::Sender<Option<Arc<Session>>>,
@@ -97,7 +101,7 @@ async fn supervise(
 ) {
     let mut backoff = RECONNECT;
     while !shutdown.is_cancelled() {
-        match connect(&uri, &topology, &name).await {
+        match connect(&config, &topology, &name).await {
             Ok(session) => {
                 tracing::info!(%name, "rabbitmq connected, topology declared");
                 backoff.reset();
@@ -120,7 +124,7 @@ async fn supervise(
                 tracing::warn!(%name, "rabbitmq connection lost, reconnecting");
                 tx.send_replace(None);
             }
-            Err(e) => tracing::warn!(%name, error = %e, "rabbitmq connect failed"),
+            Err(e) => tracing::warn!(%name, error = format!("{e:#}"), "rabbitmq connect failed"),
         }
         if !backoff.wait(&shutdown).await {
             return;

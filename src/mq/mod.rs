@@ -1,6 +1,7 @@
 //! RabbitMQ: topology, a supervised connection that re-establishes itself, and
 //! confirmed publishing.
 
+pub mod connect;
 pub mod dlq;
 pub mod link;
 pub mod publish;

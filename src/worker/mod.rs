@@ -78,7 +78,7 @@ pub fn spawn_consumers(
     // The link outlives the consumers: they settle their last batch before it closes.
     let link_stop = CancellationToken::new();
     let (link, link_task) = Link::spawn(
-        config.rabbitmq.uri.clone(),
+        config.rabbitmq.clone(),
         topology.clone(),
         "courier-worker",
         link_stop.clone(),
@@ -123,6 +123,7 @@ pub fn spawn_consumers(
 /// Builds the worker role; its HTTP port (`WORKER_PORT`) serves health only.
 pub async fn build(config: &Config) -> anyhow::Result<Service> {
     let deps = Deps::connect(config).await?;
+    crate::mq::connect::preflight(&config.rabbitmq, "courier-worker").await?;
     crate::db::migrate(config).await?;
     let stop = CancellationToken::new();
     let addr = SocketAddr::new(config.bind_host, config.worker_port);

@@ -65,8 +65,9 @@ export async function createUsers(d, names) {
 
 /**
  * Registers node:test hooks for one fault scenario: an optional dedicated service
- * instance (`instance`: 'redis' | 'postgres' | 'rabbitmq') started first, then a split
- * deployment on it (its own database, vhost, Redis prefix). Teardown always runs:
+ * instance (`instance`: 'redis' | 'postgres' | 'rabbitmq', or an async function starting
+ * one) started first, then a split deployment on it (its own database, vhost, Redis
+ * prefix). Teardown always runs:
  * the deployment, then the instance.
  */
 export function useFaultDeployment({ instance = null, gateways = 2, workers = 1, env = {} } = {}) {
@@ -77,7 +78,7 @@ export function useFaultDeployment({ instance = null, gateways = 2, workers = 1,
     services: () => box.instance?.services ?? {},
   });
   before(async () => {
-    if (instance) box.instance = await starters[instance]();
+    if (instance) box.instance = await (typeof instance === 'function' ? instance() : starters[instance]());
     try {
       await d.start();
     } catch (err) {

@@ -324,6 +324,7 @@ class RabbitInstance extends Instance {
       RABBITMQ_SERVER_START_ARGS: '',
       // Erlang distribution on loopback only.
       RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS: '-kernel inet_dist_use_interface {127,0,0,1}',
+      ...(this.configFile ? { RABBITMQ_CONFIG_FILE: this.configFile } : {}),
     };
   }
 
@@ -362,12 +363,17 @@ class RabbitInstance extends Instance {
  * distribution ports and data directory. Booting Erlang takes several seconds:
  * start one per test file at most.
  */
-export async function startRabbitMQ() {
+export async function startRabbitMQ({ config = null, plugins = [] } = {}) {
   const [port, distPort] = await freePorts(2);
   const dir = await mkdtemp(path.join(os.tmpdir(), 'courier-fault-rabbit-'));
   const inst = new RabbitInstance(dir, port, distPort);
   try {
-    writeFileSync(path.join(dir, 'enabled_plugins'), '[].\n');
+    writeFileSync(path.join(dir, 'enabled_plugins'), `[${plugins.join(',')}].\n`);
+    if (config) { // rabbitmq.conf lines (e.g. a TLS listener, see tls-rabbitmq.test.mjs)
+      inst.configFile = path.join(dir, 'rabbitmq.conf');
+      writeFileSync(inst.configFile, `${config.join('\n')}\n`);
+      chmodSync(inst.configFile, 0o644);
+    }
     if (isRoot) {
       // /usr/sbin/rabbitmq-server runs the node as the rabbitmq user (su), with its cookie.
       const ids = userIds('rabbitmq');

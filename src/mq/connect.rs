@@ -1,0 +1,210 @@
+//! The one way Courier opens a RabbitMQ connection (the link's first connection and
+//! every reconnect, and `courier dlq`): plain `amqp://` or `amqps://` with the CA and
+//! client certificate of the configuration (EXTERNAL auth with a client certificate),
+//! bounded by a timeout; TLS failures are named by cause and variable.
+
+use std::{error::Error as StdError, io, time::Duration};
+
+use lapin::{
+    Connection, ConnectionProperties,
+    tcp::{OwnedIdentity, OwnedTLSConfig},
+    uri::{AMQPUri, SASLMechanism},
+};
+use rustls::{CertificateError, InvalidMessage};
+use secrecy::ExposeSecret;
+
+use crate::config::RabbitConfig;
+
+/// How long a connection attempt (TCP, TLS and the AMQP handshake) may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a connection attempt failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// A TLS (or URI) failure that no retry will cure; the text names the variable and
+    /// the cause.
+    #[error("{0}")]
+    Permanent(String),
+    #[error("RABBITMQ_URI: no answer within {}s", CONNECT_TIMEOUT.as_secs())]
+    Timeout,
+    #[error("RABBITMQ_URI: {0}")]
+    Other(#[source] lapin::Error),
+}
+
+impl ConnectError {
+    /// Whether retrying cannot help (a certificate or TLS set-up problem).
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Self::Permanent(_))
+    }
+}
+
+/// Opens a connection named `name` as the configuration says.
+pub async fn open(config: &RabbitConfig, name: &str) -> Result<Connection, ConnectError> {
+    let uri: AMQPUri = config
+        .uri
+        .expose_secret()
+        .parse()
+        .map_err(|_| ConnectError::Permanent("RABBITMQ_URI: not a valid AMQP URI".into()))?;
+    let props = ConnectionProperties::default().with_connection_name(name.into());
+    let attempt = async {
+        let runtime = lapin::runtime::default_runtime()?;
+        Connection::connect_uri_with_config(with_auth(uri, config), props, tls(config), runtime)
+            .await
+    };
+    match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
+        Err(_) => Err(ConnectError::Timeout),
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(e)) => Err(match cause(&e) {
+            Some(line) => ConnectError::Permanent(line),
+            None => ConnectError::Other(e),
+        }),
+    }
+}
+
+/// A start-up check: fails only for a permanent (TLS) cause; a broker that is down or
+/// refusing is left to the link, which keeps retrying as before.
+pub async fn preflight(config: &RabbitConfig, name: &str) -> anyhow::Result<()> {
+    if !config.uri.expose_secret().starts_with("amqps://") {
+        return Ok(());
+    }
+    match open(config, name).await {
+        Ok(conn) => {
+            if let Err(e) = conn.close(200, "start-up check".into()).await {
+                tracing::debug!(error = %e, "closing the start-up check connection");
+            }
+            Ok(())
+        }
+        Err(e) if e.is_permanent() => Err(e.into()),
+        Err(e) => {
+            tracing::warn!(error = %e, "rabbitmq not reachable yet, the link keeps trying");
+            Ok(())
+        }
+    }
+}
+
+/// EXTERNAL when a client certificate is given and the URI names no mechanism.
+fn with_auth(mut uri: AMQPUri, config: &RabbitConfig) -> AMQPUri {
+    if config.tls.client.is_some() && uri.query.auth_mechanism.is_none() {
+        uri.query.auth_mechanism = Some(SASLMechanism::External);
+    }
+    uri
+}
+
+fn tls(config: &RabbitConfig) -> OwnedTLSConfig {
+    OwnedTLSConfig {
+        cert_chain: config.tls.ca.clone(),
+        identity: config.tls.client.as_ref().map(|c| OwnedIdentity::PKCS8 {
+            pem: c.cert.clone().into_bytes(),
+            key: c.key.expose_secret().as_bytes().to_vec(),
+        }),
+    }
+}
+
+/// The one-line reason of a TLS failure in `e`'s chain, naming its variable.
+pub fn cause(e: &(dyn StdError + 'static)) -> Option<String> {
+    let mut next = Some(e);
+    while let Some(err) = next {
+        if let Some(t) = err.downcast_ref::<rustls::Error>() {
+            return Some(describe(t));
+        }
+        if let Some(t) = err
+            .downcast_ref::<io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        {
+            return Some(describe(t));
+        }
+        next = err.source();
+    }
+    None
+}
+
+fn describe(e: &rustls::Error) -> String {
+    use rustls::Error as E;
+    match e {
+        E::InvalidCertificate(c) => match c {
+            CertificateError::UnknownIssuer | CertificateError::BadSignature => format!(
+                "RABBITMQ_URI: TLS: the broker's certificate is not trusted (unknown issuer; check RABBITMQ_CA_CERT): {e}"
+            ),
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+                format!("RABBITMQ_URI: TLS: the broker's certificate has expired: {e}")
+            }
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+                format!("RABBITMQ_URI: TLS: the host name is not in the broker's certificate: {e}")
+            }
+            _ => format!("RABBITMQ_URI: TLS: the broker's certificate was refused: {e}"),
+        },
+        E::InvalidMessage(InvalidMessage::InvalidContentType) => format!(
+            "RABBITMQ_URI: TLS: the broker did not answer in TLS (a plaintext port under amqps://?): {e}"
+        ),
+        E::AlertReceived(_) => format!(
+            "RABBITMQ_CLIENT_CERT: TLS: the broker refused the handshake (client certificate missing or not trusted?): {e}"
+        ),
+        _ => format!("RABBITMQ_URI: TLS: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wrapped(e: rustls::Error) -> lapin::Error {
+        io::Error::new(io::ErrorKind::InvalidData, e).into()
+    }
+
+    #[test]
+    fn a_client_certificate_means_external() {
+        let config = crate::config::Config::from_lookup(|k| {
+            (k == "JWT_SECRET").then(|| "0123456789abcdef0123456789abcdef".to_string())
+        })
+        .unwrap();
+        let mut rabbit = config.rabbitmq;
+        let uri = |r: &RabbitConfig| with_auth(r.uri.expose_secret().parse().unwrap(), r);
+        assert_eq!(uri(&rabbit).query.auth_mechanism, None);
+        rabbit.tls.client = Some(crate::config::ClientIdentity {
+            cert: "cert".into(),
+            key: "key".to_string().into(),
+        });
+        assert_eq!(
+            uri(&rabbit).query.auth_mechanism,
+            Some(SASLMechanism::External)
+        );
+        assert!(tls(&rabbit).identity.is_some());
+        // A mechanism the URI names wins.
+        rabbit.uri = "amqps://h/v?auth_mechanism=plain".to_string().into();
+        assert_eq!(
+            uri(&rabbit).query.auth_mechanism,
+            Some(SASLMechanism::Plain)
+        );
+    }
+
+    #[test]
+    fn tls_causes_are_named() {
+        let cases = [
+            (
+                rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer),
+                "not trusted",
+            ),
+            (
+                rustls::Error::InvalidCertificate(CertificateError::Expired),
+                "expired",
+            ),
+            (
+                rustls::Error::InvalidCertificate(CertificateError::NotValidForName),
+                "host name",
+            ),
+            (
+                rustls::Error::InvalidMessage(InvalidMessage::InvalidContentType),
+                "plaintext port",
+            ),
+        ];
+        for (e, want) in cases {
+            let line = cause(&wrapped(e)).unwrap();
+            assert!(line.starts_with("RABBITMQ_URI: TLS: "), "{line}");
+            assert!(line.contains(want), "{line}");
+            assert!(!line.contains('\n'));
+        }
+        let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
+        assert!(cause(&lapin::Error::from(refused)).is_none());
+    }
+}
