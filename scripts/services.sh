@@ -16,6 +16,8 @@ command -v node >/dev/null 2>&1 || need_pkgs+=(nodejs npm)
 # curl and jq: the quickstart's commands (docs/quickstart.md, checked by tests/e2e/quickstart.test.mjs).
 command -v curl >/dev/null 2>&1 || need_pkgs+=(curl)
 command -v jq >/dev/null 2>&1 || need_pkgs+=(jq)
+# openssl: the TLS tests make a throwaway CA and certificates per run (tests/redis_tls.rs, tests/e2e/pki.mjs).
+command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   [ "$(id -u)" -eq 0 ] || { log "need root to install: ${need_pkgs[*]}"; exit 1; }
   log "installing ${need_pkgs[*]}"
