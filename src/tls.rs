@@ -1,5 +1,6 @@
 //! The one TLS stack (rustls with ring, no OpenSSL): the process-wide crypto provider
-//! and the PEM checks the configuration runs on certificate and key files.
+//! the PEM checks the configuration runs on certificate and key files, and the rustls
+//! error a failed connect carries.
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
 
@@ -11,6 +12,24 @@ pub fn install_crypto_provider() {
         // An Err means another thread installed one first, which serves as well.
         let _already = rustls::crypto::ring::default_provider().install_default();
     }
+}
+
+/// The rustls error in `e`'s chain, also where an `io::Error` carries it (its
+/// `source()` skips what it wraps): what a failed TLS connect of any engine is about.
+pub fn rustls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut next = Some(e);
+    while let Some(err) = next {
+        let found = err.downcast_ref::<rustls::Error>().or_else(|| {
+            err.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        });
+        if found.is_some() {
+            return found;
+        }
+        next = err.source();
+    }
+    None
 }
 
 /// The contents of a PEM file of one or more certificates, checked.

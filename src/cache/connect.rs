@@ -51,17 +51,8 @@ pub fn tls_cause(e: &RedisError, tls: bool) -> Option<String> {
     if e.is_timeout() {
         return Some("no TLS answer from the server in time (a plaintext port?)".into());
     }
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cause {
-        let rustls_err = err.downcast_ref::<rustls::Error>().or_else(|| {
-            err.downcast_ref::<std::io::Error>()
-                .and_then(|io| io.get_ref())
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        });
-        if let Some(r) = rustls_err {
-            return Some(describe(&format!("{r:?}"), &r.to_string()));
-        }
-        cause = err.source();
+    if let Some(r) = crate::tls::rustls_error(e) {
+        return Some(describe(&format!("{r:?}"), &r.to_string()));
     }
     // redis may carry the rustls error as text only.
     let text = e.to_string();

@@ -1,7 +1,6 @@
 //! TLS to RabbitMQ: `RABBITMQ_CA_CERT`, `RABBITMQ_CLIENT_CERT` and `RABBITMQ_CLIENT_KEY`,
 //! PEM files read and checked here, at start-up (lapin skips a CA it cannot parse).
 
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
 use secrecy::SecretString;
 
 use super::{ConfigError, Env};
@@ -70,43 +69,33 @@ pub(super) fn rabbit_tls<F: Fn(&str) -> Option<String>>(
     Ok(tls)
 }
 
-fn read<F: Fn(&str) -> Option<String>>(
-    env: &Env<'_, F>,
-    var: &'static str,
-    path: &str,
-) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path).map_err(|e| env.bad(var, &format!("cannot read {path}: {e}")))
-}
-
-/// One or more PEM certificates, every one of them parsable.
+/// One or more PEM certificates, every one of them parsable (`crate::tls::read_certs`).
 fn certs<F: Fn(&str) -> Option<String>>(
     env: &Env<'_, F>,
     var: &'static str,
     path: &str,
 ) -> Result<String, ConfigError> {
-    let pem = read(env, var, path)?;
-    let mut n = 0;
-    for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
-        cert.map_err(|e| env.bad(var, &format!("{path}: not a PEM certificate: {e}")))?;
-        n += 1;
-    }
-    if n == 0 {
-        return Err(env.bad(var, &format!("{path}: no PEM certificate in it")));
-    }
-    Ok(pem)
+    crate::tls::read_certs(path)
+        .and_then(|pem| text(path, pem))
+        .map_err(|reason| env.bad(var, &reason))
 }
 
-/// A PEM private key (PKCS#8, RSA or SEC1); its text is never quoted.
+/// A PEM private key (PKCS#8, RSA or SEC1; `crate::tls::read_key`); its text is never
+/// quoted.
 fn private_key<F: Fn(&str) -> Option<String>>(
     env: &Env<'_, F>,
     var: &'static str,
     path: &str,
 ) -> Result<SecretString, ConfigError> {
-    let pem = read(env, var, path)?;
-    if PrivateKeyDer::from_pem_slice(pem.as_bytes()).is_err() {
-        return Err(env.bad(var, &format!("{path}: no PEM private key in it")));
-    }
-    Ok(pem.into())
+    crate::tls::read_key(path)
+        .and_then(|pem| text(path, pem))
+        .map(Into::into)
+        .map_err(|reason| env.bad(var, &reason))
+}
+
+/// lapin takes the PEM as text.
+fn text(path: &str, pem: Vec<u8>) -> Result<String, String> {
+    String::from_utf8(pem).map_err(|_| format!("cannot read {path}: not UTF-8 text"))
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! client certificate of the configuration (EXTERNAL auth with a client certificate),
 //! bounded by a timeout; TLS failures are named by cause and variable.
 
-use std::{error::Error as StdError, io, time::Duration};
+use std::{error::Error as StdError, time::Duration};
 
 use lapin::{
     Connection, ConnectionProperties,
@@ -102,21 +102,7 @@ fn tls(config: &RabbitConfig) -> OwnedTLSConfig {
 
 /// The one-line reason of a TLS failure in `e`'s chain, naming its variable.
 pub fn cause(e: &(dyn StdError + 'static)) -> Option<String> {
-    let mut next = Some(e);
-    while let Some(err) = next {
-        if let Some(t) = err.downcast_ref::<rustls::Error>() {
-            return Some(describe(t));
-        }
-        if let Some(t) = err
-            .downcast_ref::<io::Error>()
-            .and_then(|io| io.get_ref())
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        {
-            return Some(describe(t));
-        }
-        next = err.source();
-    }
-    None
+    crate::tls::rustls_error(e).map(describe)
 }
 
 fn describe(e: &rustls::Error) -> String {
@@ -146,6 +132,8 @@ fn describe(e: &rustls::Error) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::io;
+
     use super::*;
 
     fn wrapped(e: rustls::Error) -> lapin::Error {
