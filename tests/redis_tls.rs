@@ -10,7 +10,7 @@ mod server;
 
 use std::time::{Duration, Instant};
 
-use common::{Mode, probe::Probe, spawn_unready, test_config};
+use common::{Mode, probe::Probe, spawn_with, test_config};
 use courier::{cache::Cache, domain::events::EVENT_NEW};
 use server::{ACL_PASSWORD, Pki, RedisTls};
 use uuid::Uuid;
@@ -37,22 +37,7 @@ fn acl_url(port: u16) -> String {
 async fn the_app_runs_over_mutual_tls_and_recovers_from_a_redis_restart() {
     let pki = Pki::new();
     let mut redis = RedisTls::start(&pki, "server.pem");
-    let app = spawn_unready(Mode::AllInOne, config(&tls_vars(&pki, acl_url(redis.port)))).await;
-    let mut ready = (0, String::new());
-    for _ in 0..300 {
-        let r = app
-            .http
-            .get(format!("{}/readyz", app.addr))
-            .send()
-            .await
-            .unwrap();
-        ready = (r.status().as_u16(), r.text().await.unwrap_or_default());
-        if ready.0 == 200 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(ready.0, 200, "{}", ready.1);
+    let app = spawn_with(Mode::AllInOne, config(&tls_vars(&pki, acl_url(redis.port)))).await;
     let (a, b) = (app.register("tls_a").await, app.register("tls_b").await);
     let chat = app.direct_chat(&a, &b).await;
 

@@ -142,15 +142,18 @@ pub async fn spawn_unready(mode: Mode, config: Config) -> TestApp {
 impl TestApp {
     /// Waits for `/readyz` (the broker link comes up in the background).
     pub async fn wait_ready(&self) {
+        let mut last = String::from("no answer");
         for _ in 0..100 {
-            if let Ok(r) = self.http.get(format!("{}/readyz", self.addr)).send().await
-                && r.status() == 200
-            {
-                return;
+            if let Ok(r) = self.http.get(format!("{}/readyz", self.addr)).send().await {
+                let status = r.status();
+                if status == 200 {
+                    return;
+                }
+                last = format!("{status} {}", r.text().await.unwrap_or_default());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("app never became ready");
+        panic!("app never became ready (last /readyz: {last})");
     }
 
     pub fn topology(&self) -> Topology {
