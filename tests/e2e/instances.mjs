@@ -21,7 +21,7 @@
 
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -163,8 +163,11 @@ class RedisInstance extends Instance {
   pids() { return [readPid(this.pidFile)].filter(Boolean); }
   logFiles() { return [path.join(this.dir, 'redis.log')]; }
 
+  /** redis-cli on the instance (over TLS, with the client certificate, when it has one). */
   cli(args, timeoutMs = 5000) {
-    return run('redis-cli', ['-h', HOST, '-p', String(this.port), ...args], { timeoutMs });
+    const t = this.tls;
+    const tlsArgs = t ? ['--tls', '--cacert', t.ca, ...(t.client ? ['--cert', t.client.cert, '--key', t.client.key] : [])] : [];
+    return run('redis-cli', ['-h', HOST, '-p', String(this.port), ...tlsArgs, ...args], { timeoutMs });
   }
 
   async ping() {
@@ -172,7 +175,12 @@ class RedisInstance extends Instance {
   }
 
   async up() {
-    await run('redis-server', ['--port', String(this.port), '--bind', HOST, '--save', '',
+    const t = this.tls;
+    const listen = t
+      ? ['--port', '0', '--tls-port', String(this.port), '--tls-cert-file', t.cert, '--tls-key-file', t.key,
+        '--tls-ca-cert-file', t.ca, '--tls-auth-clients', t.authClients ?? 'optional']
+      : ['--port', String(this.port)];
+    await run('redis-server', [...listen, '--bind', HOST, '--save', '',
       '--appendonly', 'no', '--daemonize', 'yes', '--pidfile', this.pidFile,
       '--logfile', path.join(this.dir, 'redis.log'), '--dir', this.dir, '--protected-mode', 'no']);
     await until(`redis on ${this.port} answers PING`, () => this.ping(), 15_000);
@@ -194,11 +202,16 @@ class RedisInstance extends Instance {
   }
 }
 
-/** A fresh Redis on a free port (no persistence). */
-export async function startRedis() {
+/**
+ * A fresh Redis on a free port (no persistence). `tls` ({cert, key, ca, client?,
+ * authClients?}: PEM paths, `client` {cert, key} for redis-cli, `authClients`
+ * 'optional' | 'yes' | 'no') makes its only port a TLS port.
+ */
+export async function startRedis({ tls = null } = {}) {
   const [port] = await freePorts(1);
   const dir = await mkdtemp(path.join(os.tmpdir(), 'courier-fault-redis-'));
   const inst = new RedisInstance('redis', dir, port);
+  inst.tls = tls;
   try {
     await inst.up();
   } catch (err) {
@@ -243,8 +256,11 @@ class PostgresInstance extends Instance {
   }
 
   async up() {
+    const ssl = this.tls
+      ? ` -c ssl=on -c ssl_cert_file=${this.dir}/server.pem -c ssl_key_file=${this.dir}/server.key -c ssl_ca_file=${this.dir}/ca.pem`
+      : '';
     const opts = `-p ${this.port} -k ${this.dir} -c listen_addresses=${HOST} -c fsync=off `
-      + '-c synchronous_commit=off -c full_page_writes=off -c max_connections=300';
+      + `-c synchronous_commit=off -c full_page_writes=off -c max_connections=300${ssl}`;
     await this.pgCtl(`-o ${shq(opts)} -l ${shq(path.join(this.dir, 'postgres.log'))} -w -t 30 start`);
     this.isUp = true;
     this.note('up');
@@ -262,19 +278,43 @@ class PostgresInstance extends Instance {
   }
 }
 
-/** A fresh PostgreSQL cluster (initdb) on a free port, trust auth on 127.0.0.1. */
-export async function startPostgres() {
+/**
+ * The server's certificate, key and CA copied into the instance's directory (the key
+ * owned by the server's user, mode 0600, or PostgreSQL refuses it), and `cert`
+ * authentication (the client certificate's CN is the user) for `certUsers` over TLS.
+ */
+function installPgTls(inst, tls, ids) {
+  for (const [from, to] of [[tls.cert, 'server.pem'], [tls.key, 'server.key'], [tls.ca, 'ca.pem']]) {
+    const dest = path.join(inst.dir, to);
+    copyFileSync(from, dest);
+    chmodSync(dest, 0o600);
+    if (ids) chownSync(dest, ids.uid, ids.gid);
+  }
+  const hba = path.join(inst.data, 'pg_hba.conf');
+  const certLines = (tls.certUsers ?? []).map((u) => `hostssl all ${u} ${HOST}/32 cert\n`).join('');
+  writeFileSync(hba, certLines + readFileSync(hba, 'utf8'));
+}
+
+/**
+ * A fresh PostgreSQL cluster (initdb) on a free port, trust auth on 127.0.0.1. `tls`
+ * ({cert, key, ca, certUsers?}: PEM paths) turns `ssl` on with that certificate;
+ * `certUsers` log in with a client certificate only (mutual TLS).
+ */
+export async function startPostgres({ tls = null } = {}) {
   const [port] = await freePorts(1);
   const dir = await mkdtemp(path.join(os.tmpdir(), 'courier-fault-pg-'));
   const inst = new PostgresInstance(dir, port);
+  inst.tls = tls;
   try {
+    let ids = null;
     if (isRoot) {
-      const ids = userIds('postgres');
+      ids = userIds('postgres');
       if (!ids) throw new Error('no postgres user (install postgresql: scripts/services.sh)');
       chownSync(dir, ids.uid, ids.gid);
       chmodSync(dir, 0o700);
     }
     await inst.init();
+    if (tls) installPgTls(inst, tls, ids);
     await inst.up();
   } catch (err) {
     process.stderr.write(`[instances] PostgreSQL did not start:\n${inst.logTail()}\n`);
