@@ -14,6 +14,7 @@
 #   scripts/bench.sh soak --duration 3600            # 600 msg/s for an hour, sampled every minute
 #   scripts/bench.sh chaos                           # 500 msg/s for 30 min, a fault every 1-3 min
 #   scripts/bench.sh flood                           # a bystander's latency under an event flood
+#   scripts/bench.sh latency --tls                   # plaintext, then all three services over TLS
 # `bench --help` (bench/target/release/bench --help) lists every option; soak and chaos
 # run tests/e2e/endurance.mjs, flood tests/e2e/flood-bench.mjs (Node, socket.io-client),
 # whose headers list their options.
@@ -58,22 +59,36 @@ fi
 # Room for 10,000 sockets on each side (the Courier processes inherit it).
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-# `--mode both` runs the scenario twice: split, then single.
-args=() modes=()
+# `--mode both` runs the scenario twice: split, then single. `--tls` runs each mode
+# twice in one go: plaintext, then PostgreSQL, Redis and RabbitMQ over verified TLS
+# (scripts/bench-tls.sh adds TLS listeners to the same servers for the run).
+args=() modes=() transports=(plain)
 while [ $# -gt 0 ]; do
   if [ "$1" = --mode ] && [ $# -ge 2 ]; then
     case $2 in both) modes=(split single) ;; *) modes=("$2") ;; esac
     shift 2
+  elif [ "$1" = --tls ]; then
+    transports=(plain tls); shift
   else
     args+=("$1"); shift
   fi
 done
 [ ${#modes[@]} -gt 0 ] || modes=(split)
 
+if [ "${transports[*]}" = "plain tls" ]; then
+  pki=$(mktemp -d /tmp/courier-bench-pki-XXXXXX)
+  trap 'bash scripts/bench-tls.sh down "$pki"' EXIT
+  bash scripts/bench-tls.sh up "$pki"
+fi
+
 status=0
 for mode in "${modes[@]}"; do
-  rc=0
-  bench/target/release/bench "${args[@]}" --mode "$mode" --bin-dir "$bin_dir" || rc=$?
-  [ "$rc" -le "$status" ] || status=$rc
+  for transport in "${transports[@]}"; do
+    tls_args=()
+    [ "$transport" = plain ] || tls_args=(--tls-ca "$pki/ca.pem" --redis-tls-port 6390 --amqps-port 5671)
+    rc=0
+    bench/target/release/bench "${args[@]}" "${tls_args[@]}" --mode "$mode" --bin-dir "$bin_dir" || rc=$?
+    [ "$rc" -le "$status" ] || status=$rc
+  done
 done
 exit "$status"

@@ -111,6 +111,21 @@ pub struct Args {
     /// Where the JSON results (and process logs under logs/) go.
     #[arg(long, default_value = "bench-results")]
     pub out_dir: PathBuf,
+    /// All three services over verified TLS, trusting this CA file for Redis and
+    /// RabbitMQ: PostgreSQL `sslmode=verify-ca` with `--pg-root-cert`, Redis on
+    /// `--redis-tls-port`, RabbitMQ amqps on `--amqps-port`. Without it every service is
+    /// plaintext (PostgreSQL `sslmode=disable`). `scripts/bench.sh --tls` sets this up.
+    #[arg(long)]
+    pub tls_ca: Option<PathBuf>,
+    /// With --tls-ca: the CA PostgreSQL's server certificate chains to.
+    #[arg(long, default_value = "/etc/ssl/certs/ssl-cert-snakeoil.pem")]
+    pub pg_root_cert: PathBuf,
+    /// With --tls-ca: Redis's TLS port.
+    #[arg(long, default_value_t = 6390)]
+    pub redis_tls_port: u16,
+    /// With --tls-ca: RabbitMQ's TLS listener.
+    #[arg(long, default_value_t = 5671)]
+    pub amqps_port: u16,
     /// Extra environment for the Courier processes, KEY=VALUE (repeatable).
     #[arg(long = "env", value_parser = parse_kv)]
     pub env: Vec<(String, String)>,
@@ -137,6 +152,15 @@ fn parse_kv(s: &str) -> Result<(String, String), String> {
 }
 
 impl Args {
+    /// "tls" or "plain": how Courier reaches its services.
+    pub fn transport(&self) -> &'static str {
+        if self.tls_ca.is_some() {
+            "tls"
+        } else {
+            "plain"
+        }
+    }
+
     pub fn duration_secs(&self) -> f64 {
         self.duration.unwrap_or(match self.scenario {
             Scenario::Throughput | Scenario::Ceiling => 60.0,

@@ -32,16 +32,65 @@ pub struct Isolation {
     pub vhost: String,
     #[serde(skip)]
     pub jwt_secret: String,
+    /// How Courier reaches PostgreSQL, Redis and RabbitMQ (plaintext or TLS).
+    #[serde(skip)]
+    pub services: Vec<(String, String)>,
+}
+
+/// Where the services' TLS listeners are (`--tls-ca` and its companions).
+pub struct TlsServices {
+    pub ca: PathBuf,
+    pub pg_root_cert: PathBuf,
+    pub redis_port: u16,
+    pub amqps_port: u16,
 }
 
 impl Isolation {
-    pub fn new() -> Self {
+    pub fn new(tls: Option<&TlsServices>) -> Self {
         let raw = uuid::Uuid::new_v4().simple().to_string();
         let tag = raw[..10].to_string();
+        let database = format!("courier_bench_{tag}");
+        let vhost = format!("courier_bench_{tag}");
+        let url = format!("{PG_ADMIN_URL}/{database}");
+        let services = match tls {
+            // Explicitly plaintext: the default `prefer` would encrypt where the
+            // server has ssl=on (Debian's cluster has).
+            None => vec![
+                ("DATABASE_URL", format!("{url}?sslmode=disable")),
+                ("REDIS_HOST", "127.0.0.1".into()),
+                ("REDIS_PORT", "6379".into()),
+                ("RABBITMQ_HOST", "127.0.0.1".into()),
+                ("RABBITMQ_PORT", "5672".into()),
+                ("RABBITMQ_VHOST", vhost.clone()),
+            ],
+            Some(t) => vec![
+                (
+                    "DATABASE_URL",
+                    format!(
+                        "{url}?sslmode=verify-ca&sslrootcert={}",
+                        t.pg_root_cert.display()
+                    ),
+                ),
+                (
+                    "REDIS_URL",
+                    format!("rediss://127.0.0.1:{}/0", t.redis_port),
+                ),
+                ("REDIS_CA_CERT", t.ca.display().to_string()),
+                (
+                    "RABBITMQ_URI",
+                    format!("amqps://guest:guest@127.0.0.1:{}/{vhost}", t.amqps_port),
+                ),
+                ("RABBITMQ_CA_CERT", t.ca.display().to_string()),
+            ],
+        };
         Self {
-            database: format!("courier_bench_{tag}"),
+            services: services
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+            database,
             redis_prefix: format!("courier_bench_{tag}:"),
-            vhost: format!("courier_bench_{tag}"),
+            vhost,
             jwt_secret: uuid::Uuid::new_v4().simple().to_string() + &raw,
             tag,
         }
@@ -54,13 +103,7 @@ impl Isolation {
     /// The environment every Courier process of the run gets.
     fn env(&self) -> Vec<(String, String)> {
         [
-            ("DATABASE_URL", self.database_url()),
-            ("REDIS_HOST", "127.0.0.1".into()),
-            ("REDIS_PORT", "6379".into()),
             ("REDIS_KEY_PREFIX", self.redis_prefix.clone()),
-            ("RABBITMQ_HOST", "127.0.0.1".into()),
-            ("RABBITMQ_PORT", "5672".into()),
-            ("RABBITMQ_VHOST", self.vhost.clone()),
             ("JWT_SECRET", self.jwt_secret.clone()),
             ("JWT_EXPIRATION_TIME", "86400".into()),
             ("HOST", "127.0.0.1".into()),
@@ -73,6 +116,7 @@ impl Isolation {
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
+        .chain(self.services.iter().cloned())
         .collect()
     }
 

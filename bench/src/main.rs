@@ -83,15 +83,22 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             "[bench] warning: the machine is already {b:.0}% busy; figures will be disturbed"
         );
     }
-    let iso = Isolation::new();
+    let tls = args.tls_ca.as_ref().map(|ca| deploy::TlsServices {
+        ca: ca.clone(),
+        pg_root_cert: args.pg_root_cert.clone(),
+        redis_port: args.redis_tls_port,
+        amqps_port: args.amqps_port,
+    });
+    let iso = Isolation::new(tls.as_ref());
     let log_dir = args
         .out_dir
         .join("logs")
         .join(format!("{stamp}-{}", iso.tag));
     eprintln!(
-        "[bench] {:?} ({:?}): database {}, vhost {}, logs in {}",
+        "[bench] {:?} ({:?}, services {}): database {}, vhost {}, logs in {}",
         args.scenario,
         args.mode,
+        args.transport(),
         iso.database,
         iso.vhost,
         log_dir.display()

@@ -242,7 +242,11 @@ pub fn write(report: &Report, out_dir: &Path, stamp: &str) -> anyhow::Result<Pat
     let mode = mode.as_str().unwrap_or("run");
     let scenario = serde_json::to_value(report.scenario)?;
     let scenario = scenario.as_str().unwrap_or("run");
-    let path = out_dir.join(format!("{scenario}-{mode}-{stamp}.json"));
+    let transport = match report.args.transport() {
+        "tls" => "-tls",
+        _ => "",
+    };
+    let path = out_dir.join(format!("{scenario}-{mode}{transport}-{stamp}.json"));
     std::fs::write(&path, serde_json::to_vec_pretty(report)?)?;
     Ok(path)
 }
@@ -297,8 +301,11 @@ pub fn text(r: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "== {:?} ({:?}) at {}",
-        r.scenario, r.args.mode, r.started_at
+        "== {:?} ({:?}, services {}) at {}",
+        r.scenario,
+        r.args.mode,
+        r.args.transport(),
+        r.started_at
     );
     if let Some(c) = &r.ceiling {
         let _ = writeln!(
