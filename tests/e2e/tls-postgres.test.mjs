@@ -6,10 +6,10 @@
 //    and the split deployment (api, worker, gateway) start, a message round-trips
 //    (send -> worker -> socket delivery -> history), and pg_stat_ssl shows every one of
 //    Courier's sessions encrypted with the client certificate.
-// 2. Each TLS failure at start-up (wrong CA, host name not in the certificate, no client
-//    certificate, plaintext server, expired certificate; also from `courier migrate`)
-//    makes the process exit non-zero at once with one stderr line naming DATABASE_URL
-//    and the cause; bad certificate files and sslmode=allow stop it as configuration
+// 2. Each TLS failure at start-up (wrong CA, also under require with sslrootcert, host
+//    name not in the certificate, no or a refused client certificate, plaintext server,
+//    expired certificate; also from `courier migrate`) makes the process exit non-zero at
+//    once with one stderr line naming DATABASE_URL and the cause; bad certificate files and sslmode=allow stop it as configuration
 //    errors. The plaintext and expired cases restart the same instance without TLS and
 //    with the expired certificate, then put it back.
 
@@ -28,13 +28,13 @@ const d = new Deployment({ mode: 'split', gateways: 1, services: () => box.pg.se
 
 /** A DATABASE_URL of the deployment's database on the TLS instance. */
 function tlsUrl({
-  host = '127.0.0.1', port = box.pg.port, mode = 'verify-full', ca = box.pki.ca, client = true,
+  host = '127.0.0.1', port = box.pg.port, mode = 'verify-full', ca = box.pki.ca, client = box.pki.clients[USER],
 } = {}) {
   const q = new URLSearchParams({ sslmode: mode });
   if (ca) q.set('sslrootcert', ca);
   if (client) {
-    q.set('sslcert', box.pki.clients[USER].cert);
-    q.set('sslkey', box.pki.clients[USER].key);
+    q.set('sslcert', client.cert);
+    q.set('sslkey', client.key);
   }
   return `postgres://${USER}@${host}:${port}/${d.database}?${q}`;
 }
@@ -109,20 +109,26 @@ d.test('TLS failures at start-up: one line naming DATABASE_URL and the cause', {
   const untrusted = /DATABASE_URL: TLS: the server's certificate is not trusted/;
   await failsToStart('api', [], tlsUrl({ ca: box.pki.otherCa }), new RegExp(`^Api: cannot start: ${untrusted.source}`));
   await failsToStart('courier', ['migrate'], tlsUrl({ ca: box.pki.otherCa }), new RegExp(`^migrate: ${untrusted.source}`));
+  // require with sslrootcert verifies the chain (libpq's rule; sqlx alone would not).
+  await failsToStart('api', [], tlsUrl({ mode: 'require', ca: box.pki.otherCa }),
+    new RegExp(`^Api: cannot start: ${untrusted.source}`));
   await failsToStart('gateway', [], tlsUrl({ host: 'localhost' }),
     /^Gateway: cannot start: DATABASE_URL: TLS: the host name is not in the server's certificate/);
-  await failsToStart('worker', [], tlsUrl({ client: false }),
+  await failsToStart('worker', [], tlsUrl({ client: null }),
     /^Worker: cannot start: DATABASE_URL: TLS: the server refused the client certificate/);
+  // A client certificate the server's TLS refuses (the expired one, not for clientAuth).
+  await failsToStart('worker', [], tlsUrl({ client: box.pki.expired }),
+    /^Worker: cannot start: DATABASE_URL: TLS: the server refused the handshake \(client certificate/);
   // Caught by the configuration, before any connection.
   await failsToStart('api', [], tlsUrl({ ca: path.join(box.pki.dir, 'missing.pem') }),
     /^configuration error: DATABASE_URL: sslrootcert: cannot read .*missing\.pem/, { exitCode: 78 });
-  await failsToStart('api', [], tlsUrl({ mode: 'allow', ca: null, client: false }),
+  await failsToStart('api', [], tlsUrl({ mode: 'allow', ca: null, client: null }),
     /^configuration error: DATABASE_URL: sslmode=allow is not supported/, { exitCode: 78 });
 
   try {
     await restartWith(null); // plaintext: the server answers the SSLRequest with N
     for (const mode of ['require', 'verify-full']) {
-      await failsToStart('api', [], tlsUrl({ mode, ca: mode === 'require' ? null : box.pki.ca, client: false }),
+      await failsToStart('api', [], tlsUrl({ mode, ca: mode === 'require' ? null : box.pki.ca, client: null }),
         /^Api: cannot start: DATABASE_URL: TLS: the server does not support TLS/);
     }
     await restartWith(box.tls, box.pki.expired);
@@ -131,6 +137,9 @@ d.test('TLS failures at start-up: one line naming DATABASE_URL and the cause', {
   } finally {
     await restartWith(box.tls);
   }
-  // Back on the good certificate, the same URL starts again (`courier migrate` succeeds).
-  await run(d.binary('courier'), ['migrate'], { env: d.env({ RUST_LOG: 'off' }) });
+  // Back on the good certificate, the same URL works again (`courier migrate` succeeds), and
+  // verify-ca does not check the host name.
+  for (const url of [tlsUrl(), tlsUrl({ mode: 'verify-ca', host: 'localhost' })]) {
+    await run(d.binary('courier'), ['migrate'], { env: d.env({ DATABASE_URL: url, RUST_LOG: 'off' }) });
+  }
 });
