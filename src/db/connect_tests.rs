@@ -192,3 +192,30 @@ fn tls_causes_are_named() {
     assert!(cause(&refused, "DATABASE_URL").is_none());
     assert!(cause(&sqlx::Error::PoolTimedOut, "DATABASE_URL").is_none());
 }
+
+#[test]
+fn the_configuration_names_database_url_never_the_url() {
+    let cfg = |url: String| {
+        crate::config::Config::from_lookup(|k| match k {
+            "JWT_SECRET" => Some("0123456789abcdef0123456789abcdef".into()),
+            "DATABASE_URL" => Some(url.clone()),
+            _ => None,
+        })
+    };
+    for (query, reason) in [
+        ("sslmode=allow".to_string(), "sslmode=allow"),
+        (
+            "sslrootcert=/nonexistent/ca.pem".to_string(),
+            "sslrootcert: cannot read",
+        ),
+        (format!("sslcert={CA}"), "sslcert is given without sslkey"),
+    ] {
+        let e = cfg(format!("{BASE}?{query}")).unwrap_err();
+        assert_eq!(e.var, "DATABASE_URL");
+        assert!(e.reason.starts_with(reason), "{}", e.reason);
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+    }
+    let ok = cfg(format!("{BASE}?sslmode=require&sslrootcert={CA}")).unwrap();
+    let opts = crate::db::options(&ok).unwrap(); // what the pools use
+    assert!(matches!(opts.get_ssl_mode(), PgSslMode::VerifyCa));
+}
