@@ -9,6 +9,7 @@ use crate::{api, config::Config, gateway, health::Health, server::Service, worke
 
 pub async fn build(config: &Config) -> anyhow::Result<Service> {
     let deps = crate::service::Deps::connect(config).await?;
+    crate::db::probe(config).await?;
     crate::mq::connect::preflight(&config.rabbitmq, "courier").await?;
     crate::db::migrate(config).await?;
     let stop = CancellationToken::new();

@@ -162,6 +162,7 @@ pub fn spawn_tasks(service: &mut Service, config: &Config, deps: &Deps) {
 /// Builds the API role on `PORT`.
 pub async fn build(config: &Config) -> anyhow::Result<Service> {
     let deps = Deps::connect(config).await?;
+    crate::db::probe(config).await?;
     crate::mq::connect::preflight(&config.rabbitmq, "courier-api").await?;
     crate::db::migrate(config).await?;
     let addr = SocketAddr::new(config.bind_host, config.port);

@@ -203,6 +203,8 @@ pub(super) fn database_url<F: Fn(&str) -> Option<String>>(
     );
     match url.parse::<sqlx::postgres::PgConnectOptions>() {
         Ok(_) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            // sslmode and the certificate files, as the pools will read them.
+            crate::db::connect::options(&url).map_err(|e| env.bad("DATABASE_URL", &e))?;
             Ok(url.into())
         }
         _ => Err(env.bad(

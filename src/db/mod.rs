@@ -2,6 +2,7 @@
 
 pub mod chats;
 pub mod compat;
+pub mod connect;
 pub mod history;
 pub mod holds;
 pub mod hooks;
@@ -16,7 +17,7 @@ pub mod tokens;
 pub mod uploads;
 pub mod users;
 
-use std::{str::FromStr, time::Duration};
+use std::time::Duration;
 
 use secrecy::ExposeSecret;
 use sqlx::{
@@ -29,10 +30,9 @@ use crate::config::Config;
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 fn options(config: &Config) -> anyhow::Result<PgConnectOptions> {
-    Ok(
-        PgConnectOptions::from_str(config.database_url.expose_secret())?
-            .log_statements(tracing::log::LevelFilter::Trace),
-    )
+    Ok(connect::options(config.database_url.expose_secret())
+        .map_err(|e| anyhow::anyhow!("DATABASE_URL: {e}"))?
+        .log_statements(tracing::log::LevelFilter::Trace))
 }
 
 /// A lazily connecting pool: start-up does not fail while PostgreSQL is briefly away.
@@ -54,11 +54,19 @@ pub fn persist_pool(config: &Config) -> anyhow::Result<PgPool> {
         .connect_lazy_with(options(config)?))
 }
 
+/// The start-up check of a `DATABASE_URL` that asks for TLS: a TLS or certificate
+/// failure stops start-up with one line naming the variable (`connect::probe`).
+pub async fn probe(config: &Config) -> anyhow::Result<()> {
+    connect::probe(&options(config)?, "DATABASE_URL").await
+}
+
 /// Creates the database of `DATABASE_URL` if it is missing, then runs the migrations.
 pub async fn migrate(config: &Config) -> anyhow::Result<()> {
     let opts = options(config)?;
     let db = opts.get_database().unwrap_or("postgres").to_string();
-    let mut admin = PgConnection::connect_with(&opts.clone().database("postgres")).await?;
+    let mut admin = PgConnection::connect_with(&opts.clone().database("postgres"))
+        .await
+        .map_err(|e| connect::named(e, "DATABASE_URL"))?;
     let exists = sqlx::query_scalar!("SELECT datname FROM pg_database WHERE datname = $1", db)
         .fetch_optional(&mut admin)
         .await?;
@@ -72,7 +80,9 @@ pub async fn migrate(config: &Config) -> anyhow::Result<()> {
         }
     }
     admin.close().await?;
-    let mut conn = PgConnection::connect_with(&opts).await?;
+    let mut conn = PgConnection::connect_with(&opts)
+        .await
+        .map_err(|e| connect::named(e, "DATABASE_URL"))?;
     MIGRATOR.run(&mut conn).await?;
     conn.close().await?;
     Ok(())

@@ -118,6 +118,7 @@ async fn shutdown(io: SocketIo, state: GwState) {
 /// Builds the gateway role on `GATEWAY_PORT`.
 pub async fn build(config: &Config) -> anyhow::Result<Service> {
     let deps = Deps::connect(config).await?;
+    crate::db::probe(config).await?;
     let stop = CancellationToken::new();
     let addr = SocketAddr::new(config.bind_host, config.gateway_port);
     let mut service = Service::bind("gateway", addr, Router::new(), stop).await?;

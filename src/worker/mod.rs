@@ -123,6 +123,7 @@ pub fn spawn_consumers(
 /// Builds the worker role; its HTTP port (`WORKER_PORT`) serves health only.
 pub async fn build(config: &Config) -> anyhow::Result<Service> {
     let deps = Deps::connect(config).await?;
+    crate::db::probe(config).await?;
     crate::mq::connect::preflight(&config.rabbitmq, "courier-worker").await?;
     crate::db::migrate(config).await?;
     let stop = CancellationToken::new();
