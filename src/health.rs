@@ -17,6 +17,8 @@ use crate::{cache::Cache, error::ApiError, mq::Link};
 
 /// How long the diagnosis of a down PostgreSQL may try a connection of its own.
 const DIAGNOSE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long the diagnosis of a down RabbitMQ link waits for the link to learn why.
+const MQ_CAUSE_PATIENCE: Duration = Duration::from_millis(500);
 
 /// The dependencies a role uses; `None` for those it does not.
 #[derive(Clone, Default)]
@@ -77,11 +79,11 @@ impl Health {
                 Some(cache) => redis_cause(cache).await,
                 None => "not used".into(),
             },
-            "rabbitmq" => self
-                .mq
-                .as_ref()
-                .and_then(Link::last_cause)
-                .unwrap_or_else(|| "the connection is down (its cause not yet recorded)".into()),
+            "rabbitmq" => match &self.mq {
+                Some(mq) => mq.cause_within(MQ_CAUSE_PATIENCE).await,
+                None => None,
+            }
+            .unwrap_or_else(|| "not connected yet".into()),
             other => format!("unknown dependency {other}"),
         }
     }
@@ -170,6 +172,6 @@ mod tests {
         let h = Health::default();
         assert_eq!(h.first_down().await, None);
         assert_eq!(h.cause("postgresql").await, "not used");
-        assert!(h.cause("rabbitmq").await.contains("down"));
+        assert_eq!(h.cause("rabbitmq").await, "not connected yet");
     }
 }

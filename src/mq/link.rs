@@ -55,6 +55,16 @@ impl Link {
         self.cause.borrow().clone()
     }
 
+    /// [`Self::last_cause`], waiting up to `patience` for one: a probe may see the
+    /// connection down a moment before the supervisor has learned why.
+    pub async fn cause_within(&self, patience: Duration) -> Option<String> {
+        let mut rx = self.cause.clone();
+        match tokio::time::timeout(patience, rx.wait_for(Option::is_some)).await {
+            Ok(Ok(cause)) => cause.clone(),
+            _ => self.last_cause(),
+        }
+    }
+
     /// The current session, if connected.
     pub fn current(&self) -> Option<Arc<Session>> {
         self.rx.borrow().as_ref().filter(|s| s.is_up()).cloned()
