@@ -1,8 +1,9 @@
 //! `/healthz` (the process runs) and `/readyz` (its dependencies are reachable),
 //! served by every role (`/metrics` has a listener of its own: `Service::serve_metrics`).
-//! When `/readyz` first finds a dependency down it logs one line naming the dependency
-//! and the cause (a dropped TLS session, a refused connection, a certificate problem on
-//! reconnect), and one when the process is ready again.
+//! While `/readyz` finds a dependency down it finds out why in the background (never
+//! delaying the answer) and logs one line naming the dependency and the cause (a refused
+//! connection, a dropped TLS session, a certificate refused on reconnect) whenever the
+//! dependency or its cause changes, and one line when the process is ready again.
 
 use std::{
     sync::{Arc, Mutex, PoisonError},
@@ -28,19 +29,67 @@ pub struct Health {
     pub mq: Option<Link>,
 }
 
-/// `/readyz`'s state: the dependencies, and the one it last reported down (to log
-/// transitions only, not every probe).
+/// `/readyz`'s state: the dependencies, and what it last logged.
 #[derive(Clone)]
 struct Readiness {
     health: Health,
-    reported: Arc<Mutex<Option<&'static str>>>,
+    reported: Arc<Mutex<Reported>>,
+}
+
+/// What `/readyz` last logged, so that it logs changes, not every probe.
+#[derive(Debug, Default)]
+struct Reported {
+    /// The dependency and cause last logged as down.
+    down: Option<(&'static str, String)>,
+    /// A diagnosis is running (at most one at a time).
+    diagnosing: bool,
+    /// Bumped when the process is ready again: a diagnosis started before is stale.
+    epoch: u64,
+}
+
+impl Reported {
+    /// Whether a diagnosis should start now (none running); marks it running.
+    fn start(&mut self) -> Option<u64> {
+        (!self.diagnosing).then(|| {
+            self.diagnosing = true;
+            self.epoch
+        })
+    }
+
+    /// A diagnosis of `epoch` found `cause` for `dependency`: whether to log it (a
+    /// change of dependency or of cause, numbers such as times aside).
+    fn found(&mut self, epoch: u64, dependency: &'static str, cause: &str) -> bool {
+        self.diagnosing = false;
+        let same = |(dep, was): &(&'static str, String)| {
+            *dep == dependency && without_digits(was) == without_digits(cause)
+        };
+        if epoch != self.epoch || self.down.as_ref().is_some_and(same) {
+            return false;
+        }
+        self.down = Some((dependency, cause.to_string()));
+        true
+    }
+
+    /// The process is ready: the dependency to log as back, if one was logged down.
+    fn ready(&mut self) -> Option<&'static str> {
+        let was = self.down.take().map(|(dep, _)| dep);
+        if was.is_some() || self.diagnosing {
+            self.epoch += 1;
+            self.diagnosing = false;
+        }
+        was
+    }
+}
+
+fn without_digits(s: &str) -> String {
+    s.chars().filter(|c| !c.is_ascii_digit()).collect()
 }
 
 impl Health {
     pub fn router<S>(self) -> Router<S> {
         let state = Readiness {
             health: self,
-            reported: Arc::new(Mutex::new(None)),
+            reported: Arc::new(Mutex::new(Reported::default())),
         };
         Router::new()
             .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
@@ -122,27 +171,36 @@ async fn redis_cause(cache: &Cache) -> String {
     }
 }
 
-/// Records `now` as the reported state; returns the previous one when it changed.
-fn transition(
-    reported: &Mutex<Option<&'static str>>,
-    now: Option<&'static str>,
-) -> Option<Option<&'static str>> {
-    let mut last = reported.lock().unwrap_or_else(PoisonError::into_inner);
-    (*last != now).then(|| std::mem::replace(&mut *last, now))
+impl Readiness {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Reported> {
+        self.reported.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Logs what `/readyz` found when it changed; the cause is looked for in the
+    /// background, so the answer is never delayed by it.
+    fn report(&self, down: Option<&'static str>) {
+        let Some(dep) = down else {
+            if let Some(was) = self.lock().ready() {
+                tracing::info!(dependency = was, "ready again: {was} is back");
+            }
+            return;
+        };
+        let Some(epoch) = self.lock().start() else {
+            return;
+        };
+        let this = self.clone();
+        tokio::spawn(async move {
+            let cause = this.health.cause(dep).await;
+            if this.lock().found(epoch, dep, &cause) {
+                tracing::warn!(dependency = dep, cause = %cause, "not ready: {dep} is down");
+            }
+        });
+    }
 }
 
 async fn readyz(State(r): State<Readiness>) -> impl IntoResponse {
     let down = r.health.first_down().await;
-    match (transition(&r.reported, down), down) {
-        (Some(_), Some(dep)) => {
-            let cause = r.health.cause(dep).await;
-            tracing::warn!(dependency = dep, cause = %cause, "not ready: {dep} is down");
-        }
-        (Some(Some(was)), None) => {
-            tracing::info!(dependency = was, "ready again: {was} is back");
-        }
-        _ => {}
-    }
+    r.report(down);
     match down {
         None => Ok(Json(json!({"status": "ready"}))),
         Some(dep) => Err(ApiError::unavailable(dep)),
@@ -154,17 +212,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_changes_are_reported() {
-        let reported = Mutex::new(None);
-        assert_eq!(transition(&reported, None), None);
-        assert_eq!(transition(&reported, Some("redis")), Some(None));
-        assert_eq!(transition(&reported, Some("redis")), None);
-        assert_eq!(
-            transition(&reported, Some("postgresql")),
-            Some(Some("redis"))
+    fn only_changes_are_logged() {
+        let mut r = Reported::default();
+        assert_eq!(r.ready(), None);
+        let e = r.start().unwrap();
+        assert_eq!(r.start(), None, "one diagnosis at a time");
+        assert!(r.found(e, "redis", "Connection refused (os error 111)"));
+        let e = r.start().unwrap();
+        assert!(!r.found(e, "redis", "Connection refused (os error 111)"));
+        // The same cause with other numbers (a time) is no change; another cause is.
+        let e = r.start().unwrap();
+        assert!(r.found(e, "redis", "certificate expired at 1700000000"));
+        let e = r.start().unwrap();
+        assert!(!r.found(e, "redis", "certificate expired at 1700000005"));
+        let e = r.start().unwrap();
+        assert!(r.found(e, "postgresql", "certificate expired at 1700000005"));
+        assert_eq!(r.ready(), Some("postgresql"));
+        assert_eq!(r.ready(), None);
+    }
+
+    #[test]
+    fn a_diagnosis_older_than_the_recovery_is_dropped() {
+        let mut r = Reported::default();
+        let e = r.start().unwrap();
+        assert_eq!(r.ready(), None);
+        assert!(
+            !r.found(e, "redis", "refused"),
+            "stale: the process was ready since"
         );
-        assert_eq!(transition(&reported, None), Some(Some("postgresql")));
-        assert_eq!(transition(&reported, None), None);
+        let e = r.start().unwrap();
+        assert!(r.found(e, "redis", "refused"));
     }
 
     #[tokio::test]
