@@ -166,7 +166,8 @@ class RedisInstance extends Instance {
   /** redis-cli's options for the instance: TLS (with the client certificate) and the ACL user. */
   cliArgs() {
     const t = this.tls;
-    const tlsArgs = t ? ['--tls', '--cacert', t.ca, ...(t.client ? ['--cert', t.client.cert, '--key', t.client.key] : [])] : [];
+    const tlsArgs = t ? ['--tls', '--cacert', t.ca, ...(t.client ? ['--cert', t.client.cert, '--key', t.client.key] : []),
+      ...(t.insecure ? ['--insecure'] : [])] : [];
     const aclArgs = this.acl ? ['--user', this.acl.user, '--pass', this.acl.password, '--no-auth-warning'] : [];
     return [...tlsArgs, ...aclArgs];
   }
@@ -213,8 +214,9 @@ class RedisInstance extends Instance {
 
 /**
  * A fresh Redis on a free port (no persistence). `tls` ({cert, key, ca, client?,
- * authClients?}: PEM paths, `client` {cert, key} for redis-cli, `authClients`
- * 'optional' | 'yes' | 'no') makes its only port a TLS port. `acl` ({user, password})
+ * authClients?, insecure?}: PEM paths, `client` {cert, key} for redis-cli, `authClients`
+ * 'optional' | 'yes' | 'no', `insecure`: redis-cli skips verifying the server) makes its
+ * only port a TLS port. `acl` ({user, password})
  * makes that user the only one (the default user is off); redis-cli logs in as it.
  */
 export async function startRedis({ tls = null, acl = null } = {}) {

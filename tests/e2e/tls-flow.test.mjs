@@ -13,16 +13,21 @@
 //     mid-stream reconnect to the other gateway with auth.offset and get what they missed;
 //  2. PostgreSQL, Redis and RabbitMQ restarted in turn mid-stream: 0 lost, 0 duplicated,
 //     /readyz answers 503 naming the service while it is away (polled until seen) and 200
-//     once it is back, and the log has a line naming the dependency and the cause.
+//     once it is back, and the log has a line naming the dependency and the cause;
+//  3. PostgreSQL, RabbitMQ and Redis come back from a restart with an expired certificate: the TLS
+//     sessions cannot be re-established, /readyz names the service and the log line names
+//     the TLS cause; with the right certificate again, /readyz answers 200.
 // Every stage checks that the sessions (reconnected ones too) are TLS with the client
 // certificate: pg_stat_ssl, Redis CLIENT LIST on its TLS-only port, rabbitmqctl
 // list_connections ssl auth_mechanism. Prints one `tls-flow` line per stage.
 
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 
 import {
-  assertReadyzNamed, eventually, faultSettings, outage, setupScenario, useFaultDeployment,
+  allReady, assertReadyzNamed, eventually, faultSettings, outage, setupScenario, useFaultDeployment,
 } from './fault.mjs';
 import { freePorts, run } from './harness.mjs';
 import { startPostgres, startRabbitMQ, startRedis } from './instances.mjs';
@@ -30,7 +35,7 @@ import { makePki } from './pki.mjs';
 
 const CLIENT = 'courier-client'; // the client certificate's CN: PostgreSQL and RabbitMQ user
 const REDIS_USER = 'courier';
-const stack = { pki: null, pg: null, redis: null, rabbit: null, rabbitTlsPort: null, redisPassword: null };
+const stack = { pki: null, pg: null, redis: null, rabbit: null, rabbitTlsPort: null, rabbitCert: null, redisPassword: null };
 
 const q = encodeURIComponent;
 
@@ -50,13 +55,17 @@ async function startTlsPostgres(pki) {
 /** RabbitMQ: a TLS listener that requires a client certificate, EXTERNAL by its CN. */
 async function startTlsRabbit(pki) {
   [stack.rabbitTlsPort] = await freePorts(1);
+  // A copy of the server's pair of its own, which a test may swap (see the last test).
+  stack.rabbitCert = { cert: path.join(pki.dir, 'rabbit-server.pem'), key: path.join(pki.dir, 'rabbit-server.key') };
+  writeFileSync(stack.rabbitCert.cert, readFileSync(pki.server.cert));
+  writeFileSync(stack.rabbitCert.key, readFileSync(pki.server.key));
   const inst = await startRabbitMQ({
     plugins: ['rabbitmq_auth_mechanism_ssl'],
     config: [
       `listeners.ssl.default = 127.0.0.1:${stack.rabbitTlsPort}`,
       `ssl_options.cacertfile = ${pki.ca}`,
-      `ssl_options.certfile = ${pki.server.cert}`,
-      `ssl_options.keyfile = ${pki.server.key}`,
+      `ssl_options.certfile = ${stack.rabbitCert.cert}`,
+      `ssl_options.keyfile = ${stack.rabbitCert.key}`,
       'ssl_options.verify = verify_peer',
       'ssl_options.fail_if_no_peer_cert = true',
       'auth_mechanisms.1 = PLAIN',
@@ -242,6 +251,8 @@ function restartTest(service, dependency, watch, { recovery = 'sync', assertions
       s.assertReport(report, { dlq: 0, ...assertions });
       check(report);
       assertReadyzNamed(s, watch, dependency);
+      // The cause is logged once /readyz has looked for it (in the background).
+      await eventually(() => watch.every((n) => causeLines(n, dependency, before).length > 0), 10_000);
       const silent = watch.filter((n) => causeLines(n, dependency, before).length === 0);
       assert.deepEqual(silent, [], `no log line with dependency=${dependency} and a cause since the outage`);
       // The first line per process (the RabbitMQ link's next ones repeat each reconnect).
@@ -266,4 +277,64 @@ restartTest('redis', 'redis', everyone, {
 });
 restartTest('rabbit', 'rabbitmq', ['api', 'worker'], {
   check: (r) => assert.ok(r.status503 > 0, 'the senders never got a 503 while the broker was away'),
+});
+
+/**
+ * `inst` restarted with the expired certificate (same CA, same name): every process's
+ * reconnect fails verification. /readyz of `watch` names `dependency` and each logs the
+ * TLS cause; restarted with the right certificate, every process is ready again.
+ */
+async function expiredCertificateRestart(inst, dependency, watch, { swap, restore }) {
+  const before = Date.now();
+  await inst.down();
+  await swap(stack.pki.expired);
+  try {
+    await inst.up();
+    const named = await eventually(readyzNamedBy(watch, dependency), 30_000, 100);
+    assert.ok(named, `/readyz did not name ${dependency} while it presents an expired certificate`);
+    // Polled: /readyz (polled here) logs a change of cause, the RabbitMQ link each failed reconnect.
+    const expiredLine = (n) => causeLines(n, dependency, before).find((f) => /expired/i.test(f.cause));
+    await eventually(async () => (await readyzNamedBy(watch, dependency)()) && watch.every(expiredLine), 30_000, 200);
+    const expired = watch.map((n) => [n, expiredLine(n)]);
+    const silent = expired.filter(([, f]) => !f).map(([n]) => n);
+    assert.deepEqual(silent, [], `no log line with dependency=${dependency} and the expired certificate as cause: `
+      + JSON.stringify(watch.map((n) => causeLines(n, dependency, before).map((f) => f.cause))));
+    process.stdout.write(`tls-flow stage=${dependency}-expired-certificate readyz503=${JSON.stringify(watch)} `
+      + `causes=${JSON.stringify(expired.map(([n, f]) => `${n}: ${f.message}: ${f.cause}`))}\n`);
+  } finally {
+    await inst.down().catch(() => { /* not up (its start with the expired certificate failed) */ });
+    await restore();
+    await inst.up();
+  }
+  await allReady(d);
+}
+
+d.test('TLS sessions that cannot come back (expired certificate after a restart): /readyz names the service, the log the cause', { timeout: 120_000 }, async () => {
+  const pg = stack.pg;
+  // Rewritten in place: the files keep their owner (postgres) and mode (0600).
+  const pgInstall = (pair) => {
+    writeFileSync(path.join(pg.dir, 'server.pem'), readFileSync(pair.cert));
+    writeFileSync(path.join(pg.dir, 'server.key'), readFileSync(pair.key));
+  };
+  await expiredCertificateRestart(pg, 'postgresql', everyone, { swap: pgInstall, restore: () => pgInstall(stack.pki.server) });
+
+  // RabbitMQ reads its certificate files again at start_app once its PEM cache is cleared.
+  const rabbitInstall = (pair) => {
+    writeFileSync(stack.rabbitCert.cert, readFileSync(pair.cert));
+    writeFileSync(stack.rabbitCert.key, readFileSync(pair.key));
+  };
+  const rabbit = stack.rabbit;
+  const clearPemCache = () => rabbit.ctl(['-q', 'eval', 'ssl:clear_pem_cache().']);
+  await expiredCertificateRestart(rabbit, 'rabbitmq', ['api', 'worker'], {
+    swap: async (pair) => { rabbitInstall(pair); await clearPemCache(); },
+    restore: async () => { rabbitInstall(stack.pki.server); await clearPemCache(); },
+  });
+
+  const redis = stack.redis;
+  const good = redis.tls;
+  await expiredCertificateRestart(redis, 'redis', everyone, {
+    // redis-cli (the instance's PING) skips verification meanwhile; Courier does not.
+    swap: (pair) => { redis.tls = { ...good, ...pair, insecure: true }; },
+    restore: () => { redis.tls = good; },
+  });
 });
