@@ -1,9 +1,10 @@
 //! A supervised RabbitMQ connection: connects, declares the topology, and when the
 //! connection drops, tells its watchers and reconnects with backoff (full jitter)
-//! until shutdown.
+//! until shutdown. The last cause of a drop or failed reconnect is kept for `/readyz`.
 
 use std::{sync::Arc, time::Duration};
 
+use futures::StreamExt;
 use lapin::{Channel, Connection, options::ConfirmSelectOptions};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -29,6 +30,9 @@ impl Session {
 #[derive(Clone)]
 pub struct Link {
     rx: watch::Receiver<Option<Arc<Session>>>,
+    /// Why the link last went down or failed to reconnect (TLS causes named by
+    /// [`super::connect::cause`]); `None` before any failure.
+    cause: watch::Receiver<Option<String>>,
 }
 
 impl Link {
@@ -40,9 +44,25 @@ impl Link {
         shutdown: CancellationToken,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = watch::channel(None);
+        let (cause_tx, cause) = watch::channel(None);
         let name = name.to_string();
-        let task = tokio::spawn(supervise(config, topology, name, tx, shutdown));
-        (Self { rx }, task)
+        let task = tokio::spawn(supervise(config, topology, name, tx, cause_tx, shutdown));
+        (Self { rx, cause }, task)
+    }
+
+    /// Why the link last went down or failed to reconnect, if it ever did.
+    pub fn last_cause(&self) -> Option<String> {
+        self.cause.borrow().clone()
+    }
+
+    /// [`Self::last_cause`], waiting up to `patience` for one: a probe may see the
+    /// connection down a moment before the supervisor has learned why.
+    pub async fn cause_within(&self, patience: Duration) -> Option<String> {
+        let mut rx = self.cause.clone();
+        match tokio::time::timeout(patience, rx.wait_for(Option::is_some)).await {
+            Ok(Ok(cause)) => cause.clone(),
+            _ => self.last_cause(),
+        }
     }
 
     /// The current session, if connected.
@@ -92,11 +112,17 @@ async fn connect(
     Ok(Session { conn, publish })
 }
 
+/// The words of a connection error: the TLS cause when it is one, else its text.
+fn describe(e: &lapin::Error) -> String {
+    super::connect::cause(e).unwrap_or_else(|| e.to_string())
+}
+
 async fn supervise(
     config: RabbitConfig,
     topology: Topology,
     name: String,
     tx: watch::Sender<Option<Arc<Session>>>,
+    cause: watch::Sender<Option<String>>,
     shutdown: CancellationToken,
 ) {
     let mut backoff = RECONNECT;
@@ -105,7 +131,9 @@ async fn supervise(
             Ok(session) => {
                 tracing::info!(%name, "rabbitmq connected, topology declared");
                 backoff.reset();
+                cause.send_replace(None);
                 let session = Arc::new(session);
+                let mut events = session.conn.events_listener();
                 tx.send_replace(Some(session.clone()));
                 loop {
                     tokio::select! {
@@ -116,15 +144,33 @@ async fn supervise(
                             }
                             return;
                         }
+                        Some(event) = events.next() => {
+                            if let lapin::Event::Error(e) = event {
+                                cause.send_replace(Some(describe(&e)));
+                            }
+                        }
                         _ = tokio::time::sleep(Duration::from_millis(200)) => {
                             if !session.is_up() { break; }
                         }
                     }
                 }
-                tracing::warn!(%name, "rabbitmq connection lost, reconnecting");
+                let why = cause
+                    .borrow()
+                    .clone()
+                    .unwrap_or_else(|| "the connection was closed".into());
+                tracing::warn!(%name, dependency = "rabbitmq", cause = %why, "rabbitmq connection lost, reconnecting");
+                cause.send_replace(Some(why));
                 tx.send_replace(None);
             }
-            Err(e) => tracing::warn!(%name, error = format!("{e:#}"), "rabbitmq connect failed"),
+            Err(e) => {
+                // A connect error's text already holds its source; others need the chain.
+                let why = match e.downcast_ref::<super::connect::ConnectError>() {
+                    Some(c) => c.to_string(),
+                    None => format!("{e:#}"),
+                };
+                tracing::warn!(%name, dependency = "rabbitmq", cause = %why, "rabbitmq connect failed");
+                cause.send_replace(Some(why));
+            }
         }
         if !backoff.wait(&shutdown).await {
             return;

@@ -177,6 +177,8 @@ export async function computeReport(scenario, { dlq: dlqOverride } = {}) {
     liveLateMaxMs = late.length ? Math.max(0, late[0].ms) : 0;
   }
   const delivered = rows.filter((r) => !notEveryone.has(r.id)).length;
+  // Accepted (202) messages that are not persisted, or that some participant never got.
+  const lost = accepted.filter((r) => !rowsByCmid.has(r.cmid) || notEveryone.has(rowsByCmid.get(r.cmid)[0].id)).length;
   if (undelivered.length) problems.push(`${undelivered.length} (client, message) pair(s) never delivered, ${scenario.recovery === 'offset' ? 'live or by auth.offset recovery (no chat.sync in this scenario)' : 'even after chat.sync'}: ${sample(undelivered, 8)}`);
   if (newDuplicates) problems.push(`${newDuplicates} duplicate ${EVENTS.NEW} on one socket: ${sample(dupDetails)}`);
   if (clientProblems.length) problems.push(`${clientProblems.length} client-side inconsistencies: ${sample(clientProblems)}`);
@@ -191,6 +193,7 @@ export async function computeReport(scenario, { dlq: dlqOverride } = {}) {
     accepted: accepted.length,
     persisted: rows.length,
     delivered,
+    lost,
     duplicates,
     gaps,
     dlq,

@@ -201,11 +201,16 @@ export class Scenario {
     assert.ok(ok, `the stream did not reach ${n} accepted messages in ${timeoutMs} ms (${this.ledger.acceptedCount})`);
   }
 
-  /** The persisted rows of the deployment, oldest first per chat. */
+  /**
+   * The persisted rows of the scenario's chats, oldest first per chat (a deployment may
+   * run several scenarios one after the other, each in chats of its own).
+   */
   rows() {
+    const chats = this.chats.map((c) => `'${c.id}'::uuid`).join(', ');
     return this.d.sqlJson(`SELECT coalesce(json_agg(json_build_object(
         'id', id, 'chatId', chat_id, 'senderId', sender_id, 'clientMessageId', client_message_id,
-        'content', content, 'sequence', sequence) ORDER BY chat_id, sequence), '[]') FROM messages`);
+        'content', content, 'sequence', sequence) ORDER BY chat_id, sequence), '[]') FROM messages
+        WHERE chat_id IN (${chats})`);
   }
 
   /**

@@ -45,6 +45,8 @@ export function serviceEndpoints(overrides = {}) {
     rabbitmqctl: settings.rabbitmqctl,
     /** Arguments put before every rabbitmqctl command, e.g. ['-n', 'node@localhost']. */
     rabbitmqctlArgs: [],
+    /** Options put before every redis-cli command, e.g. ['--tls', '--cacert', ca, '--user', u, '--pass', p]. */
+    redisCliArgs: [],
     ...defined,
   });
 }
@@ -112,7 +114,7 @@ export function makeInfra(endpoints = serviceEndpoints()) {
 
     redisCli(args) {
       // A password, if any, reaches redis-cli through REDISCLI_AUTH in the environment.
-      return run('redis-cli', ['-h', ep.redisHost, '-p', String(ep.redisPort), ...args]);
+      return run('redis-cli', ['-h', ep.redisHost, '-p', String(ep.redisPort), ...ep.redisCliArgs, ...args]);
     },
 
     /** Every key starting with `prefix` (SCAN, never KEYS). */

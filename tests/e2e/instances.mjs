@@ -158,16 +158,23 @@ class Instance {
 // ---------------------------------------------------------------------------
 
 class RedisInstance extends Instance {
-  get services() { return { redisHost: HOST, redisPort: this.port }; }
+  get services() { return { redisHost: HOST, redisPort: this.port, redisCliArgs: this.cliArgs() }; }
   get pidFile() { return path.join(this.dir, 'redis.pid'); }
   pids() { return [readPid(this.pidFile)].filter(Boolean); }
   logFiles() { return [path.join(this.dir, 'redis.log')]; }
 
+  /** redis-cli's options for the instance: TLS (with the client certificate) and the ACL user. */
+  cliArgs() {
+    const t = this.tls;
+    const tlsArgs = t ? ['--tls', '--cacert', t.ca, ...(t.client ? ['--cert', t.client.cert, '--key', t.client.key] : []),
+      ...(t.insecure ? ['--insecure'] : [])] : [];
+    const aclArgs = this.acl ? ['--user', this.acl.user, '--pass', this.acl.password, '--no-auth-warning'] : [];
+    return [...tlsArgs, ...aclArgs];
+  }
+
   /** redis-cli on the instance (over TLS, with the client certificate, when it has one). */
   cli(args, timeoutMs = 5000) {
-    const t = this.tls;
-    const tlsArgs = t ? ['--tls', '--cacert', t.ca, ...(t.client ? ['--cert', t.client.cert, '--key', t.client.key] : [])] : [];
-    return run('redis-cli', ['-h', HOST, '-p', String(this.port), ...tlsArgs, ...args], { timeoutMs });
+    return run('redis-cli', ['-h', HOST, '-p', String(this.port), ...this.cliArgs(), ...args], { timeoutMs });
   }
 
   async ping() {
@@ -180,7 +187,10 @@ class RedisInstance extends Instance {
       ? ['--port', '0', '--tls-port', String(this.port), '--tls-cert-file', t.cert, '--tls-key-file', t.key,
         '--tls-ca-cert-file', t.ca, '--tls-auth-clients', t.authClients ?? 'optional']
       : ['--port', String(this.port)];
-    await run('redis-server', [...listen, '--bind', HOST, '--save', '',
+    // An ACL user (in the server's arguments, so it survives a restart) and no default user.
+    const acl = this.acl
+      ? ['--user', 'default', 'off', '--user', this.acl.user, 'on', `>${this.acl.password}`, '~*', '&*', '+@all'] : [];
+    await run('redis-server', [...listen, ...acl, '--bind', HOST, '--save', '',
       '--appendonly', 'no', '--daemonize', 'yes', '--pidfile', this.pidFile,
       '--logfile', path.join(this.dir, 'redis.log'), '--dir', this.dir, '--protected-mode', 'no']);
     await until(`redis on ${this.port} answers PING`, () => this.ping(), 15_000);
@@ -204,14 +214,17 @@ class RedisInstance extends Instance {
 
 /**
  * A fresh Redis on a free port (no persistence). `tls` ({cert, key, ca, client?,
- * authClients?}: PEM paths, `client` {cert, key} for redis-cli, `authClients`
- * 'optional' | 'yes' | 'no') makes its only port a TLS port.
+ * authClients?, insecure?}: PEM paths, `client` {cert, key} for redis-cli, `authClients`
+ * 'optional' | 'yes' | 'no', `insecure`: redis-cli skips verifying the server) makes its
+ * only port a TLS port. `acl` ({user, password})
+ * makes that user the only one (the default user is off); redis-cli logs in as it.
  */
-export async function startRedis({ tls = null } = {}) {
+export async function startRedis({ tls = null, acl = null } = {}) {
   const [port] = await freePorts(1);
   const dir = await mkdtemp(path.join(os.tmpdir(), 'courier-fault-redis-'));
   const inst = new RedisInstance('redis', dir, port);
   inst.tls = tls;
+  inst.acl = acl;
   try {
     await inst.up();
   } catch (err) {
