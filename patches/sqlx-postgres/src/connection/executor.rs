@@ -28,7 +28,14 @@ async fn prepare(
     persistent: bool,
     resolve_column_origin: bool,
 ) -> Result<(StatementId, Arc<PgStatementMetadata>), Error> {
-    let id = if persistent {
+    // Courier's patch: without a statement cache (`statement_cache_capacity(0)`, for
+    // PgBouncer's transaction pooling), a statement that `run()` executes is one unit:
+    // unnamed, and Parse/Describe end with a Flush instead of a Sync, so that no
+    // ReadyForQuery comes before `run()`'s Bind/Execute/Sync and PgBouncer keeps one
+    // server connection for all of it. (`run()` is the only caller that passes
+    // `resolve_column_origin = false`.) See patches/README.md in Courier.
+    let unit = !conn.inner.cache_statement.is_enabled() && !resolve_column_origin;
+    let id = if persistent && !unit {
         let id = conn.inner.next_statement_id;
         conn.inner.next_statement_id = id.next();
         id
@@ -56,6 +63,26 @@ async fn prepare(
         conn.inner
             .stream
             .write_msg(message::Describe::Statement(id))?;
+    }
+
+    if unit {
+        // Courier's patch: Flush, not Sync; a Sync is owed until the describe is read
+        // (`wait_until_ready` sends it if this future is dropped or fails before).
+        conn.inner.stream.write_msg(message::Flush)?;
+        conn.inner.owes_sync = true;
+        conn.inner.stream.flush().await?;
+        return match recv_unit(conn, metadata).await {
+            Ok(metadata) => {
+                conn.inner.owes_sync = false;
+                Ok((id, metadata))
+            }
+            Err(e) => {
+                // The server skips everything up to a Sync after an error: send it
+                // and read to its ReadyForQuery, then report the error.
+                conn.wait_until_ready().await?;
+                Err(e)
+            }
+        };
     }
 
     // we ask for the server to immediately send us the result of the PARSE command
@@ -91,6 +118,23 @@ async fn prepare(
     };
 
     Ok((id, metadata))
+}
+
+/// Courier's patch: the replies to Parse (+ Describe) + Flush, without a ReadyForQuery.
+/// Types are resolved without queries (none may run inside the unit); an unknown OID
+/// stays `DeclareWithOid`.
+async fn recv_unit(
+    conn: &mut PgConnection,
+    metadata: Option<Arc<PgStatementMetadata>>,
+) -> Result<Arc<PgStatementMetadata>, Error> {
+    conn.inner.stream.recv_expect::<ParseComplete>().await?;
+    if let Some(metadata) = metadata {
+        return Ok(metadata);
+    }
+    let parameters = recv_desc_params(conn).await?;
+    let row_desc = recv_desc_rows(conn).await?;
+    conn.resolve_statement_metadata::<false>(Some(parameters), row_desc, false)
+        .await
 }
 
 async fn recv_desc_params(conn: &mut PgConnection) -> Result<ParameterDescription, Error> {

@@ -71,6 +71,10 @@ pub struct PgConnectionInner {
     // number of ReadyForQuery messages that we are currently expecting
     pub(crate) pending_ready_for_query_count: usize,
 
+    // Courier's patch: a Parse/Describe was sent with a Flush, and its Sync is owed
+    // (see `prepare` in executor.rs).
+    pub(crate) owes_sync: bool,
+
     // current transaction status
     transaction_status: TransactionStatus,
     pub(crate) transaction_depth: usize,
@@ -92,6 +96,12 @@ impl PgConnection {
 
     // will return when the connection is ready for another query
     pub(crate) async fn wait_until_ready(&mut self) -> Result<(), Error> {
+        // Courier's patch: close an unfinished Parse/Describe/Flush unit.
+        if self.inner.owes_sync {
+            self.inner.owes_sync = false;
+            self.write_sync();
+        }
+
         if !self.inner.stream.write_buffer_mut().is_empty() {
             self.inner.stream.flush().await?;
         }

@@ -73,8 +73,7 @@ pub enum FrontendMessageFormat {
     CopyFail = b'f',
     Describe = b'D',
     Execute = b'E',
-    #[expect(dead_code)]
-    Flush = b'H',
+    Flush = b'H', // Courier's patch: used (no `#[expect(dead_code)]`)
     Parse = b'P',
     /// This message format is polymorphic. It's used for:
     ///
