@@ -163,7 +163,7 @@ pub fn spawn_tasks(service: &mut Service, config: &Config, deps: &Deps) {
 pub async fn build(config: &Config) -> anyhow::Result<Service> {
     let deps = Deps::connect(config).await?;
     crate::mq::connect::preflight(&config.rabbitmq, "courier-api").await?;
-    crate::db::migrate(config).await?;
+    crate::db::migrate_or_check(config).await?;
     let addr = SocketAddr::new(config.bind_host, config.port);
     let mut service = Service::bind("api", addr, Router::new(), CancellationToken::new()).await?;
     service.serve_metrics(config).await?;
