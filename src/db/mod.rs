@@ -13,6 +13,8 @@ pub mod search;
 #[cfg(test)]
 mod shapes;
 pub mod tokens;
+#[cfg(test)]
+mod unnamed;
 pub mod uploads;
 pub mod users;
 
