@@ -18,12 +18,20 @@ command -v curl >/dev/null 2>&1 || need_pkgs+=(curl)
 command -v jq >/dev/null 2>&1 || need_pkgs+=(jq)
 # openssl: the TLS tests make a throwaway CA and certificates per run (tests/redis_tls.rs, tests/e2e/pki.mjs).
 command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
+# pgbouncer (1.18 on Debian 12): tests/e2e/pgbouncer.test.mjs runs Courier through one in
+# transaction pooling mode (its own instance; the distro's service is stopped below).
+command -v pgbouncer >/dev/null 2>&1 || ls /usr/sbin/pgbouncer >/dev/null 2>&1 || need_pkgs+=(pgbouncer)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   [ "$(id -u)" -eq 0 ] || { log "need root to install: ${need_pkgs[*]}"; exit 1; }
   log "installing ${need_pkgs[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+fi
+# The package starts its own PgBouncer on 127.0.0.1:6432; the tests start theirs.
+if [ -x /etc/init.d/pgbouncer ] && [ -s /var/run/postgresql/pgbouncer.pid ]; then
+  log "stopping the distro's pgbouncer service"
+  service pgbouncer stop >/dev/null 2>&1 || /etc/init.d/pgbouncer stop >/dev/null 2>&1 || true
 fi
 
 wait_for() { # name, tries, command...

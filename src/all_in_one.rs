@@ -11,7 +11,7 @@ pub async fn build(config: &Config) -> anyhow::Result<Service> {
     let deps = crate::service::Deps::connect(config).await?;
     crate::db::probe(config).await?;
     crate::mq::connect::preflight(&config.rabbitmq, "courier").await?;
-    crate::db::migrate(config).await?;
+    crate::db::migrate_or_check(config).await?;
     let stop = CancellationToken::new();
     let addr = SocketAddr::new(config.bind_host, config.port);
     let mut service = Service::bind("courier", addr, Router::new(), stop.clone()).await?;

@@ -22,8 +22,8 @@ pub use amqp_tls::{ClientIdentity, RabbitTls};
 use env::Env;
 use jwt::jwt_keys;
 pub use jwt::{JwtKeyConfig, MIN_SECRET_BYTES};
+use services::{DEFAULT_DATABASE_URL, database_url, rabbit_uri};
 pub use services::{RabbitConfig, RedisConfig, TlsFiles};
-use services::{database_url, rabbit_uri};
 pub use uploads::{S3Config, Uploads};
 
 /// A bad or missing configuration variable.
@@ -37,6 +37,12 @@ pub struct ConfigError {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub database_url: SecretString,
+    /// `DATABASE_MIGRATION_URL`: a direct connection for the migrations (their session
+    /// lock needs one); `None`: `DATABASE_URL`.
+    pub database_migration_url: Option<SecretString>,
+    /// `DATABASE_PREPARED_STATEMENTS`: `false` behind PgBouncer's transaction pooling
+    /// (no statement cache; each statement one unnamed Parse..Sync unit).
+    pub database_prepared_statements: bool,
     pub database_max_connections: u32,
     pub redis: RedisConfig,
     pub rabbitmq: RabbitConfig,
@@ -158,7 +164,10 @@ impl Config {
         }
         let bind_host = env.string("HOST", "0.0.0.0");
         Ok(Config {
-            database_url: database_url(&env)?,
+            database_url: database_url(&env, "DATABASE_URL")?
+                .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string().into()),
+            database_migration_url: database_url(&env, "DATABASE_MIGRATION_URL")?,
+            database_prepared_statements: env.parse("DATABASE_PREPARED_STATEMENTS", true)?,
             database_max_connections: env.parse("DATABASE_MAX_CONNECTIONS", 20)?,
             redis,
             rabbitmq,

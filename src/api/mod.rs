@@ -164,7 +164,7 @@ pub async fn build(config: &Config) -> anyhow::Result<Service> {
     let deps = Deps::connect(config).await?;
     crate::db::probe(config).await?;
     crate::mq::connect::preflight(&config.rabbitmq, "courier-api").await?;
-    crate::db::migrate(config).await?;
+    crate::db::migrate_or_check(config).await?;
     let addr = SocketAddr::new(config.bind_host, config.port);
     let mut service = Service::bind("api", addr, Router::new(), CancellationToken::new()).await?;
     service.serve_metrics(config).await?;

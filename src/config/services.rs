@@ -193,23 +193,35 @@ pub(super) fn rabbit_uri<F: Fn(&str) -> Option<String>>(
     .into())
 }
 
-/// `DATABASE_URL`, checked to be a PostgreSQL URL (its text never goes to the log).
+pub(super) const DEFAULT_DATABASE_URL: &str = "postgres://postgres:postgres@127.0.0.1:5432/courier";
+
+/// `DATABASE_URL` or `DATABASE_MIGRATION_URL` when set, checked to be a PostgreSQL URL
+/// (its text never goes to the log).
 pub(super) fn database_url<F: Fn(&str) -> Option<String>>(
     env: &Env<'_, F>,
-) -> Result<SecretString, ConfigError> {
-    let url = env.string(
-        "DATABASE_URL",
-        "postgres://postgres:postgres@127.0.0.1:5432/courier",
-    );
+    var: &'static str,
+) -> Result<Option<SecretString>, ConfigError> {
+    let Some(url) = env.raw(var) else {
+        return Ok(None);
+    };
     match url.parse::<sqlx::postgres::PgConnectOptions>() {
         Ok(_) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
             // sslmode and the certificate files, as the pools will read them.
-            crate::db::connect::options(&url).map_err(|e| env.bad("DATABASE_URL", &e))?;
-            Ok(url.into())
+            crate::db::connect::options(&url).map_err(|e| env.bad(var, &e))?;
+            Ok(Some(url.into()))
         }
         _ => Err(env.bad(
-            "DATABASE_URL",
+            var,
             "not a valid postgres:// URL (postgres://user:password@host:port/database)",
         )),
+    }
+}
+
+impl Config {
+    /// Where the migrations run: `DATABASE_MIGRATION_URL`, else `DATABASE_URL`.
+    pub fn migration_url(&self) -> &SecretString {
+        self.database_migration_url
+            .as_ref()
+            .unwrap_or(&self.database_url)
     }
 }

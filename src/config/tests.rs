@@ -157,6 +157,46 @@ fn unusable_urls_and_keys_are_named_without_their_secrets() {
     assert!(cfg(&[("JWT_PRIVATE_KEY", private), ("JWT_PUBLIC_KEY", public)]).is_ok());
 }
 
+#[test]
+fn pgbouncer_settings_prepared_statements_and_the_migration_url() {
+    let c = with_secret(&[("DATABASE_URL", "postgres://u:p@bouncer:6432/d")]).unwrap();
+    assert!(c.database_prepared_statements);
+    assert!(c.database_migration_url.is_none());
+    assert_eq!(
+        c.migration_url().expose_secret(),
+        "postgres://u:p@bouncer:6432/d"
+    );
+    let c = with_secret(&[
+        ("DATABASE_URL", "postgres://u:p@bouncer:6432/d"),
+        ("DATABASE_PREPARED_STATEMENTS", "false"),
+        (
+            "DATABASE_MIGRATION_URL",
+            "postgresql://owner:hunter2-mig@db:5432/d",
+        ),
+    ])
+    .unwrap();
+    assert!(!c.database_prepared_statements);
+    assert_eq!(
+        c.migration_url().expose_secret(),
+        "postgresql://owner:hunter2-mig@db:5432/d"
+    );
+    assert!(!format!("{c:?}").contains("hunter2"));
+    // Blank is unset, as everywhere.
+    let c = with_secret(&[("DATABASE_MIGRATION_URL", " ")]).unwrap();
+    assert!(c.database_migration_url.is_none());
+    assert_eq!(
+        refused(&[("DATABASE_PREPARED_STATEMENTS", "no")]),
+        "DATABASE_PREPARED_STATEMENTS"
+    );
+    let e = with_secret(&[("DATABASE_MIGRATION_URL", "postgres://u:hunter2@h:x/d")]).unwrap_err();
+    assert_eq!(e.var, "DATABASE_MIGRATION_URL");
+    assert!(!e.to_string().contains("hunter2"));
+    assert_eq!(
+        refused(&[("DATABASE_MIGRATION_URL", "mysql://u:p@h/d")]),
+        "DATABASE_MIGRATION_URL"
+    );
+}
+
 // Unit tests run in the package root.
 const CA: &str = "tests/fixtures/test-ca.pem";
 const KEY: &str = "tests/fixtures/rs256-test.key";

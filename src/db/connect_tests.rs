@@ -216,6 +216,6 @@ fn the_configuration_names_database_url_never_the_url() {
         assert!(!e.to_string().contains("hunter2"), "{e}");
     }
     let ok = cfg(format!("{BASE}?sslmode=require&sslrootcert={CA}")).unwrap();
-    let opts = crate::db::options(&ok).unwrap(); // what the pools use
+    let opts = crate::db::options(&ok, false).unwrap(); // what the pools use
     assert!(matches!(opts.get_ssl_mode(), PgSslMode::VerifyCa));
 }

@@ -9,14 +9,15 @@ use super::{compat, history, history::Cursor, notifications, notifications::Befo
 
 const ADMIN_URL: &str = "postgres://postgres:postgres@127.0.0.1:5432/postgres";
 
-/// A migrated database, dropped (connections and all) when the guard goes.
-struct TempDb {
-    name: String,
+/// A migrated database, dropped (connections and all) when the guard goes (also used
+/// by `unnamed.rs`).
+pub(super) struct TempDb {
+    pub(super) name: String,
     pool: PgPool,
 }
 
 impl TempDb {
-    async fn new() -> Self {
+    pub(super) async fn new() -> Self {
         let name = format!("courier_test_shapes_{}", Uuid::new_v4().simple());
         let mut admin = PgConnection::connect(ADMIN_URL).await.unwrap();
         admin

@@ -125,7 +125,7 @@ pub async fn build(config: &Config) -> anyhow::Result<Service> {
     let deps = Deps::connect(config).await?;
     crate::db::probe(config).await?;
     crate::mq::connect::preflight(&config.rabbitmq, "courier-worker").await?;
-    crate::db::migrate(config).await?;
+    crate::db::migrate_or_check(config).await?;
     let stop = CancellationToken::new();
     let addr = SocketAddr::new(config.bind_host, config.worker_port);
     let mut service = Service::bind("worker", addr, axum::Router::new(), stop).await?;

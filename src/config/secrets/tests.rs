@@ -88,6 +88,11 @@ fn case(name: &str) -> Case {
             "postgres://courier:hunter2-db@db.example:5432/courier",
             |c| c.database_url.expose_secret().to_string(),
         ),
+        "DATABASE_MIGRATION_URL" => with(
+            vec![(jwt.0, JWT_SECRET)],
+            "postgres://owner:hunter2-migrate@db.example:5432/courier",
+            |c| c.migration_url().expose_secret().to_string(),
+        ),
         "REDIS_PASSWORD" => with(vec![(jwt.0, JWT_SECRET)], "hunter2-redis", |c| {
             c.redis
                 .password
@@ -143,6 +148,7 @@ fn the_table_lists_every_secret_with_its_file_form() {
         "JWT_PRIVATE_KEY",
         "JWT_PUBLIC_KEY",
         "DATABASE_URL",
+        "DATABASE_MIGRATION_URL",
         "REDIS_PASSWORD",
         "REDIS_URL",
         "RABBITMQ_PASSWORD",
