@@ -126,7 +126,8 @@ pub struct Args {
     /// With --tls-ca: RabbitMQ's TLS listener.
     #[arg(long, default_value_t = 5671)]
     pub amqps_port: u16,
-    /// Extra environment for the Courier processes, KEY=VALUE (repeatable).
+    /// Extra environment for the Courier processes, KEY=VALUE (repeatable); `{database}`
+    /// and `{vhost}` in VALUE stand for the run's database and vhost.
     #[arg(long = "env", value_parser = parse_kv)]
     pub env: Vec<(String, String)>,
     /// A PostgreSQL setting for the run's database, KEY=VALUE (repeatable; applied with

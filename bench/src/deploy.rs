@@ -218,9 +218,14 @@ fn free_port() -> anyhow::Result<u16> {
 fn command(bin: &Path, iso: &Isolation, extra: &[(String, String)], log_dir: &Path) -> Command {
     let mut cmd = Command::new(bin);
     // The log directory as working directory: no stray `.env` is picked up.
-    cmd.current_dir(log_dir)
-        .envs(iso.env())
-        .envs(extra.iter().cloned());
+    // `{database}` and `{vhost}` in an extra value stand for the run's own.
+    let extra = extra.iter().map(|(k, v)| {
+        let v = v
+            .replace("{database}", &iso.database)
+            .replace("{vhost}", &iso.vhost);
+        (k.clone(), v)
+    });
+    cmd.current_dir(log_dir).envs(iso.env()).envs(extra);
     cmd
 }
 
