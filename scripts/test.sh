@@ -27,6 +27,13 @@ sqlx_version=$(awk '/^name = "sqlx"$/ { getline; gsub(/[^0-9.]/, ""); print; exi
 sqlx_url=postgres://postgres:postgres@127.0.0.1:5432/courier_sqlx_check
 sqlx database reset -y --database-url "$sqlx_url" >/dev/null
 DATABASE_URL=$sqlx_url cargo sqlx prepare --check -- --lib --quiet
+echo "== one TLS stack: rustls with ring, no OpenSSL or aws-lc"
+for crate in openssl-sys native-tls aws-lc-rs aws-lc-sys; do
+  if cargo tree --target all -i "$crate" >/dev/null 2>&1; then
+    echo "$crate is in the dependency graph: cargo tree --target all -i $crate" >&2
+    exit 1
+  fi
+done
 echo "== cargo clippy"
 cargo clippy --all-targets --quiet -- -D warnings
 echo "== cargo build"
