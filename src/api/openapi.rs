@@ -10,7 +10,7 @@ use utoipa::{
 };
 
 use super::{
-    auth, chats, hooks, lifecycle, manage, messages, notifications, search, uploads, users,
+    auth, blocks, chats, hooks, lifecycle, manage, messages, notifications, search, uploads, users,
 };
 
 /// Name of the security scheme the handlers refer to with `security(("bearer" = []))`.
@@ -33,6 +33,9 @@ pub const BEARER: &str = "bearer";
         users::get_user,
         users::presence,
         users::presence_bulk,
+        blocks::block,
+        blocks::unblock,
+        blocks::list,
         chats::create,
         chats::list,
         chats::get_chat,
