@@ -165,6 +165,9 @@ mod tests {
         ("get", "/chats/{chatId}/hooks"),
         ("delete", "/chats/{chatId}/hooks/{hookId}"),
         ("post", "/hooks/{hookId}/{token}"),
+        ("put", "/users/{userId}/block"),
+        ("delete", "/users/{userId}/block"),
+        ("get", "/users/me/blocks"),
     ];
     const METHODS: &[&str] = &[
         "get", "put", "post", "delete", "options", "head", "patch", "trace",
