@@ -77,20 +77,6 @@ pub async fn relations(pool: &PgPool, user: Uuid) -> Result<(Vec<Uuid>, Vec<Uuid
     ))
 }
 
-/// Whether either of `a` and `b` blocked the other.
-pub async fn between(pool: &PgPool, a: Uuid, b: Uuid) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar!(
-        r#"SELECT EXISTS (
-             SELECT 1 FROM user_blocks
-             WHERE (blocker_id = $1 AND blocked_id = $2) OR (blocker_id = $2 AND blocked_id = $1)
-           ) AS "blocked!""#,
-        a,
-        b,
-    )
-    .fetch_one(pool)
-    .await
-}
-
 /// The type of a chat (`direct` or `group`), if it exists.
 pub async fn chat_kind(pool: &PgPool, chat: Uuid) -> Result<Option<String>, sqlx::Error> {
     sqlx::query_scalar!("SELECT type FROM chats WHERE id = $1", chat)

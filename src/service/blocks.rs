@@ -55,17 +55,27 @@ pub async fn list(ctx: &Ctx, me: Uuid) -> ServiceResult<Vec<User>> {
     Ok(db::blocks::list(&ctx.pool, me).await?)
 }
 
-/// 403 `blocked` when a block stands between `me` and `other` (either way).
-pub async fn refuse_if_blocked(ctx: &Ctx, me: Uuid, other: Uuid) -> ServiceResult<()> {
-    let blocked = match ctx.cache.blocks_of(&ctx.pool, me).await {
-        Ok(r) => r.blocking.contains(&other) || r.blockers.contains(&other),
+/// `user`'s blocks both ways: from the cache, from PostgreSQL alone while Redis is
+/// unreachable.
+pub async fn relations(cache: &Cache, pool: &sqlx::PgPool, user: Uuid) -> ServiceResult<Relations> {
+    match cache.blocks_of(pool, user).await {
+        Ok(r) => Ok(r),
         Err(LookupError::Redis(e)) => {
             tracing::warn!(error = %e, "blocks cache unreachable; asking PostgreSQL");
-            db::blocks::between(&ctx.pool, me, other).await?
+            let (blocking, blockers) = db::blocks::relations(pool, user).await?;
+            Ok(Relations {
+                blocking: blocking.into_iter().collect(),
+                blockers: blockers.into_iter().collect(),
+            })
         }
-        Err(e) => return Err(e.into()),
-    };
-    if blocked {
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// 403 `blocked` when a block stands between `me` and `other` (either way).
+pub async fn refuse_if_blocked(ctx: &Ctx, me: Uuid, other: Uuid) -> ServiceResult<()> {
+    let r = relations(&ctx.cache, &ctx.pool, me).await?;
+    if r.blocking.contains(&other) || r.blockers.contains(&other) {
         return Err(ServiceError::Blocked(BLOCKED));
     }
     Ok(())
@@ -107,7 +117,7 @@ pub async fn flag(
     if messages.is_empty() {
         return Ok(());
     }
-    let Relations { blocking, .. } = cache.blocks_of(pool, me).await?;
+    let Relations { blocking, .. } = relations(cache, pool, me).await?;
     for m in messages.iter_mut() {
         m.blocked_sender = blocking.contains(&m.sender_id);
     }
@@ -120,8 +130,7 @@ pub async fn hidden_from(
     pool: &sqlx::PgPool,
     user: Uuid,
 ) -> ServiceResult<Vec<Uuid>> {
-    Ok(cache
-        .blocks_of(pool, user)
+    Ok(relations(cache, pool, user)
         .await?
         .blocking
         .into_iter()

@@ -60,7 +60,9 @@ pub async fn connected(
 async fn announce(pool: &PgPool, cache: &Cache, p: &Presence) -> anyhow::Result<()> {
     let mut contacts = db::users::contacts(pool, p.user_id).await?;
     // Users this user blocked do not see their presence.
-    let hidden = cache.blocks_of(pool, p.user_id).await?.blocking;
+    let hidden = super::blocks::relations(cache, pool, p.user_id)
+        .await?
+        .blocking;
     contacts.retain(|u| !hidden.contains(u));
     cache
         .publish_ephemeral(&[Outgoing::to_users(EVENT_PRESENCE, p, contacts)?])
@@ -139,7 +141,9 @@ pub async fn lookup(
     let online = cache.online(users).await?;
     let seen = db::users::last_seen(pool, users).await?;
     // Those who blocked the caller look offline and never seen to them.
-    let blockers = cache.blocks_of(pool, caller).await?.blockers;
+    let blockers = super::blocks::relations(cache, pool, caller)
+        .await?
+        .blockers;
     let now = Utc::now();
     Ok(users
         .iter()
