@@ -3,7 +3,10 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::{Mode, TestApp, TestUser, spawn_app, spawn_with, test_config};
+use courier::cache::ratelimit::{Limit, SendCheck};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -166,5 +169,52 @@ async fn a_blockers_group_history_flags_the_blocked_sender() {
     assert_eq!(
         flags(&for_c),
         vec![("from b".into(), None), ("from c".into(), None)]
+    );
+}
+
+#[tokio::test]
+async fn the_send_check_answers_blocks_from_redis_alone_once_cached() {
+    let app = spawn_with(Mode::ApiOnly, test_config(&[])).await;
+    let (a, b, c) = (
+        app.register("a").await,
+        app.register("b").await,
+        app.register("c").await,
+    );
+    let chat = app.direct_chat(&a, &b).await;
+    let group = app.group_chat(&a, &[&b, &c]).await;
+    let off = Limit {
+        max: 0,
+        window: Duration::ZERO,
+    };
+    let check = |chat, user| {
+        let cache = app.cache.clone();
+        async move { cache.check_send("t", off, chat, user).await.unwrap() }
+    };
+    let state = |c: SendCheck| (c.cached_member, c.direct, c.blocked);
+    assert_eq!(state(check(chat, b.id).await), (None, None, None), "cold");
+    // The first sends fill the member sets, the chats' types and the sender's blocks.
+    assert_eq!(app.send(&b, chat, "warm", Uuid::new_v4()).await.0, 202);
+    assert_eq!(app.send(&b, group, "warm", Uuid::new_v4()).await.0, 202);
+    assert_eq!(
+        state(check(chat, b.id).await),
+        (Some(true), Some(true), Some(false))
+    );
+    assert_eq!(state(check(group, b.id).await).1, Some(false));
+
+    assert_eq!(block(&app, &a, b.id, "PUT").await.0, 204);
+    assert_eq!(
+        state(check(chat, b.id).await),
+        (Some(true), Some(true), None),
+        "the block dropped the cached blocks"
+    );
+    assert_eq!(app.send(&b, chat, "no", Uuid::new_v4()).await.0, 403);
+    assert_eq!(
+        state(check(chat, b.id).await),
+        (Some(true), Some(true), Some(true)),
+        "refilled: the next sends need no PostgreSQL read"
+    );
+    assert_eq!(
+        app.send(&b, group, "groups go on", Uuid::new_v4()).await.0,
+        202
     );
 }
