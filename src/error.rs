@@ -61,7 +61,9 @@ fn status_of(e: &ServiceError) -> StatusCode {
     match e {
         ServiceError::Invalid(_) => StatusCode::BAD_REQUEST,
         ServiceError::Unauthenticated | ServiceError::BadCredentials(_) => StatusCode::UNAUTHORIZED,
-        ServiceError::Forbidden(_) | ServiceError::EditWindowClosed => StatusCode::FORBIDDEN,
+        ServiceError::Forbidden(_) | ServiceError::EditWindowClosed | ServiceError::Blocked(_) => {
+            StatusCode::FORBIDDEN
+        }
         ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
         ServiceError::Conflict(_) => StatusCode::CONFLICT,
         ServiceError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -235,6 +237,7 @@ mod tests {
             (ServiceError::BadCredentials("x"), 401, "unauthorized"),
             (ServiceError::Forbidden("x".into()), 403, "forbidden"),
             (ServiceError::EditWindowClosed, 403, "edit_window_closed"),
+            (ServiceError::Blocked("x"), 403, "blocked"),
             (ServiceError::NotFound("x".into()), 404, "not_found"),
             (ServiceError::Conflict("x".into()), 409, "conflict"),
             (

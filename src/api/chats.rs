@@ -68,6 +68,7 @@ pub struct ChatList {
     responses(
         (status = 200, description = "The direct chat with that user already existed", body = Chat),
         (status = 201, description = "Created", body = Chat),
+        (status = 403, description = "`blocked`: a direct chat with a user who blocked the caller, or whom the caller blocked", body = crate::error::ErrorBody),
         BadRequest, Unauthorized, ServerErrors, BodyErrors,
     )
 )]

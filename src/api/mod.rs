@@ -3,6 +3,7 @@
 
 pub mod asyncapi;
 pub mod auth;
+pub mod blocks;
 pub mod chats;
 pub mod compat;
 pub mod extract;
@@ -58,6 +59,11 @@ pub fn routes(state: AppState) -> Router {
         .route("/auth/login", post(auth::login).layer(auth_limit.clone()))
         .route("/auth/refresh", post(auth::refresh).layer(auth_limit))
         .route("/users/me", get(users::me))
+        .route("/users/me/blocks", get(blocks::list))
+        .route(
+            "/users/{user_id}/block",
+            put(blocks::block).delete(blocks::unblock),
+        )
         .route("/users/presence", post(users::presence_bulk))
         .route("/users/{user_id}", get(users::get_user))
         .route("/users/{user_id}/presence", get(users::presence))

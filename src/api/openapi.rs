@@ -10,7 +10,7 @@ use utoipa::{
 };
 
 use super::{
-    auth, chats, hooks, lifecycle, manage, messages, notifications, search, uploads, users,
+    auth, blocks, chats, hooks, lifecycle, manage, messages, notifications, search, uploads, users,
 };
 
 /// Name of the security scheme the handlers refer to with `security(("bearer" = []))`.
@@ -33,6 +33,9 @@ pub const BEARER: &str = "bearer";
         users::get_user,
         users::presence,
         users::presence_bulk,
+        blocks::block,
+        blocks::unblock,
+        blocks::list,
         chats::create,
         chats::list,
         chats::get_chat,
@@ -162,6 +165,9 @@ mod tests {
         ("get", "/chats/{chatId}/hooks"),
         ("delete", "/chats/{chatId}/hooks/{hookId}"),
         ("post", "/hooks/{hookId}/{token}"),
+        ("put", "/users/{userId}/block"),
+        ("delete", "/users/{userId}/block"),
+        ("get", "/users/me/blocks"),
     ];
     const METHODS: &[&str] = &[
         "get", "put", "post", "delete", "options", "head", "patch", "trace",

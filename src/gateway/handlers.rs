@@ -312,7 +312,8 @@ async fn sync(state: &GwState, user: Uuid, p: SyncPayload) -> Result<SyncAck, Se
             .map_err(|_| ServiceError::Invalid(format!("not a chat id: {chat}")))?;
         seen.push((chat, seq.max(0)));
     }
-    let (messages, has_more) = messages::sync(&state.pool, &state.storage, user, &seen).await?;
+    let (messages, has_more) =
+        messages::sync(&state.pool, &state.cache, &state.storage, user, &seen).await?;
     Ok(SyncAck {
         status: "ok",
         messages,

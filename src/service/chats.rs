@@ -139,6 +139,7 @@ pub async fn create_direct(
         ));
     }
     require_users(ctx, &[other]).await?;
+    super::blocks::refuse_if_blocked(ctx, me, other).await?;
     let (chat, created) = db::chats::create_direct(&ctx.pool, me, other)
         .await
         .map_err(participant_error)?;

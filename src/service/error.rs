@@ -22,6 +22,10 @@ pub enum ServiceError {
     /// The caller may not do this (403 `forbidden`).
     #[error("{0}")]
     Forbidden(String),
+    /// A block stands between the caller and the other user of a direct chat (403
+    /// `blocked`).
+    #[error("{0}")]
+    Blocked(&'static str),
     /// The message is older than `MESSAGE_EDIT_WINDOW_SECS` (403 `edit_window_closed`).
     #[error("the edit window of this message has closed")]
     EditWindowClosed,
@@ -48,6 +52,7 @@ impl ServiceError {
             Self::Unauthenticated | Self::BadCredentials(_) => "unauthorized",
             Self::Forbidden(_) => "forbidden",
             Self::EditWindowClosed => "edit_window_closed",
+            Self::Blocked(_) => "blocked",
             Self::NotFound(_) => "not_found",
             Self::Conflict(_) => "conflict",
             Self::RateLimited { .. } => "rate_limited",
