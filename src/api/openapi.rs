@@ -10,7 +10,8 @@ use utoipa::{
 };
 
 use super::{
-    auth, chats, hooks, lifecycle, manage, messages, notifications, search, uploads, users,
+    auth, chat_list, chats, hooks, lifecycle, manage, messages, notifications, search, uploads,
+    users,
 };
 
 /// Name of the security scheme the handlers refer to with `security(("bearer" = []))`.
@@ -34,7 +35,8 @@ pub const BEARER: &str = "bearer";
         users::presence,
         users::presence_bulk,
         chats::create,
-        chats::list,
+        chat_list::list,
+        chat_list::update_settings,
         chats::get_chat,
         chats::add_participants,
         chats::remove_participant,
@@ -69,6 +71,7 @@ pub const BEARER: &str = "bearer";
         crate::domain::lifecycle::ChatRemoved,
         crate::domain::attachment::Attachment,
         crate::domain::mention::NotificationEvent,
+        crate::service::chat_list::SettingsEvent,
     )),
     modifiers(&BearerAuth),
     tags(
@@ -162,6 +165,7 @@ mod tests {
         ("get", "/chats/{chatId}/hooks"),
         ("delete", "/chats/{chatId}/hooks/{hookId}"),
         ("post", "/hooks/{hookId}/{token}"),
+        ("put", "/chats/{chatId}/settings"),
     ];
     const METHODS: &[&str] = &[
         "get", "put", "post", "delete", "options", "head", "patch", "trace",

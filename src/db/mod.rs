@@ -1,5 +1,6 @@
 //! PostgreSQL: the pool, migrations, and the queries of each aggregate.
 
+pub mod chat_list;
 pub mod chats;
 pub mod compat;
 pub mod connect;

@@ -1,6 +1,7 @@
 //! Use cases shared by the REST API and the gateway, and the connections they run on.
 
 pub mod accounts;
+pub mod chat_list;
 pub mod chats;
 pub mod commands;
 mod error;
