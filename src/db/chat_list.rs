@@ -35,8 +35,10 @@ pub struct Listed {
 ///
 /// One statement for the chats (a chat touched after `asof` keeps its place by its
 /// newest message at `asof`, found by a short backward scan of its sequences; a chat
-/// created after `asof` is not part of the walk), then one for the participants of the
-/// page and the reads that hydrate its last messages: a fixed number per page.
+/// created after `asof` is not part of the walk): the page is cut first (a top-N sort
+/// over the caller's memberships), then only its chats get their unread count and last
+/// message. Then one read for the participants of the page and the reads that hydrate
+/// its last messages: a fixed number per page.
 pub async fn page(
     pool: &PgPool,
     user: Uuid,
@@ -57,6 +59,12 @@ pub async fn page(
                     END AS activity
              FROM chat_participants p JOIN chats c ON c.id = p.chat_id
              WHERE p.user_id = $1 AND p.archived = $2 AND c.created_at <= $3
+           ),
+           page AS (
+             SELECT * FROM mine c
+             WHERE $4::timestamptz IS NULL OR c.activity < $4 OR (c.activity = $4 AND c.id > $5)
+             ORDER BY c.activity DESC, c.id
+             LIMIT $6
            )
            SELECT c.id AS "id!", c.type AS "kind!: ChatType", c.title,
                   c.last_sequence AS "last_sequence!", c.created_at AS "created_at!",
@@ -72,11 +80,9 @@ pub async fn page(
                   m.forwarded_message_id AS "m_forwarded_message_id?",
                   m.forwarded_sender_id AS "m_forwarded_sender_id?",
                   m.mentions AS "m_mentions?", m.bot_name AS "m_bot_name?"
-           FROM mine c
+           FROM page c
            LEFT JOIN messages m ON m.chat_id = c.id AND m.sequence = c.last_sequence
-           WHERE $4::timestamptz IS NULL OR c.activity < $4 OR (c.activity = $4 AND c.id > $5)
-           ORDER BY c.activity DESC, c.id
-           LIMIT $6"#,
+           ORDER BY c.activity DESC, c.id"#,
         user,
         archived,
         asof,
