@@ -4,6 +4,7 @@
 pub mod asyncapi;
 pub mod auth;
 pub mod blocks;
+pub mod chat_list;
 pub mod chats;
 pub mod compat;
 pub mod extract;
@@ -67,7 +68,8 @@ pub fn routes(state: AppState) -> Router {
         .route("/users/presence", post(users::presence_bulk))
         .route("/users/{user_id}", get(users::get_user))
         .route("/users/{user_id}/presence", get(users::presence))
-        .route("/chats", post(chats::create).get(chats::list))
+        .route("/chats", post(chats::create).get(chat_list::list))
+        .route("/chats/{chat_id}/settings", put(chat_list::update_settings))
         .route(
             "/chats/{chat_id}",
             get(chats::get_chat).patch(manage::update),

@@ -10,7 +10,8 @@ use utoipa::{
 };
 
 use super::{
-    auth, blocks, chats, hooks, lifecycle, manage, messages, notifications, search, uploads, users,
+    auth, blocks, chat_list, chats, hooks, lifecycle, manage, messages, notifications, search,
+    uploads, users,
 };
 
 /// Name of the security scheme the handlers refer to with `security(("bearer" = []))`.
@@ -37,7 +38,8 @@ pub const BEARER: &str = "bearer";
         blocks::unblock,
         blocks::list,
         chats::create,
-        chats::list,
+        chat_list::list,
+        chat_list::update_settings,
         chats::get_chat,
         chats::add_participants,
         chats::remove_participant,
@@ -72,6 +74,7 @@ pub const BEARER: &str = "bearer";
         crate::domain::lifecycle::ChatRemoved,
         crate::domain::attachment::Attachment,
         crate::domain::mention::NotificationEvent,
+        crate::service::chat_list::SettingsEvent,
     )),
     modifiers(&BearerAuth),
     tags(
@@ -168,6 +171,7 @@ mod tests {
         ("put", "/users/{userId}/block"),
         ("delete", "/users/{userId}/block"),
         ("get", "/users/me/blocks"),
+        ("put", "/chats/{chatId}/settings"),
     ];
     const METHODS: &[&str] = &[
         "get", "put", "post", "delete", "options", "head", "patch", "trace",

@@ -1,6 +1,7 @@
 //! PostgreSQL: the pool, migrations, and the queries of each aggregate.
 
 pub mod blocks;
+pub mod chat_list;
 pub mod chats;
 pub mod compat;
 pub mod connect;

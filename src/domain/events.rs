@@ -27,6 +27,7 @@ pub const EVENT_PINS: &str = "chat.pins.updated";
 pub const EVENT_CHAT_UPDATED: &str = "chat.updated";
 pub const EVENT_CHAT_REMOVED: &str = "chat.removed";
 pub const EVENT_NOTIFICATION: &str = "notification.new";
+pub const EVENT_CHAT_SETTINGS: &str = "chat.settings";
 
 /// A position in a user's event stream (a Redis stream id, `<ms>-<n>`). `ZERO` is
 /// "before everything".

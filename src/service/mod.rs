@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod blocks;
+pub mod chat_list;
 pub mod chats;
 pub mod commands;
 mod error;

@@ -184,6 +184,10 @@ d.test('every payload and ack real clients get matches its AsyncAPI schema', { t
   assert.equal(hookPost.status, 202);
   await waitEvent(bobSocket, 'chat.message.new', (p) => p.message.bot?.hookId === hook.id);
 
+  // Chat settings: chat.settings to bob's own sockets and stream.
+  await api('PUT', `/chats/${direct.id}/settings`, bob, { mutedUntil: '2999-01-01T00:00:00.000Z', archived: true }, 200);
+  await waitEvent(bobSocket, 'chat.settings', (p) => p.chatId === direct.id && p.settings.archived);
+
   // chat.sync, auth.refresh, and an error ack.
   const sync = await emit(bobSocket, 'chat.sync', { chats: { [direct.id]: 0, [group.id]: 0 } });
   assert.equal(sync.status, 'ok');
