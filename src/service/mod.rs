@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod chats;
 pub mod commands;
+pub mod devices;
 mod error;
 pub mod hooks;
 pub mod lifecycle;
@@ -11,6 +12,7 @@ pub mod notifications;
 pub mod pages;
 pub mod presence;
 pub mod receipts;
+pub mod revocation;
 pub mod search;
 pub mod sessions;
 pub mod typing;
