@@ -298,3 +298,41 @@ async fn an_unknown_session_id_is_not_found() {
         .await;
     assert_eq!((s, body["code"].as_str()), (400, Some("validation_failed")));
 }
+
+#[tokio::test]
+async fn the_chat_be_login_opens_a_session_too() {
+    use common::{Mode, spawn_with, test_config};
+    let app = spawn_with(Mode::AllInOne, test_config(&[("API_COMPAT", "chat-be")])).await;
+    let email = format!(
+        "c.{}@example.com",
+        &Uuid::new_v4().simple().to_string()[..8]
+    );
+    let body = json!({"email": email, "password": "secret1"});
+    let (s, reg) = app
+        .call("POST", "/auth/register", None, Some(body.clone()))
+        .await;
+    assert_eq!(s, 200, "{reg}");
+    let login = app
+        .http
+        .post(format!("{}/auth/login", app.addr))
+        .header("user-agent", "chat-be-app/1.0")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    let login: Value = login.json().await.unwrap();
+    let token = login["data"]["accessToken"]["token"].as_str().unwrap();
+    // Courier's own routes the profile lacks still answer under it.
+    let list = sessions(&app, token).await;
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0]["deviceName"], "chat-be-app/1.0");
+    assert_eq!(list[0]["current"], true);
+    let id = list[0]["id"].as_str().unwrap();
+    let (s, _) = app
+        .call("DELETE", &format!("/auth/sessions/{id}"), Some(token), None)
+        .await;
+    assert_eq!(s, 204);
+    let (s, body) = app.call("GET", "/auth/me", Some(token), None).await;
+    assert_eq!(s, 401, "{body}");
+}
