@@ -164,6 +164,9 @@ pub async fn authenticate(
     s.extensions.insert(super::expiry::TokenExp(claims.exp));
     let conn = Conn::new(id, user, claims.sid, Box::new(SocketSink(s.clone())));
     let opening = session::open(&state, conn, requested).await.map_err(|e| {
+        if e.is::<session::RevokedMeanwhile>() {
+            return Refused("session_revoked");
+        }
         tracing::warn!(error = %e, "cannot open a session; refusing the socket");
         Refused("unavailable")
     })?;

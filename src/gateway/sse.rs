@@ -141,6 +141,9 @@ pub async fn events(
     let opening = session::open(&state, conn.clone(), resume.as_deref())
         .await
         .map_err(|e| {
+            if e.is::<session::RevokedMeanwhile>() {
+                return ApiError::from(ServiceError::SessionRevoked);
+            }
             tracing::warn!(error = %e, "cannot open an SSE stream");
             ApiError::unavailable("redis")
         })?;
