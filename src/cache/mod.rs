@@ -7,6 +7,7 @@ pub mod connect;
 pub mod events;
 pub mod membership;
 pub mod ratelimit;
+pub mod revoked;
 pub mod routing;
 
 use std::time::Duration;

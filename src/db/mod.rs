@@ -13,6 +13,7 @@ pub mod manage;
 pub mod messages;
 pub mod notifications;
 pub mod search;
+pub mod sessions;
 #[cfg(test)]
 mod shapes;
 pub mod tokens;

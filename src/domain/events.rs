@@ -20,6 +20,8 @@ pub const EVENT_STATUS: &str = "chat.message.status";
 pub const EVENT_TYPING: &str = "chat.typing";
 pub const EVENT_PRESENCE: &str = "presence.update";
 pub const EVENT_RECOVERED: &str = "session.recovered";
+/// A session was revoked: its connections get `{reason}` and are closed.
+pub const EVENT_REVOKED: &str = "auth.revoked";
 pub const EVENT_UPDATED: &str = "chat.message.updated";
 pub const EVENT_DELETED: &str = "chat.message.deleted";
 pub const EVENT_REACTION: &str = "chat.reaction.updated";

@@ -19,6 +19,9 @@ pub enum ServiceError {
     /// These credentials were refused, and why (401 `unauthorized`).
     #[error("{0}")]
     BadCredentials(&'static str),
+    /// The access token's session was revoked (401 `session_revoked`).
+    #[error("the session of this token was revoked")]
+    SessionRevoked,
     /// The caller may not do this (403 `forbidden`).
     #[error("{0}")]
     Forbidden(String),
@@ -50,6 +53,7 @@ impl ServiceError {
         match self {
             Self::Invalid(_) => "validation_failed",
             Self::Unauthenticated | Self::BadCredentials(_) => "unauthorized",
+            Self::SessionRevoked => "session_revoked",
             Self::Forbidden(_) => "forbidden",
             Self::EditWindowClosed => "edit_window_closed",
             Self::Blocked(_) => "blocked",
