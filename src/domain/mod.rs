@@ -10,7 +10,6 @@ pub mod message;
 pub mod partition;
 pub mod receipts;
 pub mod sequence;
-pub mod session;
 pub mod time;
 pub mod user;
 

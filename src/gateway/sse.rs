@@ -1,11 +1,7 @@
 //! `GET /events`: the same events as a socket of the user, as Server-Sent Events, with
 //! `id:` offsets, `Last-Event-ID` resume and a `: ping` comment every 15 s.
 
-use std::{
-    convert::Infallible,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{convert::Infallible, sync::Arc, time::Duration};
 
 use axum::{
     extract::{Query, State},
@@ -25,12 +21,7 @@ use super::{
     conns::{Conn, Sink},
     session,
 };
-use crate::{
-    domain::events::Offset,
-    error::ApiError,
-    http::bearer,
-    service::{ServiceError, revocation},
-};
+use crate::{domain::events::Offset, error::ApiError, http::bearer};
 
 pub const PING_EVERY: Duration = Duration::from_secs(15);
 
@@ -41,9 +32,8 @@ pub struct SseQuery {
     last_event_id: Option<String>,
 }
 
-/// Queues events for the response stream; full means the client is too slow. Closing
-/// drops the sender: the stream ends after what is queued.
-struct SseSink(Mutex<Option<mpsc::Sender<SseEvent>>>);
+/// Queues events for the response stream; full means the client is too slow.
+struct SseSink(mpsc::Sender<SseEvent>);
 
 impl Sink for SseSink {
     fn send(&self, name: &str, offset: Option<Offset>, payload: &RawValue) -> bool {
@@ -51,9 +41,7 @@ impl Sink for SseSink {
         if let Some(o) = offset {
             event = event.id(o.to_string());
         }
-        let tx = self.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let Some(tx) = tx else { return false };
-        match tx.try_send(event) {
+        match self.0.try_send(event) {
             Ok(()) => {
                 metrics::counter!("courier_gateway_emits_total").increment(1);
                 true
@@ -63,10 +51,6 @@ impl Sink for SseSink {
                 false
             }
         }
-    }
-
-    fn close(&self) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
 }
 
@@ -107,13 +91,6 @@ pub async fn events(
         .jwt
         .verify_claims(&token)
         .map_err(|_| ApiError::unauthorized())?;
-    if let Some(sid) = claims.sid {
-        let revoked =
-            revocation::is_revoked(&state.pool, &state.cache, state.jwt.lifetime(), sid).await?;
-        if revoked {
-            return Err(ServiceError::SessionRevoked.into());
-        }
-    }
     let user = claims.sub;
     // The stream ends when its token expires (with the tokens' leeway).
     let left = (claims.exp + super::expiry::LEEWAY_SECS - chrono::Utc::now().timestamp()).max(0);
@@ -135,15 +112,11 @@ pub async fn events(
     let conn = Conn::new(
         format!("sse-{}", uuid::Uuid::new_v4().simple()),
         user,
-        claims.sid,
-        Box::new(SseSink(Mutex::new(Some(tx)))),
+        Box::new(SseSink(tx)),
     );
     let opening = session::open(&state, conn.clone(), resume.as_deref())
         .await
         .map_err(|e| {
-            if e.is::<session::RevokedMeanwhile>() {
-                return ApiError::from(ServiceError::SessionRevoked);
-            }
             tracing::warn!(error = %e, "cannot open an SSE stream");
             ApiError::unavailable("redis")
         })?;
