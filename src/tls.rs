@@ -32,6 +32,39 @@ pub fn rustls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a 
     None
 }
 
+/// What a failed TLS handshake was about, as each engine's one-line cause names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// The certificate does not chain to a trusted CA.
+    Untrusted,
+    Expired,
+    /// The host name is not in the certificate.
+    WrongName,
+    /// Any other refusal of the certificate.
+    CertificateRefused,
+    /// The peer did not answer in TLS (a plaintext port).
+    NotTls,
+    /// The peer sent an alert (typically: client certificate missing or untrusted).
+    HandshakeRefused,
+    Other,
+}
+
+/// The cause a rustls error names.
+pub fn cause_of(e: &rustls::Error) -> Cause {
+    use rustls::{CertificateError as C, Error as E, InvalidMessage};
+    match e {
+        E::InvalidCertificate(C::UnknownIssuer | C::BadSignature) => Cause::Untrusted,
+        E::InvalidCertificate(C::Expired | C::ExpiredContext { .. }) => Cause::Expired,
+        E::InvalidCertificate(C::NotValidForName | C::NotValidForNameContext { .. }) => {
+            Cause::WrongName
+        }
+        E::InvalidCertificate(_) => Cause::CertificateRefused,
+        E::InvalidMessage(InvalidMessage::InvalidContentType) => Cause::NotTls,
+        E::AlertReceived(_) => Cause::HandshakeRefused,
+        _ => Cause::Other,
+    }
+}
+
 /// The contents of a PEM file of one or more certificates, checked.
 pub fn read_certs(path: &str) -> Result<Vec<u8>, String> {
     let pem = read(path)?;

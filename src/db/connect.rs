@@ -5,10 +5,7 @@
 
 use std::{str::FromStr, time::Duration};
 
-use rustls::{
-    CertificateError, InvalidMessage,
-    pki_types::{CertificateDer, pem::PemObject},
-};
+use rustls::pki_types::{CertificateDer, pem::PemObject};
 use sqlx::{
     Connection,
     postgres::{PgConnectOptions, PgConnection, PgSslMode},
@@ -261,30 +258,23 @@ pub fn cause(e: &sqlx::Error, var: &str) -> Option<String> {
 }
 
 fn describe(e: &rustls::Error, var: &str) -> String {
-    use rustls::Error as E;
-    match e {
-        E::InvalidCertificate(c) => match c {
-            CertificateError::UnknownIssuer | CertificateError::BadSignature => format!(
-                "{var}: TLS: the server's certificate is not trusted (unknown issuer; check sslrootcert): {e}"
-            ),
-            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
-                format!("{var}: TLS: the server's certificate has expired: {e}")
-            }
-            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
-                format!(
-                    "{var}: TLS: the host name is not in the server's certificate (sslmode=verify-full): {e}"
-                )
-            }
-            _ => format!("{var}: TLS: the server's certificate was refused: {e}"),
-        },
-        E::InvalidMessage(InvalidMessage::InvalidContentType) => {
-            format!("{var}: TLS: the server did not answer in TLS: {e}")
+    use crate::tls::Cause;
+    let what = match crate::tls::cause_of(e) {
+        Cause::Untrusted => {
+            "the server's certificate is not trusted (unknown issuer; check sslrootcert): "
         }
-        E::AlertReceived(_) => format!(
-            "{var}: TLS: the server refused the handshake (client certificate, sslcert and sslkey, missing or not trusted?): {e}"
-        ),
-        _ => format!("{var}: TLS: {e}"),
-    }
+        Cause::Expired => "the server's certificate has expired: ",
+        Cause::WrongName => {
+            "the host name is not in the server's certificate (sslmode=verify-full): "
+        }
+        Cause::CertificateRefused => "the server's certificate was refused: ",
+        Cause::NotTls => "the server did not answer in TLS: ",
+        Cause::HandshakeRefused => {
+            "the server refused the handshake (client certificate, sslcert and sslkey, missing or not trusted?): "
+        }
+        Cause::Other => "",
+    };
+    format!("{var}: TLS: {what}{e}")
 }
 
 #[cfg(test)]

@@ -2,6 +2,8 @@
 
 use std::{collections::HashMap, io};
 
+use rustls::{CertificateError, InvalidMessage};
+
 use super::*;
 
 const CA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/test-ca.pem");

@@ -10,7 +10,6 @@ use lapin::{
     tcp::{OwnedIdentity, OwnedTLSConfig},
     uri::{AMQPUri, SASLMechanism},
 };
-use rustls::{CertificateError, InvalidMessage};
 use secrecy::ExposeSecret;
 
 use crate::config::RabbitConfig;
@@ -106,33 +105,33 @@ pub fn cause(e: &(dyn StdError + 'static)) -> Option<String> {
 }
 
 fn describe(e: &rustls::Error) -> String {
-    use rustls::Error as E;
-    match e {
-        E::InvalidCertificate(c) => match c {
-            CertificateError::UnknownIssuer | CertificateError::BadSignature => format!(
-                "RABBITMQ_URI: TLS: the broker's certificate is not trusted (unknown issuer; check RABBITMQ_CA_CERT): {e}"
-            ),
-            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
-                format!("RABBITMQ_URI: TLS: the broker's certificate has expired: {e}")
-            }
-            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
-                format!("RABBITMQ_URI: TLS: the host name is not in the broker's certificate: {e}")
-            }
-            _ => format!("RABBITMQ_URI: TLS: the broker's certificate was refused: {e}"),
-        },
-        E::InvalidMessage(InvalidMessage::InvalidContentType) => format!(
-            "RABBITMQ_URI: TLS: the broker did not answer in TLS (a plaintext port under amqps://?): {e}"
-        ),
-        E::AlertReceived(_) => format!(
-            "RABBITMQ_CLIENT_CERT: TLS: the broker refused the handshake (client certificate missing or not trusted?): {e}"
-        ),
-        _ => format!("RABBITMQ_URI: TLS: {e}"),
-    }
+    use crate::tls::Cause;
+    let cause = crate::tls::cause_of(e);
+    let what = match cause {
+        Cause::Untrusted => {
+            "the broker's certificate is not trusted (unknown issuer; check RABBITMQ_CA_CERT): "
+        }
+        Cause::Expired => "the broker's certificate has expired: ",
+        Cause::WrongName => "the host name is not in the broker's certificate: ",
+        Cause::CertificateRefused => "the broker's certificate was refused: ",
+        Cause::NotTls => "the broker did not answer in TLS (a plaintext port under amqps://?): ",
+        Cause::HandshakeRefused => {
+            "the broker refused the handshake (client certificate missing or not trusted?): "
+        }
+        Cause::Other => "",
+    };
+    let var = match cause {
+        Cause::HandshakeRefused => "RABBITMQ_CLIENT_CERT",
+        _ => "RABBITMQ_URI",
+    };
+    format!("{var}: TLS: {what}{e}")
 }
 
 #[cfg(test)]
 mod tests {
     use std::io;
+
+    use rustls::{CertificateError, InvalidMessage};
 
     use super::*;
 
