@@ -49,7 +49,7 @@ pub struct ErrorBody<'a> {
     /// The status code's reason phrase, e.g. "Bad Request".
     error: &'a str,
     /// Stable machine-readable code: validation_failed, invalid_json, unauthorized,
-    /// forbidden, edit_window_closed, not_found, conflict, payload_too_large, unsupported_media_type,
+    /// session_revoked, forbidden, edit_window_closed, not_found, conflict, payload_too_large, unsupported_media_type,
     /// method_not_allowed, rate_limited, unavailable or internal.
     code: &'a str,
     /// A human-readable sentence (no internal detail for 5xx).
@@ -60,8 +60,12 @@ pub struct ErrorBody<'a> {
 fn status_of(e: &ServiceError) -> StatusCode {
     match e {
         ServiceError::Invalid(_) => StatusCode::BAD_REQUEST,
-        ServiceError::Unauthenticated | ServiceError::BadCredentials(_) => StatusCode::UNAUTHORIZED,
-        ServiceError::Forbidden(_) | ServiceError::EditWindowClosed => StatusCode::FORBIDDEN,
+        ServiceError::Unauthenticated
+        | ServiceError::BadCredentials(_)
+        | ServiceError::SessionRevoked => StatusCode::UNAUTHORIZED,
+        ServiceError::Forbidden(_) | ServiceError::EditWindowClosed | ServiceError::Blocked(_) => {
+            StatusCode::FORBIDDEN
+        }
         ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
         ServiceError::Conflict(_) => StatusCode::CONFLICT,
         ServiceError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -232,9 +236,11 @@ mod tests {
         let cases: Vec<(ServiceError, u16, &str)> = vec![
             (ServiceError::Invalid("x".into()), 400, "validation_failed"),
             (ServiceError::Unauthenticated, 401, "unauthorized"),
+            (ServiceError::SessionRevoked, 401, "session_revoked"),
             (ServiceError::BadCredentials("x"), 401, "unauthorized"),
             (ServiceError::Forbidden("x".into()), 403, "forbidden"),
             (ServiceError::EditWindowClosed, 403, "edit_window_closed"),
+            (ServiceError::Blocked("x"), 403, "blocked"),
             (ServiceError::NotFound("x".into()), 404, "not_found"),
             (ServiceError::Conflict("x".into()), 409, "conflict"),
             (

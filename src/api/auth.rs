@@ -1,10 +1,14 @@
-//! `POST /auth/register`, `/auth/login`, `/auth/refresh`.
+//! `POST /auth/register`, `/auth/login`, `/auth/refresh` (each login opens a session;
+//! see `sessions` for the session routes).
 
 use super::responses::AuthErrors;
 use axum::{Json, extract::State, http::StatusCode};
 use serde::{Deserialize, Serialize};
 
-use super::{AppState, extract::ApiJson};
+use super::{
+    AppState,
+    extract::{ApiJson, ClientInfo},
+};
 use crate::{
     domain::user::User,
     error::{ApiResult, ErrorBody},
@@ -22,12 +26,19 @@ pub struct RegisterBody {
     password: String,
     #[schema(max_length = 64, example = "Alice")]
     display_name: Option<String>,
+    /// The session's device name (default: the `User-Agent`).
+    #[schema(max_length = 128, example = "Alice's phone")]
+    device_name: Option<String>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct LoginBody {
     username: String,
     password: String,
+    /// The session's device name (default: the `User-Agent`).
+    #[schema(max_length = 128, example = "Alice's phone")]
+    device_name: Option<String>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -40,7 +51,7 @@ pub struct RefreshBody {
 #[serde(rename_all = "camelCase")]
 pub struct AuthResponse {
     user: User,
-    /// JWT (`sub` = user id, `iss` = `courier`); send as `Authorization: Bearer <accessToken>`.
+    /// JWT (`sub` = user id, `sid` = session id, `iss` = `courier`); send as `Authorization: Bearer <accessToken>`.
     access_token: String,
     /// Opaque, single use: `POST /auth/refresh` rotates it.
     refresh_token: String,
@@ -74,14 +85,16 @@ impl From<Session> for AuthResponse {
 )]
 pub async fn register(
     State(state): State<AppState>,
+    client: ClientInfo,
     ApiJson(body): ApiJson<RegisterBody>,
 ) -> ApiResult<(StatusCode, Json<AuthResponse>)> {
+    let device = client.device(body.device_name.as_deref());
     let registration = Registration {
         username: body.username,
         password: body.password,
         display_name: body.display_name,
     };
-    let session = sessions::register(&state.ctx, registration).await?;
+    let session = sessions::register(&state.ctx, registration, &device).await?;
     Ok((StatusCode::CREATED, Json(session.into())))
 }
 
@@ -100,9 +113,11 @@ pub async fn register(
 )]
 pub async fn login(
     State(state): State<AppState>,
+    client: ClientInfo,
     ApiJson(body): ApiJson<LoginBody>,
 ) -> ApiResult<Json<AuthResponse>> {
-    let session = sessions::login(&state.ctx, &body.username, body.password).await?;
+    let device = client.device(body.device_name.as_deref());
+    let session = sessions::login(&state.ctx, &body.username, body.password, &device).await?;
     Ok(Json(session.into()))
 }
 

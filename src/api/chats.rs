@@ -42,21 +42,6 @@ pub struct AddBody {
     user_ids: Vec<Uuid>,
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ChatWithUnread {
-    #[serde(flatten)]
-    chat: Chat,
-    /// Messages from other participants above the caller's read mark.
-    #[schema(minimum = 0)]
-    unread_count: i64,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct ChatList {
-    chats: Vec<ChatWithUnread>,
-}
-
 /// Creates a chat, or returns the existing direct chat with that user.
 #[utoipa::path(
     post,
@@ -68,6 +53,7 @@ pub struct ChatList {
     responses(
         (status = 200, description = "The direct chat with that user already existed", body = Chat),
         (status = 201, description = "Created", body = Chat),
+        (status = 403, description = "`blocked`: a direct chat with a user who blocked the caller, or whom the caller blocked", body = crate::error::ErrorBody),
         BadRequest, Unauthorized, ServerErrors, BodyErrors,
     )
 )]
@@ -89,30 +75,6 @@ pub async fn create(
         StatusCode::OK
     };
     Ok((status, Json(chat)))
-}
-
-/// The caller's chats, most recently active first.
-#[utoipa::path(
-    get,
-    path = "/chats",
-    operation_id = "listChats",
-    tag = "chats",
-    security(("bearer" = [])),
-    responses(
-        (status = 200, description = "The caller's chats", body = ChatList),
-        Unauthorized, ServerErrors,
-    )
-)]
-pub async fn list(
-    State(state): State<AppState>,
-    AuthUser(me): AuthUser,
-) -> ApiResult<Json<ChatList>> {
-    let chats = uc::list(&state.ctx, me)
-        .await?
-        .into_iter()
-        .map(|(chat, unread_count)| ChatWithUnread { chat, unread_count })
-        .collect();
-    Ok(Json(ChatList { chats }))
 }
 
 /// One chat the caller participates in.

@@ -3,6 +3,8 @@
 
 pub mod asyncapi;
 pub mod auth;
+pub mod blocks;
+pub mod chat_list;
 pub mod chats;
 pub mod compat;
 pub mod extract;
@@ -15,6 +17,7 @@ pub mod notifications;
 pub mod openapi;
 pub mod responses;
 pub mod search;
+pub mod sessions;
 pub mod uploads;
 pub mod users;
 
@@ -56,12 +59,26 @@ pub fn routes(state: AppState) -> Router {
             post(auth::register).layer(auth_limit.clone()),
         )
         .route("/auth/login", post(auth::login).layer(auth_limit.clone()))
-        .route("/auth/refresh", post(auth::refresh).layer(auth_limit))
+        .route(
+            "/auth/refresh",
+            post(auth::refresh).layer(auth_limit.clone()),
+        )
+        .route("/auth/sessions", get(sessions::list))
+        .route("/auth/sessions/{session_id}", delete(sessions::revoke))
+        .route("/auth/logout", post(sessions::logout))
+        .route("/auth/logout-all", post(sessions::logout_all))
+        .route("/auth/password", post(sessions::password).layer(auth_limit))
         .route("/users/me", get(users::me))
+        .route("/users/me/blocks", get(blocks::list))
+        .route(
+            "/users/{user_id}/block",
+            put(blocks::block).delete(blocks::unblock),
+        )
         .route("/users/presence", post(users::presence_bulk))
         .route("/users/{user_id}", get(users::get_user))
         .route("/users/{user_id}/presence", get(users::presence))
-        .route("/chats", post(chats::create).get(chats::list))
+        .route("/chats", post(chats::create).get(chat_list::list))
+        .route("/chats/{chat_id}/settings", put(chat_list::update_settings))
         .route(
             "/chats/{chat_id}",
             get(chats::get_chat).patch(manage::update),
@@ -150,11 +167,13 @@ pub fn state(
 }
 
 /// Runs the tasks every API process runs beside its routes: the receipts flusher
-/// (once per process) and the purge of expired refresh tokens.
+/// (once per process) and the purge of expired refresh tokens and sessions.
 pub fn spawn_tasks(service: &mut Service, config: &Config, deps: &Deps) {
     service.spawn_on_run(deps.receipts_flusher(config, service.stop.clone()));
     service.spawn_on_run(crate::service::sessions::purge_expired_tokens(
         deps.pool.clone(),
+        config.refresh_token_ttl,
+        crate::service::revocation::window(config.jwt_expiration),
         service.stop.clone(),
     ));
 }

@@ -35,7 +35,7 @@ pub enum BadRequest {
 pub enum Unauthorized {
     #[response(
         status = 401,
-        description = "`unauthorized`: missing, malformed or expired access token"
+        description = "`unauthorized`: missing, malformed or expired access token; `session_revoked`: its session was revoked"
     )]
     Unauthorized(ErrorBody<'static>),
 }
@@ -103,7 +103,7 @@ pub enum ChatErrors {
     Invalid(ErrorBody<'static>),
     #[response(
         status = 401,
-        description = "`unauthorized`: missing, malformed or expired access token"
+        description = "`unauthorized`: missing, malformed or expired access token; `session_revoked`: its session was revoked"
     )]
     Unauthorized(ErrorBody<'static>),
     #[response(

@@ -1,4 +1,6 @@
-//! Access tokens: JWT, HS256 or RS256, `sub` = user id, `iss` = `courier`, `exp`.
+//! Access tokens: JWT, HS256 or RS256, `sub` = user id, `iss` = `courier`, `exp`, and
+//! `sid` = the session (tokens issued before sessions existed have none; they stay
+//! valid until they expire).
 //!
 //! Only the configured algorithm is accepted, so `alg: none` and algorithm
 //! confusion (an RS256 public key used as an HS256 secret) are refused.
@@ -21,6 +23,9 @@ pub struct Claims {
     #[serde(default)]
     pub iat: i64,
     pub exp: i64,
+    /// The session (`None` in tokens issued before sessions existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<Uuid>,
 }
 
 #[derive(Clone)]
@@ -79,8 +84,8 @@ impl JwtKeys {
         self.lifetime
     }
 
-    /// Issues an access token for a user.
-    pub fn issue(&self, user: Uuid) -> Result<String, JwtError> {
+    /// Issues an access token for a user's session.
+    pub fn issue(&self, user: Uuid, sid: Option<Uuid>) -> Result<String, JwtError> {
         let now = chrono::Utc::now().timestamp();
         let lifetime = i64::try_from(self.lifetime.as_secs()).unwrap_or(i64::MAX / 2);
         let claims = Claims {
@@ -88,6 +93,7 @@ impl JwtKeys {
             iss: ISSUER.into(),
             iat: now,
             exp: now + lifetime,
+            sid,
         };
         encode(&Header::new(self.algorithm), &claims, &self.encoding).map_err(|e| {
             tracing::error!(error = %e, "failed to sign a token");
@@ -130,17 +136,34 @@ mod tests {
     }
 
     #[test]
+    fn sid_round_trips_and_old_tokens_have_none() {
+        let k = keys("0123456789abcdef0123");
+        let sid = Uuid::new_v4();
+        let claims = k
+            .verify_claims(&k.issue(Uuid::new_v4(), Some(sid)).unwrap())
+            .unwrap();
+        assert_eq!(claims.sid, Some(sid));
+        let enc = EncodingKey::from_secret(b"0123456789abcdef0123");
+        let old = serde_json::json!({"sub": Uuid::new_v4(), "iss": "courier", "exp": chrono::Utc::now().timestamp() + 60});
+        let token = encode(&Header::default(), &old, &enc).unwrap();
+        assert_eq!(k.verify_claims(&token).unwrap().sid, None);
+    }
+
+    #[test]
     fn round_trip() {
         let k = keys("0123456789abcdef0123");
         let user = Uuid::new_v4();
-        assert_eq!(k.verify(&k.issue(user).unwrap()).unwrap(), user);
+        assert_eq!(k.verify(&k.issue(user, None).unwrap()).unwrap(), user);
     }
 
     #[test]
     fn foreign_secret_garbage_and_none_are_refused() {
         let k = keys("0123456789abcdef0123");
         let other = keys("another-secret-0123456");
-        assert!(k.verify(&other.issue(Uuid::new_v4()).unwrap()).is_err());
+        assert!(
+            k.verify(&other.issue(Uuid::new_v4(), None).unwrap())
+                .is_err()
+        );
         assert!(k.verify("garbage").is_err());
         assert!(k.verify("").is_err());
         let claims =
@@ -162,6 +185,7 @@ mod tests {
             iss: ISSUER.into(),
             iat: now - 600,
             exp: now - 300,
+            sid: None,
         };
         assert!(
             k.verify(&encode(&Header::default(), &expired, &enc).unwrap())

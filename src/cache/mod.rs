@@ -2,10 +2,12 @@
 //! and the pushes from publishers (worker, API, gateways) to the gateways.
 //! Every key and channel starts with `REDIS_KEY_PREFIX`.
 
+pub mod blocks;
 pub mod connect;
 pub mod events;
 pub mod membership;
 pub mod ratelimit;
+pub mod revoked;
 pub mod routing;
 
 use std::time::Duration;
@@ -43,6 +45,22 @@ impl Keys {
     /// started before the change does not store what it read.
     pub fn members_gen(&self, chat: Uuid) -> String {
         format!("{}chat:{chat}:members:gen", self.prefix)
+    }
+    /// SET of the users `user` blocked, plus the `-` marker (cache of `user_blocks`).
+    pub fn user_blocking(&self, user: Uuid) -> String {
+        format!("{}user:{user}:blocking", self.prefix)
+    }
+    /// SET of the users who blocked `user`, plus the `-` marker.
+    pub fn user_blockers(&self, user: Uuid) -> String {
+        format!("{}user:{user}:blockers", self.prefix)
+    }
+    /// STRING counter bumped whenever a block involving `user` changes.
+    pub fn user_blocks_gen(&self, user: Uuid) -> String {
+        format!("{}user:{user}:blocks:gen", self.prefix)
+    }
+    /// STRING `direct` or `group`: a chat's type (it never changes).
+    pub fn chat_kind(&self, chat: Uuid) -> String {
+        format!("{}chat:{chat}:kind", self.prefix)
     }
     /// HASH connection id → gateway id of a user's live sockets and SSE streams.
     pub fn user_sockets(&self, user: Uuid) -> String {

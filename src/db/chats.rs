@@ -35,7 +35,7 @@ pub enum Membership {
     Member(ChatType, Role),
 }
 
-async fn participants_of(
+pub(super) async fn participants_of(
     pool: &PgPool,
     chat_ids: &[Uuid],
 ) -> Result<HashMap<Uuid, Vec<Participant>>, sqlx::Error> {
@@ -81,36 +81,6 @@ pub async fn load(pool: &PgPool, chat_id: Uuid) -> Result<Option<Chat>, sqlx::Er
     let Some(row) = row else { return Ok(None) };
     let mut parts = participants_of(pool, &[chat_id]).await?;
     Ok(Some(assemble(row, &mut parts)))
-}
-
-/// The caller's chats with unread counts, most recently active first.
-pub async fn list_for(pool: &PgPool, user: Uuid) -> Result<Vec<(Chat, i64)>, sqlx::Error> {
-    let rows = sqlx::query!(
-        r#"SELECT c.id, c.type AS "kind: ChatType", c.title, c.last_sequence, c.created_at,
-              (SELECT count(*) FROM messages m
-                WHERE m.chat_id = c.id AND m.sequence > p.last_read_sequence
-                  AND m.sender_id <> $1) AS "unread!"
-           FROM chats c JOIN chat_participants p ON p.chat_id = c.id AND p.user_id = $1
-           ORDER BY COALESCE(c.last_message_at, c.created_at) DESC, c.id"#,
-        user,
-    )
-    .fetch_all(pool)
-    .await?;
-    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-    let mut parts = participants_of(pool, &ids).await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| {
-            let chat = ChatRow {
-                id: r.id,
-                kind: r.kind,
-                title: r.title,
-                last_sequence: r.last_sequence,
-                created_at: r.created_at,
-            };
-            (assemble(chat, &mut parts), r.unread)
-        })
-        .collect())
 }
 
 pub async fn membership(

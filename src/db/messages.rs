@@ -240,7 +240,8 @@ pub async fn persist_batch(
     Ok(plan.outcomes)
 }
 
-/// Inserts the new rows and moves the chats' last sequences, in one statement.
+/// Inserts the new rows, moves the chats' last sequences and un-archives the chats
+/// for their members who have not muted them, in one statement.
 async fn insert_messages(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     fresh: &[(Uuid, Message)],
@@ -266,6 +267,12 @@ async fn insert_messages(
              SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[],
                                   $6::text[], $7::text[], $8::bigint[], $9::timestamptz[],
                                   $13::uuid[], $14::uuid[], $15::uuid[], $16::uuid[], $17::text[])
+         ),
+         -- A new message un-archives the chat for the members who have not muted it.
+         unarchived AS (
+             UPDATE chat_participants p SET archived = false
+             WHERE p.chat_id = ANY($10) AND p.archived
+               AND (p.muted_until IS NULL OR p.muted_until <= $12)
          )
          UPDATE chats c SET last_sequence = v.seq, last_message_at = $12
          FROM UNNEST($10::uuid[], $11::bigint[]) AS v(id, seq)

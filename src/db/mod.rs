@@ -1,5 +1,7 @@
 //! PostgreSQL: the pool, migrations, and the queries of each aggregate.
 
+pub mod blocks;
+pub mod chat_list;
 pub mod chats;
 pub mod compat;
 pub mod connect;
@@ -11,6 +13,7 @@ pub mod manage;
 pub mod messages;
 pub mod notifications;
 pub mod search;
+pub mod sessions;
 #[cfg(test)]
 mod shapes;
 pub mod tokens;

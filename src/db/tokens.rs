@@ -9,8 +9,13 @@ use crate::auth::refresh;
 
 /// What presenting a refresh token led to.
 pub enum Rotation {
-    /// Valid: `token` is the new refresh token of `user`, in the same family.
-    Rotated { user: Uuid, token: String },
+    /// Valid: `token` is the new refresh token of `user`, in the same family (the
+    /// session).
+    Rotated {
+        user: Uuid,
+        family: Uuid,
+        token: String,
+    },
     /// Unknown or expired.
     Invalid,
     /// Already used or revoked: the whole family has been revoked.
@@ -85,7 +90,11 @@ pub async fn rotate(pool: &PgPool, token: &str, ttl: Duration) -> Result<Rotatio
             .execute(&mut *tx)
             .await?;
             let token = insert(&mut *tx, user, family, ttl).await?;
-            Rotation::Rotated { user, token }
+            Rotation::Rotated {
+                user,
+                family,
+                token,
+            }
         }
     };
     tx.commit().await?;

@@ -65,6 +65,27 @@ pub struct Chat {
     pub last_sequence: i64,
 }
 
+/// A user's own settings of a chat (`PUT /chats/:id/settings`, event `chat.settings`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatSettings {
+    /// Notifications are muted until this time (RFC 3339, UTC, with milliseconds);
+    /// null when not muted. A past time is not muted either.
+    #[serde(with = "super::time::option")]
+    #[schema(required = true)]
+    pub muted_until: Option<DateTime<Utc>>,
+    /// Left out of the chat list unless `archived=true` is asked; a new message
+    /// un-archives the chat unless it is muted.
+    pub archived: bool,
+}
+
+impl ChatSettings {
+    /// Whether the chat is muted at `now`.
+    pub fn muted_at(&self, now: DateTime<Utc>) -> bool {
+        self.muted_until.is_some_and(|t| t > now)
+    }
+}
+
 /// The unique key of the direct chat between two users, whatever their order.
 pub fn direct_key(a: Uuid, b: Uuid) -> String {
     let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
@@ -118,5 +139,22 @@ mod tests {
         assert_eq!(v["type"], "group");
         assert_eq!(v["lastSequence"], 0);
         assert!(v["title"].is_null());
+    }
+
+    #[test]
+    fn settings_json_and_mute() {
+        let now = Utc::now();
+        let s = ChatSettings {
+            muted_until: Some(now + chrono::Duration::minutes(1)),
+            archived: true,
+        };
+        let v = serde_json::to_value(s).unwrap();
+        assert_eq!(v["archived"], true);
+        assert!(v["mutedUntil"].as_str().unwrap().ends_with('Z'));
+        assert!(s.muted_at(now));
+        assert!(!s.muted_at(now + chrono::Duration::minutes(2)));
+        let none = serde_json::to_value(ChatSettings::default()).unwrap();
+        assert!(none["mutedUntil"].is_null());
+        assert!(!ChatSettings::default().muted_at(now));
     }
 }

@@ -20,6 +20,8 @@ pub const EVENT_STATUS: &str = "chat.message.status";
 pub const EVENT_TYPING: &str = "chat.typing";
 pub const EVENT_PRESENCE: &str = "presence.update";
 pub const EVENT_RECOVERED: &str = "session.recovered";
+/// A session was revoked: its connections get `{reason}` and are closed.
+pub const EVENT_REVOKED: &str = "auth.revoked";
 pub const EVENT_UPDATED: &str = "chat.message.updated";
 pub const EVENT_DELETED: &str = "chat.message.deleted";
 pub const EVENT_REACTION: &str = "chat.reaction.updated";
@@ -27,6 +29,7 @@ pub const EVENT_PINS: &str = "chat.pins.updated";
 pub const EVENT_CHAT_UPDATED: &str = "chat.updated";
 pub const EVENT_CHAT_REMOVED: &str = "chat.removed";
 pub const EVENT_NOTIFICATION: &str = "notification.new";
+pub const EVENT_CHAT_SETTINGS: &str = "chat.settings";
 
 /// A position in a user's event stream (a Redis stream id, `<ms>-<n>`). `ZERO` is
 /// "before everything".

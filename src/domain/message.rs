@@ -101,6 +101,10 @@ pub struct Message {
     pub bot: Option<Bot>,
     /// Files, in the order the send listed them; each `url` minted for this read.
     pub attachments: Vec<super::attachment::Attachment>,
+    /// `true` for a user who blocked the sender (the UI may fold the message); absent
+    /// otherwise.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub blocked_sender: bool,
 }
 
 /// Trims and checks message content; returns the content to store.

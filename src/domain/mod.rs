@@ -10,6 +10,7 @@ pub mod message;
 pub mod partition;
 pub mod receipts;
 pub mod sequence;
+pub mod session;
 pub mod time;
 pub mod user;
 

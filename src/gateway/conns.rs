@@ -21,7 +21,8 @@ use uuid::Uuid;
 
 use crate::{
     cache::Cache,
-    domain::events::{EVENT_RECOVERED, EVENT_SAVED, Event, Offset},
+    domain::events::{EVENT_RECOVERED, EVENT_REVOKED, EVENT_SAVED, Event, Offset},
+    domain::session::Revoked,
     service::receipts::Receipts,
 };
 
@@ -30,6 +31,8 @@ pub trait Sink: Send + Sync {
     /// Emits one event (`offset` is also inside recoverable payloads); `false` if the
     /// connection could not take it.
     fn send(&self, name: &str, offset: Option<Offset>, payload: &RawValue) -> bool;
+    /// Closes the connection after what was sent (a revoked session).
+    fn close(&self);
 }
 
 #[derive(Default)]
@@ -48,6 +51,9 @@ pub struct Conn {
     /// Its id in the routing state.
     pub id: String,
     pub user: Uuid,
+    /// The session of the token it authenticated with (`None` for a token from before
+    /// sessions existed).
+    pub sid: Option<Uuid>,
     sink: Box<dyn Sink>,
     progress: Mutex<Progress>,
     closed: AtomicBool,
@@ -61,10 +67,11 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub fn new(id: String, user: Uuid, sink: Box<dyn Sink>) -> Arc<Self> {
+    pub fn new(id: String, user: Uuid, sid: Option<Uuid>, sink: Box<dyn Sink>) -> Arc<Self> {
         Arc::new(Self {
             id,
             user,
+            sid,
             sink,
             // Until the opening read is done, everything waits.
             progress: Mutex::new(Progress {
@@ -146,7 +153,8 @@ impl Hub {
         map.values().flatten().cloned().collect()
     }
 
-    /// Hands a pushed event to every local connection of `user`.
+    /// Hands a pushed event to every local connection of `user`; `auth.revoked` goes
+    /// only to the connections of the sessions it names, which it closes.
     pub fn dispatch(&self, user: Uuid, event: &Event) {
         let conns: Vec<Arc<Conn>> = {
             let map = self.conns.read().unwrap_or_else(|p| p.into_inner());
@@ -155,8 +163,33 @@ impl Hub {
                 None => return,
             }
         };
+        if &*event.name == EVENT_REVOKED {
+            self.revoke(&conns, event);
+            return;
+        }
         for conn in conns {
             self.offer(&conn, event);
+        }
+    }
+
+    /// Sends `auth.revoked {reason}` to, and closes, the connections whose session the
+    /// event names.
+    fn revoke(&self, conns: &[Arc<Conn>], event: &Event) {
+        let Some(revoked) = Revoked::parse(&event.data) else {
+            tracing::error!("malformed auth.revoked push");
+            return;
+        };
+        let body =
+            match serde_json::value::to_raw_value(&serde_json::json!({"reason": revoked.reason})) {
+                Ok(b) => b,
+                Err(e) => return tracing::error!(error = %e, "cannot encode auth.revoked"),
+            };
+        for conn in conns.iter().filter(|c| revoked.covers(c.sid)) {
+            tracing::debug!(user = %conn.user, conn = %conn.id, "session revoked; closing");
+            metrics::counter!("courier_gateway_revoked_disconnects_total").increment(1);
+            // The close runs the connection's own cleanup (routing state, presence).
+            conn.sink.send(EVENT_REVOKED, None, &body);
+            conn.sink.close();
         }
     }
 

@@ -29,7 +29,7 @@ use super::{
 use crate::{
     domain::events::Offset,
     http::bearer,
-    service::{ServiceError, messages, receipts, typing},
+    service::{ServiceError, messages, receipts, revocation, typing},
 };
 
 /// Most chats one `chat.sync` may name.
@@ -81,6 +81,12 @@ impl Sink for SocketSink {
             }
         }
     }
+
+    fn close(&self) {
+        if let Err(e) = self.0.clone().disconnect() {
+            tracing::debug!(socket = %self.0.id, error = %e, "revoked socket already gone");
+        }
+    }
 }
 
 /// The token: `auth.token`, then `Authorization: Bearer`, then `?token=`.
@@ -101,7 +107,8 @@ fn find_token(s: &SocketRef, auth: Option<&Value>) -> Option<String> {
 
 /// Connect middleware: authenticates, registers the socket's handlers and its
 /// connection, watches its token's expiry, and reads what it missed. Refuses with
-/// `connect_error` "unauthorized" (bad token), "too_many_connections" (the user holds
+/// `connect_error` "unauthorized" (bad token), "session_revoked" (its session was
+/// revoked), "too_many_connections" (the user holds
 /// `GATEWAY_MAX_SOCKETS_PER_USER` already) or "unavailable" (Redis down).
 pub async fn authenticate(
     s: SocketRef,
@@ -114,6 +121,16 @@ pub async fn authenticate(
         .jwt
         .verify_claims(&token)
         .map_err(|_| Refused("unauthorized"))?;
+    if let Some(sid) = claims.sid {
+        match revocation::is_revoked(&state.pool, &state.cache, state.jwt.lifetime(), sid).await {
+            Ok(false) => {}
+            Ok(true) => return Err(Refused("session_revoked")),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot check the session; refusing the socket");
+                return Err(Refused("unavailable"));
+            }
+        }
+    }
     let user = claims.sub;
     match state.cache.connection_count(user).await {
         Ok(n) if n >= state.config.max_sockets_per_user => {
@@ -145,8 +162,11 @@ pub async fn authenticate(
     s.on("auth.refresh", super::expiry::on_refresh);
     s.on_disconnect(on_disconnect);
     s.extensions.insert(super::expiry::TokenExp(claims.exp));
-    let conn = Conn::new(id, user, Box::new(SocketSink(s.clone())));
+    let conn = Conn::new(id, user, claims.sid, Box::new(SocketSink(s.clone())));
     let opening = session::open(&state, conn, requested).await.map_err(|e| {
+        if e.is::<session::RevokedMeanwhile>() {
+            return Refused("session_revoked");
+        }
         tracing::warn!(error = %e, "cannot open a session; refusing the socket");
         Refused("unavailable")
     })?;
@@ -312,7 +332,8 @@ async fn sync(state: &GwState, user: Uuid, p: SyncPayload) -> Result<SyncAck, Se
             .map_err(|_| ServiceError::Invalid(format!("not a chat id: {chat}")))?;
         seen.push((chat, seq.max(0)));
     }
-    let (messages, has_more) = messages::sync(&state.pool, &state.storage, user, &seen).await?;
+    let (messages, has_more) =
+        messages::sync(&state.pool, &state.cache, &state.storage, user, &seen).await?;
     Ok(SyncAck {
         status: "ok",
         messages,

@@ -13,8 +13,14 @@ use super::{
 use crate::{
     cache::Cache,
     domain::events::Offset,
-    service::{presence, typing},
+    service::{presence, revocation, typing},
 };
+
+/// The connection's session was revoked while it was opening (after the handshake's
+/// check, before it was registered where `auth.revoked` would find it).
+#[derive(Debug, thiserror::Error)]
+#[error("the session was revoked")]
+pub struct RevokedMeanwhile;
 
 /// Registers `conn` (locally, then in Redis, so no event routed after this returns
 /// can miss it) and reads what it needs to start: the events after `requested` when
@@ -34,6 +40,12 @@ pub async fn open(
             &conn.id,
         )
         .await?;
+        // Registered now: a revocation from here on reaches it; one from before is seen here.
+        if let Some(sid) = conn.sid
+            && revocation::is_revoked(&state.pool, &state.cache, state.jwt.lifetime(), sid).await?
+        {
+            return Err(RevokedMeanwhile.into());
+        }
         let requested = requested.and_then(|s| s.parse::<Offset>().ok());
         let read = state.cache.read_events(conn.user, requested, true).await?;
         anyhow::Ok((requested, read))

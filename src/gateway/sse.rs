@@ -1,7 +1,11 @@
 //! `GET /events`: the same events as a socket of the user, as Server-Sent Events, with
 //! `id:` offsets, `Last-Event-ID` resume and a `: ping` comment every 15 s.
 
-use std::{convert::Infallible, sync::Arc, time::Duration};
+use std::{
+    convert::Infallible,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use axum::{
     extract::{Query, State},
@@ -21,7 +25,12 @@ use super::{
     conns::{Conn, Sink},
     session,
 };
-use crate::{domain::events::Offset, error::ApiError, http::bearer};
+use crate::{
+    domain::events::Offset,
+    error::ApiError,
+    http::bearer,
+    service::{ServiceError, revocation},
+};
 
 pub const PING_EVERY: Duration = Duration::from_secs(15);
 
@@ -32,8 +41,9 @@ pub struct SseQuery {
     last_event_id: Option<String>,
 }
 
-/// Queues events for the response stream; full means the client is too slow.
-struct SseSink(mpsc::Sender<SseEvent>);
+/// Queues events for the response stream; full means the client is too slow. Closing
+/// drops the sender: the stream ends after what is queued.
+struct SseSink(Mutex<Option<mpsc::Sender<SseEvent>>>);
 
 impl Sink for SseSink {
     fn send(&self, name: &str, offset: Option<Offset>, payload: &RawValue) -> bool {
@@ -41,7 +51,9 @@ impl Sink for SseSink {
         if let Some(o) = offset {
             event = event.id(o.to_string());
         }
-        match self.0.try_send(event) {
+        let tx = self.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let Some(tx) = tx else { return false };
+        match tx.try_send(event) {
             Ok(()) => {
                 metrics::counter!("courier_gateway_emits_total").increment(1);
                 true
@@ -51,6 +63,10 @@ impl Sink for SseSink {
                 false
             }
         }
+    }
+
+    fn close(&self) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
 }
 
@@ -91,6 +107,13 @@ pub async fn events(
         .jwt
         .verify_claims(&token)
         .map_err(|_| ApiError::unauthorized())?;
+    if let Some(sid) = claims.sid {
+        let revoked =
+            revocation::is_revoked(&state.pool, &state.cache, state.jwt.lifetime(), sid).await?;
+        if revoked {
+            return Err(ServiceError::SessionRevoked.into());
+        }
+    }
     let user = claims.sub;
     // The stream ends when its token expires (with the tokens' leeway).
     let left = (claims.exp + super::expiry::LEEWAY_SECS - chrono::Utc::now().timestamp()).max(0);
@@ -112,11 +135,15 @@ pub async fn events(
     let conn = Conn::new(
         format!("sse-{}", uuid::Uuid::new_v4().simple()),
         user,
-        Box::new(SseSink(tx)),
+        claims.sid,
+        Box::new(SseSink(Mutex::new(Some(tx)))),
     );
     let opening = session::open(&state, conn.clone(), resume.as_deref())
         .await
         .map_err(|e| {
+            if e.is::<session::RevokedMeanwhile>() {
+                return ApiError::from(ServiceError::SessionRevoked);
+            }
             tracing::warn!(error = %e, "cannot open an SSE stream");
             ApiError::unavailable("redis")
         })?;

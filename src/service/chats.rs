@@ -108,11 +108,6 @@ pub async fn create(
     }
 }
 
-/// The caller's chats, most recently active first, each with its unread count.
-pub async fn list(ctx: &Ctx, me: Uuid) -> ServiceResult<Vec<(Chat, i64)>> {
-    Ok(db::chats::list_for(&ctx.pool, me).await?)
-}
-
 /// One chat of the caller's, with every participant's delivered and read marks.
 pub async fn get(ctx: &Ctx, me: Uuid, chat: Uuid) -> ServiceResult<(Chat, Vec<Marks>)> {
     require_member(&ctx.pool, chat, me).await?;
@@ -139,6 +134,7 @@ pub async fn create_direct(
         ));
     }
     require_users(ctx, &[other]).await?;
+    super::blocks::refuse_if_blocked(ctx, me, other).await?;
     let (chat, created) = db::chats::create_direct(&ctx.pool, me, other)
         .await
         .map_err(participant_error)?;

@@ -19,9 +19,16 @@ pub enum ServiceError {
     /// These credentials were refused, and why (401 `unauthorized`).
     #[error("{0}")]
     BadCredentials(&'static str),
+    /// The access token's session was revoked (401 `session_revoked`).
+    #[error("the session of this token was revoked")]
+    SessionRevoked,
     /// The caller may not do this (403 `forbidden`).
     #[error("{0}")]
     Forbidden(String),
+    /// A block stands between the caller and the other user of a direct chat (403
+    /// `blocked`).
+    #[error("{0}")]
+    Blocked(&'static str),
     /// The message is older than `MESSAGE_EDIT_WINDOW_SECS` (403 `edit_window_closed`).
     #[error("the edit window of this message has closed")]
     EditWindowClosed,
@@ -46,8 +53,10 @@ impl ServiceError {
         match self {
             Self::Invalid(_) => "validation_failed",
             Self::Unauthenticated | Self::BadCredentials(_) => "unauthorized",
+            Self::SessionRevoked => "session_revoked",
             Self::Forbidden(_) => "forbidden",
             Self::EditWindowClosed => "edit_window_closed",
+            Self::Blocked(_) => "blocked",
             Self::NotFound(_) => "not_found",
             Self::Conflict(_) => "conflict",
             Self::RateLimited { .. } => "rate_limited",

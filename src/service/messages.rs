@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{Ctx, ServiceError, ServiceResult, require_member, uploads};
+use super::{Ctx, ServiceError, ServiceResult, blocks, require_member, uploads};
 use crate::{
     cache::{membership::LookupError, ratelimit::SendCheck},
     db,
@@ -43,9 +43,10 @@ pub struct Accepted {
     pub client_message_id: Uuid,
 }
 
-/// The per-user send limit and the sender's membership of `chat`, in one Redis round
-/// trip; PostgreSQL is asked (404 vs 403, and the cache filled) only when the cached
-/// member set does not answer, and alone while Redis is unreachable (sends go on).
+/// The per-user send limit, the sender's membership of `chat` and, in a direct chat,
+/// the blocks between its two users (403 `blocked`), in one Redis round trip;
+/// PostgreSQL is asked (404 vs 403, and the caches filled) only when the cached state
+/// does not answer, and alone while Redis is unreachable (sends go on).
 pub async fn admit_send(ctx: &Ctx, chat: Uuid, me: Uuid) -> ServiceResult<()> {
     let name = format!("send:{me}");
     let check = match ctx
@@ -59,6 +60,8 @@ pub async fn admit_send(ctx: &Ctx, chat: Uuid, me: Uuid) -> ServiceResult<()> {
             SendCheck {
                 retry_after_secs: None,
                 cached_member: None,
+                direct: None,
+                blocked: None,
             }
         }
     };
@@ -67,17 +70,24 @@ pub async fn admit_send(ctx: &Ctx, chat: Uuid, me: Uuid) -> ServiceResult<()> {
         return Err(ServiceError::RateLimited { retry_after_secs });
     }
     if check.cached_member == Some(true) {
-        return Ok(());
+        match (check.direct, check.blocked) {
+            (Some(false), _) | (Some(true), Some(false)) => return Ok(()),
+            (Some(true), Some(true)) => return Err(ServiceError::Blocked(blocks::BLOCKED)),
+            _ => return blocks::check_direct_send(ctx, chat, me).await,
+        }
     }
     match ctx.cache.members(&ctx.pool, &[chat]).await {
-        Ok(members) if members.get(&chat).is_some_and(|m| m.contains(&me)) => return Ok(()),
-        Ok(_) => {}
+        Ok(members) if members.get(&chat).is_some_and(|m| m.contains(&me)) => {}
+        Ok(_) => {
+            require_member(&ctx.pool, chat, me).await?;
+        }
         Err(LookupError::Redis(e)) => {
             tracing::warn!(error = %e, %chat, "membership cache unreachable; asking PostgreSQL");
+            require_member(&ctx.pool, chat, me).await?;
         }
         Err(e) => return Err(e.into()),
     }
-    require_member(&ctx.pool, chat, me).await.map(|_| ())
+    blocks::check_direct_send(ctx, chat, me).await
 }
 
 /// Sends a message: `Accepted` once RabbitMQ confirmed the publish.
@@ -250,6 +260,7 @@ pub async fn history(
     let (mut messages, more) =
         db::history::history(&ctx.pool, me, chat, cursor.to_db(), limit).await?;
     uploads::sign(&ctx.storage, &mut messages).await?;
+    blocks::flag(&ctx.cache, &ctx.pool, me, &mut messages).await?;
     Ok((messages, more))
 }
 
@@ -275,6 +286,7 @@ pub async fn replies(
     let (mut messages, more) =
         db::history::replies(&ctx.pool, me, chat, message, after, limit).await?;
     uploads::sign(&ctx.storage, &mut messages).await?;
+    blocks::flag(&ctx.cache, &ctx.pool, me, &mut messages).await?;
     Ok((messages, more))
 }
 
@@ -283,6 +295,7 @@ pub async fn pins(ctx: &Ctx, me: Uuid, chat: Uuid) -> ServiceResult<Vec<Message>
     require_member(&ctx.pool, chat, me).await?;
     let mut messages = db::history::pinned(&ctx.pool, me, chat).await?;
     uploads::sign(&ctx.storage, &mut messages).await?;
+    blocks::flag(&ctx.cache, &ctx.pool, me, &mut messages).await?;
     Ok(messages)
 }
 
@@ -292,12 +305,14 @@ pub const SYNC_CAP: i64 = 500;
 /// What was persisted after the given sequences in the user's chats, oldest first.
 pub async fn sync(
     pool: &sqlx::PgPool,
+    cache: &crate::cache::Cache,
     storage: &crate::storage::Storage,
     me: Uuid,
     seen: &[(Uuid, i64)],
 ) -> ServiceResult<(Vec<Message>, bool)> {
     let (mut messages, more) = db::history::since(pool, me, seen, SYNC_CAP).await?;
     uploads::sign(storage, &mut messages).await?;
+    blocks::flag(cache, pool, me, &mut messages).await?;
     Ok((messages, more))
 }
 

@@ -1,8 +1,11 @@
 //! Use cases shared by the REST API and the gateway, and the connections they run on.
 
 pub mod accounts;
+pub mod blocks;
+pub mod chat_list;
 pub mod chats;
 pub mod commands;
+pub mod devices;
 mod error;
 pub mod hooks;
 pub mod lifecycle;
@@ -11,6 +14,7 @@ pub mod notifications;
 pub mod pages;
 pub mod presence;
 pub mod receipts;
+pub mod revocation;
 pub mod search;
 pub mod sessions;
 pub mod typing;

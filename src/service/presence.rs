@@ -58,7 +58,12 @@ pub async fn connected(
 
 /// Sends `presence.update` to everyone who shares a chat with the user.
 async fn announce(pool: &PgPool, cache: &Cache, p: &Presence) -> anyhow::Result<()> {
-    let contacts = db::users::contacts(pool, p.user_id).await?;
+    let mut contacts = db::users::contacts(pool, p.user_id).await?;
+    // Users this user blocked do not see their presence.
+    let hidden = super::blocks::relations(cache, pool, p.user_id)
+        .await?
+        .blocking;
+    contacts.retain(|u| !hidden.contains(u));
     cache
         .publish_ephemeral(&[Outgoing::to_users(EVENT_PRESENCE, p, contacts)?])
         .await?;
@@ -135,14 +140,30 @@ pub async fn lookup(
     }
     let online = cache.online(users).await?;
     let seen = db::users::last_seen(pool, users).await?;
+    // Those who blocked the caller look offline and never seen to them.
+    let blockers = super::blocks::relations(cache, pool, caller)
+        .await?
+        .blockers;
     let now = Utc::now();
     Ok(users
         .iter()
         .zip(online)
-        .map(|(u, on)| Presence {
-            user_id: *u,
-            status: if on { "online" } else { "offline" },
-            last_seen_at: if on { Some(now) } else { seen.get(u).copied() },
+        .map(|(u, on)| match (on, blockers.contains(u)) {
+            (_, true) => Presence {
+                user_id: *u,
+                status: "offline",
+                last_seen_at: None,
+            },
+            (true, false) => Presence {
+                user_id: *u,
+                status: "online",
+                last_seen_at: Some(now),
+            },
+            (false, false) => Presence {
+                user_id: *u,
+                status: "offline",
+                last_seen_at: seen.get(u).copied(),
+            },
         })
         .collect())
 }

@@ -1,13 +1,14 @@
 //! Courier's own sign-in: register, log in with username and password, rotate a
-//! refresh token, and the access tokens both API profiles hand out. Input is checked
-//! here, once.
+//! refresh token, and the access tokens both API profiles hand out. Each login opens a
+//! session (its id is the tokens' `sid` and the refresh tokens' family). Input is
+//! checked here, once.
 
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::{Ctx, ServiceError, ServiceResult, accounts, no_nul};
+use super::{Ctx, ServiceError, ServiceResult, accounts, no_nul, revocation};
 use crate::{
     auth::password,
     db::{self, tokens::Rotation},
@@ -16,6 +17,23 @@ use crate::{
 
 /// Longest display name, in characters.
 pub const MAX_DISPLAY_NAME: usize = 64;
+
+/// Where a login comes from, recorded on its session.
+#[derive(Debug, Clone)]
+pub struct Device {
+    /// From the `deviceName` field or the `User-Agent` (`domain::session::device_name`).
+    pub name: String,
+    /// The client's address as seen through `TRUSTED_PROXIES`.
+    pub ip: Option<String>,
+}
+
+/// The caller of an authenticated request: the user, and the session of the token
+/// (`None` for a token issued before sessions existed).
+#[derive(Debug, Clone, Copy)]
+pub struct Caller {
+    pub user: Uuid,
+    pub sid: Option<Uuid>,
+}
 
 /// A signed-in user with a fresh token pair.
 #[derive(Debug)]
@@ -68,26 +86,45 @@ impl Registration {
     }
 }
 
-/// An access token for `user`.
-pub fn access_token(ctx: &Ctx, user: Uuid) -> ServiceResult<AccessToken> {
-    let token = ctx.jwt.issue(user).map_err(ServiceError::internal)?;
+/// An access token for `user` in session `sid`.
+pub fn access_token(ctx: &Ctx, user: Uuid, sid: Option<Uuid>) -> ServiceResult<AccessToken> {
+    let token = ctx.jwt.issue(user, sid).map_err(ServiceError::internal)?;
     Ok(AccessToken {
         token,
         expires_in: ctx.jwt.lifetime(),
     })
 }
 
-/// The user of a valid access token (`Unauthenticated` otherwise).
-pub fn authenticate(ctx: &Ctx, token: &str) -> ServiceResult<Uuid> {
-    ctx.jwt
-        .verify(token)
-        .map_err(|_| ServiceError::Unauthenticated)
+/// The caller of a valid access token: `Unauthenticated` for an invalid one,
+/// `SessionRevoked` when its session was revoked.
+pub async fn authenticate(ctx: &Ctx, token: &str) -> ServiceResult<Caller> {
+    let claims = ctx
+        .jwt
+        .verify_claims(token)
+        .map_err(|_| ServiceError::Unauthenticated)?;
+    if let Some(sid) = claims.sid
+        && revocation::is_revoked(&ctx.pool, &ctx.cache, ctx.jwt.lifetime(), sid).await?
+    {
+        return Err(ServiceError::SessionRevoked);
+    }
+    Ok(Caller {
+        user: claims.sub,
+        sid: claims.sid,
+    })
 }
 
-async fn open(ctx: &Ctx, user: User) -> ServiceResult<Session> {
-    let refresh_token =
-        db::tokens::issue(&ctx.pool, user.id, Uuid::now_v7(), ctx.refresh_ttl).await?;
-    let access = access_token(ctx, user.id)?;
+/// Opens a session of `user` on `device`; returns its id (the chat-be profile's login,
+/// which hands out access tokens only, uses it directly).
+pub async fn start(ctx: &Ctx, user: Uuid, device: &Device) -> ServiceResult<Uuid> {
+    let sid = Uuid::now_v7();
+    db::sessions::insert(&ctx.pool, sid, user, &device.name, device.ip.as_deref()).await?;
+    Ok(sid)
+}
+
+async fn open(ctx: &Ctx, user: User, device: &Device) -> ServiceResult<Session> {
+    let sid = start(ctx, user.id, device).await?;
+    let refresh_token = db::tokens::issue(&ctx.pool, user.id, sid, ctx.refresh_ttl).await?;
+    let access = access_token(ctx, user.id, Some(sid))?;
     Ok(Session {
         user,
         access,
@@ -96,17 +133,22 @@ async fn open(ctx: &Ctx, user: User) -> ServiceResult<Session> {
 }
 
 /// Registers a user and signs them in; `Conflict` if the username is taken.
-pub async fn register(ctx: &Ctx, r: Registration) -> ServiceResult<Session> {
+pub async fn register(ctx: &Ctx, r: Registration, device: &Device) -> ServiceResult<Session> {
     let display = r.check()?;
     let hash = password::hash(r.password.clone()).await?;
     let user = db::users::insert(&ctx.pool, &r.username, display, &hash)
         .await?
         .ok_or_else(|| ServiceError::Conflict("username is already taken".into()))?;
-    open(ctx, user).await
+    open(ctx, user, device).await
 }
 
 /// Signs in with username and password.
-pub async fn login(ctx: &Ctx, username: &str, pass: String) -> ServiceResult<Session> {
+pub async fn login(
+    ctx: &Ctx,
+    username: &str,
+    pass: String,
+    device: &Device,
+) -> ServiceResult<Session> {
     const WRONG: ServiceError = ServiceError::BadCredentials("invalid username or password");
     no_nul(username)?;
     let Some((user, hash)) = db::users::find_credentials(&ctx.pool, username).await? else {
@@ -118,18 +160,27 @@ pub async fn login(ctx: &Ctx, username: &str, pass: String) -> ServiceResult<Ses
     if !accounts::check(ctx, user.id, pass, hash).await? {
         return Err(WRONG);
     }
-    open(ctx, user).await
+    open(ctx, user, device).await
 }
 
-/// Exchanges a refresh token for a new pair (the presented one is spent; a reused one
-/// revokes its whole family).
+/// Exchanges a refresh token for a new pair in the same session (the presented one is
+/// spent; a reused one revokes its whole family; a revoked session's is refused). The
+/// session's last-seen time moves here, not on every request.
 pub async fn refresh(ctx: &Ctx, token: &str) -> ServiceResult<Session> {
     match db::tokens::rotate(&ctx.pool, token, ctx.refresh_ttl).await? {
-        Rotation::Rotated { user, token } => {
+        Rotation::Rotated {
+            user,
+            family,
+            token,
+        } => {
+            // A family from before sessions existed becomes a session here.
+            if !db::sessions::touch(&ctx.pool, family, user).await? {
+                return Err(ServiceError::BadCredentials("the session was revoked"));
+            }
             let user = db::users::find(&ctx.pool, user)
                 .await?
                 .ok_or(ServiceError::Unauthenticated)?;
-            let access = access_token(ctx, user.id)?;
+            let access = access_token(ctx, user.id, Some(family))?;
             Ok(Session {
                 user,
                 access,
@@ -148,9 +199,15 @@ pub async fn refresh(ctx: &Ctx, token: &str) -> ServiceResult<Session> {
 /// How often expired refresh tokens are deleted.
 pub const TOKEN_PURGE_EVERY: Duration = Duration::from_secs(3600);
 
-/// Deletes expired refresh tokens every `TOKEN_PURGE_EVERY` until `stop` (every API
-/// instance may run it; it is idempotent).
-pub async fn purge_expired_tokens(pool: sqlx::PgPool, stop: CancellationToken) {
+/// Deletes expired refresh tokens, and sessions unused for `refresh_ttl` (revoked ones
+/// once out of the denylist's `window`), every `TOKEN_PURGE_EVERY` until `stop` (every
+/// API instance may run it; it is idempotent).
+pub async fn purge_expired_tokens(
+    pool: sqlx::PgPool,
+    refresh_ttl: Duration,
+    window: Duration,
+    stop: CancellationToken,
+) {
     let mut tick = tokio::time::interval(TOKEN_PURGE_EVERY);
     loop {
         tokio::select! {
@@ -160,6 +217,10 @@ pub async fn purge_expired_tokens(pool: sqlx::PgPool, stop: CancellationToken) {
         match db::tokens::purge_expired(&pool).await {
             Ok(n) => metrics::counter!("courier_refresh_tokens_purged_total").increment(n),
             Err(e) => tracing::warn!(error = %e, "purging expired refresh tokens failed"),
+        }
+        match db::sessions::purge(&pool, refresh_ttl, window).await {
+            Ok(n) => metrics::counter!("courier_sessions_purged_total").increment(n),
+            Err(e) => tracing::warn!(error = %e, "purging expired sessions failed"),
         }
     }
 }

@@ -44,7 +44,12 @@ pub async fn set(
         user_id: user,
         is_typing,
     };
-    let others = members.iter().copied().filter(|u| *u != user);
+    // Users the typist blocked do not see it type.
+    let hidden = super::blocks::hidden_from(cache, pool, user).await?;
+    let others = members
+        .iter()
+        .copied()
+        .filter(|u| *u != user && !hidden.contains(u));
     let event = Outgoing::to_users(EVENT_TYPING, &payload, others)
         .map_err(|e| ServiceError::Internal(e.into()))?;
     cache.publish_ephemeral(&[event]).await?;

@@ -218,6 +218,18 @@ async fn notify(ctx: &Ctx, notes: &[Note]) -> Result<(), Outage> {
     } else {
         ctx.cache.members(&ctx.pool, &chats).await?
     };
+    // Who blocked each sender: their copies carry `blockedSender` (one Redis round trip
+    // per batch; PostgreSQL only on a cache miss).
+    let senders: Vec<Uuid> = notes
+        .iter()
+        .filter_map(|n| match n {
+            Note::Sent(m, _) if m.bot.is_none() => Some(m.sender_id),
+            _ => None,
+        })
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let blocks = ctx.cache.blocks(&ctx.pool, &senders).await?;
     let mut events = Vec::with_capacity(notes.len());
     for note in notes {
         match note {
@@ -226,7 +238,19 @@ async fn notify(ctx: &Ctx, notes: &[Note]) -> Result<(), Outage> {
                 let encoding = |e: serde_json::Error| Outage(format!("encoding events: {e}"));
                 let m = signed(ctx, m).await?;
                 let m = &*m;
-                events.push(Outgoing::message_in(m, audience, ctx.compat).map_err(encoding)?);
+                let blockers = blocks.get(&m.sender_id).map(|r| &r.blockers);
+                let (flagged, audience): (Vec<Uuid>, Vec<Uuid>) = audience
+                    .iter()
+                    .partition(|u| **u != m.sender_id && blockers.is_some_and(|b| b.contains(u)));
+                events.push(Outgoing::message_in(m, &audience, ctx.compat).map_err(encoding)?);
+                if !flagged.is_empty() {
+                    let mut folded = m.clone();
+                    folded.blocked_sender = true;
+                    let mut event =
+                        Outgoing::message_in(&folded, &flagged, ctx.compat).map_err(encoding)?;
+                    event.targets.retain(|(u, _)| *u != m.sender_id);
+                    events.push(event);
+                }
                 for (user, n) in mention::notifications(m) {
                     let p = NotificationEvent { notification: &n };
                     events.push(

@@ -15,7 +15,7 @@ import { Parser } from '@asyncapi/parser';
 import Ajv from 'ajv';
 import addFormats from 'ajv-formats';
 
-import { accessClaims, craftJwt, uniqueResourceName, useDeployment, waitFor } from './harness.mjs';
+import { PASSWORD, accessClaims, craftJwt, uniqueResourceName, useDeployment, waitFor } from './harness.mjs';
 import { SseClient } from './realtime.mjs';
 import { waitEvent } from './realtime-helpers.mjs';
 
@@ -184,6 +184,10 @@ d.test('every payload and ack real clients get matches its AsyncAPI schema', { t
   assert.equal(hookPost.status, 202);
   await waitEvent(bobSocket, 'chat.message.new', (p) => p.message.bot?.hookId === hook.id);
 
+  // Chat settings: chat.settings to bob's own sockets and stream.
+  await api('PUT', `/chats/${direct.id}/settings`, bob, { mutedUntil: '2999-01-01T00:00:00.000Z', archived: true }, 200);
+  await waitEvent(bobSocket, 'chat.settings', (p) => p.chatId === direct.id && p.settings.archived);
+
   // chat.sync, auth.refresh, and an error ack.
   const sync = await emit(bobSocket, 'chat.sync', { chats: { [direct.id]: 0, [group.id]: 0 } });
   assert.equal(sync.status, 'ok');
@@ -218,6 +222,15 @@ d.test('every payload and ack real clients get matches its AsyncAPI schema', { t
   const expiring = await d.connect(0, soon, { label: 'alice (expiring)' });
   sockets.push(expiring);
   await waitEvent(expiring, 'auth.expiring');
+
+  // A session logged out: auth.revoked to its socket, which is then closed.
+  const phone = await d.api('POST', '/auth/login',
+    { body: { username: alice.username, password: alice.password ?? PASSWORD, deviceName: 'asyncapi phone' } });
+  assert.equal(phone.status, 200, JSON.stringify(phone.body));
+  const phoneSocket = await d.connect(0, phone.body.accessToken, { label: 'alice (phone)' });
+  sockets.push(phoneSocket);
+  assert.equal((await d.api('POST', '/auth/logout', { token: phone.body.accessToken })).status, 204);
+  await waitEvent(phoneSocket, 'auth.revoked', (p) => p.reason === 'logout');
 
   await waitFor(() => bobSse.received('chat.message.new').some((p) => p.message.bot), 10_000,
     { message: 'bob sse got the hook message' });

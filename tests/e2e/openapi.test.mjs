@@ -58,6 +58,8 @@ const CONTRACT_ROUTES = [
   ['get', '/chats/{chatId}/hooks'],
   ['delete', '/chats/{chatId}/hooks/{hookId}'],
   ['post', '/hooks/{hookId}/{token}'],
+  // Contract v3: the chat list
+  ['put', '/chats/{chatId}/settings'],
 ];
 
 /** Attachments go to a bucket of this run on the S3 server of scripts/services.sh (moto). */

@@ -10,7 +10,7 @@ use super::{PageQuery, envelope::paged};
 use crate::{
     api::{
         AppState,
-        extract::{ApiJson, ApiPath, ApiQuery, AuthUser},
+        extract::{ApiJson, ApiPath, ApiQuery, AuthUser, ClientInfo},
     },
     domain::compat::{PageMeta, iso},
     error::{ApiError, ApiResult},
@@ -58,10 +58,13 @@ pub async fn register(
 
 pub async fn login(
     State(state): State<AppState>,
+    client: ClientInfo,
     ApiJson(body): ApiJson<LoginBody>,
 ) -> ApiResult<Json<Value>> {
     let account = accounts::login(&state.ctx, &body.email, body.password).await?;
-    let access = sessions::access_token(&state.ctx, account.id)?;
+    // A session like any login (device from the User-Agent); the profile has no refresh.
+    let sid = sessions::start(&state.ctx, account.id, &client.device(None)).await?;
+    let access = sessions::access_token(&state.ctx, account.id, Some(sid))?;
     Ok(Json(json!({
         "user": user(&account),
         "accessToken": {"expiresIn": access.expires_in.as_secs(), "token": access.token},
