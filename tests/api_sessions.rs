@@ -221,40 +221,56 @@ async fn password_change_revokes_the_other_sessions() {
 }
 
 #[tokio::test]
-async fn a_lost_denylist_is_answered_from_postgres_and_reseeded() {
+async fn revocations_reach_every_process_and_survive_a_lost_subscription() {
+    use courier::service::revocation::revoked_reason;
     let app = spawn_app().await;
-    let u = app.register("flush").await;
-    let (gone, _) = login(&app, &u, "Gone").await;
-    let (s, _) = app.call("POST", "/auth/logout", Some(&gone), None).await;
+    let u = app.register("near").await;
+    let (early, _) = login(&app, &u, "Early").await;
+    let (s, _) = app.call("POST", "/auth/logout", Some(&early), None).await;
     assert_eq!(s, 204);
-    // Redis loses the denylist (restart, flush).
-    let mut conn = app
-        .cache
-        .client()
-        .get_multiplexed_async_connection()
+    let sid_of = |token: &str| {
+        let payload = token.split('.').nth(1).unwrap();
+        let raw =
+            base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+                .unwrap();
+        serde_json::from_slice::<Value>(&raw).unwrap()["sid"]
+            .as_str()
+            .unwrap()
+            .parse::<uuid::Uuid>()
+            .unwrap()
+    };
+    // The test's cache plays another process; not synced yet, it asks PostgreSQL.
+    let near = app.cache.near.clone();
+    assert!(!near.synced());
+    let reason = revoked_reason(&app.pool, &app.cache, sid_of(&early))
         .await
         .unwrap();
-    let prefix = app.cache.keys.prefix().to_string();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}revoked:*"))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    assert!(keys.len() >= 2, "the entry and the marker: {keys:?}");
-    let _: () = redis::cmd("DEL")
-        .arg(&keys)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    assert_eq!(me_status(&app, &gone).await.1["code"], "session_revoked");
+    assert_eq!(reason.as_deref(), Some("logout"));
+    // Synced, it loaded what was revoked before it started...
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(courier::cache::near::run(
+        app.cache.clone(),
+        app.pool.clone(),
+        std::time::Duration::from_secs(960),
+        stop.clone(),
+    ));
+    common::poll::until("the near cache synced", || async {
+        near.synced().then_some(())
+    })
+    .await;
+    assert_eq!(near.revoked(sid_of(&early)), Some(Some("logout".into())));
+    // ...and hears what is revoked afterwards.
+    let (late, _) = login(&app, &u, "Late").await;
+    assert_eq!(near.revoked(sid_of(&late)), Some(None));
+    let (s, _) = app.call("POST", "/auth/logout", Some(&late), None).await;
+    assert_eq!(s, 204);
+    common::poll::until("the revocation announced", || async {
+        near.revoked(sid_of(&late)).flatten()
+    })
+    .await;
+    assert_eq!(me_status(&app, &late).await.1["code"], "session_revoked");
     assert_eq!(me_status(&app, &u.token).await.0, 200);
-    let seeded: bool = redis::cmd("EXISTS")
-        .arg(format!("{prefix}revoked:seeded"))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    assert!(seeded, "the check re-seeded the denylist");
-    assert_eq!(me_status(&app, &gone).await.1["code"], "session_revoked");
+    stop.cancel();
 }
 
 #[tokio::test]

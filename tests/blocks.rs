@@ -6,7 +6,6 @@ mod common;
 use std::time::Duration;
 
 use common::{Mode, TestApp, TestUser, spawn_app, spawn_with, test_config};
-use courier::cache::ratelimit::{Limit, SendCheck};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -173,7 +172,7 @@ async fn a_blockers_group_history_flags_the_blocked_sender() {
 }
 
 #[tokio::test]
-async fn the_send_check_answers_blocks_from_redis_alone_once_cached() {
+async fn the_send_check_answers_blocks_from_memory_once_cached() {
     let app = spawn_with(Mode::ApiOnly, test_config(&[])).await;
     let (a, b, c) = (
         app.register("a").await,
@@ -182,39 +181,70 @@ async fn the_send_check_answers_blocks_from_redis_alone_once_cached() {
     );
     let chat = app.direct_chat(&a, &b).await;
     let group = app.group_chat(&a, &[&b, &c]).await;
-    let off = Limit {
-        max: 0,
-        window: Duration::ZERO,
-    };
-    let check = |chat, user| {
-        let cache = app.cache.clone();
-        async move { cache.check_send("t", off, chat, user).await.unwrap() }
-    };
-    let state = |c: SendCheck| (c.cached_member, c.direct, c.blocked);
-    assert_eq!(state(check(chat, b.id).await), (None, None, None), "cold");
-    // The first sends fill the member sets, the chats' types and the sender's blocks.
+    // The first sends fill the chats' shapes and the sender's blocks in the process.
     assert_eq!(app.send(&b, chat, "warm", Uuid::new_v4()).await.0, 202);
     assert_eq!(app.send(&b, group, "warm", Uuid::new_v4()).await.0, 202);
-    assert_eq!(
-        state(check(chat, b.id).await),
-        (Some(true), Some(true), Some(false))
-    );
-    assert_eq!(state(check(group, b.id).await).1, Some(false));
 
+    // A block written behind the service's back (no announcement, no cache
+    // invalidation) is not seen: the send check read neither PostgreSQL nor Redis.
+    sqlx::query("INSERT INTO user_blocks (blocker_id, blocked_id) VALUES ($1, $2)")
+        .bind(a.id)
+        .bind(b.id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        app.send(&b, chat, "unseen", Uuid::new_v4()).await.0,
+        202,
+        "answered from memory"
+    );
+    sqlx::query("DELETE FROM user_blocks WHERE blocker_id = $1")
+        .bind(a.id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+
+    // Through the service, the change is announced and seen at once.
     assert_eq!(block(&app, &a, b.id, "PUT").await.0, 204);
-    assert_eq!(
-        state(check(chat, b.id).await),
-        (Some(true), Some(true), None),
-        "the block dropped the cached blocks"
-    );
     assert_eq!(app.send(&b, chat, "no", Uuid::new_v4()).await.0, 403);
-    assert_eq!(
-        state(check(chat, b.id).await),
-        (Some(true), Some(true), Some(true)),
-        "refilled: the next sends need no PostgreSQL read"
-    );
     assert_eq!(
         app.send(&b, group, "groups go on", Uuid::new_v4()).await.0,
         202
     );
+    assert_eq!(block(&app, &a, b.id, "DELETE").await.0, 204);
+    assert_eq!(app.send(&b, chat, "again", Uuid::new_v4()).await.0, 202);
+}
+
+#[tokio::test]
+async fn block_changes_reach_the_other_processes() {
+    let app = spawn_with(Mode::ApiOnly, test_config(&[])).await;
+    let (a, b) = (app.register("a").await, app.register("b").await);
+    // The test's own cache plays a second process, with its own near cache.
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(courier::cache::near::run(
+        app.cache.clone(),
+        app.pool.clone(),
+        Duration::from_secs(960),
+        stop.clone(),
+    ));
+    let near = app.cache.near.clone();
+    common::poll::until("the near cache synced", || async {
+        near.synced().then_some(())
+    })
+    .await;
+    let filled = courier::service::blocks::relations(&app.cache, &app.pool, b.id)
+        .await
+        .unwrap();
+    assert!(filled.blockers.is_empty());
+    assert!(near.blocks(b.id).is_some(), "kept near");
+    assert_eq!(block(&app, &a, b.id, "PUT").await.0, 204);
+    common::poll::until("the block announced", || async {
+        near.blocks(b.id).is_none().then_some(())
+    })
+    .await;
+    let now = courier::service::blocks::relations(&app.cache, &app.pool, b.id)
+        .await
+        .unwrap();
+    assert!(now.blockers.contains(&a.id));
+    stop.cancel();
 }

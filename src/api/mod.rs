@@ -166,10 +166,12 @@ pub fn state(
     (state, link, task)
 }
 
-/// Runs the tasks every API process runs beside its routes: the receipts flusher
-/// (once per process) and the purge of expired refresh tokens and sessions.
+/// Runs the tasks every API process runs beside its routes: the receipts flusher and
+/// the near cache (once per process), and the purge of expired refresh tokens and
+/// sessions.
 pub fn spawn_tasks(service: &mut Service, config: &Config, deps: &Deps) {
     service.spawn_on_run(deps.receipts_flusher(config, service.stop.clone()));
+    service.spawn_on_run(deps.near_cache(config, service.stop.clone()));
     service.spawn_on_run(crate::service::sessions::purge_expired_tokens(
         deps.pool.clone(),
         config.refresh_token_ttl,

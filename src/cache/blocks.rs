@@ -146,16 +146,4 @@ impl Cache {
         }
         pipe.query_async(&mut conn).await
     }
-
-    /// Caches a chat's type (it never changes).
-    pub async fn set_chat_kind(&self, chat: Uuid, kind: &str) -> redis::RedisResult<()> {
-        let mut conn = self.conn.clone();
-        redis::cmd("SET")
-            .arg(self.keys.chat_kind(chat))
-            .arg(kind)
-            .arg("EX")
-            .arg(GEN_TTL_SECS)
-            .query_async(&mut conn)
-            .await
-    }
 }

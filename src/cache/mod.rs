@@ -6,8 +6,8 @@ pub mod blocks;
 pub mod connect;
 pub mod events;
 pub mod membership;
+pub mod near;
 pub mod ratelimit;
-pub mod revoked;
 pub mod routing;
 
 use std::time::Duration;
@@ -58,9 +58,9 @@ impl Keys {
     pub fn user_blocks_gen(&self, user: Uuid) -> String {
         format!("{}user:{user}:blocks:gen", self.prefix)
     }
-    /// STRING `direct` or `group`: a chat's type (it never changes).
-    pub fn chat_kind(&self, chat: Uuid) -> String {
-        format!("{}chat:{chat}:kind", self.prefix)
+    /// Pub/sub channel of revocations and block changes for every process's near cache.
+    pub fn near_channel(&self) -> String {
+        format!("{}near", self.prefix)
     }
     /// HASH connection id → gateway id of a user's live sockets and SSE streams.
     pub fn user_sockets(&self, user: Uuid) -> String {
@@ -106,6 +106,8 @@ pub struct Cache {
     client: Client,
     pub keys: Keys,
     pub retention: Retention,
+    /// This process's in-memory state (`near`), shared by every clone.
+    pub near: std::sync::Arc<near::Near>,
 }
 
 impl Cache {
@@ -151,6 +153,7 @@ impl Cache {
                 window: config.realtime.recovery_window,
                 max_events: config.realtime.recovery_max_events,
             },
+            near: Default::default(),
         })
     }
 

@@ -26,24 +26,7 @@ pub struct SendCheck {
     pub retry_after_secs: Option<u64>,
     /// Whether the sender is in the chat's cached member set; `None` if not cached.
     pub cached_member: Option<bool>,
-    /// Whether the chat is a direct one; `None` if its type is not cached.
-    pub direct: Option<bool>,
-    /// Whether a block stands between the sender and another member of the chat (either
-    /// way); `None` unless both the sender's blocks and the member set are cached.
-    pub blocked: Option<bool>,
 }
-
-/// The cached-state replies of a send check: member set exists, sender in it, chat
-/// type, two of the members (both of a direct chat), whom the sender blocked, who
-/// blocked the sender. Single-key commands only, so it works on Redis Cluster too.
-type CheckReplies = (
-    bool,
-    bool,
-    Option<String>,
-    Vec<String>,
-    Vec<String>,
-    Vec<String>,
-);
 
 impl Cache {
     /// The fixed-window counter key of `name`, the window, and the seconds left in it.
@@ -70,9 +53,8 @@ impl Cache {
         Ok((count > u64::from(limit.max)).then_some(left))
     }
 
-    /// A send's rate-limit hit (on `name`), its sender's cached membership of `chat`,
-    /// the chat's cached type and the blocks between the sender and the chat's members,
-    /// pipelined in one round trip: the hot path of `POST .../messages`.
+    /// A send's rate-limit hit (on `name`) and its sender's cached membership of
+    /// `chat`, pipelined in one round trip: the hot path of `POST .../messages`.
     pub async fn check_send(
         &self,
         name: &str,
@@ -89,37 +71,26 @@ impl Cache {
         pipe.exists(&members)
             .cmd("SISMEMBER")
             .arg(&members)
-            .arg(user.to_string())
-            .get(self.keys.chat_kind(chat))
-            .cmd("SRANDMEMBER")
-            .arg(&members)
-            .arg(2)
-            .smembers(self.keys.user_blocking(user))
-            .smembers(self.keys.user_blockers(user));
+            .arg(user.to_string());
         let mut conn = self.conn.clone();
-        let (retry_after_secs, replies) = match counted {
+        let (retry_after_secs, cached, member) = match counted {
             Some((_, _, left)) => {
-                let (count, a, b, c, d, e, f): (u64, bool, bool, _, _, _, _) =
+                let (count, cached, member): (u64, bool, bool) =
                     pipe.query_async(&mut conn).await?;
                 (
                     (count > u64::from(limit.max)).then_some(left),
-                    (a, b, c, d, e, f),
+                    cached,
+                    member,
                 )
             }
-            None => (None, pipe.query_async::<CheckReplies>(&mut conn).await?),
+            None => {
+                let (cached, member): (bool, bool) = pipe.query_async(&mut conn).await?;
+                (None, cached, member)
+            }
         };
-        let (cached, member, kind, pair, blocking, blockers) = replies;
-        let blocks_cached = !blocking.is_empty() && !blockers.is_empty();
-        let me = user.to_string();
-        let blocked = pair
-            .iter()
-            .filter(|u| **u != me)
-            .any(|u| blocking.contains(u) || blockers.contains(u));
         Ok(SendCheck {
             retry_after_secs,
             cached_member: cached.then_some(member),
-            direct: kind.map(|k| k == "direct"),
-            blocked: (cached && blocks_cached).then_some(blocked),
         })
     }
 }

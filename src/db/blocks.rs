@@ -77,9 +77,22 @@ pub async fn relations(pool: &PgPool, user: Uuid) -> Result<(Vec<Uuid>, Vec<Uuid
     ))
 }
 
-/// The type of a chat (`direct` or `group`), if it exists.
-pub async fn chat_kind(pool: &PgPool, chat: Uuid) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar!("SELECT type FROM chats WHERE id = $1", chat)
-        .fetch_optional(pool)
-        .await
+/// A chat's type (`direct` or `group`) and, for a direct chat, its members; `None` if
+/// there is no such chat.
+pub async fn chat_shape(
+    pool: &PgPool,
+    chat: Uuid,
+) -> Result<Option<(String, Vec<Uuid>)>, sqlx::Error> {
+    let row = sqlx::query!(
+        r#"SELECT c.type,
+                  coalesce(array_agg(p.user_id) FILTER (WHERE c.type = 'direct'
+                                                        AND p.user_id IS NOT NULL), '{}')
+                    AS "members!: Vec<Uuid>"
+           FROM chats c LEFT JOIN chat_participants p ON p.chat_id = c.id
+           WHERE c.id = $1 GROUP BY c.id, c.type"#,
+        chat,
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|r| (r.r#type, r.members)))
 }

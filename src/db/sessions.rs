@@ -69,31 +69,36 @@ pub async fn list(
     .await
 }
 
-/// Revokes sessions of `user`: `only` the one given, or every one except `keep`
-/// (`None`: all). Their refresh tokens are revoked in the same transaction. Returns
-/// the ids revoked now, and those revoked within `window` before (so a retry after a
-/// failed denylist write announces them again).
+/// Revokes sessions of `user` for `reason`: `only` the one given, or every one except
+/// `keep` (`None`: all). Their refresh tokens are revoked in the same transaction.
+/// Returns the ids revoked now, and those revoked within `window` before (so a retry
+/// after a failed announcement announces them again), each with its reason (a ban
+/// overrides an earlier reason; any other keeps the first).
 pub async fn revoke(
     pool: &PgPool,
     user: Uuid,
-    only: Option<Uuid>,
-    keep: Option<Uuid>,
+    (only, keep): (Option<Uuid>, Option<Uuid>),
+    reason: &str,
     window: std::time::Duration,
-) -> Result<Vec<Uuid>, sqlx::Error> {
+) -> Result<Vec<(Uuid, String)>, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let ids: Vec<Uuid> = sqlx::query_scalar!(
-        "UPDATE sessions SET revoked_at = coalesce(revoked_at, now())
+    let rows = sqlx::query!(
+        r#"UPDATE sessions SET revoked_at = coalesce(revoked_at, now()),
+             revoke_reason = CASE WHEN revoked_at IS NULL OR revoke_reason IS NULL
+                                    OR $5 = 'banned' THEN $5 ELSE revoke_reason END
          WHERE user_id = $1 AND ($2::uuid IS NULL OR id = $2)
            AND ($3::uuid IS NULL OR id <> $3)
            AND (revoked_at IS NULL OR revoked_at > now() - make_interval(secs => $4))
-         RETURNING id",
+         RETURNING id, revoke_reason AS "reason!""#,
         user,
         only,
         keep,
         window.as_secs_f64(),
+        reason,
     )
     .fetch_all(&mut *tx)
     .await?;
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
     sqlx::query!(
         "UPDATE refresh_tokens SET revoked_at = now()
          WHERE user_id = $1 AND family_id = ANY($2) AND revoked_at IS NULL",
@@ -103,34 +108,39 @@ pub async fn revoke(
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(ids)
+    Ok(rows.into_iter().map(|r| (r.id, r.reason)).collect())
 }
 
-/// Whether session `id` is revoked (`false` for an unknown one).
-pub async fn is_revoked(pool: &PgPool, id: Uuid) -> Result<bool, sqlx::Error> {
+/// Why session `id` was revoked (`None` while it is not, or for an unknown one).
+pub async fn revoked_reason(pool: &PgPool, id: Uuid) -> Result<Option<String>, sqlx::Error> {
     let row = sqlx::query_scalar!(
-        r#"SELECT EXISTS (SELECT 1 FROM sessions WHERE id = $1 AND revoked_at IS NOT NULL) AS "r!""#,
+        r#"SELECT coalesce(revoke_reason, 'revoked') AS "reason!" FROM sessions
+           WHERE id = $1 AND revoked_at IS NOT NULL"#,
         id,
     )
-    .fetch_one(pool)
+    .fetch_optional(pool)
     .await?;
     Ok(row)
 }
 
 /// Sessions revoked within `window` (their access tokens may still be unexpired), with
-/// how many seconds of the window each has left.
+/// their reason and how many seconds of the window each has left.
 pub async fn recently_revoked(
     pool: &PgPool,
     window: std::time::Duration,
-) -> Result<Vec<(Uuid, i64)>, sqlx::Error> {
+) -> Result<Vec<(Uuid, String, i64)>, sqlx::Error> {
     let rows = sqlx::query!(
-        r#"SELECT id, ceil(extract(epoch FROM revoked_at + make_interval(secs => $1) - now()))::bigint AS "left!"
+        r#"SELECT id, coalesce(revoke_reason, 'revoked') AS "reason!",
+                  ceil(extract(epoch FROM revoked_at + make_interval(secs => $1) - now()))::bigint AS "left!"
            FROM sessions WHERE revoked_at > now() - make_interval(secs => $1)"#,
         window.as_secs_f64(),
     )
     .fetch_all(pool)
     .await?;
-    Ok(rows.into_iter().map(|r| (r.id, r.left.max(1))).collect())
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.id, r.reason, r.left.max(1)))
+        .collect())
 }
 
 /// Deletes sessions unused for `ttl` whose revocation (if any) is older than `window`.

@@ -38,6 +38,8 @@ pub mod reason {
     pub const LOGOUT_ALL: &str = "logout_all";
     /// `POST /auth/password`.
     pub const PASSWORD_CHANGED: &str = "password_changed";
+    /// `POST /admin/users/:id/ban`: the sessions' tokens then get 403 `banned`.
+    pub const BANNED: &str = "banned";
 }
 
 /// The `auth.revoked` push to a user's gateways: the sessions whose connections close.

@@ -108,7 +108,7 @@ fn find_token(s: &SocketRef, auth: Option<&Value>) -> Option<String> {
 /// Connect middleware: authenticates, registers the socket's handlers and its
 /// connection, watches its token's expiry, and reads what it missed. Refuses with
 /// `connect_error` "unauthorized" (bad token), "session_revoked" (its session was
-/// revoked), "too_many_connections" (the user holds
+/// revoked), "banned" (revoked by a ban), "too_many_connections" (the user holds
 /// `GATEWAY_MAX_SOCKETS_PER_USER` already) or "unavailable" (Redis down).
 pub async fn authenticate(
     s: SocketRef,
@@ -122,9 +122,10 @@ pub async fn authenticate(
         .verify_claims(&token)
         .map_err(|_| Refused("unauthorized"))?;
     if let Some(sid) = claims.sid {
-        match revocation::is_revoked(&state.pool, &state.cache, state.jwt.lifetime(), sid).await {
-            Ok(false) => {}
-            Ok(true) => return Err(Refused("session_revoked")),
+        match revocation::revoked_reason(&state.pool, &state.cache, sid).await {
+            Ok(None) => {}
+            Ok(Some(r)) if r == revocation::BANNED => return Err(Refused("banned")),
+            Ok(Some(_)) => return Err(Refused("session_revoked")),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot check the session; refusing the socket");
                 return Err(Refused("unavailable"));

@@ -125,6 +125,7 @@ pub async fn build(config: &Config) -> anyhow::Result<Service> {
     service.serve_metrics(config).await?;
     service.max_connections = config.http_max_connections;
     service.spawn_on_run(deps.receipts_flusher(config, service.stop.clone()));
+    service.spawn_on_run(deps.near_cache(config, service.stop.clone()));
     let (layer, sse) = attach(&mut service, config, &deps);
     let health = Health {
         db: Some(deps.pool.clone()),

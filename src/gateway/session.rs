@@ -42,7 +42,7 @@ pub async fn open(
         .await?;
         // Registered now: a revocation from here on reaches it; one from before is seen here.
         if let Some(sid) = conn.sid
-            && revocation::is_revoked(&state.pool, &state.cache, state.jwt.lifetime(), sid).await?
+            && revocation::is_revoked(&state.pool, &state.cache, sid).await?
         {
             return Err(RevokedMeanwhile.into());
         }

@@ -108,8 +108,7 @@ pub async fn events(
         .verify_claims(&token)
         .map_err(|_| ApiError::unauthorized())?;
     if let Some(sid) = claims.sid {
-        let revoked =
-            revocation::is_revoked(&state.pool, &state.cache, state.jwt.lifetime(), sid).await?;
+        let revoked = revocation::is_revoked(&state.pool, &state.cache, sid).await?;
         if revoked {
             return Err(ServiceError::SessionRevoked.into());
         }

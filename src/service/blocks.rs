@@ -1,17 +1,26 @@
 //! Blocking: `PUT`/`DELETE /users/:id/block`, `GET /users/me/blocks`, and the checks the
-//! send path, direct chats, history, typing and presence make, through the Redis cache
-//! of blocks (PostgreSQL behind it on a miss).
+//! send path, direct chats, history, typing and presence make, through the process's
+//! near cache, then the Redis cache of blocks, then PostgreSQL. A send asks neither
+//! Redis nor PostgreSQL anything for it once the near cache holds the chat's shape and
+//! the sender's blocks.
 //!
 //! Direct chats are closed both ways: once either user blocked the other, neither can
 //! send into their direct chat nor open one (403 `blocked`), so a blocker cannot keep
 //! messaging someone who can no longer answer. In groups both still send; the blocker's
 //! copies of the blocked user's messages carry `blockedSender: true`.
 
+use std::sync::Arc;
+
 use uuid::Uuid;
 
 use super::{Ctx, ServiceError, ServiceResult};
 use crate::{
-    cache::{Cache, blocks::Relations, membership::LookupError},
+    cache::{
+        Cache,
+        blocks::Relations,
+        membership::LookupError,
+        near::{Change, Shape},
+    },
     db,
     domain::{message::Message, user::User},
 };
@@ -43,10 +52,19 @@ async fn change(ctx: &Ctx, me: Uuid, other: Uuid, blocking: bool) -> ServiceResu
         db::blocks::remove(&mut tx, me, other).await?;
     }
     // Before the commit (a Redis failure aborts the change) and after it (a fill that
-    // read PostgreSQL in between does not survive).
+    // read PostgreSQL in between does not survive), in Redis and in every process.
+    let change = Change::Blocks {
+        users: vec![me, other],
+    };
     ctx.cache.invalidate_blocks(&[me, other]).await?;
+    ctx.cache.announce(&change).await?;
     tx.commit().await?;
+    ctx.cache.near.forget_blocks(&[me, other]);
     ctx.cache.invalidate_blocks(&[me, other]).await?;
+    if let Err(e) = ctx.cache.announce(&change).await {
+        // The other processes' copies expire within the near cache's TTL.
+        tracing::error!(error = %e, "cannot announce a block change after its commit");
+    }
     Ok(())
 }
 
@@ -55,18 +73,29 @@ pub async fn list(ctx: &Ctx, me: Uuid) -> ServiceResult<Vec<User>> {
     Ok(db::blocks::list(&ctx.pool, me).await?)
 }
 
-/// `user`'s blocks both ways: from the cache, from PostgreSQL alone while Redis is
-/// unreachable.
-pub async fn relations(cache: &Cache, pool: &sqlx::PgPool, user: Uuid) -> ServiceResult<Relations> {
+/// `user`'s blocks both ways: from the near cache, else the Redis cache (then kept
+/// near), from PostgreSQL alone while Redis is unreachable.
+pub async fn relations(
+    cache: &Cache,
+    pool: &sqlx::PgPool,
+    user: Uuid,
+) -> ServiceResult<Arc<Relations>> {
+    if let Some(r) = cache.near.blocks(user) {
+        return Ok(r);
+    }
+    let epoch = cache.near.epoch();
     match cache.blocks_of(pool, user).await {
-        Ok(r) => Ok(r),
+        Ok(r) => {
+            cache.near.put_blocks(user, r.clone(), epoch);
+            Ok(Arc::new(r))
+        }
         Err(LookupError::Redis(e)) => {
             tracing::warn!(error = %e, "blocks cache unreachable; asking PostgreSQL");
             let (blocking, blockers) = db::blocks::relations(pool, user).await?;
-            Ok(Relations {
+            Ok(Arc::new(Relations {
                 blocking: blocking.into_iter().collect(),
                 blockers: blockers.into_iter().collect(),
-            })
+            }))
         }
         Err(e) => Err(e.into()),
     }
@@ -81,30 +110,32 @@ pub async fn refuse_if_blocked(ctx: &Ctx, me: Uuid, other: Uuid) -> ServiceResul
     Ok(())
 }
 
-/// The send check when the cached state did not answer: for a direct chat, 403
-/// `blocked` if a block stands between its two members. Fills the caches it read.
-pub async fn check_direct_send(ctx: &Ctx, chat: Uuid, me: Uuid) -> ServiceResult<()> {
-    let Some(kind) = db::blocks::chat_kind(&ctx.pool, chat).await? else {
-        return Ok(());
+/// The send check's block part, once the sender is known to be a member: nothing for
+/// a group; for a direct chat, 403 `blocked` if a block stands between its two users.
+/// The chat's shape is read from PostgreSQL once per process (it never changes).
+pub async fn check_send(ctx: &Ctx, chat: Uuid, me: Uuid) -> ServiceResult<()> {
+    let shape = match ctx.cache.near.shape(chat) {
+        Some(s) => s,
+        None => {
+            let Some((kind, members)) = db::blocks::chat_shape(&ctx.pool, chat).await? else {
+                return Ok(());
+            };
+            let shape = match (kind.as_str(), members.as_slice()) {
+                ("direct", [a, b]) => Shape::Direct([*a, *b]),
+                ("direct", _) => return Ok(()),
+                _ => Shape::Group,
+            };
+            ctx.cache.near.put_shape(chat, shape);
+            shape
+        }
     };
-    if let Err(e) = ctx.cache.set_chat_kind(chat, &kind).await {
-        tracing::warn!(error = %e, %chat, "could not cache the chat's type");
+    match shape {
+        Shape::Group => Ok(()),
+        Shape::Direct(pair) => match pair.into_iter().find(|u| *u != me) {
+            Some(other) => refuse_if_blocked(ctx, me, other).await,
+            None => Ok(()),
+        },
     }
-    if kind != "direct" {
-        return Ok(());
-    }
-    let members = match ctx.cache.members(&ctx.pool, &[chat]).await {
-        Ok(mut m) => m.remove(&chat).unwrap_or_default(),
-        Err(LookupError::Redis(_)) => db::chats::member_ids_settled(&ctx.pool, &[chat])
-            .await?
-            .remove(&chat)
-            .unwrap_or_default(),
-        Err(e) => return Err(e.into()),
-    };
-    for other in members.into_iter().filter(|u| *u != me) {
-        refuse_if_blocked(ctx, me, other).await?;
-    }
-    Ok(())
 }
 
 /// Sets `blockedSender` on the messages whose sender `me` blocked (one cache read).
@@ -117,7 +148,7 @@ pub async fn flag(
     if messages.is_empty() {
         return Ok(());
     }
-    let Relations { blocking, .. } = relations(cache, pool, me).await?;
+    let blocking = &relations(cache, pool, me).await?.blocking;
     for m in messages.iter_mut() {
         m.blocked_sender = blocking.contains(&m.sender_id);
     }
@@ -133,6 +164,7 @@ pub async fn hidden_from(
     Ok(relations(cache, pool, user)
         .await?
         .blocking
-        .into_iter()
+        .iter()
+        .copied()
         .collect())
 }

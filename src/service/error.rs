@@ -22,6 +22,10 @@ pub enum ServiceError {
     /// The access token's session was revoked (401 `session_revoked`).
     #[error("the session of this token was revoked")]
     SessionRevoked,
+    /// The user is banned: logins, refreshes and the tokens of the sessions the ban
+    /// revoked are refused (403 `banned`).
+    #[error("this account is banned")]
+    Banned,
     /// The caller may not do this (403 `forbidden`).
     #[error("{0}")]
     Forbidden(String),
@@ -54,6 +58,7 @@ impl ServiceError {
             Self::Invalid(_) => "validation_failed",
             Self::Unauthenticated | Self::BadCredentials(_) => "unauthorized",
             Self::SessionRevoked => "session_revoked",
+            Self::Banned => "banned",
             Self::Forbidden(_) => "forbidden",
             Self::EditWindowClosed => "edit_window_closed",
             Self::Blocked(_) => "blocked",

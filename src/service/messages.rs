@@ -43,10 +43,11 @@ pub struct Accepted {
     pub client_message_id: Uuid,
 }
 
-/// The per-user send limit, the sender's membership of `chat` and, in a direct chat,
-/// the blocks between its two users (403 `blocked`), in one Redis round trip;
-/// PostgreSQL is asked (404 vs 403, and the caches filled) only when the cached state
-/// does not answer, and alone while Redis is unreachable (sends go on).
+/// The per-user send limit and the sender's membership of `chat`, in one Redis round
+/// trip, then, in a direct chat, the blocks between its two users (403 `blocked`) from
+/// the process's near cache. PostgreSQL is asked (404 vs 403, and the caches filled)
+/// only when the cached state does not answer, and alone while Redis is unreachable
+/// (sends go on).
 pub async fn admit_send(ctx: &Ctx, chat: Uuid, me: Uuid) -> ServiceResult<()> {
     let name = format!("send:{me}");
     let check = match ctx
@@ -54,14 +55,12 @@ pub async fn admit_send(ctx: &Ctx, chat: Uuid, me: Uuid) -> ServiceResult<()> {
         .check_send(&name, ctx.limits.sends, chat, me)
         .await
     {
-        Ok(c) => c,
+        Ok(check) => check,
         Err(e) => {
-            tracing::warn!(error = %e, limit = %name, "send check failed; allowing the limit");
+            tracing::warn!(error = %e, %chat, "send check unreachable in Redis; asking PostgreSQL");
             SendCheck {
                 retry_after_secs: None,
                 cached_member: None,
-                direct: None,
-                blocked: None,
             }
         }
     };
@@ -69,25 +68,20 @@ pub async fn admit_send(ctx: &Ctx, chat: Uuid, me: Uuid) -> ServiceResult<()> {
         metrics::counter!("courier_rate_limited_total").increment(1);
         return Err(ServiceError::RateLimited { retry_after_secs });
     }
-    if check.cached_member == Some(true) {
-        match (check.direct, check.blocked) {
-            (Some(false), _) | (Some(true), Some(false)) => return Ok(()),
-            (Some(true), Some(true)) => return Err(ServiceError::Blocked(blocks::BLOCKED)),
-            _ => return blocks::check_direct_send(ctx, chat, me).await,
+    if check.cached_member != Some(true) {
+        match ctx.cache.members(&ctx.pool, &[chat]).await {
+            Ok(members) if members.get(&chat).is_some_and(|m| m.contains(&me)) => {}
+            Ok(_) => {
+                require_member(&ctx.pool, chat, me).await?;
+            }
+            Err(LookupError::Redis(e)) => {
+                tracing::warn!(error = %e, %chat, "membership cache unreachable; asking PostgreSQL");
+                require_member(&ctx.pool, chat, me).await?;
+            }
+            Err(e) => return Err(e.into()),
         }
     }
-    match ctx.cache.members(&ctx.pool, &[chat]).await {
-        Ok(members) if members.get(&chat).is_some_and(|m| m.contains(&me)) => {}
-        Ok(_) => {
-            require_member(&ctx.pool, chat, me).await?;
-        }
-        Err(LookupError::Redis(e)) => {
-            tracing::warn!(error = %e, %chat, "membership cache unreachable; asking PostgreSQL");
-            require_member(&ctx.pool, chat, me).await?;
-        }
-        Err(e) => return Err(e.into()),
-    }
-    blocks::check_direct_send(ctx, chat, me).await
+    blocks::check_send(ctx, chat, me).await
 }
 
 /// Sends a message: `Accepted` once RabbitMQ confirmed the publish.

@@ -73,6 +73,21 @@ impl Deps {
             stop,
         )
     }
+
+    /// The near cache's follower (revocations, blocks) to run once per process until
+    /// `stop` (the role spawns it).
+    pub fn near_cache(
+        &self,
+        config: &Config,
+        stop: tokio_util::sync::CancellationToken,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        crate::cache::near::run(
+            self.cache.clone(),
+            self.pool.clone(),
+            revocation::window(config.jwt_expiration),
+            stop,
+        )
+    }
 }
 
 /// What the message and chat use cases run on.

@@ -60,10 +60,8 @@ pub async fn connected(
 async fn announce(pool: &PgPool, cache: &Cache, p: &Presence) -> anyhow::Result<()> {
     let mut contacts = db::users::contacts(pool, p.user_id).await?;
     // Users this user blocked do not see their presence.
-    let hidden = super::blocks::relations(cache, pool, p.user_id)
-        .await?
-        .blocking;
-    contacts.retain(|u| !hidden.contains(u));
+    let relations = super::blocks::relations(cache, pool, p.user_id).await?;
+    contacts.retain(|u| !relations.blocking.contains(u));
     cache
         .publish_ephemeral(&[Outgoing::to_users(EVENT_PRESENCE, p, contacts)?])
         .await?;
@@ -141,9 +139,8 @@ pub async fn lookup(
     let online = cache.online(users).await?;
     let seen = db::users::last_seen(pool, users).await?;
     // Those who blocked the caller look offline and never seen to them.
-    let blockers = super::blocks::relations(cache, pool, caller)
-        .await?
-        .blockers;
+    let relations = super::blocks::relations(cache, pool, caller).await?;
+    let blockers = &relations.blockers;
     let now = Utc::now();
     Ok(users
         .iter()

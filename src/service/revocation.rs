@@ -1,11 +1,11 @@
-//! Revoking sessions: PostgreSQL first (the session and its refresh tokens), then the
-//! Redis denylist by `sid` (checked on every authenticated request and handshake),
-//! then `auth.revoked` to the user's gateways, which close that session's sockets and
-//! SSE streams.
+//! Revoking sessions: PostgreSQL first (the session, its reason and its refresh
+//! tokens), then every process's near cache (the denylist by `sid` checked on every
+//! authenticated request and handshake, in memory), then `auth.revoked` to the user's
+//! gateways, which close that session's sockets and SSE streams.
 //!
-//! A denylist entry lives as long as an access token could: `JWT_EXPIRATION` plus
-//! `MARGIN`. When Redis lost the denylist (restart, flush) a check is answered from
-//! PostgreSQL and re-seeds it; when Redis is unreachable, every check asks PostgreSQL.
+//! An access token of a revoked session is refused for as long as it could verify:
+//! `JWT_EXPIRATION` plus `MARGIN`. A process whose near cache is not synced (its Redis
+//! subscription is down or starting) asks PostgreSQL instead.
 
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::{Ctx, ServiceError, ServiceResult};
 use crate::{
-    cache::{Cache, revoked::Listed},
+    cache::{Cache, near::Change},
     db,
     domain::{
         events::{EVENT_REVOKED, Outgoing},
@@ -25,47 +25,29 @@ use crate::{
 /// Kept beyond the access tokens' lifetime (their validation leeway, clock skew).
 pub const MARGIN: Duration = Duration::from_secs(60);
 
+/// The reason of a ban's revocations: their tokens get 403 `banned`.
+pub use crate::domain::session::reason::BANNED;
+
 /// How long a revoked session's access tokens may still verify.
 pub fn window(lifetime: Duration) -> Duration {
     lifetime + MARGIN
 }
 
-/// Whether session `sid` is revoked: the denylist (one Redis round trip), else
-/// PostgreSQL.
-pub async fn is_revoked(
+/// Why session `sid` was revoked, if it was: the near cache (no I/O), else PostgreSQL.
+pub async fn revoked_reason(
     pool: &PgPool,
     cache: &Cache,
-    lifetime: Duration,
     sid: Uuid,
-) -> ServiceResult<bool> {
-    match cache.revoked(sid).await {
-        Ok(Listed::Revoked) => Ok(true),
-        Ok(Listed::NotRevoked) => Ok(false),
-        Ok(Listed::Unknown) => {
-            let revoked = db::sessions::is_revoked(pool, sid).await?;
-            reseed(pool, cache, lifetime).await;
-            Ok(revoked)
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "denylist unreachable; checking the session in PostgreSQL");
-            Ok(db::sessions::is_revoked(pool, sid).await?)
-        }
+) -> ServiceResult<Option<String>> {
+    match cache.near.revoked(sid) {
+        Some(known) => Ok(known),
+        None => Ok(db::sessions::revoked_reason(pool, sid).await?),
     }
 }
 
-/// Writes every revocation of the window back to Redis and marks the denylist seeded.
-async fn reseed(pool: &PgPool, cache: &Cache, lifetime: Duration) {
-    let entries = match db::sessions::recently_revoked(pool, window(lifetime)).await {
-        Ok(rows) => rows
-            .into_iter()
-            .map(|(id, left)| (id, Duration::from_secs(left.unsigned_abs())))
-            .collect::<Vec<_>>(),
-        Err(e) => return tracing::warn!(error = %e, "cannot read revoked sessions to re-seed"),
-    };
-    match cache.seed_revoked(&entries).await {
-        Ok(()) => tracing::info!(sessions = entries.len(), "session denylist re-seeded"),
-        Err(e) => tracing::warn!(error = %e, "cannot re-seed the session denylist"),
-    }
+/// Whether session `sid` is revoked (see [`revoked_reason`]).
+pub async fn is_revoked(pool: &PgPool, cache: &Cache, sid: Uuid) -> ServiceResult<bool> {
+    Ok(revoked_reason(pool, cache, sid).await?.is_some())
 }
 
 /// Which sessions of a user to revoke.
@@ -77,25 +59,31 @@ pub enum Which {
     AllBut(Option<Uuid>),
 }
 
-/// Revokes sessions of `user` and closes their connections. `Unavailable` when Redis
-/// could not take the denylist entries (the revocation stands in PostgreSQL; a retry
-/// lists them again).
+/// Revokes sessions of `user` for `reason` and closes their connections. `Unavailable`
+/// when Redis could not carry the announcement (the revocation stands in PostgreSQL
+/// and in this process; the others reload it within `near::RESYNC`; a retry announces
+/// it again).
 pub async fn revoke(ctx: &Ctx, user: Uuid, which: Which, reason: &str) -> ServiceResult<()> {
     let window = window(ctx.jwt.lifetime());
     let (only, keep) = match which {
         Which::One(id) => (Some(id), None),
         Which::AllBut(keep) => (None, keep),
     };
-    let sids = db::sessions::revoke(&ctx.pool, user, only, keep, window).await?;
-    if sids.is_empty() {
+    let revoked = db::sessions::revoke(&ctx.pool, user, (only, keep), reason, window).await?;
+    if revoked.is_empty() {
         return match which {
             Which::One(_) => Err(ServiceError::NotFound("session not found".into())),
             Which::AllBut(_) => Ok(()),
         };
     }
-    let entries: Vec<(Uuid, Duration)> = sids.iter().map(|s| (*s, window)).collect();
-    if let Err(e) = ctx.cache.deny(&entries).await {
-        tracing::error!(error = %e, %user, "cannot list revoked sessions in Redis");
+    ctx.cache.near.note_revoked(&revoked, window);
+    let sids: Vec<Uuid> = revoked.iter().map(|(sid, _)| *sid).collect();
+    let change = Change::Revoked {
+        sids: revoked,
+        ttl_secs: window.as_secs(),
+    };
+    if let Err(e) = ctx.cache.announce(&change).await {
+        tracing::error!(error = %e, %user, "cannot announce revoked sessions to the other processes");
         return Err(ServiceError::Unavailable("redis"));
     }
     metrics::counter!("courier_sessions_revoked_total").increment(sids.len() as u64);

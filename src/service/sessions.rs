@@ -96,16 +96,20 @@ pub fn access_token(ctx: &Ctx, user: Uuid, sid: Option<Uuid>) -> ServiceResult<A
 }
 
 /// The caller of a valid access token: `Unauthenticated` for an invalid one,
-/// `SessionRevoked` when its session was revoked.
+/// `SessionRevoked` when its session was revoked, `Banned` when a ban revoked it.
 pub async fn authenticate(ctx: &Ctx, token: &str) -> ServiceResult<Caller> {
     let claims = ctx
         .jwt
         .verify_claims(token)
         .map_err(|_| ServiceError::Unauthenticated)?;
     if let Some(sid) = claims.sid
-        && revocation::is_revoked(&ctx.pool, &ctx.cache, ctx.jwt.lifetime(), sid).await?
+        && let Some(reason) = revocation::revoked_reason(&ctx.pool, &ctx.cache, sid).await?
     {
-        return Err(ServiceError::SessionRevoked);
+        return Err(if reason == revocation::BANNED {
+            ServiceError::Banned
+        } else {
+            ServiceError::SessionRevoked
+        });
     }
     Ok(Caller {
         user: claims.sub,
