@@ -9,7 +9,7 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    sync::LazyLock,
+    sync::{Arc, LazyLock},
 };
 
 use redis::Script;
@@ -92,6 +92,34 @@ impl Cache {
         }
         for u in misses {
             out.insert(u, self.fill_blocks(pool, u).await?);
+        }
+        Ok(out)
+    }
+
+    /// Each user's blocks: from the process's near cache, the rest from Redis (then
+    /// PostgreSQL), kept near.
+    pub async fn blocks_near(
+        &self,
+        pool: &PgPool,
+        users: &[Uuid],
+    ) -> Result<HashMap<Uuid, Arc<Relations>>, LookupError> {
+        let mut out = HashMap::with_capacity(users.len());
+        let mut misses = Vec::new();
+        for u in users {
+            match self.near.blocks(*u) {
+                Some(r) => {
+                    out.insert(*u, r);
+                }
+                None => misses.push(*u),
+            }
+        }
+        if misses.is_empty() {
+            return Ok(out);
+        }
+        let epoch = self.near.epoch();
+        for (u, r) in self.blocks(pool, &misses).await? {
+            self.near.put_blocks(u, r.clone(), epoch);
+            out.insert(u, Arc::new(r));
         }
         Ok(out)
     }

@@ -218,8 +218,8 @@ async fn notify(ctx: &Ctx, notes: &[Note]) -> Result<(), Outage> {
     } else {
         ctx.cache.members(&ctx.pool, &chats).await?
     };
-    // Who blocked each sender: their copies carry `blockedSender` (one Redis round trip
-    // per batch; PostgreSQL only on a cache miss).
+    // Who blocked each sender: their copies carry `blockedSender` (from the near cache;
+    // one Redis round trip per batch for the senders it lacks, PostgreSQL on a miss).
     let senders: Vec<Uuid> = notes
         .iter()
         .filter_map(|n| match n {
@@ -229,7 +229,7 @@ async fn notify(ctx: &Ctx, notes: &[Note]) -> Result<(), Outage> {
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
-    let blocks = ctx.cache.blocks(&ctx.pool, &senders).await?;
+    let blocks = ctx.cache.blocks_near(&ctx.pool, &senders).await?;
     let mut events = Vec::with_capacity(notes.len());
     for note in notes {
         match note {

@@ -132,6 +132,8 @@ pub async fn build(config: &Config) -> anyhow::Result<Service> {
     service.serve_metrics(config).await?;
     service.max_connections = config.http_max_connections;
     let link = spawn_consumers(&mut service, config, &deps)?;
+    // Who blocked each sender, in memory (`courier` runs it with the API's tasks).
+    service.spawn_on_run(deps.near_cache(config, service.stop.clone()));
     let health = Health {
         db: Some(deps.pool.clone()),
         cache: Some(deps.cache.clone()),
