@@ -210,6 +210,24 @@ async fn an_edit_of_a_blocked_senders_message_is_flagged_for_the_blocker() {
     let mut want = vec![(a.id, Some(json!(true))), (b.id, None), (c.id, None)];
     want.sort_by_key(|(to, _)| *to);
     assert_eq!(flags, want, "only the blocker's copy is flagged");
+
+    // The chat list's last message too.
+    let last = |list: &Value| {
+        let chats = list["chats"].as_array().unwrap();
+        let chat = chats.iter().find(|c| c["id"] == json!(group)).unwrap();
+        assert_eq!(chat["lastMessage"]["content"], "edited by b");
+        chat["lastMessage"].get("blockedSender").cloned()
+    };
+    let (_, for_a) = app.call("GET", "/chats", Some(&a.token), None).await;
+    assert_eq!(last(&for_a), Some(json!(true)), "{for_a}");
+    let (_, for_a) = app
+        .call("GET", "/chats?limit=5", Some(&a.token), None)
+        .await;
+    assert_eq!(last(&for_a), Some(json!(true)), "{for_a}");
+    let (_, for_c) = app
+        .call("GET", "/chats?limit=5", Some(&c.token), None)
+        .await;
+    assert_eq!(last(&for_c), None, "{for_c}");
 }
 
 #[tokio::test]
