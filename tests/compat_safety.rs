@@ -1,6 +1,7 @@
 //! The chat-be profile (`API_COMPAT=chat-be`) and contract v3's safety parts: its
 //! `POST /auth/logout` revokes the caller's session, and a blocker's copies of a
-//! blocked sender's messages carry `blockedSender` in the reference shape too.
+//! blocked sender's messages (live, history pages, the chat list's last-message
+//! preview) carry `blockedSender` in the reference shape too.
 
 mod common;
 
@@ -189,4 +190,29 @@ async fn a_blocked_senders_messages_are_flagged_in_the_reference_shape() {
         flags(&for_c),
         vec![(json!("from bob"), None), (json!("from cat"), None)]
     );
+
+    // The chat list's last-message preview: bob's again, after cat's.
+    let (s, _) = app
+        .call(
+            "POST",
+            &path,
+            Some(&b.token),
+            Some(json!({"content": "last"})),
+        )
+        .await;
+    assert_eq!(s, 202);
+    app.wait_messages(group, 3).await;
+    let preview = |list: &Value| {
+        let last = &list["data"][0]["lastMessage"];
+        assert_eq!(
+            (&last["content"], &last["senderId"]),
+            (&json!("last"), &json!(b.id))
+        );
+        last.get("blockedSender").cloned()
+    };
+    let (s, for_a) = app.call("GET", "/chats", Some(&a.token), None).await;
+    assert_eq!(s, 200, "{for_a}");
+    assert_eq!(preview(&for_a), Some(json!(true)), "{for_a}");
+    let (_, for_c) = app.call("GET", "/chats", Some(&c.token), None).await;
+    assert_eq!(preview(&for_c), None, "{for_c}");
 }
