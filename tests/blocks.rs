@@ -5,7 +5,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Mode, TestApp, TestUser, spawn_app, spawn_with, test_config};
+use common::{Mode, TestApp, TestUser, probe::Probe, spawn_app, spawn_with, test_config};
+use courier::domain::events::{EVENT_NEW, EVENT_UPDATED};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -169,6 +170,61 @@ async fn a_blockers_group_history_flags_the_blocked_sender() {
         flags(&for_c),
         vec![("from b".into(), None), ("from c".into(), None)]
     );
+}
+
+#[tokio::test]
+async fn an_edit_of_a_blocked_senders_message_is_flagged_for_the_blocker() {
+    let app = spawn_app().await;
+    let (a, b, c) = (
+        app.register("a").await,
+        app.register("b").await,
+        app.register("c").await,
+    );
+    let group = app.group_chat(&a, &[&b, &c]).await;
+    assert_eq!(block(&app, &a, b.id, "PUT").await.0, 204);
+    let mut probe = Probe::new(&app, &[&a, &b, &c]).await;
+    assert_eq!(app.send(&b, group, "from b", Uuid::new_v4()).await.0, 202);
+    let (_, e) = probe.next(EVENT_NEW).await;
+    let sent: Value = serde_json::from_str(e.data.get()).unwrap();
+    let id = sent["message"]["id"].as_str().unwrap().to_string();
+    let (s, body) = app
+        .call(
+            "PATCH",
+            &format!("/chats/{group}/messages/{id}"),
+            Some(&b.token),
+            Some(json!({"content": "edited by b"})),
+        )
+        .await;
+    assert_eq!(s, 202, "{body}");
+    let mut flags = Vec::new();
+    while flags.len() < 3 {
+        let (to, e) = probe.next(EVENT_UPDATED).await;
+        let p: Value = serde_json::from_str(e.data.get()).unwrap();
+        assert_eq!(p["message"]["content"], "edited by b");
+        flags.push((to, p["message"].get("blockedSender").cloned()));
+    }
+    flags.sort_by_key(|(to, _)| *to);
+    let mut want = vec![(a.id, Some(json!(true))), (b.id, None), (c.id, None)];
+    want.sort_by_key(|(to, _)| *to);
+    assert_eq!(flags, want, "only the blocker's copy is flagged");
+
+    // The chat list's last message too.
+    let last = |list: &Value| {
+        let chats = list["chats"].as_array().unwrap();
+        let chat = chats.iter().find(|c| c["id"] == json!(group)).unwrap();
+        assert_eq!(chat["lastMessage"]["content"], "edited by b");
+        chat["lastMessage"].get("blockedSender").cloned()
+    };
+    let (_, for_a) = app.call("GET", "/chats", Some(&a.token), None).await;
+    assert_eq!(last(&for_a), Some(json!(true)), "{for_a}");
+    let (_, for_a) = app
+        .call("GET", "/chats?limit=5", Some(&a.token), None)
+        .await;
+    assert_eq!(last(&for_a), Some(json!(true)), "{for_a}");
+    let (_, for_c) = app
+        .call("GET", "/chats?limit=5", Some(&c.token), None)
+        .await;
+    assert_eq!(last(&for_c), None, "{for_c}");
 }
 
 #[tokio::test]

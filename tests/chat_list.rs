@@ -3,7 +3,8 @@
 
 mod common;
 
-use common::{TestApp, TestUser, spawn_app};
+use common::{TestApp, TestUser, probe::Probe, spawn_app};
+use courier::domain::events::{EVENT_CHAT_SETTINGS, EVENT_NEW};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -240,6 +241,7 @@ async fn a_new_message_unarchives_unless_muted() {
         json!({"archived": true, "mutedUntil": "2000-01-01T00:00:00Z"}),
     )
     .await;
+    let mut probe = Probe::new(&app, &[&a, &b, &c]).await;
     app.send(&b, ab, "hi", Uuid::new_v4()).await;
     app.send(&c, ac, "hi", Uuid::new_v4()).await;
     app.wait_messages(ab, 1).await;
@@ -250,4 +252,38 @@ async fn a_new_message_unarchives_unless_muted() {
         vec![ac.to_string()]
     );
     assert_eq!(ids(&list(&app, &b, "").await), vec![ab.to_string()]);
+
+    // The worker announces each un-archive as `chat.settings`, as the PUT does; the
+    // muted chat stays archived and announces nothing. A marker sent into each chat
+    // after its first message was persisted comes after anything that message
+    // announced (a chat's events keep their order).
+    app.send(&b, ab, "marker", Uuid::new_v4()).await;
+    app.send(&c, ac, "marker", Uuid::new_v4()).await;
+    let mut settings = Vec::new();
+    let mut markers = 0;
+    while markers < 2 {
+        let (to, e) = probe.next_where(|_| true).await;
+        let payload: Value = serde_json::from_str(e.data.get()).unwrap();
+        if &*e.name == EVENT_NEW && to == a.id && payload["message"]["content"] == "marker" {
+            markers += 1;
+        }
+        if &*e.name == EVENT_CHAT_SETTINGS {
+            assert!(
+                e.offset.is_some(),
+                "chat.settings is recoverable, as the PUT's"
+            );
+            settings.push((to, payload));
+        }
+    }
+    settings.sort_by_key(|(to, _)| (*to != a.id, *to));
+    let unarchived =
+        |until: Value| json!({"chatId": ab, "settings": {"mutedUntil": until, "archived": false}});
+    assert_eq!(
+        settings,
+        vec![
+            (a.id, unarchived(Value::Null)),
+            (b.id, unarchived(json!("2000-01-01T00:00:00.000Z"))),
+        ],
+        "one chat.settings to each member whose chat was un-archived, none for the muted chat"
+    );
 }

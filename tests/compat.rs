@@ -100,8 +100,6 @@ async fn accounts_in_the_reference_shape() {
     let (s, me) = app.call("GET", "/auth/me", Some(&token), None).await;
     assert_eq!(s, 200, "{me}");
     assert_eq!(me["data"]["id"], reg["data"]["id"]);
-    let (s, out) = app.call("POST", "/auth/logout", Some(&token), None).await;
-    assert_eq!((s, &out["data"]["success"]), (200, &json!(true)), "{out}");
     let (s, users) = app.call("GET", "/users?take=1", Some(&token), None).await;
     assert_eq!(s, 200, "{users}");
     assert_eq!(users["meta"]["take"], 1);
@@ -122,6 +120,15 @@ async fn accounts_in_the_reference_shape() {
     assert_eq!((s, &none["success"]), (404, &json!(false)));
     let (s, b) = app.call("GET", "/auth/me", None, None).await;
     assert_eq!((s, &b["success"]), (401, &json!(false)));
+    // Logout revokes the session (tests/compat_safety.rs has the rest).
+    let (s, out) = app.call("POST", "/auth/logout", Some(&token), None).await;
+    assert_eq!((s, &out["data"]["success"]), (200, &json!(true)), "{out}");
+    let (s, b) = app.call("GET", "/auth/me", Some(&token), None).await;
+    assert_eq!(
+        (s, &b["errorCode"]),
+        (401, &json!("session_revoked")),
+        "{b}"
+    );
 }
 
 #[tokio::test]

@@ -154,7 +154,7 @@ proptest! {
             let member = cmd.chat_id != chats[2] && cmd.sender_id != users[2];
             match o {
                 Outcome::Rejected(_) => prop_assert!(!member),
-                Outcome::Persisted { message, notify } => {
+                Outcome::Persisted { message, notify, .. } => {
                     prop_assert!(member);
                     match first_seen.get(&key) {
                         Some((seq, broker)) => {

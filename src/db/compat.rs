@@ -206,7 +206,7 @@ pub async fn chat_page(
 
 /// The chats `ids` in the reference shape (`id`, `createdAt`, `updatedAt`, `name`,
 /// `isGroup`, `participants` `[{id, name, updatedAt}]`, `lastMessage` when there is
-/// one), in the order given. Times are ISO 8601 in UTC with milliseconds, as
+/// one, with Courier's `senderId` as an extra), in the order given. Times are ISO 8601 in UTC with milliseconds, as
 /// JavaScript's `toISOString()`.
 pub async fn chats(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<Value>, sqlx::Error> {
     let rows = sqlx::query_scalar!(
@@ -232,7 +232,8 @@ pub async fn chats(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<Value>, sqlx::Erro
                          WHEN m.content = '' THEN 'ATTACHMENT' ELSE 'MIXED' END,
                      'content', m.content,
                      'sentAt', to_char(m.sent_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-                     'senderEmail', s.email)
+                     'senderEmail', s.email,
+                     'senderId', m.sender_id)
                  FROM messages m LEFT JOIN users s ON s.id = m.sender_id
                  WHERE m.chat_id = c.id AND m.deleted_at IS NULL
                  ORDER BY m.sequence DESC LIMIT 1)

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 pub use crate::domain::sequence::Outcome;
 use crate::domain::{
+    chat::ChatSettings,
     mention,
     message::{Bot, ForwardedFrom, Message, ReplyTo, SendCommand},
     sequence::{self, IdemKey, Roster, Snapshot},
@@ -231,23 +232,51 @@ pub async fn persist_batch(
         },
         now,
     );
+    let mut outcomes = plan.outcomes;
     if !plan.fresh.is_empty() {
-        insert_messages(&mut tx, &plan.fresh, &plan.last_sequence, now).await?;
+        let unarchived = insert_messages(&mut tx, &plan.fresh, &plan.last_sequence, now).await?;
         store_mentions(&mut tx, plan.fresh.iter().map(|(_, m)| m)).await?;
         super::uploads::link(&mut tx, &plan.fresh).await?;
+        attach_unarchived(&mut outcomes, &plan.fresh, unarchived);
     }
     tx.commit().await?;
-    Ok(plan.outcomes)
+    Ok(outcomes)
+}
+
+/// Hands each chat's un-archived members to the outcome of the chat's first new
+/// message of the batch (so each is announced once, by whoever sent it).
+fn attach_unarchived(
+    outcomes: &mut [Outcome],
+    fresh: &[(Uuid, Message)],
+    mut unarchived: HashMap<Uuid, Vec<(Uuid, ChatSettings)>>,
+) {
+    if unarchived.is_empty() {
+        return;
+    }
+    let fresh_ids: HashSet<Uuid> = fresh.iter().map(|(_, m)| m.id).collect();
+    for o in outcomes {
+        if let Outcome::Persisted {
+            message,
+            unarchived: mine,
+            ..
+        } = o
+            && fresh_ids.contains(&message.id)
+            && let Some(users) = unarchived.remove(&message.chat_id)
+        {
+            *mine = users;
+        }
+    }
 }
 
 /// Inserts the new rows, moves the chats' last sequences and un-archives the chats
-/// for their members who have not muted them, in one statement.
+/// for their members who have not muted them, in one statement; returns, per chat,
+/// the members it un-archived with their settings now.
 async fn insert_messages(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     fresh: &[(Uuid, Message)],
     last_sequence: &HashMap<Uuid, i64>,
     now: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
+) -> Result<HashMap<Uuid, Vec<(Uuid, ChatSettings)>>, sqlx::Error> {
     let col = |f: fn(&Message) -> Uuid| fresh.iter().map(|(_, m)| f(m)).collect::<Vec<_>>();
     let opt = |f: fn(&Message) -> Option<Uuid>| fresh.iter().map(|(_, m)| f(m)).collect::<Vec<_>>();
     let (ids, seqs): (Vec<Uuid>, Vec<i64>) = last_sequence.iter().map(|(c, s)| (*c, *s)).unzip();
@@ -258,7 +287,7 @@ async fn insert_messages(
         .iter()
         .map(|(_, m)| m.bot.as_ref().map(|b| b.name.as_str()))
         .collect();
-    sqlx::query!(
+    let rows = sqlx::query!(
         "WITH inserted AS (
              INSERT INTO messages (id, chat_id, sender_id, client_message_id, broker_message_id,
                                    content, message_type, sequence, sent_at, reply_to_id,
@@ -273,10 +302,15 @@ async fn insert_messages(
              UPDATE chat_participants p SET archived = false
              WHERE p.chat_id = ANY($10) AND p.archived
                AND (p.muted_until IS NULL OR p.muted_until <= $12)
+             RETURNING p.chat_id, p.user_id, p.muted_until
+         ),
+         moved AS (
+             UPDATE chats c SET last_sequence = v.seq, last_message_at = $12
+             FROM UNNEST($10::uuid[], $11::bigint[]) AS v(id, seq)
+             WHERE c.id = v.id AND c.id = ANY($10)
          )
-         UPDATE chats c SET last_sequence = v.seq, last_message_at = $12
-         FROM UNNEST($10::uuid[], $11::bigint[]) AS v(id, seq)
-         WHERE c.id = v.id AND c.id = ANY($10)",
+         -- Every data-modifying part runs to completion, read or not.
+         SELECT chat_id AS \"chat_id!\", user_id AS \"user_id!\", muted_until FROM unarchived",
         &col(|m| m.id),
         &col(|m| m.chat_id),
         &col(|m| m.sender_id),
@@ -295,9 +329,20 @@ async fn insert_messages(
         &opt(|m| m.forwarded_from.map(|f| f.sender_id)) as &[Option<Uuid>],
         &bots as &[Option<&str>],
     )
-    .execute(&mut **tx)
+    .fetch_all(&mut **tx)
     .await?;
-    Ok(())
+    let mut unarchived: HashMap<Uuid, Vec<(Uuid, ChatSettings)>> = HashMap::new();
+    for r in rows {
+        let settings = ChatSettings {
+            muted_until: r.muted_until,
+            archived: false,
+        };
+        unarchived
+            .entry(r.chat_id)
+            .or_default()
+            .push((r.user_id, settings));
+    }
+    Ok(unarchived)
 }
 
 /// Stores the mentions of new messages and one notification per mentioned user but

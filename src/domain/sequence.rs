@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{
+    chat::ChatSettings,
     mention,
     message::{Message, Rejection, SendCommand},
 };
@@ -25,8 +26,14 @@ pub enum Outcome {
     /// Persisted now or earlier. `notify` is false for a client retry (same key,
     /// another broker message) of a stored message; true when fresh, or when the
     /// broker redelivers the very message that stored it (the earlier attempt may
-    /// have died before notifying).
-    Persisted { message: Message, notify: bool },
+    /// have died before notifying). `unarchived`: the members for whom this message
+    /// un-archived the chat, with their settings now (filled by the persisting
+    /// statement, on the first new message of each chat in the batch).
+    Persisted {
+        message: Message,
+        notify: bool,
+        unarchived: Vec<(Uuid, ChatSettings)>,
+    },
     /// Can never be persisted.
     Rejected(Rejection),
 }
@@ -79,6 +86,7 @@ pub fn plan(cmds: &[SendCommand], mut db: Snapshot, now: DateTime<Utc>) -> Plan 
                     ..m.clone()
                 },
                 notify: *broker_id == cmd.broker_message_id,
+                unarchived: Vec::new(),
             }
         } else if let Some(last) = db.last_sequence.get_mut(&cmd.chat_id) {
             if db.members.contains(&(cmd.chat_id, cmd.sender_id)) {
@@ -110,6 +118,7 @@ pub fn plan(cmds: &[SendCommand], mut db: Snapshot, now: DateTime<Utc>) -> Plan 
                 Outcome::Persisted {
                     message: m,
                     notify: true,
+                    unarchived: Vec::new(),
                 }
             } else {
                 Outcome::Rejected(Rejection::NotParticipant)

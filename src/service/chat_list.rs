@@ -8,6 +8,8 @@
 //! as of `asof`); chats created after `asof` are not part of the walk (the client
 //! learns of them by `chat.updated`, or on its next first page).
 
+use std::collections::HashMap;
+
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -19,6 +21,7 @@ use crate::{
     domain::{
         chat::ChatSettings,
         events::{EVENT_CHAT_SETTINGS, Outgoing},
+        message::Message,
     },
 };
 
@@ -119,7 +122,8 @@ pub async fn list(ctx: &Ctx, me: Uuid, q: ListQuery<'_>) -> ServiceResult<Page> 
     };
     let Some(limit) = q.limit.or(cursor.map(|_| DEFAULT_LIMIT)) else {
         // v1: every chat, ordered by its current activity.
-        let chats = db::page(&ctx.pool, me, archived, far_future(), None, None).await?;
+        let mut chats = db::page(&ctx.pool, me, archived, far_future(), None, None).await?;
+        flag_last_messages(ctx, me, &mut chats).await?;
         return Ok(Page {
             chats,
             next_cursor: None,
@@ -132,6 +136,7 @@ pub async fn list(ctx: &Ctx, me: Uuid, q: ListQuery<'_>) -> ServiceResult<Page> 
     let mut chats = db::page(&ctx.pool, me, archived, asof, after, Some(limit + 1)).await?;
     let more = chats.len() as i64 > limit;
     chats.truncate(limit as usize);
+    flag_last_messages(ctx, me, &mut chats).await?;
     let next_cursor = match chats.last() {
         Some(last) if more => Some(encode_cursor(&Cursor {
             archived,
@@ -144,6 +149,21 @@ pub async fn list(ctx: &Ctx, me: Uuid, q: ListQuery<'_>) -> ServiceResult<Page> 
         _ => None,
     };
     Ok(Page { chats, next_cursor })
+}
+
+/// Sets `blockedSender` on the last messages whose sender the caller blocked, as
+/// history does (one cache read; none when no chat has a message).
+async fn flag_last_messages(ctx: &Ctx, me: Uuid, chats: &mut [Listed]) -> ServiceResult<()> {
+    let mut last: Vec<Message> = chats
+        .iter_mut()
+        .filter_map(|c| c.last_message.take())
+        .collect();
+    super::blocks::flag(&ctx.cache, &ctx.pool, me, &mut last).await?;
+    let mut by_chat: HashMap<Uuid, Message> = last.into_iter().map(|m| (m.chat_id, m)).collect();
+    for c in chats {
+        c.last_message = by_chat.remove(&c.chat.id);
+    }
+    Ok(())
 }
 
 /// A change of settings: a field left `None` stays as it is; `muted_until:

@@ -5,12 +5,15 @@
 //! without gaps (deleted messages stay as tombstones), so page `p` of `take` is a
 //! sequence range and the read is the same keyset read as Courier's own history.
 
+use std::collections::HashSet;
+
 use serde_json::Value;
 use uuid::Uuid;
 
 use super::{
     Ctx, ServiceError, ServiceResult,
     accounts::Account,
+    blocks,
     messages::{self, Cursor},
 };
 use crate::{
@@ -42,9 +45,33 @@ pub async fn history(
     Ok((page, last))
 }
 
-/// A page of the caller's chats (reference shape) and how many they have.
+/// A page of the caller's chats (reference shape) and how many they have; a
+/// `lastMessage` whose sender the caller blocked carries `blockedSender: true`.
 pub async fn chats(ctx: &Ctx, me: Uuid, opts: PageOptions) -> ServiceResult<(Vec<Value>, i64)> {
-    Ok(db::chat_page(&ctx.pool, me, opts.skip(), opts.take, opts.descending).await?)
+    let (mut chats, total) =
+        db::chat_page(&ctx.pool, me, opts.skip(), opts.take, opts.descending).await?;
+    let has_last = chats.iter().any(|c| c.get("lastMessage").is_some());
+    if has_last {
+        let relations = blocks::relations(&ctx.cache, &ctx.pool, me).await?;
+        for c in &mut chats {
+            flag_preview(c, &relations.blocking);
+        }
+    }
+    Ok((chats, total))
+}
+
+/// `blockedSender: true` on a chat's `lastMessage` preview from a sender in `blocking`.
+fn flag_preview(chat: &mut Value, blocking: &HashSet<Uuid>) {
+    let Some(last) = chat.get_mut("lastMessage").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let sender = last.get("senderId").and_then(Value::as_str);
+    if sender
+        .and_then(|s| s.parse().ok())
+        .is_some_and(|s| blocking.contains(&s))
+    {
+        last.insert("blockedSender".into(), Value::Bool(true));
+    }
 }
 
 /// A page of all users and how many there are.
@@ -64,4 +91,26 @@ pub async fn chat(ctx: &Ctx, id: Uuid) -> ServiceResult<Value> {
 /// The ids of the caller's chats.
 pub async fn room_ids(ctx: &Ctx, me: Uuid) -> ServiceResult<Vec<Uuid>> {
     Ok(db::room_ids(&ctx.pool, me).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn only_a_preview_from_a_blocked_sender_is_flagged() {
+        let (blocked, other) = (Uuid::new_v4(), Uuid::new_v4());
+        let blocking = HashSet::from([blocked]);
+        let mut from_blocked = json!({"id": "c", "lastMessage": {"senderId": blocked}});
+        let mut from_other = json!({"id": "c", "lastMessage": {"senderId": other}});
+        let mut empty = json!({"id": "c"});
+        for c in [&mut from_blocked, &mut from_other, &mut empty] {
+            flag_preview(c, &blocking);
+        }
+        assert_eq!(from_blocked["lastMessage"]["blockedSender"], true);
+        assert!(from_other["lastMessage"].get("blockedSender").is_none());
+        assert_eq!(empty, json!({"id": "c"}));
+    }
 }

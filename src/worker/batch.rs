@@ -16,12 +16,14 @@ use crate::{
     backoff::pause,
     cache::membership::LookupError,
     domain::{
-        events::{EVENT_NOTIFICATION, Outgoing},
+        chat::ChatSettings,
+        events::{EVENT_CHAT_SETTINGS, EVENT_NOTIFICATION, Outgoing},
         lifecycle::Command,
         mention::{self, NotificationEvent},
         message::{Message, Rejection},
     },
     mq::{self, Session, Topology},
+    service::chat_list::SettingsEvent,
 };
 
 /// The fate of one delivery once the batch is handled.
@@ -55,6 +57,9 @@ pub(super) enum Note {
     /// Events of a lifecycle command or chat change, audience resolved, and what
     /// it tells other systems.
     Events(lifecycle::Announced),
+    /// A send un-archived the chat for these members: `chat.settings` to each, as
+    /// `PUT /chats/:id/settings` announces it.
+    Unarchived(Uuid, Vec<(Uuid, ChatSettings)>),
 }
 
 pub async fn handle(
@@ -76,7 +81,12 @@ pub async fn handle(
                 Fate::Park(cmd.chat_id)
             } else {
                 let (fate, events) = until_up(ctx, "apply", || {
-                    lifecycle::apply(&ctx.pool, &ctx.storage, cmd)
+                    let src = lifecycle::Sources {
+                        pool: &ctx.pool,
+                        storage: &ctx.storage,
+                        cache: &ctx.cache,
+                    };
+                    lifecycle::apply(src, cmd)
                 })
                 .await?;
                 notes.push(Note::Events(events));
@@ -208,7 +218,7 @@ async fn notify(ctx: &Ctx, notes: &[Note]) -> Result<(), Outage> {
         .iter()
         .filter_map(|n| match n {
             Note::Sent(m, _) => Some(m.chat_id),
-            Note::Events(_) => None,
+            Note::Events(_) | Note::Unarchived(..) => None,
         })
         .collect::<HashSet<_>>()
         .into_iter()
@@ -259,6 +269,18 @@ async fn notify(ctx: &Ctx, notes: &[Note]) -> Result<(), Outage> {
                 }
             }
             Note::Events(a) => events.extend(a.events.iter().cloned()),
+            Note::Unarchived(chat, users) => {
+                for (user, settings) in users {
+                    let p = SettingsEvent {
+                        chat_id: *chat,
+                        settings: *settings,
+                    };
+                    events.push(
+                        Outgoing::to_users(EVENT_CHAT_SETTINGS, &p, [*user])
+                            .map_err(|e| Outage(format!("encoding events: {e}")))?,
+                    );
+                }
+            }
         }
     }
     ctx.cache.publish_events(&events).await?;
@@ -298,6 +320,7 @@ async fn integrate(ctx: &Ctx, session: &Session, notes: &[Note]) -> Result<(), C
                 Err(e) => tracing::error!(error = %e, "integration event not encodable"),
             },
             Note::Events(a) => out.extend(a.integrations.iter().cloned()),
+            Note::Unarchived(..) => {}
         }
     }
     let exchange = &ctx.topology.integrations;

@@ -15,6 +15,7 @@ use super::{
 };
 use crate::storage::{Storage, StorageError};
 use crate::{
+    cache::{Cache, membership::LookupError},
     db::{self, lifecycle::LifeOutcome},
     domain::{
         events::{
@@ -35,12 +36,18 @@ pub struct Announced {
     pub integrations: Vec<Integration>,
 }
 
+/// Where an applied command's events are built from: the database, storage (for
+/// attachment URLs) and the cache (who blocked a message's sender).
+#[derive(Clone, Copy)]
+pub struct Sources<'a> {
+    pub pool: &'a PgPool,
+    pub storage: &'a Storage,
+    pub cache: &'a Cache,
+}
+
 /// Applies `cmd` (or finds it applied) and builds its events. Outer `Err`: an outage.
-pub async fn apply(
-    pool: &PgPool,
-    storage: &Storage,
-    cmd: &LifecycleCommand,
-) -> Result<(Fate, Announced), Outage> {
+pub async fn apply(src: Sources<'_>, cmd: &LifecycleCommand) -> Result<(Fate, Announced), Outage> {
+    let pool = src.pool;
     let outcome = match db::lifecycle::apply(pool, cmd).await {
         Ok(o) => o,
         Err(e) if db::is_outage(&e) => return Err(Outage(format!("postgresql: {e}"))),
@@ -49,11 +56,12 @@ pub async fn apply(
     match outcome {
         LifeOutcome::Rejected(r) => Ok((Fate::DeadLetter(r), Announced::default())),
         LifeOutcome::Applied { applied, audience } => {
-            match announce(pool, storage, cmd.chat_id, &applied, &audience).await {
+            match announce(src, cmd.chat_id, &applied, &audience).await {
                 Ok(announced) => Ok((Fate::Done, announced)),
                 Err(AnnounceError::Db(e)) if db::is_outage(&e) => {
                     Err(Outage(format!("postgresql: {e}")))
                 }
+                Err(AnnounceError::Lookup(e)) => Err(e.into()),
                 Err(e) => Ok((Fate::Retry(e.to_string()), Announced::default())),
             }
         }
@@ -68,17 +76,19 @@ enum AnnounceError {
     Storage(#[from] StorageError),
     #[error("encoding: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("blocks: {0}")]
+    Lookup(#[from] LookupError),
 }
 
 /// The events of an applied command, each at its version of the chat: one match over
 /// the effects builds both what clients see and what other systems are told.
 async fn announce(
-    pool: &PgPool,
-    storage: &Storage,
+    src: Sources<'_>,
     chat: Uuid,
     applied: &Applied,
     audience: &[Uuid],
 ) -> Result<Announced, AnnounceError> {
+    let pool = src.pool;
     let all = || audience.iter().copied();
     let mut out = Vec::new();
     let mut integrations = Vec::new();
@@ -90,8 +100,7 @@ async fn announce(
                 message_id,
                 notified,
             } => {
-                let (events, message) =
-                    updated(pool, storage, chat, v, *message_id, audience).await?;
+                let (events, message) = updated(src, chat, v, *message_id, audience).await?;
                 out.extend(events);
                 if let Some(m) = message {
                     integrations.push(at.one(MESSAGE_UPDATED, json!({ "message": m }))?);
@@ -198,30 +207,43 @@ async fn notifications(
     Ok(out)
 }
 
-/// `chat.message.updated` with the message as it is now; `me` in its reactions is per
-/// recipient, so recipients who reacted alike share one payload. Also returns the
-/// message as nobody in particular sees it (`me` false), for integrations.
+/// `chat.message.updated` with the message as it is now; `me` in its reactions and
+/// `blockedSender` (for those who blocked the sender) are per recipient, so recipients
+/// who see it alike share one payload. Also returns the message as nobody in
+/// particular sees it (`me` false, no `blockedSender`), for integrations.
 async fn updated(
-    pool: &PgPool,
-    storage: &Storage,
+    src: Sources<'_>,
     chat: Uuid,
     version: i64,
     message_id: Uuid,
     audience: &[Uuid],
 ) -> Result<(Vec<Outgoing>, Option<Message>), AnnounceError> {
-    let Some(mut message) = db::history::one(pool, chat, message_id).await? else {
+    let Some(mut message) = db::history::one(src.pool, chat, message_id).await? else {
         return Ok((Vec::new(), None));
     };
-    storage.sign(std::slice::from_mut(&mut message)).await?;
-    let by_emoji = db::history::reaction_users(pool, message_id).await?;
-    // Recipients grouped by which emojis they used.
-    let mut groups: BTreeMap<Vec<bool>, Vec<Uuid>> = BTreeMap::new();
+    src.storage.sign(std::slice::from_mut(&mut message)).await?;
+    let by_emoji = db::history::reaction_users(src.pool, message_id).await?;
+    // Who blocked the sender (a hook has no blocks): the same cache read as a send's.
+    let blockers = if message.bot.is_none() {
+        src.cache
+            .blocks_near(src.pool, &[message.sender_id])
+            .await?
+            .remove(&message.sender_id)
+            .map(|r| r.blockers.clone())
+            .unwrap_or_default()
+    } else {
+        Default::default()
+    };
+    // Recipients grouped by whether they blocked the sender and which emojis they used.
+    let mut groups: BTreeMap<(bool, Vec<bool>), Vec<Uuid>> = BTreeMap::new();
     for u in audience {
+        let folded = *u != message.sender_id && blockers.contains(u);
         let mine: Vec<bool> = by_emoji.iter().map(|(_, us)| us.contains(u)).collect();
-        groups.entry(mine).or_default().push(*u);
+        groups.entry((folded, mine)).or_default().push(*u);
     }
     let mut out = Vec::with_capacity(groups.len());
-    for (mine, users) in groups {
+    for ((folded, mine), users) in groups {
+        message.blocked_sender = folded;
         message.reactions = by_emoji
             .iter()
             .zip(&mine)
@@ -246,5 +268,6 @@ async fn updated(
     for r in &mut message.reactions {
         r.me = false;
     }
+    message.blocked_sender = false;
     Ok((out, Some(message)))
 }

@@ -62,7 +62,11 @@ pub async fn run(
             Ok(Command::Send(cmd)) if take.next() == Some(false) => Fate::Park(cmd.chat_id),
             Ok(Command::Send(cmd)) => match outcomes.next() {
                 Some(None) => Fate::Park(cmd.chat_id),
-                Some(Some(Ok(Outcome::Persisted { message, notify }))) => {
+                Some(Some(Ok(Outcome::Persisted {
+                    message,
+                    notify,
+                    unarchived,
+                }))) => {
                     let request_id =
                         mq::header_str(d.properties.headers().as_ref(), mq::HEADER_REQUEST_ID);
                     tracing::debug!(
@@ -75,8 +79,12 @@ pub async fn run(
                     let outcome = if notify { "persisted" } else { "duplicate" };
                     metrics::counter!("courier_worker_messages_total", "outcome" => outcome)
                         .increment(1);
+                    let chat = message.chat_id;
                     if notify {
                         notes.push(Note::Sent(message, cmd.accepted_at.timestamp_millis()));
+                    }
+                    if !unarchived.is_empty() {
+                        notes.push(Note::Unarchived(chat, unarchived));
                     }
                     Fate::Done
                 }

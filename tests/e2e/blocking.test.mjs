@@ -1,7 +1,9 @@
 // Blocking (contract v3 "Accounts and safety"): the routes; 403 `blocked` for direct
 // chats and their sends in both directions (nothing persisted); `blockedSender: true`
-// on a group's messages only for the blocker, live and in `chat.sync`; the blocker's
-// presence and typing hidden from the blocked user. There is no socket send event
+// on a group's messages only for the blocker, live, in `chat.sync` and on an edit's
+// `chat.message.updated`; the blocker's presence (online and offline) and typing (start
+// and stop, group and direct chat) hidden from the blocked user, and shown again on the
+// same socket once unblocked. There is no socket send event
 // (sends are REST only); the socket side covered is delivery, `chat.sync`, typing and
 // presence.
 
@@ -13,7 +15,10 @@ import {
   EV, ackOk, cursor, cursors, entries, expectNone, getPresence, waitEvent,
 } from './realtime-helpers.mjs';
 
-const d = useDeployment({ mode: 'split', gateways: 2 });
+const GRACE = 2; // PRESENCE_GRACE_SECS: the blocker's offline comes soon after its socket closes
+const d = useDeployment({ mode: 'split', gateways: 2, env: { PRESENCE_GRACE_SECS: String(GRACE) } });
+
+const UPDATED = 'chat.message.updated';
 
 const block = (who, whom, method = 'PUT') =>
   d.api(method, `/users/${whom.user.id}/block`, { token: who.accessToken });
@@ -90,11 +95,25 @@ d.test('group messages of a blocked sender carry blockedSender only for the bloc
   assert.deepEqual(flags(carolSync), [['hello from bob', null], ['hello from carol', null]]);
   const history = await d.history(alice.accessToken, group.id);
   assert.deepEqual(history.messages.map((m) => m.blockedSender ?? null), [true, null]);
+
+  // An edit: `chat.message.updated` is flagged the same way.
+  const since = cursors([aliceSocket, carolSocket, bobSocket]);
+  const edited = (p) => p.message?.id === aliceGot.payload.message.id && p.message.content === 'edited by bob';
+  const res = await d.api('PATCH', `/chats/${group.id}/messages/${aliceGot.payload.message.id}`,
+    { token: bob.accessToken, body: { content: 'edited by bob' } });
+  assert.equal(res.status, 202, JSON.stringify(res.body));
+  const aliceEdit = await waitEvent(aliceSocket, UPDATED, edited, { since: since.get(aliceSocket) });
+  assert.equal(aliceEdit.payload.message.blockedSender, true, JSON.stringify(aliceEdit.payload));
+  for (const c of [carolSocket, bobSocket]) {
+    const got = await waitEvent(c, UPDATED, edited, { since: since.get(c) });
+    assert.ok(!Object.hasOwn(got.payload.message, 'blockedSender'), `${c.label}: ${JSON.stringify(got.payload)}`);
+  }
 });
 
-d.test('the blocked user sees neither the blocker\'s presence nor typing', async () => {
+d.test('the blocked user sees neither the blocker\'s presence nor typing', { timeout: 60_000 }, async () => {
   const [alice, bob, carol] = await d.registerAll('alice', 'bob', 'carol');
   const group = await d.createGroup(alice.accessToken, 'team', [bob.user.id, carol.user.id]);
+  const dm = await d.createDirect(alice.accessToken, bob.user.id);
   assert.equal((await block(alice, bob)).status, 204);
   const [bobSocket] = await d.connectSockets(bob, [0]);
   const [carolSocket] = await d.connectSockets(carol, [1]);
@@ -118,4 +137,28 @@ d.test('the blocked user sees neither the blocker\'s presence nor typing', async
   const aliceSince = cursor(aliceSocket);
   await ackOk(bobSocket, 'chat.typing', { chatId: group.id, isTyping: true });
   await waitEvent(aliceSocket, EV.TYPING, (p) => p?.userId === bob.user.id, { since: aliceSince });
+
+  // Nor the blocker's typing stop, in the group or in their direct chat (typing is
+  // not a send: the block does not refuse it), nor its going offline.
+  const later = cursors([bobSocket, carolSocket]);
+  await ackOk(aliceSocket, 'chat.typing', { chatId: dm.id, isTyping: true });
+  await ackOk(aliceSocket, 'chat.typing', { chatId: group.id, isTyping: false });
+  await waitEvent(carolSocket, EV.TYPING, (p) => aboutAlice(p) && p.isTyping === false,
+    { since: later.get(carolSocket), what: 'alice stopped typing' });
+  aliceSocket.close();
+  await waitEvent(carolSocket, EV.PRESENCE, (p) => aboutAlice(p) && p.status === 'offline',
+    { since: later.get(carolSocket), timeoutMs: GRACE * 1000 + 6000, what: 'alice offline' });
+  await expectNone(d, [bobSocket], EV.PRESENCE, aboutAlice, { since: later });
+  await expectNone(d, [bobSocket], EV.TYPING, aboutAlice, { since: later });
+
+  // The control: once unblocked, the same socket of bob's gets both.
+  assert.equal((await block(alice, bob, 'DELETE')).status, 204);
+  const unblocked = cursor(bobSocket);
+  const [again] = await d.connectSockets(alice, [1]);
+  await waitEvent(bobSocket, EV.PRESENCE, (p) => aboutAlice(p) && p.status === 'online',
+    { since: unblocked, what: 'alice online after the unblock' });
+  await ackOk(again, 'chat.typing', { chatId: group.id, isTyping: true });
+  await waitEvent(bobSocket, EV.TYPING, aboutAlice, { since: unblocked, what: 'alice typing after the unblock' });
+  const seen = await getPresence(d, bob.accessToken, alice.user.id);
+  assert.equal(seen.body.status, 'online', JSON.stringify(seen.body));
 });

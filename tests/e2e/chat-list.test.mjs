@@ -2,7 +2,7 @@
 // 250 chats while new messages arrive (every chat once, in the walk's order), archive /
 // unarchive / mute through PUT /chats/:id/settings announced as `chat.settings` on the
 // user's other sockets (on both gateways), and a new message un-archiving a chat unless
-// it is muted.
+// it is muted (announced by the worker as `chat.settings` too).
 
 import assert from 'node:assert/strict';
 
@@ -167,11 +167,23 @@ d.test('a new message un-archives an archived chat unless it is muted', async ()
   assert.equal((await putSettings(a.accessToken, muted.id, mute)).status, 200);
   assert.deepEqual(ids(await listPage(a.accessToken, '')), []);
   const socket = await d.connect(0, a.accessToken, { label: 'archiver' });
+  const [other] = await d.connectSockets(a, [1]);
   const sent = [
     { chatId: plain.id, ...(await d.send(b.accessToken, plain.id, 'wake up')) },
     { chatId: muted.id, ...(await d.send(c.accessToken, muted.id, 'shh')) },
   ];
   await delivered(socket, sent);
+  // The worker announces the un-archive as the PUT does, to every socket of the user,
+  // after the message; the muted chat announces nothing.
+  const unarchived = (client) => client.received('chat.settings', { chatId: plain.id })
+    .filter((e) => e.settings.archived === false);
+  for (const client of [socket, other]) {
+    await waitFor(() => unarchived(client).length > 0, 10_000,
+      { message: `${client.label}: chat.settings for the un-archived chat` });
+    const [event] = unarchived(client);
+    assert.deepEqual(event.settings, { mutedUntil: null, archived: false });
+    assert.equal(typeof event.offset, 'string', 'chat.settings carries an offset');
+  }
   const listed = await listPage(a.accessToken, '');
   assert.deepEqual(ids(listed), [plain.id], 'the unmuted chat is back');
   assert.deepEqual(listed.chats[0].settings, { mutedUntil: null, archived: false });
@@ -180,4 +192,11 @@ d.test('a new message un-archives an archived chat unless it is muted', async ()
   const archived = await listPage(a.accessToken, '?archived=true');
   assert.deepEqual(ids(archived), [muted.id], 'the muted chat stays archived');
   assert.equal(archived.chats[0].lastMessage.content, 'shh');
+  // Last: the barrier's marker is a new chat of the archiver's.
+  await barrier(d, [socket, other]);
+  for (const client of [socket, other]) {
+    assert.equal(unarchived(client).length, 1, `${client.label}: once`);
+    assert.equal(client.received('chat.settings', { chatId: muted.id }).length, 0,
+      `${client.label}: nothing for the muted chat`);
+  }
 });

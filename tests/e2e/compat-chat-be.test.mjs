@@ -3,7 +3,8 @@
 // documented surface (../../../shared/reference-backend.md): plain fetch for REST with
 // the {success, data, ...} envelope, e-mail accounts, participantUserIds, page/take
 // history, and a real socket.io-client on namespace /chat with `auth.token`.
-// register → login → create chat → socket → send → receive → history page.
+// register → login → create chat → socket → send → receive → history page; logout
+// revoking the session (its socket closed with `auth.revoked`, its token refused).
 
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -150,5 +151,39 @@ d.test('a reference frontend works unchanged: register, login, chat, socket, sen
   } finally {
     annSocket.close();
     bobSocket.close();
+  }
+});
+
+d.test('logout revokes the session: {success: true}, its socket gets auth.revoked and closes, its token 401', async () => {
+  const ann = await signUp('leaver');
+  // A second device: another login of the same account, which stays signed in.
+  const other = await call('POST', '/auth/login', { body: { email: ann.email, password: 'secret1' } });
+  assertEnvelope(other, 200, '/auth/login');
+  const laptop = other.body.data.accessToken.token;
+  const socket = await openSocket(ann.token);
+  const laptopSocket = await openSocket(laptop);
+  try {
+    const revoked = nextEvent(socket, 'auth.revoked', 5000);
+    const closed = nextEvent(socket, 'disconnect', 5000);
+    const start = Date.now();
+    const out = await call('POST', '/auth/logout', { token: ann.token });
+    assertEnvelope(out, 200, '/auth/logout');
+    assert.deepEqual(out.body.data, { success: true }, 'the reference backend\'s body');
+    assert.deepEqual(await revoked, { reason: 'logout' });
+    assert.equal(await closed, 'io server disconnect');
+    assert.ok(Date.now() - start <= 1000, `closed ${Date.now() - start} ms after the logout`);
+
+    const me = await call('GET', '/auth/me', { token: ann.token });
+    assert.equal(me.status, 401, JSON.stringify(me.body));
+    assert.equal(me.body.success, false);
+    assert.equal(me.body.errorCode, 'session_revoked');
+    await assert.rejects(openSocket(ann.token), (e) => e.message === 'session_revoked', 'the handshake refuses the token');
+
+    const still = await call('GET', '/auth/me', { token: laptop });
+    assertEnvelope(still, 200, '/auth/me');
+    assert.ok(laptopSocket.connected, 'the other session\'s socket stays open');
+  } finally {
+    socket.close();
+    laptopSocket.close();
   }
 });

@@ -10,13 +10,13 @@ use super::{PageQuery, envelope::paged};
 use crate::{
     api::{
         AppState,
-        extract::{ApiJson, ApiPath, ApiQuery, AuthUser, ClientInfo},
+        extract::{ApiJson, ApiPath, ApiQuery, AuthCaller, AuthUser, ClientInfo},
     },
     domain::compat::{PageMeta, iso},
     error::{ApiError, ApiResult},
     service::{
         accounts::{self, Account},
-        pages, sessions,
+        devices, pages, sessions,
     },
 };
 
@@ -78,9 +78,15 @@ pub async fn me(State(state): State<AppState>, AuthUser(me): AuthUser) -> ApiRes
     Ok(Json(user(&account)))
 }
 
-/// Access tokens are stateless JWTs (as in the reference backend): the client drops it.
-pub async fn logout(_caller: AuthUser) -> Json<Value> {
-    Json(json!({"success": true}))
+/// Revokes the caller's session, as Courier's own `POST /auth/logout` does (its
+/// tokens get 401 `session_revoked`, its sockets `auth.revoked`); answers in the
+/// reference backend's shape, `{success: true}`.
+pub async fn logout(
+    State(state): State<AppState>,
+    AuthCaller(caller): AuthCaller,
+) -> ApiResult<Json<Value>> {
+    devices::logout(&state.ctx, caller).await?;
+    Ok(Json(json!({"success": true})))
 }
 
 pub async fn list_users(
