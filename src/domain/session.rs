@@ -38,6 +38,8 @@ pub mod reason {
     pub const LOGOUT_ALL: &str = "logout_all";
     /// `POST /auth/password`.
     pub const PASSWORD_CHANGED: &str = "password_changed";
+    /// `DELETE /users/me`.
+    pub const ACCOUNT_DELETED: &str = "account_deleted";
 }
 
 /// The `auth.revoked` push to a user's gateways: the sessions whose connections close.
