@@ -1,6 +1,12 @@
 //! `DELETE /users/me`: the caller deletes their account.
 
-use axum::{extract::State, http::StatusCode};
+use axum::{
+    extract::{FromRequest, Request, State},
+    http::{
+        StatusCode,
+        header::{CONTENT_LENGTH, CONTENT_TYPE},
+    },
+};
 use serde::Deserialize;
 
 use super::{
@@ -10,7 +16,7 @@ use super::{
 };
 use crate::{
     error::{ApiResult, ErrorBody},
-    service::account_deletion,
+    service::{ServiceError, account_deletion},
 };
 
 /// The account's password, checked again before deleting.
@@ -44,8 +50,18 @@ pub struct DeleteAccountBody {
 pub async fn delete_me(
     State(state): State<AppState>,
     AuthCaller(caller): AuthCaller,
-    ApiJson(body): ApiJson<DeleteAccountBody>,
+    request: Request,
 ) -> ApiResult<StatusCode> {
+    // A DELETE is often sent bare: no body is a missing password (400), not 415.
+    let headers = request.headers();
+    let bare = !headers.contains_key(CONTENT_TYPE)
+        && headers
+            .get(CONTENT_LENGTH)
+            .is_none_or(|l| l.as_bytes() == b"0");
+    if bare {
+        return Err(ServiceError::Invalid("password is required".into()).into());
+    }
+    let ApiJson(body) = ApiJson::<DeleteAccountBody>::from_request(request, &state).await?;
     account_deletion::delete(&state.ctx, caller, body.password).await?;
     Ok(StatusCode::NO_CONTENT)
 }
