@@ -317,3 +317,54 @@ async fn a_password_change_spends_the_other_sessions_refresh_tokens() {
     let r = app.call("POST", "/auth/refresh", None, Some(mine)).await;
     assert_eq!(r.0, 200, "the caller's session keeps working: {}", r.1);
 }
+
+#[tokio::test]
+async fn a_storage_failure_leaves_the_account_untouched() {
+    // Storage that refuses connections: deleting the upload's object fails.
+    let cfg = test_config(&[
+        ("S3_ENDPOINT", "http://127.0.0.1:1"),
+        ("S3_BUCKET", "unreachable"),
+        ("S3_REGION", "us-east-1"),
+        ("S3_ACCESS_KEY_ID", "test"),
+        ("S3_SECRET_ACCESS_KEY", "test-secret"),
+    ]);
+    let app = spawn_with(Mode::AllInOne, cfg).await;
+    let (alice, bob) = (app.register("alice").await, app.register("bob").await);
+    let group = app.group_chat(&bob, &[&alice]).await;
+    let upload = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO uploads (id, owner_id, file_name, content_type, size, object_key)
+         VALUES ($1, $2, 'a.txt', 'text/plain', 1, $3)",
+    )
+    .bind(upload)
+    .bind(alice.id)
+    .bind(courier::storage::object_key(upload))
+    .execute(&app.pool)
+    .await
+    .unwrap();
+
+    let r = delete_me(&app, &alice, Some(json!({"password": PASSWORD}))).await;
+    assert_eq!(code(&r), (503, "unavailable"), "{}", r.1);
+
+    // Nothing was written: same name, still in the group, the upload row, sessions.
+    let (s, me) = app.call("GET", "/users/me", Some(&alice.token), None).await;
+    assert_eq!(s, 200, "{me}");
+    assert_ne!(me["displayName"], "Deleted user");
+    let (_, chat) = app
+        .call("GET", &format!("/chats/{group}"), Some(&bob.token), None)
+        .await;
+    let members: Vec<&Value> = chat["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| &p["userId"])
+        .collect();
+    assert!(members.contains(&&json!(alice.id)), "{chat}");
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM uploads WHERE id = $1")
+        .bind(upload)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 1);
+    assert_eq!(login(&app, &alice.username, PASSWORD).await.0, 200);
+}

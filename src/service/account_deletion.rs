@@ -57,8 +57,9 @@ pub async fn delete(ctx: &Ctx, caller: Caller, password: String) -> ServiceResul
     }
     let partners = db_accounts::direct_partners(&mut tx, user).await?;
     db_accounts::close_direct(&mut tx, user, &partners).await?;
-    let keys = db_accounts::delete_uploads(&mut tx, user).await?;
+    // Anonymized first: the row lets go of anything it names before the uploads go.
     db_accounts::anonymize(&mut tx, user).await?;
+    let keys = db_accounts::delete_uploads(&mut tx, user).await?;
     let mut blocks_of = partners;
     blocks_of.push(user);
     // Before the commit (a Redis failure aborts) and after it, as a block does.
