@@ -50,6 +50,8 @@ pub struct Config {
     pub jwt: JwtKeyConfig,
     pub jwt_expiration: Duration,
     pub refresh_token_ttl: Duration,
+    /// `ACCOUNT_USERNAME_HOLD`: how long a deleted account's username stays taken.
+    pub account_username_hold: Duration,
     pub bind_host: IpAddr,
     pub port: u16,
     pub gateway_port: u16,
@@ -175,6 +177,9 @@ impl Config {
             jwt: jwt_keys(&env)?,
             jwt_expiration,
             refresh_token_ttl: Duration::from_secs(env.parse("REFRESH_TOKEN_TTL", 30 * 24 * 3600)?),
+            account_username_hold: Duration::from_secs(
+                env.parse("ACCOUNT_USERNAME_HOLD", 30 * 24 * 3600)?,
+            ),
             bind_host: bind_host
                 .parse()
                 .map_err(|_| env.bad("HOST", &format!("not an IP address: {bind_host:?}")))?,

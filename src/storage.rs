@@ -142,6 +142,14 @@ impl Storage {
         }
     }
 
+    /// Deletes the object `key` (nothing when there is none).
+    pub async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        match self.s3()?.delete(&Path::from(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Mints each attachment's `url` (tombstones carry none). While attachments are off
     /// the urls stay "".
     pub async fn sign(&self, messages: &mut [Message]) -> Result<(), StorageError> {

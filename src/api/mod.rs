@@ -1,6 +1,7 @@
 //! The REST API (axum): auth, users, chats, messages. Sends are published to the
 //! chat's partition queue and answered 202 once RabbitMQ confirmed them.
 
+pub mod account;
 pub mod asyncapi;
 pub mod auth;
 pub mod blocks;
@@ -26,6 +27,7 @@ use std::{net::SocketAddr, sync::Arc};
 use axum::{
     Router,
     extract::DefaultBodyLimit,
+    handler::Handler,
     routing::{delete, get, patch, post, put},
 };
 use tokio_util::sync::CancellationToken;
@@ -67,8 +69,14 @@ pub fn routes(state: AppState) -> Router {
         .route("/auth/sessions/{session_id}", delete(sessions::revoke))
         .route("/auth/logout", post(sessions::logout))
         .route("/auth/logout-all", post(sessions::logout_all))
-        .route("/auth/password", post(sessions::password).layer(auth_limit))
-        .route("/users/me", get(users::me))
+        .route(
+            "/auth/password",
+            post(sessions::password).layer(auth_limit.clone()),
+        )
+        .route(
+            "/users/me",
+            get(users::me).delete(account::delete_me.layer(auth_limit)),
+        )
         .route("/users/me/blocks", get(blocks::list))
         .route(
             "/users/{user_id}/block",
@@ -157,6 +165,7 @@ pub fn state(
         storage: deps.storage.clone(),
         jwt: deps.jwt.clone(),
         refresh_ttl: config.refresh_token_ttl,
+        username_hold: config.account_username_hold,
         receipts: deps.receipts.clone(),
     };
     let state = AppState {

@@ -10,8 +10,8 @@ use utoipa::{
 };
 
 use super::{
-    auth, blocks, chat_list, chats, hooks, lifecycle, manage, messages, notifications, search,
-    sessions, uploads, users,
+    account, auth, blocks, chat_list, chats, hooks, lifecycle, manage, messages, notifications,
+    search, sessions, uploads, users,
 };
 
 /// Name of the security scheme the handlers refer to with `security(("bearer" = []))`.
@@ -36,6 +36,7 @@ pub const BEARER: &str = "bearer";
         sessions::logout_all,
         sessions::password,
         users::me,
+        account::delete_me,
         users::get_user,
         users::presence,
         users::presence_bulk,

@@ -1,5 +1,6 @@
 //! PostgreSQL: the pool, migrations, and the queries of each aggregate.
 
+pub mod accounts;
 pub mod blocks;
 pub mod chat_list;
 pub mod chats;

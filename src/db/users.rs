@@ -46,13 +46,14 @@ pub async fn insert(
     Ok(row.map(Into::into))
 }
 
-/// A user and its password hash, by username.
+/// A user and its password hash, by username (a deleted account is no one).
 pub async fn find_credentials(
     pool: &PgPool,
     username: &str,
 ) -> Result<Option<(User, String)>, sqlx::Error> {
     let row = sqlx::query!(
-        "SELECT id, username, display_name, created_at, password_hash FROM users WHERE username = $1",
+        "SELECT id, username, display_name, created_at, password_hash FROM users
+         WHERE username = $1 AND deleted_at IS NULL",
         username,
     )
     .fetch_optional(pool)
@@ -79,11 +80,11 @@ pub async fn find(pool: &PgPool, id: Uuid) -> Result<Option<User>, sqlx::Error> 
     Ok(row.map(Into::into))
 }
 
-/// The ids among `ids` that are not users.
+/// The ids among `ids` that are not users (or deleted accounts: nobody adds them).
 pub async fn missing(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<Uuid>, sqlx::Error> {
     sqlx::query_scalar!(
         r#"SELECT i AS "i!" FROM UNNEST($1::uuid[]) AS i
-           WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.id = i)"#,
+           WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.id = i AND u.deleted_at IS NULL)"#,
         ids,
     )
     .fetch_all(pool)

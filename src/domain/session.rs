@@ -40,6 +40,8 @@ pub mod reason {
     pub const PASSWORD_CHANGED: &str = "password_changed";
     /// `POST /admin/users/:id/ban`: the sessions' tokens then get 403 `banned`.
     pub const BANNED: &str = "banned";
+    /// `DELETE /users/me`.
+    pub const ACCOUNT_DELETED: &str = "account_deleted";
 }
 
 /// The `auth.revoked` push to a user's gateways: the sessions whose connections close.

@@ -61,7 +61,7 @@ async fn require_users(ctx: &Ctx, ids: &[Uuid]) -> ServiceResult<()> {
 
 /// Hands a recorded change to the chat's partition and clears it from the outbox. A
 /// failure is not the caller's: the change is committed, and the relay resends it.
-async fn announce(ctx: &Ctx, cmd: &LifecycleCommand, request_id: &str) {
+pub(super) async fn announce(ctx: &Ctx, cmd: &LifecycleCommand, request_id: &str) {
     match ctx
         .commands
         .send(cmd.chat_id, cmd.command_id, cmd, request_id)
@@ -257,6 +257,27 @@ pub async fn remove_participant(
     manage::remove(&mut change.tx, chat, target).await?;
     commit(ctx, change, me, chat, Vec::new(), vec![target], request_id).await?;
     Ok(())
+}
+
+/// `user` leaves group `chat` inside the caller's `tx` (account deletion leaves every
+/// group in one transaction): locked, removed, recorded and its member cache dropped as
+/// `remove_participant` does; the change is to `announce` after the commit (`None`:
+/// not a participant of that group by now).
+pub(super) async fn leave_within(
+    ctx: &Ctx,
+    tx: &mut manage::Tx<'_>,
+    chat: Uuid,
+    user: Uuid,
+) -> ServiceResult<Option<LifecycleCommand>> {
+    let Some((ChatType::Group, Some(_))) = manage::lock(tx, chat, user).await? else {
+        return Ok(None);
+    };
+    manage::remove(tx, chat, user).await?;
+    let cmd = LifecycleCommand::chat_changed(chat, user, Vec::new(), vec![user]);
+    manage::record_change(tx, &cmd).await?;
+    // Under the row lock, before the commit: a Redis failure aborts the deletion.
+    ctx.cache.invalidate_members(chat).await?;
+    Ok(Some(cmd))
 }
 
 /// Renames a group (owner or admin).

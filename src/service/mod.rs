@@ -1,5 +1,6 @@
 //! Use cases shared by the REST API and the gateway, and the connections they run on.
 
+pub mod account_deletion;
 pub mod accounts;
 pub mod blocks;
 pub mod chat_list;
@@ -105,6 +106,8 @@ pub struct Ctx {
     pub jwt: Arc<JwtKeys>,
     /// `REFRESH_TOKEN_TTL`.
     pub refresh_ttl: Duration,
+    /// `ACCOUNT_USERNAME_HOLD`: a deleted account's username is free again after it.
+    pub username_hold: Duration,
     /// Delivery and read receipts of this process.
     pub receipts: receipts::Receipts,
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::{Ctx, ServiceError, ServiceResult, accounts, no_nul, revocation};
+use super::{Ctx, ServiceError, ServiceResult, account_deletion, accounts, no_nul, revocation};
 use crate::{
     auth::password,
     db::{self, tokens::Rotation},
@@ -136,14 +136,20 @@ async fn open(ctx: &Ctx, user: User, device: &Device) -> ServiceResult<Session> 
     })
 }
 
-/// Registers a user and signs them in; `Conflict` if the username is taken.
+/// Registers a user and signs them in; `Conflict` if the username is taken (by a
+/// deleted account within `ACCOUNT_USERNAME_HOLD` too, and `deleted-*` always).
 pub async fn register(ctx: &Ctx, r: Registration, device: &Device) -> ServiceResult<Session> {
     let display = r.check()?;
+    let taken = || ServiceError::Conflict("username is already taken".into());
+    if r.username.starts_with(account_deletion::RESERVED_PREFIX) {
+        return Err(taken());
+    }
     let hash = password::hash(r.password.clone()).await?;
-    let user = db::users::insert(&ctx.pool, &r.username, display, &hash)
-        .await?
-        .ok_or_else(|| ServiceError::Conflict("username is already taken".into()))?;
-    open(ctx, user, device).await
+    let mut user = db::users::insert(&ctx.pool, &r.username, display, &hash).await?;
+    if user.is_none() && account_deletion::release_held(ctx, &r.username).await? {
+        user = db::users::insert(&ctx.pool, &r.username, display, &hash).await?;
+    }
+    open(ctx, user.ok_or_else(taken)?, device).await
 }
 
 /// Signs in with username and password.
