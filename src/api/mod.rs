@@ -15,6 +15,7 @@ pub mod manage;
 pub mod messages;
 pub mod notifications;
 pub mod openapi;
+pub mod profiles;
 pub mod responses;
 pub mod search;
 pub mod sessions;
@@ -68,7 +69,8 @@ pub fn routes(state: AppState) -> Router {
         .route("/auth/logout", post(sessions::logout))
         .route("/auth/logout-all", post(sessions::logout_all))
         .route("/auth/password", post(sessions::password).layer(auth_limit))
-        .route("/users/me", get(users::me))
+        .route("/users/me", get(users::me).patch(profiles::update))
+        .route("/users/search", get(profiles::search))
         .route("/users/me/blocks", get(blocks::list))
         .route(
             "/users/{user_id}/block",
