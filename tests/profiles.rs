@@ -391,3 +391,19 @@ async fn search_is_rate_limited_per_user() {
         "the limit is per user"
     );
 }
+
+#[tokio::test]
+async fn without_storage_an_avatar_is_refused_and_the_rest_works() {
+    let app = spawn_with(Mode::ApiOnly, test_config(&[])).await;
+    let alice = app.register("alice").await;
+    let r = patch(
+        &app,
+        &alice,
+        json!({"avatarUploadId": Uuid::new_v4(), "bio": "b"}),
+    )
+    .await;
+    refused(&r, "no upload can exist");
+    let (s, me) = patch(&app, &alice, json!({"bio": "b", "avatarUploadId": null})).await;
+    assert_eq!(s, 200, "{me}");
+    assert_eq!((&me["bio"], &me["avatarUrl"]), (&json!("b"), &Value::Null));
+}

@@ -110,6 +110,10 @@ async fn check_avatar(ctx: &Ctx, me: Uuid, id: Uuid) -> ServiceResult<()> {
             "avatarUploadId must be at most {AVATAR_MAX_BYTES} bytes (5 MB)"
         )));
     }
+    // Without storage no upload can be made; one made before it was turned off: 503.
+    if !ctx.storage.enabled() {
+        return Err(super::uploads::unavailable(StorageError::Off));
+    }
     match ctx.storage.size(&object_key(id)).await {
         Ok(Some(n)) if n == upload.size as u64 => {}
         Ok(Some(n)) => {
@@ -137,9 +141,6 @@ async fn check_avatar(ctx: &Ctx, me: Uuid, id: Uuid) -> ServiceResult<()> {
 pub async fn update(ctx: &Ctx, me: Uuid, input: ProfileInput) -> ServiceResult<User> {
     let change = check(input)?;
     if let Some(Some(upload)) = change.avatar {
-        if !ctx.storage.enabled() {
-            return Err(super::uploads::unavailable(StorageError::Off));
-        }
         check_avatar(ctx, me, upload).await?;
     }
     if change.display_name.is_none() && change.bio.is_none() && change.avatar.is_none() {
