@@ -115,6 +115,8 @@ pub struct RateLimits {
     pub auth_per_ip: Limit,
     /// Posts per incoming webhook.
     pub hooks: Limit,
+    /// `GET /users/search` requests per user.
+    pub user_search: Limit,
 }
 
 impl Config {
@@ -218,6 +220,12 @@ impl Config {
                     60,
                 )?,
                 hooks: env.limit("RATE_LIMIT_HOOK_MAX", "RATE_LIMIT_HOOK_WINDOW_SECS", 60, 60)?,
+                user_search: env.limit(
+                    "RATE_LIMIT_USER_SEARCH_MAX",
+                    "RATE_LIMIT_USER_SEARCH_WINDOW_SECS",
+                    60,
+                    60,
+                )?,
             },
             message_edit_window: Duration::from_secs(env.parse("MESSAGE_EDIT_WINDOW_SECS", 86400)?),
             trusted_proxies: trusted_proxies(&env)?,

@@ -62,7 +62,14 @@ fn client_events() -> BTreeSet<String> {
 
 /// Backticked words of `text` that look like event names (`chat.message.new`).
 fn event_like(text: &str) -> BTreeSet<String> {
-    const ROOTS: [&str; 5] = ["chat", "presence", "session", "auth", "notification"];
+    const ROOTS: [&str; 6] = [
+        "chat",
+        "presence",
+        "session",
+        "auth",
+        "notification",
+        "user",
+    ];
     text.split('`')
         .skip(1)
         .step_by(2)

@@ -16,6 +16,7 @@ pub mod manage;
 pub mod messages;
 pub mod notifications;
 pub mod openapi;
+pub mod profiles;
 pub mod responses;
 pub mod search;
 pub mod sessions;
@@ -75,8 +76,11 @@ pub fn routes(state: AppState) -> Router {
         )
         .route(
             "/users/me",
-            get(users::me).delete(account::delete_me.layer(auth_limit)),
+            get(users::me)
+                .patch(profiles::update)
+                .delete(account::delete_me.layer(auth_limit)),
         )
+        .route("/users/search", get(profiles::search))
         .route("/users/me/blocks", get(blocks::list))
         .route(
             "/users/{user_id}/block",

@@ -11,7 +11,7 @@ use utoipa::{
 
 use super::{
     account, auth, blocks, chat_list, chats, hooks, lifecycle, manage, messages, notifications,
-    search, sessions, uploads, users,
+    profiles, search, sessions, uploads, users,
 };
 
 /// Name of the security scheme the handlers refer to with `security(("bearer" = []))`.
@@ -37,6 +37,8 @@ pub const BEARER: &str = "bearer";
         sessions::password,
         users::me,
         account::delete_me,
+        profiles::update,
+        profiles::search,
         users::get_user,
         users::presence,
         users::presence_bulk,
@@ -81,11 +83,12 @@ pub const BEARER: &str = "bearer";
         crate::domain::attachment::Attachment,
         crate::domain::mention::NotificationEvent,
         crate::service::chat_list::SettingsEvent,
+        crate::service::profiles::UserUpdated,
     )),
     modifiers(&BearerAuth),
     tags(
         (name = "auth", description = "Registration, sign-in, token refresh, sessions and password"),
-        (name = "users", description = "User profiles and presence"),
+        (name = "users", description = "User profiles, user search and presence"),
         (name = "chats", description = "Chats and their participants"),
         (name = "messages", description = "Sending, history and read marks"),
         (name = "lifecycle", description = "Edits, deletes, replies, reactions and pins, applied in chat order"),

@@ -86,11 +86,12 @@ pub async fn delete_uploads(tx: &mut Tx<'_>, user: Uuid) -> Result<Vec<String>, 
     .await
 }
 
-/// Anonymizes the user: "Deleted user", an unusable password, no e-mail, no
-/// notifications, every refresh token revoked; `deleted_at` starts the username hold.
+/// Anonymizes the user: "Deleted user", an unusable password, no e-mail, bio or
+/// avatar, no notifications, every refresh token revoked; `deleted_at` starts the username hold.
 pub async fn anonymize(tx: &mut Tx<'_>, user: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query!(
         "UPDATE users SET display_name = $2, password_hash = $3, email = NULL,
+                          bio = NULL, avatar_upload_id = NULL,
                           deleted_at = now(), updated_at = now()
          WHERE id = $1",
         user,

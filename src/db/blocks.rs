@@ -3,6 +3,7 @@
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
+use super::users::UserRow;
 use crate::domain::user::User;
 
 /// Records that `blocker` blocked `blocked` (nothing if it already did), in `tx`.
@@ -40,8 +41,9 @@ pub async fn remove(
 
 /// The users `blocker` blocked, most recent block first.
 pub async fn list(pool: &PgPool, blocker: Uuid) -> Result<Vec<User>, sqlx::Error> {
-    let rows = sqlx::query!(
-        "SELECT u.id, u.username, u.display_name, u.created_at
+    let rows = sqlx::query_as!(
+        UserRow,
+        "SELECT u.id, u.username, u.display_name, u.created_at, u.bio, u.avatar_upload_id
          FROM user_blocks b JOIN users u ON u.id = b.blocked_id
          WHERE b.blocker_id = $1
          ORDER BY b.created_at DESC, u.id",
@@ -49,15 +51,7 @@ pub async fn list(pool: &PgPool, blocker: Uuid) -> Result<Vec<User>, sqlx::Error
     )
     .fetch_all(pool)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| User {
-            id: r.id,
-            username: r.username,
-            display_name: r.display_name,
-            created_at: r.created_at,
-        })
-        .collect())
+    Ok(rows.into_iter().map(Into::into).collect())
 }
 
 /// Whom `user` blocked, and who blocked `user`.

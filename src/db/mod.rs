@@ -13,6 +13,7 @@ pub mod lifecycle;
 pub mod manage;
 pub mod messages;
 pub mod notifications;
+pub mod profiles;
 pub mod search;
 pub mod sessions;
 #[cfg(test)]

@@ -6,11 +6,14 @@ use uuid::Uuid;
 
 use crate::domain::user::User;
 
-struct UserRow {
-    id: Uuid,
-    username: String,
-    display_name: Option<String>,
-    created_at: DateTime<Utc>,
+/// A user as stored (`avatar_url` is minted from `avatar_upload_id` per read).
+pub(super) struct UserRow {
+    pub(super) id: Uuid,
+    pub(super) username: String,
+    pub(super) display_name: Option<String>,
+    pub(super) created_at: DateTime<Utc>,
+    pub(super) bio: Option<String>,
+    pub(super) avatar_upload_id: Option<Uuid>,
 }
 
 impl From<UserRow> for User {
@@ -20,6 +23,9 @@ impl From<UserRow> for User {
             username: r.username,
             display_name: r.display_name,
             created_at: r.created_at,
+            avatar_url: None,
+            bio: r.bio,
+            avatar: r.avatar_upload_id,
         }
     }
 }
@@ -35,7 +41,7 @@ pub async fn insert(
         UserRow,
         "INSERT INTO users (id, username, display_name, password_hash) VALUES ($1, $2, $3, $4)
          ON CONFLICT (username) DO NOTHING
-         RETURNING id, username, display_name, created_at",
+         RETURNING id, username, display_name, created_at, bio, avatar_upload_id",
         Uuid::now_v7(),
         username,
         display_name,
@@ -52,27 +58,29 @@ pub async fn find_credentials(
     username: &str,
 ) -> Result<Option<(User, String)>, sqlx::Error> {
     let row = sqlx::query!(
-        "SELECT id, username, display_name, created_at, password_hash FROM users
-         WHERE username = $1 AND deleted_at IS NULL",
+        "SELECT id, username, display_name, created_at, bio, avatar_upload_id, password_hash
+         FROM users WHERE username = $1 AND deleted_at IS NULL",
         username,
     )
     .fetch_optional(pool)
     .await?;
     Ok(row.map(|r| {
-        let user = User {
+        let user = UserRow {
             id: r.id,
             username: r.username,
             display_name: r.display_name,
             created_at: r.created_at,
+            bio: r.bio,
+            avatar_upload_id: r.avatar_upload_id,
         };
-        (user, r.password_hash)
+        (user.into(), r.password_hash)
     }))
 }
 
 pub async fn find(pool: &PgPool, id: Uuid) -> Result<Option<User>, sqlx::Error> {
     let row = sqlx::query_as!(
         UserRow,
-        "SELECT id, username, display_name, created_at FROM users WHERE id = $1",
+        "SELECT id, username, display_name, created_at, bio, avatar_upload_id FROM users WHERE id = $1",
         id,
     )
     .fetch_optional(pool)

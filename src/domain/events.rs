@@ -30,6 +30,8 @@ pub const EVENT_CHAT_UPDATED: &str = "chat.updated";
 pub const EVENT_CHAT_REMOVED: &str = "chat.removed";
 pub const EVENT_NOTIFICATION: &str = "notification.new";
 pub const EVENT_CHAT_SETTINGS: &str = "chat.settings";
+/// A user changed their profile: `{user}`, to everyone who shares a chat with them.
+pub const EVENT_USER_UPDATED: &str = "user.updated";
 
 /// A position in a user's event stream (a Redis stream id, `<ms>-<n>`). `ZERO` is
 /// "before everything".

@@ -17,7 +17,25 @@ pub struct User {
     /// RFC 3339, UTC, with milliseconds.
     #[serde(with = "super::time")]
     pub created_at: DateTime<Utc>,
+    /// A presigned GET of the avatar image, minted for this read or event (it expires
+    /// after `ATTACHMENT_URL_TTL_SECS`); null without an avatar.
+    #[schema(required = true)]
+    pub avatar_url: Option<String>,
+    /// At most 500 characters; null when unset.
+    #[schema(required = true, max_length = 500)]
+    pub bio: Option<String>,
+    /// The avatar's upload (its bytes are at `storage::object_key`); `avatar_url` is
+    /// minted from it per read. Never serialized.
+    #[serde(skip)]
+    pub avatar: Option<Uuid>,
 }
+
+/// Longest bio, in characters.
+pub const MAX_BIO: usize = 500;
+/// Largest avatar image, in bytes.
+pub const AVATAR_MAX_BYTES: i64 = 5 * 1024 * 1024;
+/// The content types an avatar upload may have.
+pub const AVATAR_TYPES: [&str; 4] = ["image/png", "image/jpeg", "image/webp", "image/gif"];
 
 pub const USERNAME_RULE: &str = "username must be 3 to 32 characters of a-z, 0-9, '_', '.', '-'";
 

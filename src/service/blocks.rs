@@ -70,7 +70,9 @@ async fn change(ctx: &Ctx, me: Uuid, other: Uuid, blocking: bool) -> ServiceResu
 
 /// The users `me` blocked, most recent first.
 pub async fn list(ctx: &Ctx, me: Uuid) -> ServiceResult<Vec<User>> {
-    Ok(db::blocks::list(&ctx.pool, me).await?)
+    let mut users = db::blocks::list(&ctx.pool, me).await?;
+    super::profiles::sign_users(&ctx.storage, &mut users).await;
+    Ok(users)
 }
 
 /// `user`'s blocks both ways: from the near cache, else the Redis cache (then kept

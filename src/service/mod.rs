@@ -14,12 +14,14 @@ pub mod messages;
 pub mod notifications;
 pub mod pages;
 pub mod presence;
+pub mod profiles;
 pub mod receipts;
 pub mod revocation;
 pub mod search;
 pub mod sessions;
 pub mod typing;
 pub mod uploads;
+pub mod user_search;
 pub mod users;
 
 use std::{sync::Arc, time::Duration};

@@ -130,7 +130,7 @@ async fn open(ctx: &Ctx, user: User, device: &Device) -> ServiceResult<Session> 
     let refresh_token = db::tokens::issue(&ctx.pool, user.id, sid, ctx.refresh_ttl).await?;
     let access = access_token(ctx, user.id, Some(sid))?;
     Ok(Session {
-        user,
+        user: super::profiles::sign(&ctx.storage, user).await,
         access,
         refresh_token,
     })
@@ -192,7 +192,7 @@ pub async fn refresh(ctx: &Ctx, token: &str) -> ServiceResult<Session> {
                 .ok_or(ServiceError::Unauthenticated)?;
             let access = access_token(ctx, user.id, Some(family))?;
             Ok(Session {
-                user,
+                user: super::profiles::sign(&ctx.storage, user).await,
                 access,
                 refresh_token: token,
             })

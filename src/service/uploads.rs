@@ -46,7 +46,7 @@ pub struct UploadTicket {
 }
 
 /// A storage failure as the client sees it: off (not configured) or unreachable.
-fn unavailable(e: StorageError) -> ServiceError {
+pub(super) fn unavailable(e: StorageError) -> ServiceError {
     match e {
         StorageError::Off => ServiceError::Unavailable("attachment storage (not configured)"),
         StorageError::BadContentType => {

@@ -1,4 +1,4 @@
-//! Reading users: the caller, and any user by id.
+//! Reading users: the caller, and any user by id (with `avatarUrl` minted for the read).
 
 use uuid::Uuid;
 
@@ -7,14 +7,16 @@ use crate::{db, domain::user::User};
 
 /// The caller's own user (`Unauthenticated` if it no longer exists).
 pub async fn me(ctx: &Ctx, me: Uuid) -> ServiceResult<User> {
-    db::users::find(&ctx.pool, me)
+    let user = db::users::find(&ctx.pool, me)
         .await?
-        .ok_or(ServiceError::Unauthenticated)
+        .ok_or(ServiceError::Unauthenticated)?;
+    Ok(super::profiles::sign(&ctx.storage, user).await)
 }
 
 /// Any user, by id.
 pub async fn get(ctx: &Ctx, id: Uuid) -> ServiceResult<User> {
-    db::users::find(&ctx.pool, id)
+    let user = db::users::find(&ctx.pool, id)
         .await?
-        .ok_or_else(|| ServiceError::NotFound("user not found".into()))
+        .ok_or_else(|| ServiceError::NotFound("user not found".into()))?;
+    Ok(super::profiles::sign(&ctx.storage, user).await)
 }

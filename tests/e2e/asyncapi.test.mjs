@@ -188,6 +188,13 @@ d.test('every payload and ack real clients get matches its AsyncAPI schema', { t
   await api('PUT', `/chats/${direct.id}/settings`, bob, { mutedUntil: '2999-01-01T00:00:00.000Z', archived: true }, 200);
   await waitEvent(bobSocket, 'chat.settings', (p) => p.chatId === direct.id && p.settings.archived);
 
+  // A profile change: user.updated (with a presigned avatarUrl) to those sharing a chat.
+  const png = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==', 'base64');
+  const avatar = await api('POST', '/uploads', alice, { fileName: 'me.png', contentType: 'image/png', size: png.length }, 201);
+  assert.equal((await fetch(avatar.uploadUrl, { method: 'PUT', headers: avatar.headers, body: png })).status, 200);
+  await api('PATCH', '/users/me', alice, { bio: 'asyncapi', avatarUploadId: avatar.id }, 200);
+  await waitEvent(bobSocket, 'user.updated', (p) => p.user.id === alice.user.id && p.user.avatarUrl && p.user.bio === 'asyncapi');
+
   // chat.sync, auth.refresh, and an error ack.
   const sync = await emit(bobSocket, 'chat.sync', { chats: { [direct.id]: 0, [group.id]: 0 } });
   assert.equal(sync.status, 'ok');

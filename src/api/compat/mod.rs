@@ -87,8 +87,8 @@ fn is_profile_route(method: &Method, path: &str) -> bool {
     match segments[..] {
         ["auth", "register" | "login" | "logout"] => post,
         ["auth", "me"] | ["users"] | ["chats", "room-ids"] => get,
-        // Courier's own `GET /users/me` stays.
-        ["users", id] => get && id != "me",
+        // Courier's own `GET /users/me` and `GET /users/search` stay.
+        ["users", id] => get && id != "me" && id != "search",
         ["chats"] | ["chats", _, "messages"] => get || post,
         _ => false,
     }
@@ -138,6 +138,8 @@ mod tests {
         for (m, p) in [
             (Method::POST, "/auth/refresh"),
             (Method::GET, "/users/me"),
+            (Method::GET, "/users/search"),
+            (Method::PATCH, "/users/me"),
             (Method::GET, "/chats/x"),
             (Method::PATCH, "/chats/x/messages/y"),
             (Method::POST, "/chats/x/read"),
