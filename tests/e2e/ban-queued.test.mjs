@@ -31,8 +31,8 @@ async function dlq(...args) {
 
 d.test('sends queued before a ban are dead-lettered with its reason, not persisted or delivered', { timeout: 90_000 }, async () => {
   const [alice, bob, carol] = await d.registerAll('alice', 'bob', 'carol');
-  const group = await d.createGroup(bob.accessToken, 'team', [alice.user.id, carol.user.id]);
   const [bobSocket] = await d.connectSockets(bob, [0]);
+  const group = await d.createGroup(bob.accessToken, 'team', [alice.user.id, carol.user.id]);
   await waitEvent(bobSocket, 'chat.updated', (p) => p.chat?.id === group.id, { what: 'for the new group' });
 
   await d.process('worker').kill('SIGTERM');
