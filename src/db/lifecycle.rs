@@ -94,16 +94,27 @@ async fn changes(
             added: added.clone(),
         }]));
     }
-    let role = sqlx::query_scalar!(
-        r#"SELECT role AS "role: Role" FROM chat_participants WHERE chat_id = $1 AND user_id = $2"#,
+    // With the actor's ban, in the same statement: a banned user's queued edits,
+    // deletes, reactions and pins are dead-lettered like their sends.
+    let row = sqlx::query!(
+        r#"SELECT p.role AS "role: Role",
+                  CASE WHEN u.banned_at IS NOT NULL
+                            AND (u.banned_until IS NULL OR u.banned_until > now())
+                       THEN coalesce(u.ban_reason, '') END AS "ban_reason?"
+           FROM chat_participants p LEFT JOIN users u ON u.id = p.user_id
+           WHERE p.chat_id = $1 AND p.user_id = $2"#,
         cmd.chat_id,
         cmd.actor_id,
     )
     .fetch_optional(&mut **tx)
     .await?;
-    let Some(role) = role else {
+    let Some(row) = row else {
         return Ok(Err(Rejection::NotParticipant));
     };
+    if let Some(reason) = row.ban_reason {
+        return Ok(Err(Rejection::Banned(reason)));
+    }
+    let role = row.role;
     let Some(message_id) = cmd.op.message_id() else {
         return Ok(Ok(Vec::new()));
     };

@@ -114,8 +114,10 @@ impl From<MessageRow> for Message {
 /// during a partition handover; a command whose `(chat, sender, clientMessageId)` is
 /// already stored yields the stored message instead of a new row.
 ///
-/// Five round trips (begin, lock + membership, stored rows, insert + sequences,
-/// commit): on a busy machine each one costs a context switch on both sides.
+/// Five round trips (begin, lock + membership + bans, stored rows, insert + sequences,
+/// commit): on a busy machine each one costs a context switch on both sides. The
+/// senders' bans are read by the locking statement itself, so a batch's ban check
+/// costs no round trip (one primary-key probe per distinct sender).
 pub async fn persist_batch(
     pool: &PgPool,
     cmds: &[SendCommand],
@@ -129,7 +131,8 @@ pub async fn persist_batch(
     sender_ids.dedup();
     // The chats' rows are locked (in id order, so two workers cannot deadlock), with
     // which of the batch's senders take part in each (participants, and live hooks),
-    // and for chats where a command may mention someone, everyone's usernames.
+    // for chats where a command may mention someone, everyone's usernames, and the
+    // senders who are banned.
     let mentioning: Vec<Uuid> = cmds
         .iter()
         .filter(|c| c.content.contains('@'))
@@ -153,7 +156,13 @@ pub async fn persist_batch(
                   CASE WHEN l.id = ANY($3) THEN
                       ARRAY(SELECT u.username FROM chat_participants p JOIN users u ON u.id = p.user_id
                             WHERE p.chat_id = l.id ORDER BY p.joined_at, p.user_id)
-                  END AS "roster_names?"
+                  END AS "roster_names?",
+                  -- Computed once for the statement (an uncorrelated subquery): the
+                  -- batch's banned senders with their reasons, NULL when none is.
+                  (SELECT jsonb_object_agg(u.id, coalesce(u.ban_reason, '')) FROM users u
+                   WHERE u.id = ANY($2) AND u.banned_at IS NOT NULL
+                     AND (u.banned_until IS NULL OR u.banned_until > now()))
+                      AS "banned: sqlx::types::Json<HashMap<Uuid, String>>"
            FROM locked l"#,
         &chat_ids,
         &sender_ids,
@@ -164,7 +173,11 @@ pub async fn persist_batch(
     let mut last_sequence = HashMap::with_capacity(locked.len());
     let mut members = HashSet::new();
     let mut rosters = HashMap::new();
+    let mut banned = HashMap::new();
     for c in locked {
+        if let Some(sqlx::types::Json(b)) = c.banned {
+            banned = b; // the same on every row
+        }
         last_sequence.insert(c.id, c.last_sequence);
         members.extend(c.senders.into_iter().map(|u| (c.id, u)));
         if let (Some(ids), Some(names)) = (c.roster_ids, c.roster_names) {
@@ -229,6 +242,7 @@ pub async fn persist_batch(
             members,
             stored,
             rosters,
+            banned,
         },
         now,
     );

@@ -157,6 +157,10 @@ pub enum Rejection {
     MessageGone,
     #[error("the actor may not do this")]
     Forbidden,
+    /// The sender (or actor) was banned before the worker persisted the command; the
+    /// ban's reason travels with the dead letter.
+    #[error("sender is banned: {0}")]
+    Banned(String),
 }
 
 impl Rejection {
@@ -168,6 +172,15 @@ impl Rejection {
             Self::NotParticipant => "not_participant",
             Self::MessageGone => "message_gone",
             Self::Forbidden => "forbidden",
+            Self::Banned(_) => "banned",
+        }
+    }
+
+    /// The ban's reason, for a command dropped because its sender is banned.
+    pub fn ban_reason(&self) -> Option<&str> {
+        match self {
+            Self::Banned(reason) => Some(reason),
+            _ => None,
         }
     }
 }

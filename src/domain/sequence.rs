@@ -50,6 +50,9 @@ pub struct Snapshot {
     /// Participants with their usernames, for the chats where a command may mention
     /// someone (its content has an `@`).
     pub rosters: HashMap<Uuid, Roster>,
+    /// The batch's senders who are banned now, with the ban's reason: their commands
+    /// not yet stored are rejected (dead-lettered), not persisted.
+    pub banned: HashMap<Uuid, String>,
 }
 
 /// Who can be mentioned in a chat.
@@ -88,6 +91,8 @@ pub fn plan(cmds: &[SendCommand], mut db: Snapshot, now: DateTime<Utc>) -> Plan 
                 notify: *broker_id == cmd.broker_message_id,
                 unarchived: Vec::new(),
             }
+        } else if let Some(reason) = db.banned.get(&cmd.sender_id) {
+            Outcome::Rejected(Rejection::Banned(reason.clone()))
         } else if let Some(last) = db.last_sequence.get_mut(&cmd.chat_id) {
             if db.members.contains(&(cmd.chat_id, cmd.sender_id)) {
                 *last += 1;
@@ -248,5 +253,49 @@ mod tests {
         assert_eq!(p.outcomes[1], Outcome::Rejected(Rejection::NotParticipant));
         assert_eq!(p.outcomes[2], Outcome::Rejected(Rejection::ChatGone));
         assert_eq!(seq(&p.outcomes[3]), 2);
+    }
+
+    #[test]
+    fn banned_senders_are_rejected_with_the_reason_and_take_no_sequence() {
+        let (c, ok, banned) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let stored = cmd(c, banned);
+        let stored_msg = plan(
+            std::slice::from_ref(&stored),
+            Snapshot {
+                last_sequence: HashMap::from([(c, 0)]),
+                members: HashSet::from([(c, banned)]),
+                ..Snapshot::default()
+            },
+            Utc::now(),
+        )
+        .fresh
+        .remove(0);
+        let db = Snapshot {
+            last_sequence: HashMap::from([(c, 1)]),
+            members: HashSet::from([(c, ok), (c, banned)]),
+            stored: HashMap::from([((c, banned, stored.client_message_id), stored_msg)]),
+            banned: HashMap::from([(banned, "spam".to_string())]),
+            ..Snapshot::default()
+        };
+        let p = plan(
+            &[
+                cmd(c, banned),
+                cmd(c, ok),
+                stored,
+                cmd(c, banned),
+                cmd(c, ok),
+            ],
+            db,
+            Utc::now(),
+        );
+        let banned_outcome = Outcome::Rejected(Rejection::Banned("spam".into()));
+        assert_eq!(p.outcomes[0], banned_outcome);
+        assert_eq!(seq(&p.outcomes[1]), 2);
+        // Persisted before the ban: a redelivery is the stored message, not a dead letter.
+        assert_eq!(seq(&p.outcomes[2]), 1);
+        assert_eq!(p.outcomes[3], banned_outcome);
+        assert_eq!(seq(&p.outcomes[4]), 3);
+        assert_eq!(p.fresh.len(), 2);
+        assert_eq!(p.last_sequence, HashMap::from([(c, 3)]));
     }
 }

@@ -11,8 +11,8 @@ use lapin::{
 use serde::Serialize;
 
 use super::{
-    HEADER_ATTEMPTS, HEADER_LAST_ERROR, HEADER_REASON, HEADER_RETRY_DELAY, HEADER_SOURCE_QUEUE,
-    Topology, header_str, header_u32, publish::publish_confirmed,
+    HEADER_ATTEMPTS, HEADER_BAN_REASON, HEADER_LAST_ERROR, HEADER_REASON, HEADER_RETRY_DELAY,
+    HEADER_SOURCE_QUEUE, Topology, header_str, header_u32, publish::publish_confirmed,
 };
 use crate::{config::Config, domain::message::SendCommand};
 
@@ -22,6 +22,9 @@ use crate::{config::Config, domain::message::SendCommand};
 pub struct DeadLetter {
     pub broker_message_id: Option<String>,
     pub reason: Option<String>,
+    /// Reason `banned`: the ban's reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ban_reason: Option<String>,
     pub attempts: Option<u32>,
     pub last_error: Option<String>,
     pub source_queue: Option<String>,
@@ -39,6 +42,7 @@ impl DeadLetter {
                 .as_ref()
                 .map(|s| s.to_string()),
             reason: header_str(h, HEADER_REASON),
+            ban_reason: header_str(h, HEADER_BAN_REASON),
             attempts: header_u32(h, HEADER_ATTEMPTS),
             last_error: header_str(h, HEADER_LAST_ERROR),
             source_queue: header_str(h, HEADER_SOURCE_QUEUE),
@@ -122,6 +126,7 @@ fn replay_properties(p: &BasicProperties) -> BasicProperties {
             let key = k.as_str();
             if ![
                 HEADER_ATTEMPTS,
+                HEADER_BAN_REASON,
                 HEADER_LAST_ERROR,
                 HEADER_REASON,
                 HEADER_RETRY_DELAY,

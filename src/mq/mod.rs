@@ -23,6 +23,9 @@ pub const HEADER_REASON: &str = "x-courier-reason";
 pub const HEADER_LAST_ERROR: &str = "x-courier-last-error";
 pub const HEADER_RETRY_DELAY: &str = "x-courier-retry-delay";
 pub const HEADER_SOURCE_QUEUE: &str = "x-courier-source-queue";
+/// On a command dead-lettered because its sender is banned (reason `banned`): the
+/// ban's reason.
+pub const HEADER_BAN_REASON: &str = "x-courier-ban-reason";
 
 /// A string header value, if present.
 pub fn header_str(headers: Option<&FieldTable>, name: &str) -> Option<String> {

@@ -43,11 +43,16 @@ pub async fn settle(
             }
             Fate::DeadLetter(r) => {
                 tracing::warn!(reason = r.reason(), error = %r, "dead-lettering message");
-                dead_letter(ctx, session, d, r.reason(), &r.to_string(), attempts).await?;
+                let mut h = headers_of(d);
+                if let Some(ban) = r.ban_reason() {
+                    h.insert(mq::HEADER_BAN_REASON.into(), mq::long_string(truncate(ban)));
+                }
+                dead_letter(ctx, session, d, h, r.reason(), &r.to_string(), attempts).await?;
             }
             Fate::Retry(err) if attempts > ctx.topology.max_retries => {
                 tracing::warn!(attempts, error = %err, "retries exhausted; dead-lettering");
-                dead_letter(ctx, session, d, "retries_exhausted", &err, attempts).await?;
+                let h = headers_of(d);
+                dead_letter(ctx, session, d, h, "retries_exhausted", &err, attempts).await?;
             }
             Fate::Retry(err) => {
                 let delay = Topology::retry_delay(attempts);
@@ -117,17 +122,19 @@ fn truncate(s: &str) -> &str {
     }
 }
 
+/// Publishes `d` to the DLX with `h` and the failure's bookkeeping, and waits for the
+/// confirm (the batch is acked only after).
 async fn dead_letter(
     ctx: &Ctx,
     session: &Session,
     d: &Delivery,
+    mut h: FieldTable,
     reason: &str,
     error: &str,
     attempts: u32,
 ) -> Result<(), ConsumeError> {
     metrics::counter!("courier_worker_dead_letters_total", "reason" => reason.to_string())
         .increment(1);
-    let mut h = headers_of(d);
     h.insert(mq::HEADER_REASON.into(), mq::long_string(reason));
     h.insert(
         mq::HEADER_LAST_ERROR.into(),

@@ -88,7 +88,18 @@ pub async fn run(
                     }
                     Fate::Done
                 }
-                Some(Some(Ok(Outcome::Rejected(r)))) => Fate::DeadLetter(r),
+                Some(Some(Ok(Outcome::Rejected(r)))) => {
+                    if let Some(ban) = r.ban_reason() {
+                        tracing::info!(
+                            sender = %cmd.sender_id,
+                            chat = %cmd.chat_id,
+                            client_message_id = %cmd.client_message_id,
+                            ban_reason = ban,
+                            "send of a banned user dropped; dead-lettering it"
+                        );
+                    }
+                    Fate::DeadLetter(r)
+                }
                 Some(Some(Err(e))) => Fate::Retry(e),
                 None => Fate::Retry("no outcome".into()),
             },
