@@ -46,15 +46,19 @@ if ! pg_lsclusters -h 2>/dev/null | grep -q .; then
   pg_createcluster "$pg_ver" main >/dev/null
 fi
 cluster=$(pg_lsclusters -h | head -1 | awk '{print $1" "$2}')
+# Tuned for a small test box: more connections for parallel tests. A test's cleanup
+# freezes its runtime, and may catch a connection of the app mid-handshake; DROP
+# DATABASE (FORCE) waits for such a backend until `authentication_timeout` (60 s by
+# default), so it is short here.
+conf_dir="/etc/postgresql/${cluster% *}/${cluster#* }/conf.d"
+mkdir -p "$conf_dir"
+printf "max_connections = 400\nlisten_addresses = '127.0.0.1'\nshared_buffers = 256MB\nauthentication_timeout = 5s\n" > "$conf_dir/courier.conf"
 if ! pg_lsclusters -h | head -1 | grep -q online; then
   log "starting PostgreSQL $cluster"
-  # Tuned for a small test box: more connections for parallel tests.
-  conf_dir="/etc/postgresql/${cluster% *}/${cluster#* }/conf.d"
-  mkdir -p "$conf_dir"
-  printf "max_connections = 400\nlisten_addresses = '127.0.0.1'\nshared_buffers = 256MB\n" > "$conf_dir/courier.conf"
   pg_ctlcluster $cluster start
 fi
 wait_for PostgreSQL 30 su postgres -c "psql -qAtc 'select 1'"
+su postgres -c "psql -qAtc 'select pg_reload_conf()'" >/dev/null
 su postgres -c "psql -qAtc \"ALTER USER postgres PASSWORD 'postgres'\"" >/dev/null
 
 # Redis.

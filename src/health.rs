@@ -104,8 +104,10 @@ impl Health {
         {
             return Some("postgresql");
         }
+        // Ready once the near cache follows Redis too: the process then answers
+        // revocations and blocks from memory (every role that uses Redis runs it).
         if let Some(cache) = &self.cache
-            && !cache.ping().await
+            && (!cache.ping().await || !cache.near.synced())
         {
             return Some("redis");
         }
@@ -160,6 +162,9 @@ async fn postgres_cause(db: &PgPool) -> String {
 async fn redis_cause(cache: &Cache) -> String {
     let mut c = cache.conn.clone();
     match redis::cmd("PING").query_async::<String>(&mut c).await {
+        Ok(_) if !cache.near.synced() => {
+            "the near cache is not subscribed to its channel yet (starting or recovering)".into()
+        }
         Ok(_) => "PING failed, then succeeded (recovering)".into(),
         Err(e) => {
             let tls = matches!(
