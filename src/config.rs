@@ -113,6 +113,8 @@ pub struct RateLimits {
     pub auth_per_ip: Limit,
     /// Posts per incoming webhook.
     pub hooks: Limit,
+    /// Reports per user (`POST /reports`).
+    pub reports: Limit,
 }
 
 impl Config {
@@ -213,6 +215,12 @@ impl Config {
                     60,
                 )?,
                 hooks: env.limit("RATE_LIMIT_HOOK_MAX", "RATE_LIMIT_HOOK_WINDOW_SECS", 60, 60)?,
+                reports: env.limit(
+                    "RATE_LIMIT_REPORT_MAX",
+                    "RATE_LIMIT_REPORT_WINDOW_SECS",
+                    20,
+                    3600,
+                )?,
             },
             message_edit_window: Duration::from_secs(env.parse("MESSAGE_EDIT_WINDOW_SECS", 86400)?),
             trusted_proxies: trusted_proxies(&env)?,

@@ -1,5 +1,6 @@
 //! PostgreSQL: the pool, migrations, and the queries of each aggregate.
 
+pub mod audit;
 pub mod blocks;
 pub mod chat_list;
 pub mod chats;
@@ -11,7 +12,9 @@ pub mod hooks;
 pub mod lifecycle;
 pub mod manage;
 pub mod messages;
+pub mod moderation;
 pub mod notifications;
+pub mod reports;
 pub mod search;
 pub mod sessions;
 #[cfg(test)]

@@ -29,6 +29,12 @@ pub enum ServiceError {
     /// `blocked`).
     #[error("{0}")]
     Blocked(&'static str),
+    /// The account is banned (403 `banned`): its logins, refreshes and tokens are
+    /// refused until `until` (forever when `None`).
+    #[error("{}", banned_message(until))]
+    Banned {
+        until: Option<chrono::DateTime<chrono::Utc>>,
+    },
     /// The message is older than `MESSAGE_EDIT_WINDOW_SECS` (403 `edit_window_closed`).
     #[error("the edit window of this message has closed")]
     EditWindowClosed,
@@ -57,6 +63,7 @@ impl ServiceError {
             Self::Forbidden(_) => "forbidden",
             Self::EditWindowClosed => "edit_window_closed",
             Self::Blocked(_) => "blocked",
+            Self::Banned { .. } => "banned",
             Self::NotFound(_) => "not_found",
             Self::Conflict(_) => "conflict",
             Self::RateLimited { .. } => "rate_limited",
@@ -79,6 +86,16 @@ impl ServiceError {
 
     pub fn internal(e: impl Into<anyhow::Error>) -> Self {
         Self::Internal(e.into())
+    }
+}
+
+fn banned_message(until: &Option<chrono::DateTime<chrono::Utc>>) -> String {
+    match until {
+        Some(t) => format!(
+            "this account is banned until {}",
+            crate::domain::time::format(t)
+        ),
+        None => "this account is banned".to_string(),
     }
 }
 

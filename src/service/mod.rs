@@ -1,6 +1,7 @@
 //! Use cases shared by the REST API and the gateway, and the connections they run on.
 
 pub mod accounts;
+pub mod audit;
 pub mod blocks;
 pub mod chat_list;
 pub mod chats;
@@ -10,10 +11,12 @@ mod error;
 pub mod hooks;
 pub mod lifecycle;
 pub mod messages;
+pub mod moderation;
 pub mod notifications;
 pub mod pages;
 pub mod presence;
 pub mod receipts;
+pub mod reports;
 pub mod revocation;
 pub mod search;
 pub mod sessions;

@@ -116,6 +116,8 @@ pub async fn authenticate(ctx: &Ctx, token: &str) -> ServiceResult<Caller> {
 /// Opens a session of `user` on `device`; returns its id (the chat-be profile's login,
 /// which hands out access tokens only, uses it directly).
 pub async fn start(ctx: &Ctx, user: Uuid, device: &Device) -> ServiceResult<Uuid> {
+    // Every login (native or chat-be) opens a session here; a banned user's is refused.
+    super::moderation::refuse_banned(&ctx.pool, user).await?;
     let sid = Uuid::now_v7();
     db::sessions::insert(&ctx.pool, sid, user, &device.name, device.ip.as_deref()).await?;
     Ok(sid)
@@ -173,6 +175,7 @@ pub async fn refresh(ctx: &Ctx, token: &str) -> ServiceResult<Session> {
             family,
             token,
         } => {
+            super::moderation::refuse_banned(&ctx.pool, user).await?;
             // A family from before sessions existed becomes a session here.
             if !db::sessions::touch(&ctx.pool, family, user).await? {
                 return Err(ServiceError::BadCredentials("the session was revoked"));
