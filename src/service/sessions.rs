@@ -193,9 +193,13 @@ pub async fn refresh(ctx: &Ctx, token: &str) -> ServiceResult<Session> {
         Rotation::Invalid => Err(ServiceError::BadCredentials(
             "refresh token is invalid or expired",
         )),
-        Rotation::Reused => Err(ServiceError::BadCredentials(
-            "refresh token was already used; session revoked",
-        )),
+        Rotation::Reused { user } => {
+            // A ban revoked every refresh token: say so rather than "reused".
+            super::moderation::refuse_banned(&ctx.pool, user).await?;
+            Err(ServiceError::BadCredentials(
+                "refresh token was already used; session revoked",
+            ))
+        }
     }
 }
 
