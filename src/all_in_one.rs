@@ -18,6 +18,7 @@ pub async fn build(config: &Config) -> anyhow::Result<Service> {
     service.serve_metrics(config).await?;
     service.max_connections = config.http_max_connections;
     let (state, api_link, api_link_task) = api::state(config, &deps, &service);
+    api::spawn_audit_relay(&mut service, &state);
     service.spawn_on_run(async move {
         if let Err(e) = api_link_task.await {
             tracing::error!(error = %e, "rabbitmq supervisor failed");

@@ -91,6 +91,25 @@ pub enum Command {
     Migrate,
     /// Inspects and replays dead-lettered messages; prints JSON
     Dlq(DlqArgs),
+    /// Grants or revokes the global admin role (recorded in the audit log)
+    Admin(AdminArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// What to do
+    #[arg(value_enum)]
+    pub action: AdminAction,
+    /// The user's username
+    pub username: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AdminAction {
+    /// Makes the user an admin
+    Grant,
+    /// Makes the admin a plain user again
+    Revoke,
 }
 
 #[derive(Debug, Args)]
@@ -123,6 +142,7 @@ pub async fn courier(args: Courier) -> ExitCode {
         Command::Serve => run_role(Role::AllInOne).await,
         Command::Migrate => migrate().await,
         Command::Dlq(dlq_args) => dlq(&dlq_args).await,
+        Command::Admin(admin_args) => admin(&admin_args).await,
     }
 }
 
@@ -177,6 +197,48 @@ pub async fn dlq(args: &DlqArgs) -> ExitCode {
     }
 }
 
+/// `courier admin grant|revoke <username>`: one line on stdout and exit 0, or one
+/// line on stderr and exit 1 (an unknown user, an unreachable database).
+pub async fn admin(args: &AdminArgs) -> ExitCode {
+    use crate::{domain::moderation::GlobalRole, service::moderation};
+    let config = match load() {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let role = match args.action {
+        AdminAction::Grant => GlobalRole::Admin,
+        AdminAction::Revoke => GlobalRole::User,
+    };
+    let pool = match crate::db::pool(&config) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("admin: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = moderation::set_role(&pool, &args.username, role).await;
+    pool.close().await;
+    let name = &args.username;
+    let what = match role {
+        GlobalRole::Admin => "an admin",
+        GlobalRole::User => "not an admin",
+    };
+    match outcome {
+        Ok(moderation::RoleOutcome::Changed(id)) => {
+            println!("{name} ({id}) is now {what}");
+            ExitCode::SUCCESS
+        }
+        Ok(moderation::RoleOutcome::Unchanged(id)) => {
+            println!("{name} ({id}) was already {what}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("admin: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,6 +285,28 @@ mod tests {
     }
 
     #[test]
+    fn admin_takes_an_action_and_a_username() {
+        let Some(Command::Admin(a)) = parse(&["admin", "grant", "alice"]).unwrap().command else {
+            panic!("not admin");
+        };
+        assert_eq!(
+            (a.action, a.username.as_str()),
+            (AdminAction::Grant, "alice")
+        );
+        let Some(Command::Admin(a)) = parse(&["admin", "revoke", "bob"]).unwrap().command else {
+            panic!("not admin");
+        };
+        assert_eq!(a.action, AdminAction::Revoke);
+        for bad in [
+            &["admin"][..],
+            &["admin", "grant"],
+            &["admin", "promote", "alice"],
+        ] {
+            assert_eq!(parse(bad).unwrap_err().exit_code(), 2, "{bad:?}");
+        }
+    }
+
+    #[test]
     fn usage_errors_exit_2_and_help_exits_0() {
         for bad in [
             &["dlq"][..],
@@ -238,7 +322,7 @@ mod tests {
         let help = parse(&["--help"]).unwrap_err();
         assert_eq!(help.exit_code(), 0);
         let text = help.to_string();
-        for cmd in ["serve", "migrate", "dlq"] {
+        for cmd in ["serve", "migrate", "dlq", "admin"] {
             assert!(text.contains(cmd), "{cmd} missing from --help:\n{text}");
         }
     }

@@ -117,6 +117,8 @@ pub struct RateLimits {
     pub hooks: Limit,
     /// `GET /users/search` requests per user.
     pub user_search: Limit,
+    /// Reports per user (`POST /reports`).
+    pub reports: Limit,
 }
 
 impl Config {
@@ -225,6 +227,12 @@ impl Config {
                     "RATE_LIMIT_USER_SEARCH_WINDOW_SECS",
                     60,
                     60,
+                )?,
+                reports: env.limit(
+                    "RATE_LIMIT_REPORT_MAX",
+                    "RATE_LIMIT_REPORT_WINDOW_SECS",
+                    20,
+                    3600,
                 )?,
             },
             message_edit_window: Duration::from_secs(env.parse("MESSAGE_EDIT_WINDOW_SECS", 86400)?),

@@ -49,7 +49,7 @@ pub struct ErrorBody<'a> {
     /// The status code's reason phrase, e.g. "Bad Request".
     error: &'a str,
     /// Stable machine-readable code: validation_failed, invalid_json, unauthorized,
-    /// session_revoked, forbidden, edit_window_closed, not_found, conflict, payload_too_large, unsupported_media_type,
+    /// session_revoked, forbidden, blocked, banned, edit_window_closed, not_found, conflict, payload_too_large, unsupported_media_type,
     /// method_not_allowed, rate_limited, unavailable or internal.
     code: &'a str,
     /// A human-readable sentence (no internal detail for 5xx).
@@ -66,7 +66,7 @@ fn status_of(e: &ServiceError) -> StatusCode {
         ServiceError::Forbidden(_)
         | ServiceError::EditWindowClosed
         | ServiceError::Blocked(_)
-        | ServiceError::Banned => StatusCode::FORBIDDEN,
+        | ServiceError::Banned { .. } => StatusCode::FORBIDDEN,
         ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
         ServiceError::Conflict(_) => StatusCode::CONFLICT,
         ServiceError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -242,7 +242,7 @@ mod tests {
             (ServiceError::Forbidden("x".into()), 403, "forbidden"),
             (ServiceError::EditWindowClosed, 403, "edit_window_closed"),
             (ServiceError::Blocked("x"), 403, "blocked"),
-            (ServiceError::Banned, 403, "banned"),
+            (ServiceError::Banned { until: None }, 403, "banned"),
             (ServiceError::NotFound("x".into()), 404, "not_found"),
             (ServiceError::Conflict("x".into()), 409, "conflict"),
             (

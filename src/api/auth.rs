@@ -108,6 +108,7 @@ pub async fn register(
     responses(
         (status = 200, description = "Signed in", body = AuthResponse),
         (status = 401, description = "`unauthorized`: wrong username or password", body = ErrorBody),
+        (status = 403, description = "`banned`: the account is banned (the message says until when)", body = ErrorBody),
         AuthErrors,
     )
 )]
@@ -131,6 +132,7 @@ pub async fn login(
     responses(
         (status = 200, description = "New token pair", body = AuthResponse),
         (status = 401, description = "`unauthorized`: refresh token invalid, expired or reused", body = ErrorBody),
+        (status = 403, description = "`banned`: the account is banned", body = ErrorBody),
         AuthErrors,
     )
 )]

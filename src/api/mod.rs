@@ -2,6 +2,7 @@
 //! chat's partition queue and answered 202 once RabbitMQ confirmed them.
 
 pub mod account;
+pub mod admin;
 pub mod asyncapi;
 pub mod auth;
 pub mod blocks;
@@ -135,6 +136,20 @@ pub fn routes(state: AppState) -> Router {
         .route("/notifications/read", post(notifications::mark_read))
         .route("/search/messages", get(search::messages))
         .route("/uploads", post(uploads::create))
+        .route("/reports", post(admin::create_report))
+        .route("/admin/reports", get(admin::list_reports))
+        .route(
+            "/admin/reports/{report_id}/resolve",
+            post(admin::resolve_report),
+        )
+        .route(
+            "/admin/users/{user_id}/ban",
+            post(admin::ban).delete(admin::unban),
+        )
+        .route(
+            "/admin/messages/{message_id}",
+            delete(admin::delete_message),
+        )
         .route("/openapi.json", get(openapi::serve))
         .route("/asyncapi.json", get(asyncapi::serve))
         .with_state(state)
@@ -193,6 +208,16 @@ pub fn spawn_tasks(service: &mut Service, config: &Config, deps: &Deps) {
     ));
 }
 
+/// Runs the relay of `admin.*` events an action could not publish at once (every
+/// process that serves the API runs one).
+pub fn spawn_audit_relay(service: &mut Service, state: &AppState) {
+    service.spawn_on_run(crate::service::audit::relay(
+        state.ctx.pool.clone(),
+        state.ctx.commands.clone(),
+        service.stop.clone(),
+    ));
+}
+
 /// Builds the API role on `PORT`.
 pub async fn build(config: &Config) -> anyhow::Result<Service> {
     let deps = Deps::connect(config).await?;
@@ -205,6 +230,7 @@ pub async fn build(config: &Config) -> anyhow::Result<Service> {
     service.max_connections = config.http_max_connections;
     spawn_tasks(&mut service, config, &deps);
     let (state, link, link_task) = state(config, &deps, &service);
+    spawn_audit_relay(&mut service, &state);
     let health = Health {
         db: Some(deps.pool.clone()),
         cache: Some(deps.cache.clone()),

@@ -10,8 +10,8 @@ use utoipa::{
 };
 
 use super::{
-    account, auth, blocks, chat_list, chats, hooks, lifecycle, manage, messages, notifications,
-    profiles, search, sessions, uploads, users,
+    account, admin, auth, blocks, chat_list, chats, hooks, lifecycle, manage, messages,
+    notifications, profiles, search, sessions, uploads, users,
 };
 
 /// Name of the security scheme the handlers refer to with `security(("bearer" = []))`.
@@ -72,6 +72,12 @@ pub const BEARER: &str = "bearer";
         hooks::list,
         hooks::delete,
         hooks::post,
+        admin::create_report,
+        admin::list_reports,
+        admin::resolve_report,
+        admin::ban,
+        admin::unban,
+        admin::delete_message,
     ),
     components(schemas(
         crate::domain::events::MessageEvent,
@@ -96,6 +102,7 @@ pub const BEARER: &str = "bearer";
         (name = "search", description = "Full-text search over the caller's chats"),
         (name = "notifications", description = "Mentions of the caller, stored and marked read"),
         (name = "hooks", description = "Incoming webhooks: a chat's bots post through a secret URL"),
+        (name = "moderation", description = "Reports by users; bans, report resolution and moderator deletes by admins (the global role `admin`)"),
     )
 )]
 pub struct ApiDoc;
@@ -186,6 +193,12 @@ mod tests {
         ("delete", "/users/{userId}/block"),
         ("get", "/users/me/blocks"),
         ("put", "/chats/{chatId}/settings"),
+        ("post", "/reports"),
+        ("get", "/admin/reports"),
+        ("post", "/admin/reports/{reportId}/resolve"),
+        ("post", "/admin/users/{userId}/ban"),
+        ("delete", "/admin/users/{userId}/ban"),
+        ("delete", "/admin/messages/{messageId}"),
     ];
     const METHODS: &[&str] = &[
         "get", "put", "post", "delete", "options", "head", "patch", "trace",

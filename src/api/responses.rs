@@ -125,3 +125,26 @@ pub enum ChatErrors {
     )]
     Unavailable(ErrorBody<'static>),
 }
+
+/// An admin route (`/admin/...`): 401, 403, 500, 503.
+#[derive(IntoResponses)]
+pub enum AdminErrors {
+    #[response(
+        status = 401,
+        description = "`unauthorized`: missing, malformed or expired access token; `session_revoked`: its session was revoked"
+    )]
+    Unauthorized(ErrorBody<'static>),
+    #[response(
+        status = 403,
+        description = "`forbidden`: the caller does not have the global role `admin`"
+    )]
+    Forbidden(ErrorBody<'static>),
+    #[response(status = 500, description = "`internal`")]
+    Internal(ErrorBody<'static>),
+    #[response(
+        status = 503,
+        description = "`unavailable`: a dependency is down",
+        headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))
+    )]
+    Unavailable(ErrorBody<'static>),
+}

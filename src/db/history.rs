@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::messages::MessageRow;
 use crate::domain::{
     message::{Message, Reaction, ReplyTo, excerpt},
+    moderation::DeletedBy,
     receipts,
 };
 
@@ -274,10 +275,28 @@ pub(super) async fn hydrate(
             })
             .collect()
     };
+    let tombstones: Vec<Uuid> = rows
+        .iter()
+        .filter(|r| r.deleted_at.is_some())
+        .map(|r| r.id)
+        .collect();
+    let moderated: Vec<Uuid> = if tombstones.is_empty() {
+        Vec::new()
+    } else {
+        sqlx::query_scalar!(
+            "SELECT id FROM messages WHERE id = ANY($1) AND deleted_by = 'moderator'",
+            &tombstones,
+        )
+        .fetch_all(pool)
+        .await?
+    };
     Ok(rows
         .into_iter()
         .map(|r| {
             let mut m = Message::from(r);
+            if moderated.contains(&m.id) {
+                m.deleted_by = Some(DeletedBy::Moderator);
+            }
             if let Some(rt) = &m.reply_to {
                 m.reply_to = originals.get(&rt.id).cloned().or(m.reply_to.take());
             }

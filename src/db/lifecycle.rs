@@ -11,6 +11,7 @@ use crate::domain::{
     lifecycle::{Applied, Effect, LifecycleCommand, MAX_REACTIONS, Op, may_delete, may_pin},
     mention,
     message::{EXCERPT_CHARS, Rejection},
+    moderation::DeletedBy,
 };
 
 /// What became of a lifecycle command.
@@ -24,7 +25,7 @@ pub enum LifeOutcome {
     Rejected(Rejection),
 }
 
-type Tx<'a> = Transaction<'a, Postgres>;
+pub(super) type Tx<'a> = Transaction<'a, Postgres>;
 
 pub async fn apply(pool: &PgPool, cmd: &LifecycleCommand) -> Result<LifeOutcome, sqlx::Error> {
     let mut tx = pool.begin().await?;
@@ -94,6 +95,9 @@ async fn changes(
             added: added.clone(),
         }]));
     }
+    if let Op::ModeratorDelete { message_id } = &cmd.op {
+        return super::moderation::moderate(tx, cmd, *message_id).await;
+    }
     // With the actor's ban, in the same statement: a banned user's queued edits,
     // deletes, reactions and pins are dead-lettered like their sends.
     let row = sqlx::query!(
@@ -162,7 +166,7 @@ async fn changes(
             if deleted {
                 return Ok(Ok(Vec::new()));
             }
-            delete(tx, cmd.chat_id, message_id, sequence, actor).await?
+            delete(tx, cmd.chat_id, message_id, sequence, actor, None).await?
         }
         Op::React { emoji, add, .. } => {
             if deleted {
@@ -206,22 +210,25 @@ async fn changes(
                 }]
             }
         }
-        Op::ChatChanged { .. } => Vec::new(),
+        Op::ChatChanged { .. } | Op::ModeratorDelete { .. } => Vec::new(),
     };
     Ok(Ok(effects))
 }
 
 /// Tombstones a message: content emptied, reactions dropped, unpinned.
-async fn delete(
+pub(super) async fn delete(
     tx: &mut Tx<'_>,
     chat: Uuid,
     message_id: Uuid,
     sequence: i64,
     actor: Uuid,
+    deleted_by: Option<DeletedBy>,
 ) -> Result<Vec<Effect>, sqlx::Error> {
     sqlx::query!(
-        "UPDATE messages SET content = '', mentions = '{}', deleted_at = now() WHERE id = $1",
+        "UPDATE messages SET content = '', mentions = '{}', deleted_at = now(), deleted_by = $2
+         WHERE id = $1",
         message_id,
+        deleted_by.map(DeletedBy::as_str),
     )
     .execute(&mut **tx)
     .await?;
@@ -248,6 +255,7 @@ async fn delete(
     let mut effects = vec![Effect::Deleted {
         message_id,
         sequence,
+        deleted_by,
     }];
     if unpinned > 0 {
         effects.push(Effect::Pins {

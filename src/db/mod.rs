@@ -1,6 +1,7 @@
 //! PostgreSQL: the pool, migrations, and the queries of each aggregate.
 
 pub mod accounts;
+pub mod audit;
 pub mod blocks;
 pub mod chat_list;
 pub mod chats;
@@ -12,8 +13,10 @@ pub mod hooks;
 pub mod lifecycle;
 pub mod manage;
 pub mod messages;
+pub mod moderation;
 pub mod notifications;
 pub mod profiles;
+pub mod reports;
 pub mod search;
 pub mod sessions;
 #[cfg(test)]

@@ -19,7 +19,10 @@ pub enum Rotation {
     /// Unknown or expired.
     Invalid,
     /// Already used or revoked: the whole family has been revoked.
-    Reused,
+    Reused {
+        /// The token's user (a banned user's revoked tokens are refused as banned).
+        user: Uuid,
+    },
 }
 
 /// Stores a new refresh token; returns the opaque token for the client.
@@ -70,7 +73,7 @@ pub async fn rotate(pool: &PgPool, token: &str, ttl: Duration) -> Result<Rotatio
     .map(|r| (r.user_id, r.family_id, r.spent, r.expired));
     let outcome = match row {
         None => Rotation::Invalid,
-        Some((_, family, true, _)) => {
+        Some((user, family, true, _)) => {
             sqlx::query!(
                 "UPDATE refresh_tokens SET revoked_at = now()
                  WHERE family_id = $1 AND revoked_at IS NULL",
@@ -79,7 +82,7 @@ pub async fn rotate(pool: &PgPool, token: &str, ttl: Duration) -> Result<Rotatio
             .execute(&mut *tx)
             .await?;
             tracing::warn!(%family, "refresh token reused: family revoked");
-            Rotation::Reused
+            Rotation::Reused { user }
         }
         Some((_, _, false, true)) => Rotation::Invalid,
         Some((user, family, false, false)) => {

@@ -8,6 +8,7 @@ use uuid::Uuid;
 use super::{
     chat::{ChatType, Role},
     message::{Rejection, SendCommand, normalize_content},
+    moderation::DeletedBy,
 };
 
 /// Most distinct reactions on one message.
@@ -40,6 +41,11 @@ pub enum Op {
     Delete {
         message_id: Uuid,
     },
+    /// A moderator's delete (`DELETE /admin/messages/:id`): the actor is a global admin,
+    /// not necessarily a participant.
+    ModeratorDelete {
+        message_id: Uuid,
+    },
     React {
         message_id: Uuid,
         emoji: String,
@@ -65,6 +71,7 @@ impl Op {
         match self {
             Op::Edit { message_id, .. }
             | Op::Delete { message_id }
+            | Op::ModeratorDelete { message_id }
             | Op::React { message_id, .. }
             | Op::Pin { message_id, .. } => Some(*message_id),
             Op::ChatChanged { .. } => None,
@@ -185,6 +192,9 @@ pub enum Effect {
     Deleted {
         message_id: Uuid,
         sequence: i64,
+        /// Set when a moderator deleted it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        deleted_by: Option<DeletedBy>,
     },
     Reaction {
         message_id: Uuid,
@@ -219,6 +229,10 @@ pub struct Deleted {
     pub chat_id: Uuid,
     pub message_id: Uuid,
     pub sequence: i64,
+    /// `"moderator"` when an admin deleted it (`DELETE /admin/messages/:id`); absent
+    /// otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deleted_by: Option<DeletedBy>,
 }
 
 /// `chat.reaction.updated`: `count` is the emoji's count after the change.

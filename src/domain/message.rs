@@ -88,6 +88,10 @@ pub struct Message {
     #[serde(with = "super::time::option")]
     #[schema(required = true)]
     pub deleted_at: Option<DateTime<Utc>>,
+    /// `"moderator"` on a tombstone an admin made (`DELETE /admin/messages/:id`); absent
+    /// otherwise (a delete by the sender or a group's owner or admin).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_by: Option<super::moderation::DeletedBy>,
     #[schema(required = true)]
     pub reply_to: Option<ReplyTo>,
     #[schema(required = true)]

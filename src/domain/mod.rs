@@ -7,6 +7,7 @@ pub mod events;
 pub mod lifecycle;
 pub mod mention;
 pub mod message;
+pub mod moderation;
 pub mod partition;
 pub mod receipts;
 pub mod sequence;

@@ -22,10 +22,6 @@ pub enum ServiceError {
     /// The access token's session was revoked (401 `session_revoked`).
     #[error("the session of this token was revoked")]
     SessionRevoked,
-    /// The user is banned: logins, refreshes and the tokens of the sessions the ban
-    /// revoked are refused (403 `banned`).
-    #[error("this account is banned")]
-    Banned,
     /// The caller may not do this (403 `forbidden`).
     #[error("{0}")]
     Forbidden(String),
@@ -33,6 +29,12 @@ pub enum ServiceError {
     /// `blocked`).
     #[error("{0}")]
     Blocked(&'static str),
+    /// The account is banned (403 `banned`): its logins, refreshes and tokens are
+    /// refused until `until` (forever when `None`).
+    #[error("{}", banned_message(until))]
+    Banned {
+        until: Option<chrono::DateTime<chrono::Utc>>,
+    },
     /// The message is older than `MESSAGE_EDIT_WINDOW_SECS` (403 `edit_window_closed`).
     #[error("the edit window of this message has closed")]
     EditWindowClosed,
@@ -58,10 +60,10 @@ impl ServiceError {
             Self::Invalid(_) => "validation_failed",
             Self::Unauthenticated | Self::BadCredentials(_) => "unauthorized",
             Self::SessionRevoked => "session_revoked",
-            Self::Banned => "banned",
             Self::Forbidden(_) => "forbidden",
             Self::EditWindowClosed => "edit_window_closed",
             Self::Blocked(_) => "blocked",
+            Self::Banned { .. } => "banned",
             Self::NotFound(_) => "not_found",
             Self::Conflict(_) => "conflict",
             Self::RateLimited { .. } => "rate_limited",
@@ -84,6 +86,16 @@ impl ServiceError {
 
     pub fn internal(e: impl Into<anyhow::Error>) -> Self {
         Self::Internal(e.into())
+    }
+}
+
+fn banned_message(until: &Option<chrono::DateTime<chrono::Utc>>) -> String {
+    match until {
+        Some(t) => format!(
+            "this account is banned until {}",
+            crate::domain::time::format(t)
+        ),
+        None => "this account is banned".to_string(),
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub mod account_deletion;
 pub mod accounts;
+pub mod audit;
 pub mod blocks;
 pub mod chat_list;
 pub mod chats;
@@ -11,11 +12,13 @@ mod error;
 pub mod hooks;
 pub mod lifecycle;
 pub mod messages;
+pub mod moderation;
 pub mod notifications;
 pub mod pages;
 pub mod presence;
 pub mod profiles;
 pub mod receipts;
+pub mod reports;
 pub mod revocation;
 pub mod search;
 pub mod sessions;

@@ -106,7 +106,7 @@ pub async fn authenticate(ctx: &Ctx, token: &str) -> ServiceResult<Caller> {
         && let Some(reason) = revocation::revoked_reason(&ctx.pool, &ctx.cache, sid).await?
     {
         return Err(if reason == revocation::BANNED {
-            ServiceError::Banned
+            ServiceError::Banned { until: None }
         } else {
             ServiceError::SessionRevoked
         });
@@ -120,6 +120,8 @@ pub async fn authenticate(ctx: &Ctx, token: &str) -> ServiceResult<Caller> {
 /// Opens a session of `user` on `device`; returns its id (the chat-be profile's login,
 /// which hands out access tokens only, uses it directly).
 pub async fn start(ctx: &Ctx, user: Uuid, device: &Device) -> ServiceResult<Uuid> {
+    // Every login (native or chat-be) opens a session here; a banned user's is refused.
+    super::moderation::refuse_banned(&ctx.pool, user).await?;
     let sid = Uuid::now_v7();
     db::sessions::insert(&ctx.pool, sid, user, &device.name, device.ip.as_deref()).await?;
     Ok(sid)
@@ -183,6 +185,7 @@ pub async fn refresh(ctx: &Ctx, token: &str) -> ServiceResult<Session> {
             family,
             token,
         } => {
+            super::moderation::refuse_banned(&ctx.pool, user).await?;
             // A family from before sessions existed becomes a session here.
             if !db::sessions::touch(&ctx.pool, family, user).await? {
                 return Err(ServiceError::BadCredentials("the session was revoked"));
@@ -200,9 +203,13 @@ pub async fn refresh(ctx: &Ctx, token: &str) -> ServiceResult<Session> {
         Rotation::Invalid => Err(ServiceError::BadCredentials(
             "refresh token is invalid or expired",
         )),
-        Rotation::Reused => Err(ServiceError::BadCredentials(
-            "refresh token was already used; session revoked",
-        )),
+        Rotation::Reused { user } => {
+            // A ban revoked every refresh token: say so rather than "reused".
+            super::moderation::refuse_banned(&ctx.pool, user).await?;
+            Err(ServiceError::BadCredentials(
+                "refresh token was already used; session revoked",
+            ))
+        }
     }
 }
 

@@ -110,14 +110,19 @@ async fn announce(
             Effect::Deleted {
                 message_id,
                 sequence,
+                deleted_by,
             } => {
                 let p = Deleted {
                     chat_id: chat,
                     message_id: *message_id,
                     sequence: *sequence,
+                    deleted_by: *deleted_by,
                 };
                 out.push(Outgoing::chat_event(EVENT_DELETED, chat, v, &p, all())?);
-                let data = json!({ "messageId": message_id, "sequence": sequence });
+                let mut data = json!({ "messageId": message_id, "sequence": sequence });
+                if let Some(by) = deleted_by {
+                    data["deletedBy"] = json!(by);
+                }
                 integrations.push(at.one(MESSAGE_DELETED, data)?);
             }
             Effect::Reaction {

@@ -15,7 +15,7 @@ import { Parser } from '@asyncapi/parser';
 import Ajv from 'ajv';
 import addFormats from 'ajv-formats';
 
-import { PASSWORD, accessClaims, craftJwt, uniqueResourceName, useDeployment, waitFor } from './harness.mjs';
+import { PASSWORD, accessClaims, craftJwt, run, uniqueResourceName, useDeployment, waitFor } from './harness.mjs';
 import { SseClient } from './realtime.mjs';
 import { waitEvent } from './realtime-helpers.mjs';
 
@@ -177,6 +177,13 @@ d.test('every payload and ack real clients get matches its AsyncAPI schema', { t
   await waitEvent(bobSocket, 'chat.pins.updated', (p) => p.messageId === rich.id && p.pinned);
   await api('DELETE', msgUrl, alice, undefined, 202);
   await waitEvent(bobSocket, 'chat.message.deleted', (p) => p.messageId === rich.id);
+  // A moderator's delete (an admin granted by `courier admin grant`): `deletedBy`.
+  const mod = await d.register('moderator');
+  await run(d.binary('courier'), ['admin', 'grant', mod.username], { env: d.env(), cwd: d.created.cwd });
+  const spam = await d.send(carol.accessToken, group.id, 'spam');
+  const spamId = (await waitEvent(bobSocket, 'chat.message.new', byCmid(spam.clientMessageId))).payload.message.id;
+  await api('DELETE', `/admin/messages/${spamId}`, mod, undefined, 202);
+  await waitEvent(bobSocket, 'chat.message.deleted', (p) => p.messageId === spamId && p.deletedBy === 'moderator');
 
   // A webhook post: a message with `bot`.
   const hook = await api('POST', `/chats/${group.id}/hooks`, alice, { name: 'ci' }, 201);

@@ -1,6 +1,6 @@
 // A ban arriving while the banned user's sends sit in the queue (contract v3 "Accounts and
 // safety", issue 25): with the worker stopped, alice's sends are accepted (202) and queued;
-// she is banned; once the worker is back, none of them is persisted or announced, and each
+// she is banned by an admin (`POST /admin/users/:id/ban`); once the worker is back, none of them is persisted or announced, and each
 // is in the DLQ with x-courier-reason = banned and the ban's reason (as `courier dlq list`
 // shows them), while the other members' messages queued among them are delivered.
 
@@ -14,13 +14,12 @@ const d = useDeployment({ mode: 'split', gateways: 1 });
 const N = 5;
 const REASON = 'spam links (e2e)';
 
-/**
- * Bans `userId` with `reason`. For now straight in the deployment's database; once the
- * admin route is merged this becomes `POST /admin/users/:id/ban` `{reason}` by an admin.
- */
+/** Bans `userId` with `reason`: `POST /admin/users/:id/ban` by an admin granted with the binary. */
 async function ban(userId, reason) {
-  const quoted = `'${reason.replace(/'/g, "''")}'`;
-  await d.sql(`UPDATE users SET banned_at = now(), ban_reason = ${quoted} WHERE id = '${userId}'`);
+  const mod = await d.register('mod');
+  await run(d.binary('courier'), ['admin', 'grant', mod.username], { env: d.env(), cwd: d.created.cwd });
+  const res = await d.api('POST', `/admin/users/${userId}/ban`, { token: mod.accessToken, body: { reason } });
+  assert.equal(res.status, 204, JSON.stringify(res.body));
 }
 
 /** `courier dlq <args>` against the deployment; resolves its parsed JSON output. */

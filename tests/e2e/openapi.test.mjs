@@ -60,6 +60,13 @@ const CONTRACT_ROUTES = [
   ['post', '/hooks/{hookId}/{token}'],
   // Contract v3: the chat list
   ['put', '/chats/{chatId}/settings'],
+  // Contract v3: moderation
+  ['post', '/reports'],
+  ['get', '/admin/reports'],
+  ['post', '/admin/reports/{reportId}/resolve'],
+  ['post', '/admin/users/{userId}/ban'],
+  ['delete', '/admin/users/{userId}/ban'],
+  ['delete', '/admin/messages/{messageId}'],
 ];
 
 /** Attachments go to a bucket of this run on the S3 server of scripts/services.sh (moto). */
