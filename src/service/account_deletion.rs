@@ -63,13 +63,10 @@ pub async fn delete(ctx: &Ctx, caller: Caller, password: String) -> ServiceResul
     let mut blocks_of = partners;
     blocks_of.push(user);
     // Before the commit (a Redis failure aborts) and after it, as a block does.
-    ctx.cache.invalidate_blocks(&blocks_of).await?;
+    super::blocks::invalidate_before(ctx, &blocks_of).await?;
     delete_objects(ctx, user, &keys).await?;
     tx.commit().await?;
-    if let Err(e) = ctx.cache.invalidate_blocks(&blocks_of).await {
-        // The first invalidation stands; a fill in between lives until its TTL.
-        tracing::warn!(error = %e, %user, "blocks cache not dropped after an account deletion");
-    }
+    super::blocks::invalidate_after(ctx, &blocks_of).await;
     metrics::counter!("courier_accounts_deleted_total").increment(1);
     for cmd in &changes {
         chats::announce(ctx, cmd, "account-deletion").await;

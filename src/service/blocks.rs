@@ -51,21 +51,38 @@ async fn change(ctx: &Ctx, me: Uuid, other: Uuid, blocking: bool) -> ServiceResu
     } else {
         db::blocks::remove(&mut tx, me, other).await?;
     }
-    // Before the commit (a Redis failure aborts the change) and after it (a fill that
-    // read PostgreSQL in between does not survive), in Redis and in every process.
-    let change = Change::Blocks {
-        users: vec![me, other],
-    };
-    ctx.cache.invalidate_blocks(&[me, other]).await?;
-    ctx.cache.announce(&change).await?;
+    invalidate_before(ctx, &[me, other]).await?;
     tx.commit().await?;
-    ctx.cache.near.forget_blocks(&[me, other]);
-    ctx.cache.invalidate_blocks(&[me, other]).await?;
+    invalidate_after(ctx, &[me, other]).await;
+    Ok(())
+}
+
+/// Before a change of `users`' blocks commits: drops the Redis copies and announces the
+/// change to every process (a Redis failure aborts the change).
+pub(super) async fn invalidate_before(ctx: &Ctx, users: &[Uuid]) -> ServiceResult<()> {
+    ctx.cache.invalidate_blocks(users).await?;
+    ctx.cache
+        .announce(&Change::Blocks {
+            users: users.to_vec(),
+        })
+        .await?;
+    Ok(())
+}
+
+/// After it committed: drops this process's copies at once, then Redis's and every
+/// process's again, so a fill that read PostgreSQL in between does not survive. A
+/// failure is logged: the copies then expire within their TTLs (Redis 1 h, memory 60 s).
+pub(super) async fn invalidate_after(ctx: &Ctx, users: &[Uuid]) {
+    ctx.cache.near.forget_blocks(users);
+    if let Err(e) = ctx.cache.invalidate_blocks(users).await {
+        tracing::error!(error = %e, "cannot drop the cached blocks after their change");
+    }
+    let change = Change::Blocks {
+        users: users.to_vec(),
+    };
     if let Err(e) = ctx.cache.announce(&change).await {
-        // The other processes' copies expire within the near cache's TTL.
         tracing::error!(error = %e, "cannot announce a block change after its commit");
     }
-    Ok(())
 }
 
 /// The users `me` blocked, most recent first.

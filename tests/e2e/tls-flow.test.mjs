@@ -39,16 +39,17 @@ const stack = { pki: null, pg: null, redis: null, rabbit: null, rabbitTlsPort: n
 
 const q = encodeURIComponent;
 
-/** PostgreSQL: `courier-client` may create in `public` and finds btree_gin in every new database. */
+/** PostgreSQL: `courier-client` may create in `public` and finds btree_gin and pg_trgm in every new database. */
 async function startTlsPostgres(pki) {
   const pg = await startPostgres({ tls: { cert: pki.server.cert, key: pki.server.key, ca: pki.ca, certUsers: [CLIENT] } });
   const admin = pg.services.pgAdminUrl;
   const psql = (url, sql) => run('psql', [url, '-v', 'ON_ERROR_STOP=1', '-qAtc', sql]);
   await psql(admin, `CREATE ROLE "${CLIENT}" LOGIN`);
-  // A managed database as an operator prepares it: the extension made by the admin, the
+  // A managed database as an operator prepares it: the extensions made by the admin, the
   // application's role allowed to create its tables (new databases copy template1).
   await psql(admin.replace(/\/postgres$/, '/template1'),
-    `GRANT CREATE ON SCHEMA public TO "${CLIENT}"; CREATE EXTENSION IF NOT EXISTS btree_gin`);
+    `GRANT CREATE ON SCHEMA public TO "${CLIENT}"; CREATE EXTENSION IF NOT EXISTS btree_gin; `
+    + 'CREATE EXTENSION IF NOT EXISTS pg_trgm');
   return pg;
 }
 
