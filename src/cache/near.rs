@@ -4,9 +4,10 @@
 //! and chats' shapes.
 //!
 //! It is kept true by the `near` pub/sub channel, on which every revocation and block
-//! change is announced. It is trusted only while subscribed: each (re)subscription,
-//! and every [`RESYNC`], reloads the revoked sessions from PostgreSQL and drops the
-//! cached blocks. While not subscribed, callers ask Redis or PostgreSQL as before.
+//! change is announced. It is trusted only while subscribed: each (re)subscription
+//! reloads the revoked sessions from PostgreSQL and drops the cached blocks, and every
+//! [`RESYNC`] reloads the revoked sessions again (a failed reload is retried then).
+//! While not subscribed, callers ask Redis or PostgreSQL as before.
 
 use std::{
     collections::HashMap,
@@ -233,9 +234,12 @@ async fn follow(
     loop {
         tokio::select! {
             _ = stop.cancelled() => return Ok(()),
-            _ = resync.tick() => {
-                near.load_revoked(db::sessions::recently_revoked(pool, window).await?);
-            }
+            _ = resync.tick() => match db::sessions::recently_revoked(pool, window).await {
+                Ok(rows) => near.load_revoked(rows),
+                // Still subscribed, so still current: a PostgreSQL outage must not send
+                // every check to PostgreSQL (sends go on without it).
+                Err(e) => tracing::warn!(error = %e, "cannot reload the revoked sessions; retrying"),
+            },
             m = messages.next() => {
                 let m = m.ok_or_else(|| anyhow::anyhow!("redis pub/sub stream ended"))?;
                 match serde_json::from_slice::<Change>(m.get_payload_bytes()) {
