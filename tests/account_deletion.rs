@@ -9,11 +9,7 @@ use common::{
     Mode, PASSWORD, TestApp, TestUser, probe::Probe, reads::history, spawn_with, test_config,
 };
 use futures::StreamExt;
-use lapin::{
-    Consumer,
-    options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions},
-    types::FieldTable,
-};
+use lapin::Consumer;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -55,43 +51,6 @@ async fn upload(app: &TestApp, user: &TestUser) -> Uuid {
         .unwrap();
     assert_eq!(put.status(), 200);
     ticket["id"].as_str().unwrap().parse().unwrap()
-}
-
-/// A queue bound to every key of the app's integration exchange.
-async fn integrations(app: &TestApp) -> (lapin::Connection, Consumer) {
-    let conn = app.amqp().await;
-    let ch = conn.create_channel().await.unwrap();
-    let exclusive = QueueDeclareOptions {
-        exclusive: true,
-        ..Default::default()
-    };
-    let q = ch
-        .queue_declare("".into(), exclusive, FieldTable::default())
-        .await
-        .unwrap();
-    let exchange = app.topology().integrations;
-    ch.queue_bind(
-        q.name().as_str().into(),
-        exchange.as_str().into(),
-        "#".into(),
-        QueueBindOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .unwrap();
-    let consumer = ch
-        .basic_consume(
-            q.name().as_str().into(),
-            "t".into(),
-            BasicConsumeOptions {
-                no_ack: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    (conn, consumer)
 }
 
 /// The body of the next integration event with routing key `key`.
@@ -151,7 +110,7 @@ async fn deleting_an_account_keeps_its_messages_and_closes_everything_else() {
     let storage = courier::storage::Storage::new(&app.config.uploads).unwrap();
     let object = courier::storage::object_key(file);
     assert_eq!(storage.size(&object).await.unwrap(), Some(5));
-    let (_amqp, mut events) = integrations(&app).await;
+    let (_amqp, mut events) = app.integration_events("#", true).await;
     let mut probe = Probe::new(&app, &[&bob]).await;
 
     // Refused without a body or with a wrong password; nothing changes.

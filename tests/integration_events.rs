@@ -10,48 +10,13 @@ use std::{collections::HashMap, time::Duration};
 use common::{TestApp, spawn_app};
 use courier::domain::lifecycle::{LifecycleCommand, Op};
 use futures::StreamExt;
-use lapin::{
-    Consumer,
-    options::{BasicAckOptions, BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions},
-    types::FieldTable,
-};
+use lapin::{Consumer, options::BasicAckOptions};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 /// A queue bound to every routing key of the app's integration exchange.
 async fn subscribe(app: &TestApp) -> (lapin::Connection, Consumer) {
-    let conn = app.amqp().await;
-    let ch = conn.create_channel().await.unwrap();
-    let q = ch
-        .queue_declare(
-            "".into(),
-            QueueDeclareOptions {
-                exclusive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    ch.queue_bind(
-        q.name().as_str().into(),
-        app.topology().integrations.as_str().into(),
-        "#".into(),
-        QueueBindOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .unwrap();
-    let consumer = ch
-        .basic_consume(
-            q.name().as_str().into(),
-            "t".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    (conn, consumer)
+    app.integration_events("#", false).await
 }
 
 /// Every event received, as (routing key, AMQP message id, body), in arrival order.

@@ -15,7 +15,11 @@ pub mod reads;
 use std::{collections::HashMap, time::Duration};
 
 use courier::{cache::Cache, config::Config, mq::Topology, server::Service};
-use lapin::{Connection, ConnectionProperties};
+use lapin::{
+    Connection, ConnectionProperties, Consumer,
+    options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions},
+    types::FieldTable,
+};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -343,6 +347,43 @@ impl TestApp {
     /// A separate broker connection for tests that publish or inspect queues.
     pub async fn amqp(&self) -> Connection {
         amqp(&self.config).await
+    }
+
+    /// A consumer of an exclusive queue bound with `key` to the app's integration
+    /// exchange (`no_ack`: deliveries need no ack), and the connection that holds it.
+    pub async fn integration_events(&self, key: &str, no_ack: bool) -> (Connection, Consumer) {
+        let conn = self.amqp().await;
+        let ch = conn.create_channel().await.expect("channel");
+        let exclusive = QueueDeclareOptions {
+            exclusive: true,
+            ..Default::default()
+        };
+        let q = ch
+            .queue_declare("".into(), exclusive, FieldTable::default())
+            .await
+            .expect("declare");
+        ch.queue_bind(
+            q.name().as_str().into(),
+            self.topology().integrations.as_str().into(),
+            key.into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("bind");
+        let consumer = ch
+            .basic_consume(
+                q.name().as_str().into(),
+                "t".into(),
+                BasicConsumeOptions {
+                    no_ack,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .expect("consume");
+        (conn, consumer)
     }
 
     /// Messages ready in a queue.

@@ -9,11 +9,7 @@ use courier::{
     service::moderation::{RoleOutcome, set_role},
 };
 use futures::StreamExt;
-use lapin::{
-    Consumer,
-    options::{BasicAckOptions, BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions},
-    types::FieldTable,
-};
+use lapin::{Consumer, options::BasicAckOptions};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -48,34 +44,7 @@ pub struct AdminEvents {
 
 impl AdminEvents {
     pub async fn subscribe(app: &TestApp) -> Self {
-        let conn = app.amqp().await;
-        let ch = conn.create_channel().await.unwrap();
-        let opts = QueueDeclareOptions {
-            exclusive: true,
-            ..Default::default()
-        };
-        let q = ch
-            .queue_declare("".into(), opts, FieldTable::default())
-            .await
-            .unwrap();
-        ch.queue_bind(
-            q.name().as_str().into(),
-            app.topology().integrations.as_str().into(),
-            "admin.*".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-        let consumer = ch
-            .basic_consume(
-                q.name().as_str().into(),
-                "admin-events".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
+        let (conn, consumer) = app.integration_events("admin.*", false).await;
         Self {
             _conn: conn,
             consumer,
