@@ -6,34 +6,13 @@
 mod common;
 
 use common::{
-    Mode, PASSWORD, TestApp, TestUser, probe::Probe, reads::history, spawn_with, test_config,
+    Mode, PASSWORD, TestApp, TestUser, probe::Probe, reads::history, spawn_with, spawn_with_s3,
+    test_config,
 };
 use futures::StreamExt;
 use lapin::Consumer;
 use serde_json::{Value, json};
 use uuid::Uuid;
-
-fn endpoint() -> String {
-    std::env::var("S3_TEST_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:9090".into())
-}
-
-/// An app with attachments in a fresh bucket.
-async fn s3_app(overrides: &[(&str, &str)]) -> TestApp {
-    let bucket = format!("courier-del-{}", &Uuid::new_v4().simple().to_string()[..12]);
-    let url = format!("{}/{bucket}", endpoint());
-    let created = reqwest::Client::new().put(&url).send().await.unwrap();
-    assert!(created.status().is_success(), "{}", created.status());
-    let mut vars = vec![
-        ("S3_ENDPOINT", endpoint()),
-        ("S3_BUCKET", bucket),
-        ("S3_REGION", "us-east-1".into()),
-        ("S3_ACCESS_KEY_ID", "test".into()),
-        ("S3_SECRET_ACCESS_KEY", "test-secret".into()),
-    ];
-    vars.extend(overrides.iter().map(|(k, v)| (*k, v.to_string())));
-    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    spawn_with(Mode::AllInOne, test_config(&vars)).await
-}
 
 /// Announces and PUTs a small file; returns the upload id.
 async fn upload(app: &TestApp, user: &TestUser) -> Uuid {
@@ -85,7 +64,7 @@ fn code(r: &(u16, Value)) -> (u16, &str) {
 
 #[tokio::test]
 async fn deleting_an_account_keeps_its_messages_and_closes_everything_else() {
-    let app = s3_app(&[]).await;
+    let app = spawn_with_s3(Mode::AllInOne, &[]).await;
     let (alice, bob, carol) = (
         app.register("alice").await,
         app.register("bob").await,
@@ -226,7 +205,7 @@ async fn deleting_an_account_keeps_its_messages_and_closes_everything_else() {
 
 #[tokio::test]
 async fn the_username_is_free_again_after_the_hold() {
-    let app = s3_app(&[("ACCOUNT_USERNAME_HOLD", "0")]).await;
+    let app = spawn_with_s3(Mode::AllInOne, &[("ACCOUNT_USERNAME_HOLD", "0")]).await;
     let alice = app.register("alice").await;
     let r = delete_me(&app, &alice, Some(json!({"password": PASSWORD}))).await;
     assert_eq!(r.0, 204, "{}", r.1);
@@ -260,7 +239,7 @@ async fn the_username_is_free_again_after_the_hold() {
 
 #[tokio::test]
 async fn a_password_change_spends_the_other_sessions_refresh_tokens() {
-    let app = s3_app(&[]).await;
+    let app = spawn_with_s3(Mode::AllInOne, &[]).await;
     let u = app.register("pw").await;
     let (s, other) = login(&app, &u.username, PASSWORD).await;
     assert_eq!(s, 200, "{other}");

@@ -5,39 +5,9 @@
 
 mod common;
 
-use common::{Mode, TestApp, TestUser, spawn_with, test_config};
+use common::{Mode, TestApp, TestUser, spawn_with, spawn_with_s3, test_config};
 use serde_json::{Value, json};
 use uuid::Uuid;
-
-fn endpoint() -> String {
-    std::env::var("S3_TEST_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:9090".into())
-}
-
-/// An app whose attachments go to a fresh bucket (moto takes an unsigned create).
-async fn s3_app() -> TestApp {
-    let bucket = format!(
-        "courier-test-{}",
-        &Uuid::new_v4().simple().to_string()[..12]
-    );
-    let created = reqwest::Client::new()
-        .put(format!("{}/{bucket}", endpoint()))
-        .send()
-        .await
-        .expect("S3 server reachable (scripts/services.sh starts moto_server)");
-    assert!(
-        created.status().is_success(),
-        "create bucket: {}",
-        created.status()
-    );
-    let cfg = test_config(&[
-        ("S3_ENDPOINT", &endpoint()),
-        ("S3_BUCKET", &bucket),
-        ("S3_REGION", "us-east-1"),
-        ("S3_ACCESS_KEY_ID", "test"),
-        ("S3_SECRET_ACCESS_KEY", "test-secret"),
-    ]);
-    spawn_with(Mode::AllInOne, cfg).await
-}
 
 /// Polls `probe` until it yields `Some` (the worker applied what we wait for).
 use common::poll::until;
@@ -97,7 +67,7 @@ fn refused(status: u16, body: &Value, what: &str) {
 
 #[tokio::test]
 async fn files_go_up_through_presigned_puts_and_come_back_with_the_message() {
-    let app = s3_app().await;
+    let app = spawn_with_s3(Mode::AllInOne, &[]).await;
     let (alice, bob) = (app.register("alice").await, app.register("bob").await);
     let chat = app.direct_chat(&alice, &bob).await;
 
@@ -194,7 +164,7 @@ async fn files_go_up_through_presigned_puts_and_come_back_with_the_message() {
 
 #[tokio::test]
 async fn announcements_outside_the_limits_are_refused() {
-    let app = s3_app().await;
+    let app = spawn_with_s3(Mode::AllInOne, &[]).await;
     let alice = app.register("alice").await;
     for (name, ct, size, what) in [
         (
@@ -251,7 +221,7 @@ async fn announcements_outside_the_limits_are_refused() {
 
 #[tokio::test]
 async fn sends_naming_unusable_uploads_are_refused_and_nothing_is_sent() {
-    let app = s3_app().await;
+    let app = spawn_with_s3(Mode::AllInOne, &[]).await;
     let (alice, bob) = (app.register("alice").await, app.register("bob").await);
     let chat = app.direct_chat(&alice, &bob).await;
     let mine = upload(&app, &alice, "a.txt", "text/plain", b"abc").await;

@@ -5,35 +5,9 @@
 
 mod common;
 
-use common::{Mode, PASSWORD, TestApp, TestUser, spawn_with, test_config};
+use common::{Mode, PASSWORD, TestApp, TestUser, spawn_with, spawn_with_s3, test_config};
 use serde_json::{Value, json};
 use uuid::Uuid;
-
-fn endpoint() -> String {
-    std::env::var("S3_TEST_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:9090".into())
-}
-
-/// An API whose uploads go to a fresh bucket of the S3 stand-in.
-async fn s3_app() -> TestApp {
-    let bucket = format!(
-        "courier-prof-{}",
-        &Uuid::new_v4().simple().to_string()[..12]
-    );
-    let created = reqwest::Client::new()
-        .put(format!("{}/{bucket}", endpoint()))
-        .send()
-        .await
-        .expect("S3 server reachable (scripts/services.sh starts moto_server)");
-    assert!(created.status().is_success(), "{}", created.status());
-    let cfg = test_config(&[
-        ("S3_ENDPOINT", &endpoint()),
-        ("S3_BUCKET", &bucket),
-        ("S3_REGION", "us-east-1"),
-        ("S3_ACCESS_KEY_ID", "test"),
-        ("S3_SECRET_ACCESS_KEY", "test-secret"),
-    ]);
-    spawn_with(Mode::ApiOnly, cfg).await
-}
 
 /// Announces an upload; uploads `bytes` when given. Returns its id.
 async fn upload(
@@ -83,7 +57,7 @@ async fn download(url: &Value) -> Vec<u8> {
 
 #[tokio::test]
 async fn profile_changes_are_checked_applied_whole_and_read_everywhere() {
-    let app = s3_app().await;
+    let app = spawn_with_s3(Mode::ApiOnly, &[]).await;
     let (alice, bob) = (app.register("alice").await, app.register("bob").await);
     let (s, me) = app.call("GET", "/users/me", Some(&alice.token), None).await;
     assert_eq!(s, 200);

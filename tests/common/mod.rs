@@ -111,6 +111,40 @@ pub async fn spawn_with(mode: Mode, config: Config) -> TestApp {
     app
 }
 
+/// The S3 stand-in (`S3_TEST_ENDPOINT`, moto on 127.0.0.1:9090 by default).
+pub fn s3_endpoint() -> String {
+    std::env::var("S3_TEST_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:9090".into())
+}
+
+/// Like `spawn_with`, with uploads and attachments in a fresh bucket of the S3
+/// stand-in (moto takes an unsigned create), plus `overrides`.
+pub async fn spawn_with_s3(mode: Mode, overrides: &[(&str, &str)]) -> TestApp {
+    let bucket = format!(
+        "courier-test-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    let created = reqwest::Client::new()
+        .put(format!("{}/{bucket}", s3_endpoint()))
+        .send()
+        .await
+        .expect("S3 server reachable (scripts/services.sh starts moto_server)");
+    assert!(
+        created.status().is_success(),
+        "create bucket: {}",
+        created.status()
+    );
+    let endpoint = s3_endpoint();
+    let mut vars = vec![
+        ("S3_ENDPOINT", endpoint.as_str()),
+        ("S3_BUCKET", bucket.as_str()),
+        ("S3_REGION", "us-east-1"),
+        ("S3_ACCESS_KEY_ID", "test"),
+        ("S3_SECRET_ACCESS_KEY", "test-secret"),
+    ];
+    vars.extend_from_slice(overrides);
+    spawn_with(mode, test_config(&vars)).await
+}
+
 /// Like `spawn_with`, without waiting for readiness (for outage tests).
 pub async fn spawn_unready(mode: Mode, config: Config) -> TestApp {
     // First, so that what a failed build already made is removed too.
