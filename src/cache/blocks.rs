@@ -124,15 +124,6 @@ impl Cache {
         Ok(out)
     }
 
-    /// One user's blocks, both ways.
-    pub async fn blocks_of(&self, pool: &PgPool, user: Uuid) -> Result<Relations, LookupError> {
-        Ok(self
-            .blocks(pool, &[user])
-            .await?
-            .remove(&user)
-            .unwrap_or_default())
-    }
-
     /// Reads `user`'s blocks from PostgreSQL and caches them unless a change raced.
     async fn fill_blocks(&self, pool: &PgPool, user: Uuid) -> Result<Relations, LookupError> {
         let mut conn = self.conn.clone();

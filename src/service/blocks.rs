@@ -99,15 +99,8 @@ pub async fn relations(
     pool: &sqlx::PgPool,
     user: Uuid,
 ) -> ServiceResult<Arc<Relations>> {
-    if let Some(r) = cache.near.blocks(user) {
-        return Ok(r);
-    }
-    let epoch = cache.near.epoch();
-    match cache.blocks_of(pool, user).await {
-        Ok(r) => {
-            cache.near.put_blocks(user, r.clone(), epoch);
-            Ok(Arc::new(r))
-        }
+    match cache.blocks_near(pool, &[user]).await {
+        Ok(mut r) => Ok(r.remove(&user).unwrap_or_default()),
         Err(LookupError::Redis(e)) => {
             tracing::warn!(error = %e, "blocks cache unreachable; asking PostgreSQL");
             let (blocking, blockers) = db::blocks::relations(pool, user).await?;
