@@ -1,4 +1,4 @@
-//! `courier`: API, worker and gateway in one process, REST and Socket.IO on `PORT`.
+//! `courier`: API, worker, gateway and pusher in one process, REST and Socket.IO on `PORT`.
 
 use std::net::SocketAddr;
 
@@ -25,6 +25,13 @@ pub async fn build(config: &Config) -> anyhow::Result<Service> {
         }
     });
     let worker_link = worker::spawn_consumers(&mut service, config, &deps)?;
+    // The pusher, when a push service is configured.
+    let pusher_link = if config.push.configured() {
+        Some(crate::pusher::spawn(&mut service, config, &deps)?)
+    } else {
+        tracing::info!("no push service configured (PUSH_VAPID_*, FCM_*): the pusher is off");
+        None
+    };
     // The receipts flusher (once per process) and the refresh-token purge.
     api::spawn_tasks(&mut service, config, &deps);
     let (layer, sse) = gateway::attach(&mut service, config, &deps);
@@ -34,10 +41,10 @@ pub async fn build(config: &Config) -> anyhow::Result<Service> {
         cache: Some(deps.cache.clone()),
         mq: Some(api_link),
     };
-    let worker_health = Health {
-        mq: Some(worker_link),
+    let worker_health = [Some(worker_link), pusher_link].map(|mq| Health {
+        mq,
         ..Health::default()
-    };
+    });
     let router = api::routes(state.clone())
         .merge(health.router())
         .merge(sse)
@@ -54,17 +61,19 @@ pub async fn build(config: &Config) -> anyhow::Result<Service> {
     Ok(service.with_router(router))
 }
 
-/// Fails `/readyz` while the worker's own broker link is down.
+/// Fails `/readyz` while the worker's (or the pusher's) own broker link is down.
 async fn readyz_guard(
-    h: &Health,
+    healths: &[Health; 2],
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
-    if req.uri().path() == "/readyz"
-        && let Some(dep) = h.first_down().await
-    {
-        return crate::error::ApiError::unavailable(dep).into_response();
+    if req.uri().path() == "/readyz" {
+        for h in healths {
+            if let Some(dep) = h.first_down().await {
+                return crate::error::ApiError::unavailable(dep).into_response();
+            }
+        }
     }
     next.run(req).await
 }

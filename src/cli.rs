@@ -12,6 +12,7 @@ pub enum Role {
     Api,
     Worker,
     Gateway,
+    Pusher,
     AllInOne,
 }
 
@@ -33,6 +34,7 @@ pub async fn run_role(role: Role) -> ExitCode {
         Role::Api => crate::api::build(&config).await,
         Role::Worker => crate::worker::build(&config).await,
         Role::Gateway => crate::gateway::build(&config).await,
+        Role::Pusher => crate::pusher::build(&config).await,
         Role::AllInOne => crate::all_in_one::build(&config).await,
     };
     let service = match built {
@@ -158,6 +160,10 @@ pub fn role_args(role: Role) {
         Role::Gateway => (
             "gateway",
             "Courier's Socket.IO and SSE gateway on GATEWAY_PORT",
+        ),
+        Role::Pusher => (
+            "pusher",
+            "Courier's pusher: Web Push and FCM notifications for members who are not connected",
         ),
         Role::AllInOne => ("courier", "Courier in one process"),
     };

@@ -7,6 +7,7 @@ pub mod connect;
 pub mod events;
 pub mod membership;
 pub mod near;
+pub mod push;
 pub mod ratelimit;
 pub mod routing;
 

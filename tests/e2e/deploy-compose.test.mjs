@@ -155,8 +155,8 @@ describe('docker-compose.yml', () => {
   });
 
   test('every Courier process has a /readyz health check on its own port', () => {
-    const portVar = { api: 'PORT', courier: 'PORT', gateway: 'GATEWAY_PORT', worker: 'WORKER_PORT' };
-    const defaults = { PORT: '3000', GATEWAY_PORT: '3001', WORKER_PORT: '3002' };
+    const portVar = { api: 'PORT', courier: 'PORT', gateway: 'GATEWAY_PORT', worker: 'WORKER_PORT', pusher: 'PUSHER_PORT' };
+    const defaults = { PORT: '3000', GATEWAY_PORT: '3001', WORKER_PORT: '3002', PUSHER_PORT: '3004' };
     for (const n of longRunning) {
       const env = envMap(courier[n].environment);
       const v = portVar[role(n)];

@@ -1,4 +1,4 @@
-// Dockerfile and .dockerignore: a multi-stage build of the four binaries with dependency
+// Dockerfile and .dockerignore: a multi-stage build of the five binaries with dependency
 // caching, a slim non-root runtime, and a build context without target/, node_modules/,
 // .git or .env. Reads the files only; needs no Docker engine.
 
@@ -67,8 +67,8 @@ describe('Dockerfile', () => {
   const builder = stages[0];
   const runtime = stages.at(-1);
 
-  test('Cargo.toml declares the four binaries', () => {
-    assert.deepEqual(bins.map((b) => b.name).sort(), ['api', 'courier', 'gateway', 'worker']);
+  test('Cargo.toml declares the five binaries', () => {
+    assert.deepEqual(bins.map((b) => b.name).sort(), ['api', 'courier', 'gateway', 'pusher', 'worker']);
   });
 
   test('is multi-stage: a Rust bookworm builder and a debian:bookworm-slim runtime', () => {
@@ -106,7 +106,7 @@ describe('Dockerfile', () => {
     assert.match(final, /--locked/, 'builds exactly Cargo.lock');
   });
 
-  test('the runtime has the four binaries in /usr/local/bin, curl for health checks, and no root', () => {
+  test('the runtime has the five binaries in /usr/local/bin, curl for health checks, and no root', () => {
     const copies = runtime.ins.filter((i) => i.op === 'COPY' && /--from=/.test(i.rest));
     for (const b of bins) {
       assert.ok(copies.some((c) => new RegExp(`/${b.name}\\b`).test(c.rest) && /\/usr\/local\/bin\/?$/.test(c.rest)),

@@ -1,0 +1,144 @@
+//! What the pusher reads: the devices of a chat's members, each member's read state,
+//! settings and latest unread message in that chat; and pruning a dead device.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// One registered device of a recipient.
+#[derive(Debug, Clone)]
+pub struct Device {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    /// `webpush` or `fcm`.
+    pub kind: String,
+    /// The Web Push endpoint, or the FCM token.
+    pub endpoint: String,
+    pub p256dh: Option<String>,
+    pub auth: Option<String>,
+}
+
+/// The devices of every participant of `chat` except `sender`.
+pub async fn devices_of_chat(
+    pool: &PgPool,
+    chat: Uuid,
+    sender: Uuid,
+) -> Result<Vec<Device>, sqlx::Error> {
+    sqlx::query_as!(
+        Device,
+        "SELECT s.id, s.user_id, s.kind, s.endpoint, s.p256dh, s.auth
+         FROM chat_participants p JOIN push_subscriptions s ON s.user_id = p.user_id
+         WHERE p.chat_id = $1 AND p.user_id <> $2",
+        chat,
+        sender,
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// One device, if it is still registered to `user`.
+pub async fn device(pool: &PgPool, id: Uuid, user: Uuid) -> Result<Option<Device>, sqlx::Error> {
+    sqlx::query_as!(
+        Device,
+        "SELECT id, user_id, kind, endpoint, p256dh, auth
+         FROM push_subscriptions WHERE id = $1 AND user_id = $2",
+        id,
+        user,
+    )
+    .fetch_optional(pool)
+    .await
+}
+
+/// Forgets a device the push service says is gone.
+pub async fn prune(pool: &PgPool, id: Uuid) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query!("DELETE FROM push_subscriptions WHERE id = $1", id)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// The newest message a member has not read (not their own, not deleted).
+#[derive(Debug, Clone)]
+pub struct Latest {
+    pub id: Uuid,
+    pub sequence: i64,
+    pub sender_id: Uuid,
+    pub sender_name: String,
+    pub content: String,
+    pub has_attachments: bool,
+    pub sent_at: DateTime<Utc>,
+}
+
+/// A member's view of a chat when a push is due.
+#[derive(Debug, Clone)]
+pub struct MemberState {
+    pub user_id: Uuid,
+    pub group: bool,
+    pub title: Option<String>,
+    pub last_read_sequence: i64,
+    pub muted_until: Option<DateTime<Utc>>,
+    pub mute_mentions: bool,
+    /// Messages of others after the read position (as `GET /chats` counts them).
+    pub unread: i64,
+    pub latest: Option<Latest>,
+}
+
+/// The state of each of `users` (who are still members) in `chat`.
+pub async fn member_states(
+    pool: &PgPool,
+    chat: Uuid,
+    users: &[Uuid],
+) -> Result<Vec<MemberState>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"SELECT p.user_id, c.type = 'group' AS "group!", c.title, p.last_read_sequence,
+                  p.muted_until, p.mute_mentions,
+                  (SELECT count(*) FROM messages u
+                    WHERE u.chat_id = p.chat_id AND u.sequence > p.last_read_sequence
+                      AND u.sender_id <> p.user_id) AS "unread!",
+                  l.id AS "l_id?", l.sequence AS "l_sequence?", l.sender_id AS "l_sender?",
+                  l.content AS "l_content?", l.sent_at AS "l_sent_at?",
+                  CASE WHEN su.deleted_at IS NOT NULL THEN 'Deleted user'
+                       ELSE COALESCE(l.bot_name, su.display_name, su.username) END AS "l_sender_name?",
+                  EXISTS (SELECT 1 FROM message_attachments a WHERE a.message_id = l.id)
+                    AS "l_attachments!"
+           FROM chat_participants p
+           JOIN chats c ON c.id = p.chat_id
+           LEFT JOIN LATERAL (
+               SELECT m.id, m.sequence, m.sender_id, m.content, m.sent_at, m.bot_name
+               FROM messages m
+               WHERE m.chat_id = p.chat_id AND m.sequence > p.last_read_sequence
+                 AND m.sender_id <> p.user_id AND m.deleted_at IS NULL
+               ORDER BY m.sequence DESC LIMIT 1
+           ) l ON true
+           LEFT JOIN users su ON su.id = l.sender_id
+           WHERE p.chat_id = $1 AND p.user_id = ANY($2)"#,
+        chat,
+        users,
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| MemberState {
+            user_id: r.user_id,
+            group: r.group,
+            title: r.title,
+            last_read_sequence: r.last_read_sequence,
+            muted_until: r.muted_until,
+            mute_mentions: r.mute_mentions,
+            unread: r.unread,
+            latest: match (r.l_id, r.l_sequence, r.l_sender, r.l_sent_at) {
+                (Some(id), Some(sequence), Some(sender_id), Some(sent_at)) => Some(Latest {
+                    id,
+                    sequence,
+                    sender_id,
+                    sender_name: r.l_sender_name.unwrap_or_default(),
+                    content: r.l_content.unwrap_or_default(),
+                    has_attachments: r.l_attachments,
+                    sent_at,
+                }),
+                _ => None,
+            },
+        })
+        .collect())
+}
