@@ -95,6 +95,16 @@ pub enum Command {
     Dlq(DlqArgs),
     /// Grants or revokes the global admin role (recorded in the audit log)
     Admin(AdminArgs),
+    /// Push notification tools
+    #[command(subcommand)]
+    Push(PushCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PushCommand {
+    /// Prints a new VAPID key pair as PUSH_VAPID_PUBLIC_KEY=... and
+    /// PUSH_VAPID_PRIVATE_KEY=... lines for .env
+    VapidKeys,
 }
 
 #[derive(Debug, Args)]
@@ -145,7 +155,17 @@ pub async fn courier(args: Courier) -> ExitCode {
         Command::Migrate => migrate().await,
         Command::Dlq(dlq_args) => dlq(&dlq_args).await,
         Command::Admin(admin_args) => admin(&admin_args).await,
+        Command::Push(PushCommand::VapidKeys) => {
+            println!("{}", vapid_keys());
+            ExitCode::SUCCESS
+        }
     }
+}
+
+/// `courier push vapid-keys`: a new key pair as two `.env` lines (no configuration read).
+pub fn vapid_keys() -> String {
+    let (public, private) = crate::push::vapid::generate();
+    format!("PUSH_VAPID_PUBLIC_KEY={public}\nPUSH_VAPID_PRIVATE_KEY={private}")
 }
 
 /// The arguments of a single-role binary (`api`, `worker`, `gateway`): none but
@@ -313,6 +333,24 @@ mod tests {
     }
 
     #[test]
+    fn push_vapid_keys_prints_a_matching_pair() {
+        assert!(matches!(
+            parse(&["push", "vapid-keys"]).unwrap().command,
+            Some(Command::Push(PushCommand::VapidKeys))
+        ));
+        assert_eq!(parse(&["push"]).unwrap_err().exit_code(), 2);
+        assert_eq!(parse(&["push", "keys"]).unwrap_err().exit_code(), 2);
+        let out = vapid_keys();
+        let lines: Vec<&str> = out.lines().collect();
+        let public = lines[0].strip_prefix("PUSH_VAPID_PUBLIC_KEY=").unwrap();
+        let private = lines[1].strip_prefix("PUSH_VAPID_PRIVATE_KEY=").unwrap();
+        assert_eq!(lines.len(), 2);
+        let secret = crate::push::vapid::private_key(private).unwrap();
+        assert_eq!(crate::push::vapid::public_key_of(&secret), public);
+        assert_ne!(vapid_keys(), out, "a new pair each time");
+    }
+
+    #[test]
     fn usage_errors_exit_2_and_help_exits_0() {
         for bad in [
             &["dlq"][..],
@@ -328,7 +366,7 @@ mod tests {
         let help = parse(&["--help"]).unwrap_err();
         assert_eq!(help.exit_code(), 0);
         let text = help.to_string();
-        for cmd in ["serve", "migrate", "dlq", "admin"] {
+        for cmd in ["serve", "migrate", "dlq", "admin", "push"] {
             assert!(text.contains(cmd), "{cmd} missing from --help:\n{text}");
         }
     }

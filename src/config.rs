@@ -12,6 +12,7 @@ use crate::cache::ratelimit::Limit;
 mod amqp_tls;
 mod env;
 mod jwt;
+mod push;
 mod secrets;
 mod services;
 #[cfg(test)]
@@ -22,6 +23,7 @@ pub use amqp_tls::{ClientIdentity, RabbitTls};
 use env::Env;
 use jwt::jwt_keys;
 pub use jwt::{JwtKeyConfig, MIN_SECRET_BYTES};
+pub use push::{FcmConfig, PushConfig, ServiceAccount, VapidConfig};
 use services::{DEFAULT_DATABASE_URL, database_url, rabbit_uri};
 pub use services::{RabbitConfig, RedisConfig, TlsFiles};
 pub use uploads::{S3Config, Uploads};
@@ -80,6 +82,8 @@ pub struct Config {
     /// `API_COMPAT`: `chat-be` serves the reference backend's routes and shapes
     /// (docs/migrating-from-nestjs.md); unset or empty: Courier's own API.
     pub api_compat: crate::domain::compat::ApiCompat,
+    /// Push notifications: `PUSH_*`, `FCM_*`, `PUSHER_PORT`.
+    pub push: PushConfig,
 }
 
 /// Sessions: presence, recovery, receipts, per-socket limits.
@@ -238,6 +242,7 @@ impl Config {
             message_edit_window: Duration::from_secs(env.parse("MESSAGE_EDIT_WINDOW_SECS", 86400)?),
             trusted_proxies: trusted_proxies(&env)?,
             uploads: uploads::from_env(&env)?,
+            push: push::from_env(&env)?,
             api_compat: crate::domain::compat::ApiCompat::parse(&env.string("API_COMPAT", ""))
                 .map_err(|r| env.bad("API_COMPAT", &r))?,
             http_max_connections: env.at_least(

@@ -18,6 +18,7 @@ pub mod gateway;
 pub mod health;
 pub mod http;
 pub mod mq;
+pub mod push;
 pub mod pusher;
 pub mod server;
 pub mod service;

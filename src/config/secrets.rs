@@ -21,6 +21,7 @@ pub(super) static SECRET_VARS: &[(&str, &str)] = &[
     ("RABBITMQ_URI", "RABBITMQ_URI_FILE"),
     ("S3_ACCESS_KEY_ID", "S3_ACCESS_KEY_ID_FILE"),
     ("S3_SECRET_ACCESS_KEY", "S3_SECRET_ACCESS_KEY_FILE"),
+    ("PUSH_VAPID_PRIVATE_KEY", "PUSH_VAPID_PRIVATE_KEY_FILE"),
 ];
 
 /// The values of the secrets given as `NAME_FILE`, keyed by `NAME` (they take the

@@ -9,6 +9,7 @@ pub mod mention;
 pub mod message;
 pub mod moderation;
 pub mod partition;
+pub mod push;
 pub mod receipts;
 pub mod sequence;
 pub mod session;

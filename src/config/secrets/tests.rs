@@ -134,6 +134,24 @@ fn case(name: &str) -> Case {
             "hunter2-s3-from-a-file",
             |c| s3(c).secret_access_key.expose_secret().to_string(),
         ),
+        "PUSH_VAPID_PRIVATE_KEY" => with(
+            vec![
+                (jwt.0, JWT_SECRET),
+                (
+                    "PUSH_VAPID_PUBLIC_KEY",
+                    "BAVzzvvs2_LefVchwwF7_fcyV-WwYszPE4JfB8MDvpJjeMnfSTJ2uYM8Us29tsvDLGYnQjNTwd6LdVjHU47TZRo",
+                ),
+                ("PUSH_VAPID_SUBJECT", "mailto:ops@example.com"),
+            ],
+            "yOF_c1EyUg-zwxnExxsNMVZgpmCDLF4f-S0PT7EwtaA",
+            |c| {
+                c.push
+                    .vapid
+                    .as_ref()
+                    .map(|v| v.private_key.expose_secret().to_string())
+                    .unwrap_or_default()
+            },
+        ),
         other => panic!("SECRET_VARS lists {other}: give it a check here"),
     }
 }
@@ -155,6 +173,7 @@ fn the_table_lists_every_secret_with_its_file_form() {
         "RABBITMQ_URI",
         "S3_ACCESS_KEY_ID",
         "S3_SECRET_ACCESS_KEY",
+        "PUSH_VAPID_PRIVATE_KEY",
     ] {
         assert!(SECRET_VARS.iter().any(|(n, _)| *n == name), "{name}");
     }
