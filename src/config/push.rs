@@ -70,6 +70,13 @@ pub struct ServiceAccount {
     pub token_uri: String,
 }
 
+impl PushConfig {
+    /// Whether a push service (Web Push or FCM) is configured: the pusher runs then.
+    pub fn configured(&self) -> bool {
+        self.vapid.is_some() || self.fcm.is_some()
+    }
+}
+
 pub(super) fn from_env<F: Fn(&str) -> Option<String>>(
     env: &Env<'_, F>,
 ) -> Result<PushConfig, ConfigError> {

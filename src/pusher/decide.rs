@@ -27,8 +27,7 @@ fn dropped(reason: &'static str, n: usize) {
 
 /// Whether a muted chat keeps this message quiet for the member.
 fn silenced(state: &MemberState, mention: bool) -> bool {
-    let muted = state.muted_until.is_some_and(|t| t > Utc::now());
-    muted && !(mention && !state.mute_mentions)
+    crate::domain::push::silenced(state.muted_until, state.mute_mentions, mention, Utc::now())
 }
 
 /// Waits until `at`, or fails with `Stopping` when the pusher stops first.
@@ -159,7 +158,11 @@ async fn flush_once(
     let Some(state) = states.first() else {
         return Ok(());
     };
-    let Some(latest) = state.latest.as_ref().filter(|l| l.sequence > trail.pushed_seq) else {
+    let Some(latest) = state
+        .latest
+        .as_ref()
+        .filter(|l| l.sequence > trail.pushed_seq)
+    else {
         // Nothing arrived since the last push, or the member read it.
         return Ok(());
     };
@@ -171,7 +174,9 @@ async fn flush_once(
         return Ok(());
     };
     let lead = latest.id;
-    ctx.cache.push_lead(device, chat, lead, ctx.coalesce).await?;
+    ctx.cache
+        .push_lead(device, chat, lead, ctx.coalesce)
+        .await?;
     let push = Push {
         device: &d,
         chat,

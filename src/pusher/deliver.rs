@@ -135,7 +135,10 @@ pub async fn enqueue(
     attempts: u32,
 ) -> Result<(), Failure> {
     let mut headers = FieldTable::default();
-    headers.insert(HEADER_ATTEMPTS.into(), lapin::types::AMQPValue::LongUInt(attempts));
+    headers.insert(
+        HEADER_ATTEMPTS.into(),
+        lapin::types::AMQPValue::LongUInt(attempts),
+    );
     publish_job(session, queue, job, json_properties(&job_id(job), headers)).await
 }
 
@@ -154,7 +157,10 @@ async fn dead_letter(
     headers.insert(HEADER_REASON.into(), long_string(reason));
     headers.insert(HEADER_LAST_ERROR.into(), long_string(last_error));
     headers.insert(HEADER_SOURCE_QUEUE.into(), long_string(&ctx.topology.queue));
-    headers.insert(HEADER_ATTEMPTS.into(), lapin::types::AMQPValue::LongUInt(attempts));
+    headers.insert(
+        HEADER_ATTEMPTS.into(),
+        lapin::types::AMQPValue::LongUInt(attempts),
+    );
     let dlq = ctx.topology.dlq();
     publish_job(session, &dlq, job, json_properties(&job_id(job), headers)).await
 }
@@ -171,8 +177,15 @@ pub async fn dead_letter_raw(
     headers.insert(HEADER_LAST_ERROR.into(), long_string(error));
     headers.insert(HEADER_SOURCE_QUEUE.into(), long_string(&ctx.topology.queue));
     let props = json_properties(&Uuid::new_v4().to_string(), headers);
-    publish_confirmed(&session.publish, "", &ctx.topology.dlq(), body, props, CONFIRM_TIMEOUT)
-        .await?;
+    publish_confirmed(
+        &session.publish,
+        "",
+        &ctx.topology.dlq(),
+        body,
+        props,
+        CONFIRM_TIMEOUT,
+    )
+    .await?;
     Ok(())
 }
 

@@ -13,7 +13,11 @@ use crate::{db::pusher::MemberState, domain::message::Message, domain::push::Pay
 pub enum Job {
     /// Coalesced messages wait for one more push to `device`.
     #[serde(rename_all = "camelCase")]
-    Flush { device: Uuid, user: Uuid, chat: Uuid },
+    Flush {
+        device: Uuid,
+        user: Uuid,
+        chat: Uuid,
+    },
     /// A push the service asked to retry.
     #[serde(rename_all = "camelCase")]
     Retry {
@@ -102,7 +106,9 @@ mod tests {
             chat,
         };
         let body = serde_json::to_vec(&job).unwrap();
-        assert!(matches!(parse(&body).unwrap(), Incoming::Job(j) if matches!(*j, Job::Flush { chat: c, .. } if c == chat)));
+        assert!(
+            matches!(parse(&body).unwrap(), Incoming::Job(j) if matches!(*j, Job::Flush { chat: c, .. } if c == chat))
+        );
         let m = Message {
             chat_id: chat,
             content: "hi".into(),
@@ -113,7 +119,9 @@ mod tests {
         let body = serde_json::to_vec(&ev).unwrap();
         assert!(matches!(parse(&body).unwrap(), Incoming::Created(m) if m.content == "hi"));
         let other = serde_json::json!({"type": "chat.updated", "data": {}});
-        assert!(matches!(parse(other.to_string().as_bytes()).unwrap(), Incoming::Other(k) if k == "chat.updated"));
+        assert!(
+            matches!(parse(other.to_string().as_bytes()).unwrap(), Incoming::Other(k) if k == "chat.updated")
+        );
         assert!(parse(b"{}").is_err());
     }
 }

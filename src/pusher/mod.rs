@@ -113,9 +113,14 @@ pub async fn build(config: &Config) -> anyhow::Result<Service> {
     crate::db::probe(config).await?;
     crate::mq::connect::preflight(&config.rabbitmq, "courier-pusher").await?;
     crate::db::migrate_or_check(config).await?;
-    let addr = SocketAddr::new(config.bind_host, config.push.port);
-    let mut service = Service::bind("pusher", addr, axum::Router::new(), CancellationToken::new())
-        .await?;
+    let addr = SocketAddr::new(config.bind_host, config.push.pusher_port);
+    let mut service = Service::bind(
+        "pusher",
+        addr,
+        axum::Router::new(),
+        CancellationToken::new(),
+    )
+    .await?;
     service.serve_metrics(config).await?;
     let link = spawn(&mut service, config, &deps)?;
     // Who blocked whom, in memory (a blocked sender's messages push nothing).
@@ -192,7 +197,10 @@ async fn consume(session: Arc<Session>, ctx: &Arc<Ctx>) -> anyhow::Result<()> {
     // Deliveries not settled go back to the queue when the channel closes.
     lost.cancel();
     if result.is_ok() {
-        if let Err(e) = ch.basic_cancel(tag.as_str().into(), BasicCancelOptions::default()).await {
+        if let Err(e) = ch
+            .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
+            .await
+        {
             tracing::debug!(error = %e, "cancelling the push consumer");
         }
         // Pushes in flight finish (bounded by the HTTP timeouts); waits are abandoned.
