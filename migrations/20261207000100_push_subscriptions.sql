@@ -1,7 +1,8 @@
 -- Push subscriptions (issue 26): a device's Web Push subscription or FCM registration
 -- token, owned by a user and registered under the session that sent it. Revoking a
 -- session deletes the subscriptions registered under it (db::sessions::revoke, same
--- transaction); deleting the user cascades. The same endpoint (or token) registered
+-- transaction); deleting the account deletes them all (the user row stays,
+-- anonymized: service::account_deletion). The same endpoint (or token) registered
 -- again updates its row: a browser endpoint belongs to whoever registered it last.
 CREATE TABLE push_subscriptions (
     id              uuid PRIMARY KEY,

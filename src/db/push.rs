@@ -51,7 +51,7 @@ pub struct Registered {
 /// Why a registration stored nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refused {
-    /// The user no longer exists.
+    /// The user no longer exists, or deleted the account.
     NoUser,
     /// The session was revoked (before this registration could commit).
     SessionRevoked,
@@ -73,10 +73,13 @@ pub async fn register(
     max_per_user: i64,
 ) -> Result<Result<Registered, Refused>, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let locked = sqlx::query_scalar!("SELECT id FROM users WHERE id = $1 FOR NO KEY UPDATE", user)
-        .fetch_optional(&mut *tx)
-        .await?;
-    if locked.is_none() {
+    let live = sqlx::query_scalar!(
+        r#"SELECT deleted_at IS NULL AS "live!" FROM users WHERE id = $1 FOR NO KEY UPDATE"#,
+        user,
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    if live != Some(true) {
         return Ok(Err(Refused::NoUser));
     }
     let session = match sid {
@@ -201,5 +204,17 @@ pub async fn delete_by_sessions<'e, E: sqlx::PgExecutor<'e>>(
     )
     .execute(ex)
     .await?;
+    Ok(done.rows_affected())
+}
+
+/// Deletes every subscription of `user` (the deletion of the account, in its
+/// transaction: the row stays, anonymized, so the foreign key does not cascade).
+pub async fn delete_of_user<'e, E: sqlx::PgExecutor<'e>>(
+    ex: E,
+    user: Uuid,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query!("DELETE FROM push_subscriptions WHERE user_id = $1", user)
+        .execute(ex)
+        .await?;
     Ok(done.rows_affected())
 }
