@@ -123,6 +123,8 @@ pub struct RateLimits {
     pub user_search: Limit,
     /// Reports per user (`POST /reports`).
     pub reports: Limit,
+    /// Push subscription registrations per user (`POST /push/subscriptions`).
+    pub push_subscriptions: Limit,
 }
 
 impl Config {
@@ -237,6 +239,12 @@ impl Config {
                     "RATE_LIMIT_REPORT_WINDOW_SECS",
                     20,
                     3600,
+                )?,
+                push_subscriptions: env.limit(
+                    "RATE_LIMIT_PUSH_SUBSCRIPTION_MAX",
+                    "RATE_LIMIT_PUSH_SUBSCRIPTION_WINDOW_SECS",
+                    30,
+                    60,
                 )?,
             },
             message_edit_window: Duration::from_secs(env.parse("MESSAGE_EDIT_WINDOW_SECS", 86400)?),

@@ -49,7 +49,8 @@ pub struct ErrorBody<'a> {
     /// The status code's reason phrase, e.g. "Bad Request".
     error: &'a str,
     /// Stable machine-readable code: validation_failed, invalid_json, unauthorized,
-    /// session_revoked, forbidden, blocked, banned, edit_window_closed, not_found, conflict, payload_too_large, unsupported_media_type,
+    /// session_revoked, forbidden, blocked, banned, edit_window_closed, not_found,
+    /// push_not_configured, conflict, payload_too_large, unsupported_media_type,
     /// method_not_allowed, rate_limited, unavailable or internal.
     code: &'a str,
     /// A human-readable sentence (no internal detail for 5xx).
@@ -60,6 +61,7 @@ pub struct ErrorBody<'a> {
 fn status_of(e: &ServiceError) -> StatusCode {
     match e {
         ServiceError::Invalid(_) => StatusCode::BAD_REQUEST,
+        ServiceError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
         ServiceError::Unauthenticated
         | ServiceError::BadCredentials(_)
         | ServiceError::SessionRevoked => StatusCode::UNAUTHORIZED,
@@ -67,7 +69,7 @@ fn status_of(e: &ServiceError) -> StatusCode {
         | ServiceError::EditWindowClosed
         | ServiceError::Blocked(_)
         | ServiceError::Banned { .. } => StatusCode::FORBIDDEN,
-        ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
+        ServiceError::NotFound(_) | ServiceError::PushNotConfigured => StatusCode::NOT_FOUND,
         ServiceError::Conflict(_) => StatusCode::CONFLICT,
         ServiceError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         ServiceError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -244,6 +246,12 @@ mod tests {
             (ServiceError::Blocked("x"), 403, "blocked"),
             (ServiceError::Banned { until: None }, 403, "banned"),
             (ServiceError::NotFound("x".into()), 404, "not_found"),
+            (
+                ServiceError::Unprocessable("x".into()),
+                422,
+                "validation_failed",
+            ),
+            (ServiceError::PushNotConfigured, 404, "push_not_configured"),
             (ServiceError::Conflict("x".into()), 409, "conflict"),
             (
                 ServiceError::RateLimited {

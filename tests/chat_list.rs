@@ -76,7 +76,7 @@ async fn pages_walk_every_chat_once_in_the_unpaged_order() {
     assert!(all["chats"][0]["lastMessage"].is_null());
     assert_eq!(
         all["chats"][0]["settings"],
-        json!({"mutedUntil": null, "archived": false})
+        json!({"mutedUntil": null, "archived": false, "muteMentions": false})
     );
     for limit in [1, 3, 7, 200] {
         assert_eq!(walk(&app, &a, limit, "").await, order, "limit {limit}");
@@ -164,7 +164,10 @@ async fn settings_are_per_user_and_archive_hides_a_chat() {
     let (s, body) = put_settings(&app, &a, ab, json!({"archived": true})).await;
     assert_eq!(
         (s, &body),
-        (200, &json!({"mutedUntil": null, "archived": true}))
+        (
+            200,
+            &json!({"mutedUntil": null, "archived": true, "muteMentions": false})
+        )
     );
     assert!(
         ids(&list(&app, &a, "").await).is_empty(),
@@ -188,18 +191,32 @@ async fn settings_are_per_user_and_archive_hides_a_chat() {
     let (s, body) = put_settings(&app, &a, ab, json!({"mutedUntil": until})).await;
     assert_eq!(
         (s, &body),
-        (200, &json!({"mutedUntil": until, "archived": true}))
+        (
+            200,
+            &json!({"mutedUntil": until, "archived": true, "muteMentions": false})
+        )
     );
-    let (s, body) =
-        put_settings(&app, &a, ab, json!({"mutedUntil": null, "archived": false})).await;
+    let (s, body) = put_settings(
+        &app,
+        &a,
+        ab,
+        json!({"mutedUntil": null, "archived": false, "muteMentions": false}),
+    )
+    .await;
     assert_eq!(
         (s, &body),
-        (200, &json!({"mutedUntil": null, "archived": false}))
+        (
+            200,
+            &json!({"mutedUntil": null, "archived": false, "muteMentions": false})
+        )
     );
     let (s, body) = put_settings(&app, &a, ab, json!({})).await;
     assert_eq!(
         (s, &body),
-        (200, &json!({"mutedUntil": null, "archived": false}))
+        (
+            200,
+            &json!({"mutedUntil": null, "archived": false, "muteMentions": false})
+        )
     );
 
     let (s, err) = put_settings(&app, &x, ab, json!({"archived": true})).await;
@@ -276,8 +293,7 @@ async fn a_new_message_unarchives_unless_muted() {
         }
     }
     settings.sort_by_key(|(to, _)| (*to != a.id, *to));
-    let unarchived =
-        |until: Value| json!({"chatId": ab, "settings": {"mutedUntil": until, "archived": false}});
+    let unarchived = |until: Value| json!({"chatId": ab, "settings": {"mutedUntil": until, "archived": false, "muteMentions": false}});
     assert_eq!(
         settings,
         vec![
@@ -286,4 +302,42 @@ async fn a_new_message_unarchives_unless_muted() {
         ],
         "one chat.settings to each member whose chat was un-archived, none for the muted chat"
     );
+}
+
+#[tokio::test]
+async fn mute_mentions_is_a_setting_of_its_own() {
+    let app = spawn_app().await;
+    let (a, b) = (app.register("a").await, app.register("b").await);
+    let ab = app.direct_chat(&a, &b).await;
+    let (s, body) = put_settings(&app, &a, ab, json!({"muteMentions": true})).await;
+    assert_eq!(
+        (s, body),
+        (
+            200,
+            json!({"mutedUntil": null, "archived": false, "muteMentions": true})
+        )
+    );
+    let until = "2999-01-01T00:00:00.000Z";
+    let (s, body) = put_settings(&app, &a, ab, json!({"mutedUntil": until})).await;
+    assert_eq!(
+        (s, body),
+        (
+            200,
+            json!({"mutedUntil": until, "archived": false, "muteMentions": true})
+        ),
+        "left out: unchanged"
+    );
+    assert_eq!(
+        list(&app, &a, "").await["chats"][0]["settings"]["muteMentions"],
+        true
+    );
+    let theirs = list(&app, &b, "?limit=5").await;
+    assert_eq!(
+        theirs["chats"][0]["settings"]["muteMentions"], false,
+        "a's own"
+    );
+    let (s, body) = put_settings(&app, &a, ab, json!({"muteMentions": false})).await;
+    assert_eq!((s, &body["muteMentions"]), (200, &json!(false)));
+    let (s, err) = put_settings(&app, &a, ab, json!({"muteMentions": "yes"})).await;
+    assert_eq!((s, err["code"].as_str()), (400, Some("validation_failed")));
 }

@@ -116,10 +116,13 @@ pub struct SettingsBody {
     #[schema(value_type = Option<String>, format = DateTime)]
     muted_until: Option<Option<DateTime<Utc>>>,
     archived: Option<bool>,
+    /// `true`: while muted, mentions of the caller do not push either (by default they
+    /// still do).
+    mute_mentions: Option<bool>,
 }
 
-/// Sets the caller's own settings of a chat (mute, archive); announced to the
-/// caller's devices as `chat.settings`.
+/// Sets the caller's own settings of a chat (mute, archive, mute of mentions);
+/// announced to the caller's devices as `chat.settings`.
 #[utoipa::path(
     put,
     path = "/chats/{chatId}/settings",
@@ -142,6 +145,7 @@ pub async fn update_settings(
     let change = SettingsChange {
         muted_until: body.muted_until,
         archived: body.archived,
+        mute_mentions: body.mute_mentions,
     };
     Ok(Json(
         uc::update_settings(&state.ctx, me, chat, change).await?,

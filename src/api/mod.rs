@@ -18,6 +18,7 @@ pub mod messages;
 pub mod notifications;
 pub mod openapi;
 pub mod profiles;
+pub mod push;
 pub mod responses;
 pub mod search;
 pub mod sessions;
@@ -136,6 +137,12 @@ pub fn routes(state: AppState) -> Router {
         .route("/notifications/read", post(notifications::mark_read))
         .route("/search/messages", get(search::messages))
         .route("/uploads", post(uploads::create))
+        .route("/push/vapid-public-key", get(push::vapid_public_key))
+        .route("/push/subscriptions", post(push::create).get(push::list))
+        .route(
+            "/push/subscriptions/{subscription_id}",
+            delete(push::delete),
+        )
         .route("/reports", post(admin::create_report))
         .route("/admin/reports", get(admin::list_reports))
         .route(
@@ -186,6 +193,9 @@ pub fn state(
         refresh_ttl: config.refresh_token_ttl,
         username_hold: config.account_username_hold,
         receipts: deps.receipts.clone(),
+        // Coordinator: from `config.push` (PUSH_VAPID_PUBLIC_KEY when Web Push is
+        // configured, PUSH_ALLOW_HTTP_ENDPOINTS) once src/config/push.rs lands.
+        push: crate::service::push_subscriptions::PushSettings::default(),
     };
     let state = AppState {
         ctx,

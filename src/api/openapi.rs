@@ -11,7 +11,7 @@ use utoipa::{
 
 use super::{
     account, admin, auth, blocks, chat_list, chats, hooks, lifecycle, manage, messages,
-    notifications, profiles, search, sessions, uploads, users,
+    notifications, profiles, push, search, sessions, uploads, users,
 };
 
 /// Name of the security scheme the handlers refer to with `security(("bearer" = []))`.
@@ -78,6 +78,10 @@ pub const BEARER: &str = "bearer";
         admin::ban,
         admin::unban,
         admin::delete_message,
+        push::vapid_public_key,
+        push::create,
+        push::list,
+        push::delete,
     ),
     components(schemas(
         crate::domain::events::MessageEvent,
@@ -103,6 +107,7 @@ pub const BEARER: &str = "bearer";
         (name = "notifications", description = "Mentions of the caller, stored and marked read"),
         (name = "hooks", description = "Incoming webhooks: a chat's bots post through a secret URL"),
         (name = "moderation", description = "Reports by users; bans, report resolution and moderator deletes by admins (the global role `admin`)"),
+        (name = "push", description = "Push notifications: the devices (Web Push subscriptions, FCM tokens) that get them while the user is offline"),
     )
 )]
 pub struct ApiDoc;
@@ -202,6 +207,10 @@ mod tests {
         ("post", "/admin/users/{userId}/ban"),
         ("delete", "/admin/users/{userId}/ban"),
         ("delete", "/admin/messages/{messageId}"),
+        ("get", "/push/vapid-public-key"),
+        ("post", "/push/subscriptions"),
+        ("get", "/push/subscriptions"),
+        ("delete", "/push/subscriptions/{subscriptionId}"),
     ];
     const METHODS: &[&str] = &[
         "get", "put", "post", "delete", "options", "head", "patch", "trace",

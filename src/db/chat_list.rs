@@ -50,7 +50,7 @@ pub async fn page(
     let rows = sqlx::query!(
         r#"WITH mine AS (
              SELECT c.id, c.type, c.title, c.last_sequence, c.created_at,
-                    p.last_read_sequence, p.muted_until, p.archived,
+                    p.last_read_sequence, p.muted_until, p.archived, p.mute_mentions,
                     CASE WHEN COALESCE(c.last_message_at, c.created_at) <= $3
                          THEN COALESCE(c.last_message_at, c.created_at)
                          ELSE COALESCE((SELECT h.sent_at FROM messages h
@@ -68,7 +68,8 @@ pub async fn page(
            )
            SELECT c.id AS "id!", c.type AS "kind!: ChatType", c.title,
                   c.last_sequence AS "last_sequence!", c.created_at AS "created_at!",
-                  c.muted_until, c.archived AS "archived!", c.activity AS "activity!",
+                  c.muted_until, c.archived AS "archived!", c.mute_mentions AS "mute_mentions!",
+                  c.activity AS "activity!",
                   (SELECT count(*) FROM messages u
                     WHERE u.chat_id = c.id AND u.sequence > c.last_read_sequence
                       AND u.sender_id <> $1) AS "unread!",
@@ -144,37 +145,49 @@ pub async fn page(
             settings: ChatSettings {
                 muted_until: r.muted_until,
                 archived: r.archived,
+                mute_mentions: r.mute_mentions,
             },
             activity: r.activity,
         })
         .collect())
 }
 
-/// Sets `user`'s settings of `chat` (`None` leaves one as it is; `Some(None)` clears
-/// the mute); `None` when the user is not a participant.
+/// A change of a user's settings of a chat: `None` leaves one as it is;
+/// `muted_until: Some(None)` clears the mute.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SettingsUpdate {
+    pub muted_until: Option<Option<DateTime<Utc>>>,
+    pub archived: Option<bool>,
+    pub mute_mentions: Option<bool>,
+}
+
+/// Applies `change` to `user`'s settings of `chat`; `None` when the user is not a
+/// participant.
 pub async fn update_settings(
     pool: &PgPool,
     chat: Uuid,
     user: Uuid,
-    muted_until: Option<Option<DateTime<Utc>>>,
-    archived: Option<bool>,
+    change: SettingsUpdate,
 ) -> Result<Option<ChatSettings>, sqlx::Error> {
     let row = sqlx::query!(
         r#"UPDATE chat_participants
            SET muted_until = CASE WHEN $3 THEN $4 ELSE muted_until END,
-               archived = COALESCE($5, archived)
+               archived = COALESCE($5, archived),
+               mute_mentions = COALESCE($6, mute_mentions)
            WHERE chat_id = $1 AND user_id = $2
-           RETURNING muted_until, archived"#,
+           RETURNING muted_until, archived, mute_mentions"#,
         chat,
         user,
-        muted_until.is_some(),
-        muted_until.flatten(),
-        archived,
+        change.muted_until.is_some(),
+        change.muted_until.flatten(),
+        change.archived,
+        change.mute_mentions,
     )
     .fetch_optional(pool)
     .await?;
     Ok(row.map(|r| ChatSettings {
         muted_until: r.muted_until,
         archived: r.archived,
+        mute_mentions: r.mute_mentions,
     }))
 }

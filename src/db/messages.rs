@@ -316,7 +316,7 @@ async fn insert_messages(
              UPDATE chat_participants p SET archived = false
              WHERE p.chat_id = ANY($10) AND p.archived
                AND (p.muted_until IS NULL OR p.muted_until <= $12)
-             RETURNING p.chat_id, p.user_id, p.muted_until
+             RETURNING p.chat_id, p.user_id, p.muted_until, p.mute_mentions
          ),
          moved AS (
              UPDATE chats c SET last_sequence = v.seq, last_message_at = $12
@@ -324,7 +324,8 @@ async fn insert_messages(
              WHERE c.id = v.id AND c.id = ANY($10)
          )
          -- Every data-modifying part runs to completion, read or not.
-         SELECT chat_id AS \"chat_id!\", user_id AS \"user_id!\", muted_until FROM unarchived",
+         SELECT chat_id AS \"chat_id!\", user_id AS \"user_id!\", muted_until,
+                mute_mentions AS \"mute_mentions!\" FROM unarchived",
         &col(|m| m.id),
         &col(|m| m.chat_id),
         &col(|m| m.sender_id),
@@ -350,6 +351,7 @@ async fn insert_messages(
         let settings = ChatSettings {
             muted_until: r.muted_until,
             archived: false,
+            mute_mentions: r.mute_mentions,
         };
         unarchived
             .entry(r.chat_id)

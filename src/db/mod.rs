@@ -16,6 +16,7 @@ pub mod messages;
 pub mod moderation;
 pub mod notifications;
 pub mod profiles;
+pub mod push;
 pub mod pusher;
 pub mod reports;
 pub mod search;

@@ -1,9 +1,11 @@
 //! What the pusher reads: the devices of a chat's members, each member's read state,
-//! settings and latest unread message in that chat; and pruning a dead device.
+//! settings and latest unread message in that chat.
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
+
+use crate::domain::chat::ChatSettings;
 
 /// One registered device of a recipient.
 #[derive(Debug, Clone)]
@@ -49,14 +51,6 @@ pub async fn device(pool: &PgPool, id: Uuid, user: Uuid) -> Result<Option<Device
     .await
 }
 
-/// Forgets a device the push service says is gone.
-pub async fn prune(pool: &PgPool, id: Uuid) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query!("DELETE FROM push_subscriptions WHERE id = $1", id)
-        .execute(pool)
-        .await?;
-    Ok(done.rows_affected() > 0)
-}
-
 /// The newest message a member has not read (not their own, not deleted).
 #[derive(Debug, Clone)]
 pub struct Latest {
@@ -76,8 +70,8 @@ pub struct MemberState {
     pub group: bool,
     pub title: Option<String>,
     pub last_read_sequence: i64,
-    pub muted_until: Option<DateTime<Utc>>,
-    pub mute_mentions: bool,
+    /// Mute (and archive) settings.
+    pub settings: ChatSettings,
     /// Messages of others after the read position (as `GET /chats` counts them).
     pub unread: i64,
     pub latest: Option<Latest>,
@@ -91,7 +85,7 @@ pub async fn member_states(
 ) -> Result<Vec<MemberState>, sqlx::Error> {
     let rows = sqlx::query!(
         r#"SELECT p.user_id, c.type = 'group' AS "group!", c.title, p.last_read_sequence,
-                  p.muted_until, p.mute_mentions,
+                  p.muted_until, p.archived, p.mute_mentions,
                   (SELECT count(*) FROM messages u
                     WHERE u.chat_id = p.chat_id AND u.sequence > p.last_read_sequence
                       AND u.sender_id <> p.user_id) AS "unread!",
@@ -124,8 +118,11 @@ pub async fn member_states(
             group: r.group,
             title: r.title,
             last_read_sequence: r.last_read_sequence,
-            muted_until: r.muted_until,
-            mute_mentions: r.mute_mentions,
+            settings: ChatSettings {
+                muted_until: r.muted_until,
+                archived: r.archived,
+                mute_mentions: r.mute_mentions,
+            },
             unread: r.unread,
             latest: match (r.l_id, r.l_sequence, r.l_sender, r.l_sent_at) {
                 (Some(id), Some(sequence), Some(sender_id), Some(sent_at)) => Some(Latest {

@@ -70,7 +70,8 @@ pub async fn list(
 }
 
 /// Revokes sessions of `user` for `reason`: `only` the one given, or every one except
-/// `keep` (`None`: all). Their refresh tokens are revoked in the same transaction.
+/// `keep` (`None`: all). Their refresh tokens are revoked, and the push subscriptions
+/// registered under them deleted, in the same transaction.
 /// Returns the ids revoked now, and those revoked within `window` before (so a retry
 /// after a failed announcement announces them again), each with its reason (a ban
 /// overrides an earlier reason; any other keeps the first).
@@ -107,6 +108,7 @@ pub async fn revoke(
     )
     .execute(&mut *tx)
     .await?;
+    super::push::delete_by_sessions(&mut *tx, &ids).await?;
     tx.commit().await?;
     Ok(rows.into_iter().map(|r| (r.id, r.reason)).collect())
 }

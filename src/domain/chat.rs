@@ -77,12 +77,23 @@ pub struct ChatSettings {
     /// Left out of the chat list unless `archived=true` is asked; a new message
     /// un-archives the chat unless it is muted.
     pub archived: bool,
+    /// While muted, mentions of the user still send a push notification unless this
+    /// is true.
+    #[serde(default)]
+    #[schema(required = true)]
+    pub mute_mentions: bool,
 }
 
 impl ChatSettings {
     /// Whether the chat is muted at `now`.
     pub fn muted_at(&self, now: DateTime<Utc>) -> bool {
         self.muted_until.is_some_and(|t| t > now)
+    }
+
+    /// Whether a message sent at `now` may push to the user: always while the chat is
+    /// not muted; while it is, only a mention of the user, unless mentions are muted too.
+    pub fn pushes(&self, now: DateTime<Utc>, mentioned: bool) -> bool {
+        !self.muted_at(now) || (mentioned && !self.mute_mentions)
     }
 }
 
@@ -147,14 +158,40 @@ mod tests {
         let s = ChatSettings {
             muted_until: Some(now + chrono::Duration::minutes(1)),
             archived: true,
+            mute_mentions: false,
         };
         let v = serde_json::to_value(s).unwrap();
         assert_eq!(v["archived"], true);
+        assert_eq!(v["muteMentions"], false);
         assert!(v["mutedUntil"].as_str().unwrap().ends_with('Z'));
         assert!(s.muted_at(now));
         assert!(!s.muted_at(now + chrono::Duration::minutes(2)));
         let none = serde_json::to_value(ChatSettings::default()).unwrap();
         assert!(none["mutedUntil"].is_null());
         assert!(!ChatSettings::default().muted_at(now));
+        assert_eq!(none["muteMentions"], false);
+        let old: ChatSettings =
+            serde_json::from_value(serde_json::json!({"mutedUntil": null, "archived": false}))
+                .unwrap();
+        assert_eq!(old, ChatSettings::default());
+    }
+
+    #[test]
+    fn mentions_push_through_a_mute_unless_muted_too() {
+        let now = Utc::now();
+        let open = ChatSettings::default();
+        assert!(open.pushes(now, false) && open.pushes(now, true));
+        let muted = ChatSettings {
+            muted_until: Some(now + chrono::Duration::hours(1)),
+            ..Default::default()
+        };
+        assert!(!muted.pushes(now, false));
+        assert!(muted.pushes(now, true));
+        let silent = ChatSettings {
+            mute_mentions: true,
+            ..muted
+        };
+        assert!(!silent.pushes(now, true));
+        assert!(silent.pushes(now + chrono::Duration::hours(2), false));
     }
 }

@@ -107,32 +107,8 @@ fn longest_fitting(s: &str, fits: impl Fn(&str) -> bool) -> String {
     cut(lo)
 }
 
-/// Whether a chat's mute keeps a message quiet for a member: while `muted_until` is
-/// in the future, unless the message mentions them and the mute leaves mentions out
-/// (`mute_mentions` false).
-pub fn silenced(
-    muted_until: Option<DateTime<Utc>>,
-    mute_mentions: bool,
-    mention: bool,
-    now: DateTime<Utc>,
-) -> bool {
-    let muted = muted_until.is_some_and(|t| t > now);
-    muted && (mute_mentions || !mention)
-}
-
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn a_mute_silences_all_but_mentions_unless_it_covers_them() {
-        let now = Utc::now();
-        let later = Some(now + chrono::Duration::minutes(5));
-        let past = Some(now - chrono::Duration::minutes(5));
-        assert!(!super::silenced(None, false, false, now));
-        assert!(!super::silenced(past, true, false, now));
-        assert!(super::silenced(later, false, false, now));
-        assert!(!super::silenced(later, false, true, now));
-        assert!(super::silenced(later, true, true, now));
-    }
 
     use super::*;
     use proptest::prelude::*;

@@ -27,7 +27,7 @@ fn dropped(reason: &'static str, n: usize) {
 
 /// Whether a muted chat keeps this message quiet for the member.
 fn silenced(state: &MemberState, mention: bool) -> bool {
-    crate::domain::push::silenced(state.muted_until, state.mute_mentions, mention, Utc::now())
+    !state.settings.pushes(Utc::now(), mention)
 }
 
 /// Waits until `at`, or fails with `Stopping` when the pusher stops first.

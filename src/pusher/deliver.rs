@@ -78,7 +78,7 @@ pub async fn push(ctx: &Ctx, session: &Session, p: Push<'_>) -> Result<(), Failu
             metrics::histogram!("courier_push_lag_seconds").record(lag.max(0) as f64 / 1000.0);
         }
         Outcome::Gone => {
-            crate::db::pusher::prune(&ctx.pool, p.device.id).await?;
+            crate::db::push::prune(&ctx.pool, p.device.id).await?;
             tracing::info!(device = %p.device.id, %kind, "push service says the device is gone; forgotten");
             metrics::counter!("courier_push_pruned_total", "kind" => kind).increment(1);
         }

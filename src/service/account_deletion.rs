@@ -8,8 +8,9 @@
 //! direct chats are closed the way a block closes them (sends get 403 `blocked`), its
 //! uploads' rows go (their objects are deleted from storage before the commit, so a
 //! failure leaves nothing half-done in PostgreSQL and a retry finishes), its refresh
-//! tokens are revoked and the row is anonymized. After the commit every session is
-//! revoked: tokens get 401 `session_revoked`, sockets `auth.revoked` `account_deleted`.
+//! tokens are revoked, its push subscriptions deleted and the row is anonymized. After
+//! the commit every session is revoked: tokens get 401 `session_revoked`, sockets
+//! `auth.revoked` `account_deleted`.
 
 use uuid::Uuid;
 
@@ -59,6 +60,8 @@ pub async fn delete(ctx: &Ctx, caller: Caller, password: String) -> ServiceResul
     db_accounts::close_direct(&mut tx, user, &partners).await?;
     // Anonymized first: the row lets go of anything it names before the uploads go.
     db_accounts::anonymize(&mut tx, user).await?;
+    // Every device, also those registered under no (or a purged) session.
+    db::push::delete_of_user(&mut *tx, user).await?;
     let keys = db_accounts::delete_uploads(&mut tx, user).await?;
     let mut blocks_of = partners;
     blocks_of.push(user);

@@ -168,11 +168,7 @@ async fn flag_last_messages(ctx: &Ctx, me: Uuid, chats: &mut [Listed]) -> Servic
 
 /// A change of settings: a field left `None` stays as it is; `muted_until:
 /// Some(None)` unmutes.
-#[derive(Debug, Default)]
-pub struct SettingsChange {
-    pub muted_until: Option<Option<DateTime<Utc>>>,
-    pub archived: Option<bool>,
-}
+pub use crate::db::chat_list::SettingsUpdate as SettingsChange;
 
 /// The payload of `chat.settings`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -191,8 +187,7 @@ pub async fn update_settings(
     chat: Uuid,
     change: SettingsChange,
 ) -> ServiceResult<ChatSettings> {
-    let updated =
-        db::update_settings(&ctx.pool, chat, me, change.muted_until, change.archived).await?;
+    let updated = db::update_settings(&ctx.pool, chat, me, change).await?;
     let Some(settings) = updated else {
         // Not a participant: the usual 404 (no chat) or 403.
         super::require_member(&ctx.pool, chat, me).await?;

@@ -13,6 +13,10 @@ pub enum ServiceError {
     /// The input breaks a rule (400 `validation_failed`).
     #[error("{0}")]
     Invalid(String),
+    /// The body is JSON but not an acceptable value of its kind: a malformed push
+    /// subscription (422 `validation_failed`).
+    #[error("{0}")]
+    Unprocessable(String),
     /// No valid credentials (401 `unauthorized`).
     #[error("invalid or missing credentials")]
     Unauthenticated,
@@ -40,6 +44,10 @@ pub enum ServiceError {
     EditWindowClosed,
     #[error("{0}")]
     NotFound(String),
+    /// `GET /push/vapid-public-key` while Web Push is not configured (404
+    /// `push_not_configured`).
+    #[error("Web Push is not configured on this server")]
+    PushNotConfigured,
     #[error("{0}")]
     Conflict(String),
     #[error("too many requests")]
@@ -57,7 +65,7 @@ impl ServiceError {
     /// The contract's stable error code.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::Invalid(_) => "validation_failed",
+            Self::Invalid(_) | Self::Unprocessable(_) => "validation_failed",
             Self::Unauthenticated | Self::BadCredentials(_) => "unauthorized",
             Self::SessionRevoked => "session_revoked",
             Self::Forbidden(_) => "forbidden",
@@ -65,6 +73,7 @@ impl ServiceError {
             Self::Blocked(_) => "blocked",
             Self::Banned { .. } => "banned",
             Self::NotFound(_) => "not_found",
+            Self::PushNotConfigured => "push_not_configured",
             Self::Conflict(_) => "conflict",
             Self::RateLimited { .. } => "rate_limited",
             Self::Unavailable(_) => "unavailable",

@@ -17,6 +17,7 @@ pub mod notifications;
 pub mod pages;
 pub mod presence;
 pub mod profiles;
+pub mod push_subscriptions;
 pub mod receipts;
 pub mod reports;
 pub mod revocation;
@@ -115,6 +116,8 @@ pub struct Ctx {
     pub username_hold: Duration,
     /// Delivery and read receipts of this process.
     pub receipts: receipts::Receipts,
+    /// Push subscriptions: the VAPID public key, whether `http:` endpoints are taken.
+    pub push: push_subscriptions::PushSettings,
 }
 
 /// Loads the caller's membership: 404 if no chat, 403 if not a participant.

@@ -19,7 +19,7 @@ async function listPage(token, query) {
   for (const c of res.body.chats) {
     assert.ok(Number.isInteger(c.unreadCount), 'unreadCount');
     assert.ok(c.lastMessage === null || typeof c.lastMessage.content === 'string', 'lastMessage');
-    assert.deepEqual(Object.keys(c.settings).sort(), ['archived', 'mutedUntil']);
+    assert.deepEqual(Object.keys(c.settings).sort(), ['archived', 'muteMentions', 'mutedUntil']);
   }
   return res.body;
 }
@@ -133,8 +133,8 @@ d.test('archive, unarchive and mute reach the user\'s other sockets as chat.sett
 
   let res = await putSettings(a.accessToken, chat.id, { archived: true });
   assert.equal(res.status, 200, JSON.stringify(res.body));
-  assert.deepEqual(res.body, { mutedUntil: null, archived: true });
-  await expectEverywhere(1, { mutedUntil: null, archived: true });
+  assert.deepEqual(res.body, { mutedUntil: null, archived: true, muteMentions: false });
+  await expectEverywhere(1, { mutedUntil: null, archived: true, muteMentions: false });
   assert.ok(!ids(await listPage(a.accessToken, '')).includes(chat.id), 'archived: left out');
   assert.ok(!ids(await listPage(a.accessToken, '?limit=50')).includes(chat.id));
   assert.deepEqual(ids(await listPage(a.accessToken, '?archived=true')), [chat.id]);
@@ -142,14 +142,14 @@ d.test('archive, unarchive and mute reach the user\'s other sockets as chat.sett
 
   const until = '2999-06-01T12:00:00.000Z';
   res = await putSettings(a.accessToken, chat.id, { mutedUntil: until, archived: false });
-  assert.deepEqual(res.body, { mutedUntil: until, archived: false });
-  await expectEverywhere(2, { mutedUntil: until, archived: false });
+  assert.deepEqual(res.body, { mutedUntil: until, archived: false, muteMentions: false });
+  await expectEverywhere(2, { mutedUntil: until, archived: false, muteMentions: false });
   const entry = (await listPage(a.accessToken, '')).chats.find((c) => c.id === chat.id);
-  assert.deepEqual(entry.settings, { mutedUntil: until, archived: false });
+  assert.deepEqual(entry.settings, { mutedUntil: until, archived: false, muteMentions: false });
 
   res = await putSettings(a.accessToken, chat.id, { mutedUntil: null });
-  assert.deepEqual(res.body, { mutedUntil: null, archived: false });
-  await expectEverywhere(3, { mutedUntil: null, archived: false });
+  assert.deepEqual(res.body, { mutedUntil: null, archived: false, muteMentions: false });
+  await expectEverywhere(3, { mutedUntil: null, archived: false, muteMentions: false });
 
   await barrier(d, [other]);
   assert.equal(other.count('chat.settings'), 0, 'the other participant gets no chat.settings');
