@@ -193,9 +193,10 @@ pub fn state(
         refresh_ttl: config.refresh_token_ttl,
         username_hold: config.account_username_hold,
         receipts: deps.receipts.clone(),
-        // Coordinator: from `config.push` (PUSH_VAPID_PUBLIC_KEY when Web Push is
-        // configured, PUSH_ALLOW_HTTP_ENDPOINTS) once src/config/push.rs lands.
-        push: crate::service::push_subscriptions::PushSettings::default(),
+        push: crate::service::push_subscriptions::PushSettings {
+            vapid_public_key: config.push.vapid.as_ref().map(|v| v.public_key.clone()),
+            allow_http_endpoints: config.push.allow_http_endpoints,
+        },
     };
     let state = AppState {
         ctx,
