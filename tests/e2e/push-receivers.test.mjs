@@ -16,7 +16,9 @@ import { after, before, describe, test } from 'node:test';
 import { b64u, decryptAes128gcm, p256PrivateKey, signJwt, unb64u, vapidKeys } from './push-crypto.mjs';
 import { startFcmReceiver, startWebPushReceiver } from './push-receivers.mjs';
 
-const ece = createRequire(import.meta.url)('http_ece');
+const require = createRequire(import.meta.url);
+const ece = require('http_ece');
+const webPushLib = require('web-push');
 const SUBJECT = 'mailto:ops@example.com';
 const now = () => Math.floor(Date.now() / 1000);
 
@@ -87,6 +89,21 @@ describe('Web Push receiver', () => {
       { ttl: 60, urgency: 'high', topic: 'c0ffee' });
     assert.equal(got.vapid.claims.aud, rx.origin);
     assert.deepEqual(rx.failures, []);
+  });
+
+  test('a request as the web-push library (a reference sender) makes it is accepted', async () => {
+    const sub = rx.newSubscription();
+    const payload = { chatId: 'c', unread: 3, body: 'ünïcödé ✓' };
+    const details = webPushLib.generateRequestDetails(sub, JSON.stringify(payload), {
+      vapidDetails: { subject: SUBJECT, publicKey: vapid.publicKey, privateKey: vapid.privateKey },
+      TTL: 120, urgency: 'low', topic: 'chat42', contentEncoding: 'aes128gcm',
+    });
+    const { 'Content-Length': _, ...headers } = details.headers;
+    const res = await fetch(details.endpoint, { method: details.method, headers, body: details.body });
+    assert.equal(res.status, 201, await res.text());
+    const [got] = rx.pushes(sub);
+    assert.deepEqual(got.payload, payload);
+    assert.deepEqual([got.headers.ttl, got.headers.urgency, got.headers.topic], [120, 'low', 'chat42']);
   });
 
   const refusals = [
