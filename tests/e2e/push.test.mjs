@@ -57,11 +57,20 @@ after(async () => {
   await rm(tmp, { recursive: true, force: true });
 });
 
-/** Ends a scenario: the pusher idle, no receiver refused anything, nothing dead-lettered. */
-async function settled(dep = d, queue = QUEUE) {
+/** Starts a scenario's observation: the counters' and the receivers' failures' baselines. */
+async function begin(m = metrics) {
+  if (m) await m.mark();
+  return { webpush: webpush.failures.length, fcm: fcm.failures.length };
+}
+
+/**
+ * Ends a scenario: the pusher idle (its queues drained), neither receiver refused anything
+ * since `start` (a `begin()`), nothing dead-lettered.
+ */
+async function settled(start, dep = d, queue = QUEUE) {
   const queues = await waitDrained(dep, queue);
-  assert.deepEqual(webpush.failures, [], 'the Web Push receiver refused nothing');
-  assert.deepEqual(fcm.failures, [], 'the FCM receiver refused nothing');
+  assert.deepEqual(webpush.failures.slice(start.webpush), [], 'the Web Push receiver refused nothing');
+  assert.deepEqual(fcm.failures.slice(start.fcm), [], 'the FCM receiver refused nothing');
   const dlq = queues.find((q) => q.name === `${queue}.dlq`);
   assert.equal(dlq?.messages ?? 0, 0, `nothing dead-lettered: ${JSON.stringify(queues)}`);
 }
@@ -82,7 +91,7 @@ d.test('a. an offline user gets exactly one Web Push, encrypted, VAPID-signed, T
   assert.equal(again.status, 200, 'the same endpoint again updates the subscription');
   assert.equal(again.body.id, bobPush.id);
   const chat = await d.createDirect(alice.accessToken, bob.user.id);
-  await metrics.mark();
+  const start = await begin();
 
   const message = await sendAndGet(alice, chat.id, 'lunch at noon?');
   const [push] = await webpush.waitForPushes(bobPush.sub, 1, DELAY_MS + 15_000);
@@ -90,7 +99,7 @@ d.test('a. an offline user gets exactly one Web Push, encrypted, VAPID-signed, T
   assertPayload(push.payload, { chatId: chat.id, message, unread: 1, titleHas: 'alice' });
   assertWebPushHeaders(push, { chatId: chat.id, urgency: 'normal' });
   assert.equal(push.vapid.claims.sub, SUBJECT);
-  await settled();
+  await settled(start);
   assert.equal(webpush.pushes(bobPush.sub).length, 1, 'exactly one push');
   assert.equal(await metrics.delta(SENT, { kind: 'webpush' }), 1);
 });
@@ -100,7 +109,7 @@ d.test('a. an offline user with an FCM token gets one FCM message (OAuth2 token,
   const { token } = await subscribeFcm(d, fcm, carol);
   const chat = await d.createDirect(alice.accessToken, carol.user.id);
   const grantsBefore = fcm.grants.length;
-  await metrics.mark();
+  const start = await begin();
 
   const message = await sendAndGet(alice, chat.id, 'the build is green');
   const [sent] = await fcm.waitForMessages(token, 1, DELAY_MS + 15_000);
@@ -115,7 +124,7 @@ d.test('a. an offline user with an FCM token gets one FCM message (OAuth2 token,
   assert.ok([chat.id, simple(chat.id)].includes(m.android.collapse_key), `collapse_key ${m.android.collapse_key}`);
   assert.ok([chat.id, simple(chat.id)].includes(m.apns.headers['apns-collapse-id']), 'apns-collapse-id');
   assert.ok(fcm.grants.length > 0, 'an access token was obtained with the service account');
-  await settled();
+  await settled(start);
   assert.equal(fcm.messages(token).length, 1, 'exactly one message');
   assert.equal(await metrics.delta(SENT, { kind: 'fcm' }), 1);
   assert.ok(fcm.grants.length - grantsBefore <= 1, 'the access token is cached, not fetched per send');
@@ -125,7 +134,8 @@ d.test('a. a long message is truncated cleanly: at most 3000 bytes, on a charact
   const { alice, bob } = await createUsers(d, ['alice', 'bob']);
   const bobPush = await subscribeWebPush(d, webpush, bob);
   const chat = await d.createDirect(alice.accessToken, bob.user.id);
-  const content = '€uro ✓ '.repeat(571).slice(0, 3990); // 3 bytes a character for most of it
+  const content = '€uro ✓ '.repeat(571).slice(0, 3990); // 11 bytes per 7 characters
+  const start = await begin(null);
   const message = await sendAndGet(alice, chat.id, content);
   const [push] = await webpush.waitForPushes(bobPush.sub, 1, DELAY_MS + 15_000);
   assert.ok(Buffer.byteLength(push.plaintext) <= 3000, `${Buffer.byteLength(push.plaintext)} bytes`);
@@ -133,7 +143,7 @@ d.test('a. a long message is truncated cleanly: at most 3000 bytes, on a charact
   assert.ok(push.payload.body.endsWith('…'), 'the cut is marked');
   assert.ok(content.startsWith(push.payload.body.slice(0, -1)), 'the body is a prefix of the message');
   assert.equal(push.payload.messageId, message.id);
-  await settled();
+  await settled(start);
 });
 
 d.test('b. an online user gets none; the offline one beside them does; the sender gets none', { timeout: 90_000 }, async () => {
@@ -142,13 +152,13 @@ d.test('b. an online user gets none; the offline one beside them does; the sende
     [alice, bob, carol].map((u) => subscribeWebPush(d, webpush, u)));
   const group = await d.createGroup(alice.accessToken, 'online', [bob.user.id, carol.user.id]);
   await d.connect(0, bob.accessToken, { label: 'bob online' });
-  await metrics.mark();
+  const start = await begin();
 
   const message = await sendAndGet(alice, group.id, 'who is around?');
   const [push] = await webpush.waitForPushes(carolPush.sub, 1, DELAY_MS + 15_000);
   assertPayload(push.payload, { chatId: group.id, message, unread: 1 });
   assert.equal(await metrics.waitDelta(DROPPED, { reason: 'online' }, 1), 1, 'bob was dropped as online');
-  await settled();
+  await settled(start);
   assert.equal(webpush.attempts(bobPush.sub).length, 0, 'nothing to the online user');
   assert.equal(webpush.attempts(alicePush.sub).length, 0, 'nothing to the sender');
   assert.equal(await metrics.delta(DROPPED, { reason: 'online' }), 1);
@@ -158,7 +168,7 @@ d.test('c. a user who reads within the delay gets none', { timeout: 90_000 }, as
   const { alice, bob } = await createUsers(d, ['alice', 'bob']);
   const bobPush = await subscribeWebPush(d, webpush, bob);
   const chat = await d.createDirect(alice.accessToken, bob.user.id);
-  await metrics.mark();
+  const start = await begin();
 
   const { clientMessageId } = await d.send(alice.accessToken, chat.id, 'read me quickly');
   const message = await persisted(d, bob.accessToken, chat.id, clientMessageId);
@@ -167,7 +177,7 @@ d.test('c. a user who reads within the delay gets none', { timeout: 90_000 }, as
   assert.ok(Date.now() < Date.parse(message.sentAt) + DELAY_MS,
     'the read was stored before sentAt + PUSH_DELAY_MS (else this runner is too slow for the scenario)');
   assert.equal(await metrics.waitDelta(DROPPED, { reason: 'read' }, 1), 1);
-  await settled();
+  await settled(start);
   assert.equal(webpush.attempts(bobPush.sub).length, 0, 'no push for a read message');
 });
 
@@ -175,7 +185,7 @@ d.test('d. a burst of 20 gives one push with unread 20 and the latest message; t
   const { alice, bob } = await createUsers(d, ['alice', 'bob']);
   const bobPush = await subscribeWebPush(d, webpush, bob);
   const chat = await d.createDirect(alice.accessToken, bob.user.id);
-  await metrics.mark();
+  const start = await begin();
 
   await Promise.all(Array.from({ length: 20 }, (_, i) => d.send(alice.accessToken, chat.id, `burst ${i + 1}`)));
   const latest = await latestOf(d, alice.accessToken, chat.id, 20);
@@ -194,7 +204,7 @@ d.test('d. a burst of 20 gives one push with unread 20 and the latest message; t
   assertPayload(pushes[1].payload, { chatId: chat.id, message: last, unread: 21, titleHas: 'alice' });
   assert.ok(pushes[1].at - first.at >= COALESCE_SECS * 1000 - 250,
     `at most one push per PUSH_COALESCE_SECS: the second came ${pushes[1].at - first.at} ms after the first`);
-  await settled();
+  await settled(start);
   assert.equal(webpush.pushes(bobPush.sub).length, 2, 'one push for the burst, one for the message after it');
 });
 
@@ -211,7 +221,7 @@ d.test('e. a mention in a muted chat still notifies; other messages there do not
   const silence = await d.api('PUT', `/chats/${silent.id}/settings`,
     { token: bob.accessToken, body: { mutedUntil: until, muteMentions: true } });
   assert.equal(silence.status, 200, JSON.stringify(silence.body));
-  await metrics.mark();
+  const start = await begin();
 
   await sendAndGet(alice, muted.id, 'nothing urgent');
   assert.equal(await metrics.waitDelta(DROPPED, { reason: 'muted' }, 1), 1, 'a plain message in a muted chat');
@@ -225,7 +235,7 @@ d.test('e. a mention in a muted chat still notifies; other messages there do not
 
   await sendAndGet(alice, silent.id, `@${bob.username} also here`);
   assert.equal(await metrics.waitDelta(DROPPED, { reason: 'muted' }, 2), 2, 'a mention where mentions are muted too');
-  await settled();
+  await settled(start);
   assert.deepEqual(webpush.attempts(bobPush.sub).map((p) => p.payload.messageId), [mention.id]);
 });
 
@@ -238,7 +248,7 @@ d.test('f. 410 (Web Push) and UNREGISTERED (FCM) prune the subscription', { time
   const listed = await listSubscriptions(d, bob);
   assert.deepEqual(listed.map((s) => s.id).sort(), [bobPush.id, bobFcm.id].sort());
   const chat = await d.createDirect(alice.accessToken, bob.user.id);
-  await metrics.mark();
+  const start = await begin();
 
   await sendAndGet(alice, chat.id, 'anyone there?');
   await webpush.waitForAttempts(bobPush.sub, 1, DELAY_MS + 15_000);
@@ -247,7 +257,7 @@ d.test('f. 410 (Web Push) and UNREGISTERED (FCM) prune the subscription', { time
   assert.equal(await metrics.waitDelta('courier_push_pruned_total', { kind: 'fcm' }, 1), 1);
   await waitFor(async () => (await listSubscriptions(d, bob)).length === 0, 10_000,
     { message: 'both subscriptions gone from GET /push/subscriptions' });
-  await settled();
+  await settled(start);
   assert.equal(webpush.attempts(bobPush.sub).length, 1, 'a 410 is not retried');
   assert.equal(fcm.attempts(bobFcm.token).length, 1, 'UNREGISTERED is not retried');
 });
@@ -259,7 +269,7 @@ d.test('g. 503 with Retry-After: 1 is retried after it and delivered once, the s
   webpush.plan(bobPush.sub, [{ status: 503, retryAfter: 1 }]);
   fcm.plan(bobFcm.token, [{ status: 503, retryAfter: 1 }]);
   const chat = await d.createDirect(alice.accessToken, bob.user.id);
-  await metrics.mark();
+  const start = await begin();
 
   const message = await sendAndGet(alice, chat.id, 'try again later');
   const tries = await webpush.waitForAttempts(bobPush.sub, 2, DELAY_MS + 20_000);
@@ -271,7 +281,7 @@ d.test('g. 503 with Retry-After: 1 is retried after it and delivered once, the s
   assert.deepEqual(sends.map((s) => s.status), [503, 200]);
   assert.ok(sends[1].at - sends[0].at >= 950, `FCM retried ${sends[1].at - sends[0].at} ms later`);
   assert.deepEqual(sends[1].message, sends[0].message);
-  await settled();
+  await settled(start);
   assert.equal(webpush.attempts(bobPush.sub).length, 2, 'delivered once: no attempt after the 201');
   assert.equal(fcm.attempts(bobFcm.token).length, 2);
   assert.equal(await metrics.delta('courier_push_retried_total', { kind: 'webpush' }), 1);
@@ -299,6 +309,7 @@ test('h. kill -9 of the pusher mid-burst: every chat\'s latest message is pushed
       return { rcpt, chat, sub };
     }));
     const anyPush = () => lanes.some((l) => webpush.pushes(l.sub).length > 0);
+    const start = await begin(null);
 
     let rounds = 0;
     const stream = (async () => {
@@ -307,6 +318,7 @@ test('h. kill -9 of the pusher mid-burst: every chat\'s latest message is pushed
         await sleep(300); // pacing: the burst spans the kill
       }
     })();
+    stream.catch(() => {}); // awaited below; a failed send must not be an unhandled rejection meanwhile
     await webpush.waitFor(anyPush, DELAY_MS + 20_000, { message: 'a first push of the burst' });
     const roundsAtKill = rounds;
     const exit = await k.process('pusher').kill('SIGKILL');
@@ -320,7 +332,8 @@ test('h. kill -9 of the pusher mid-burst: every chat\'s latest message is pushed
     await webpush.waitFor(() => lanes.every(gotLatest), 60_000, {
       message: () => `the latest message of every chat (missing: ${lanes.filter((l, i) => !gotLatest(l, i)).map((l) => l.chat.id)})`,
     });
-    await settled(k, queue);
+    await settled(start, k, queue);
+    k.assertAlive();
     lanes.forEach((l, i) => {
       const pushes = webpush.pushes(l.sub);
       const ids = pushes.map((p) => p.payload.messageId);
@@ -329,7 +342,7 @@ test('h. kill -9 of the pusher mid-burst: every chat\'s latest message is pushed
       const final = pushes.find((p) => p.payload.messageId === latest[i].id);
       assertPayload(final.payload, { chatId: l.chat.id, message: latest[i], unread: ROUNDS, titleHas: 'sender' });
     });
-    process.stdout.write(`# push-kill rounds=${ROUNDS} chats=${CHATS} killedAfterRound=${roundsAtKill} `
+    process.stdout.write(`push-kill rounds=${ROUNDS} chats=${CHATS} killedAfterRound=${roundsAtKill} `
       + `pushes=${lanes.map((l) => webpush.pushes(l.sub).length).join(',')}\n`);
   } catch (err) {
     k.dumpLogs('after the failure of the pusher kill scenario');
