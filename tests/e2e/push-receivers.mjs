@@ -135,7 +135,7 @@ class WebPushReceiver extends Receiver {
     if (this.vapidSubject && claims.sub !== this.vapidSubject) {
       throw new Refusal(400, `vapid sub ${claims.sub} is not the configured ${this.vapidSubject}`);
     }
-    return { claims, k: params.k };
+    return { claims, k: params.k, token: params.t };
   }
 }
 

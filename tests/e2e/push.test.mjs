@@ -202,6 +202,7 @@ d.test('d. a burst of 20 gives one push with unread 20 and the latest message; t
   const last = await sendAndGet(alice, chat.id, 'and one more');
   const pushes = await webpush.waitForPushes(bobPush.sub, 2, COALESCE_SECS * 1000 + DELAY_MS + 15_000);
   assertPayload(pushes[1].payload, { chatId: chat.id, message: last, unread: 21, titleHas: 'alice' });
+  assert.equal(pushes[1].vapid.token, first.vapid.token, 'the VAPID JWT of an origin is cached, not signed per push');
   assert.ok(pushes[1].at - first.at >= COALESCE_SECS * 1000 - 250,
     `at most one push per PUSH_COALESCE_SECS: the second came ${pushes[1].at - first.at} ms after the first`);
   await settled(start);
@@ -269,6 +270,7 @@ d.test('g. 503 with Retry-After: 1 is retried after it and delivered once, the s
   webpush.plan(bobPush.sub, [{ status: 503, retryAfter: 1 }]);
   fcm.plan(bobFcm.token, [{ status: 503, retryAfter: 1 }]);
   const chat = await d.createDirect(alice.accessToken, bob.user.id);
+  const grantsBefore = fcm.grants.length;
   const start = await begin();
 
   const message = await sendAndGet(alice, chat.id, 'try again later');
@@ -288,6 +290,7 @@ d.test('g. 503 with Retry-After: 1 is retried after it and delivered once, the s
   assert.equal(await metrics.delta('courier_push_retried_total', { kind: 'fcm' }), 1);
   assert.equal(await metrics.delta(SENT, { kind: 'webpush' }), 1);
   assert.equal(await metrics.delta(SENT, { kind: 'fcm' }), 1);
+  assert.ok(fcm.grants.length - grantsBefore <= 1, 'the retry reuses the cached access token');
 });
 
 test('h. kill -9 of the pusher mid-burst: every chat\'s latest message is pushed, no message twice', { timeout: 240_000 }, async () => {
