@@ -4,7 +4,10 @@
 // Each is a local HTTP server on 127.0.0.1 that verifies every request, records what it
 // got, answers per a programmable plan, and wakes `waitFor` callers on each receipt.
 // A request that fails verification is answered 400 (401 for a bad bearer token) and
-// recorded in `failures`; tests assert there are none.
+// recorded in `failures`; tests assert there are none. For load (push-bench.mjs) the Web
+// Push receiver can verify only a sample: `{verify: 'sample', sampleEvery: N}` verifies
+// and decrypts the 1st request and every Nth after it, and only routes, checks the
+// headers of and records (without a payload, `verified: false`) the others.
 
 import { randomBytes, randomUUID } from 'node:crypto';
 
@@ -20,10 +23,15 @@ const URGENCIES = ['very-low', 'low', 'normal', 'high'];
 class WebPushReceiver extends Receiver {
   #subs = new Map(); // id -> {ecdh, auth, json}
 
-  constructor({ vapidPublicKey = null, vapidSubject = null } = {}) {
+  #seen = 0; // requests routed to a known subscription, for sampling
+
+  constructor({ vapidPublicKey = null, vapidSubject = null, verify = 'all', sampleEvery = 10 } = {}) {
     super('web push');
+    if (!['all', 'sample'].includes(verify)) throw new Error(`verify: 'all' or 'sample', not ${verify}`);
+    if (!(Number.isInteger(sampleEvery) && sampleEvery >= 1)) throw new Error(`sampleEvery ${sampleEvery}: an integer ≥ 1`);
     this.vapidPublicKey = vapidPublicKey;
     this.vapidSubject = vapidSubject;
+    this.sampleEvery = verify === 'all' ? 1 : sampleEvery;
   }
 
   /** A new subscription as the browser's `PushSubscription.toJSON()` gives it. */
@@ -59,12 +67,14 @@ class WebPushReceiver extends Receiver {
   }
 
   async handle(req, url, body) {
+    const at = Date.now(); // the body has arrived
     const match = /^\/push\/([A-Za-z0-9_-]+)$/.exec(url.pathname);
     if (req.method !== 'POST' || !match) throw new Refusal(404, `no route ${req.method} ${url.pathname}`);
     const id = match[1];
     const sub = this.#subs.get(id);
     if (!sub) throw new Refusal(404, `unknown subscription ${id}`);
     const headers = this.#checkHeaders(req, body);
+    if (this.#seen++ % this.sampleEvery !== 0) return this.#record(id, sub, headers, body, { at });
     const vapid = this.#checkVapid(req.headers.authorization);
     let plaintext;
     try { plaintext = decryptAes128gcm(body, sub).toString('utf8'); } catch (err) {
@@ -74,10 +84,15 @@ class WebPushReceiver extends Receiver {
     try { payload = JSON.parse(plaintext); } catch {
       throw new Refusal(400, `payload is not JSON: ${plaintext.slice(0, 200)}`);
     }
+    return this.#record(id, sub, headers, body, { at, vapid, payload, plaintext });
+  }
+
+  /** Records a request (`verified` when it carries `vapid`) and answers it per the plan. */
+  #record(id, sub, headers, body, { at, ...checked }) {
     const answer = this.nextAnswer(id, 201);
     this.requests.push({
-      subscriptionId: id, endpoint: sub.json.endpoint, headers, vapid, payload, plaintext,
-      bodyBytes: body.length, status: answer.status, at: Date.now(),
+      subscriptionId: id, endpoint: sub.json.endpoint, headers, ...checked, verified: Boolean(checked.vapid),
+      bodyBytes: body.length, status: answer.status, at,
     });
     const out = { 'content-type': 'text/plain' };
     if (answer.status === 201) out.location = `${this.origin}/message/${randomUUID()}`;
@@ -139,7 +154,10 @@ class WebPushReceiver extends Receiver {
   }
 }
 
-/** Starts the Web Push receiver; `vapidPublicKey` / `vapidSubject` pin what VAPID must carry. */
+/**
+ * Starts the Web Push receiver; `vapidPublicKey` / `vapidSubject` pin what VAPID must carry;
+ * `verify: 'sample'` with `sampleEvery` verifies only a sample (load runs; tests keep 'all').
+ */
 export function startWebPushReceiver(options = {}) { return new WebPushReceiver(options).listen(); }
 
 /** Starts the FCM receiver for project `projectId`. */

@@ -174,6 +174,40 @@ describe('Web Push receiver', () => {
   });
 });
 
+describe('Web Push receiver, sampled verification (the bench\'s mode)', () => {
+  const vapid = vapidKeys();
+  let rx;
+  before(async () => {
+    rx = await startWebPushReceiver({ vapidPublicKey: vapid.publicKey, vapidSubject: SUBJECT, verify: 'sample', sampleEvery: 3 });
+  });
+  after(() => rx.close());
+
+  const send = (sub, n, { tamper = false } = {}) => {
+    const details = webPushLib.generateRequestDetails(sub, JSON.stringify({ n }), {
+      vapidDetails: { subject: SUBJECT, publicKey: vapid.publicKey, privateKey: vapid.privateKey },
+      TTL: 60, contentEncoding: 'aes128gcm',
+    });
+    const { 'Content-Length': _, ...headers } = details.headers;
+    const body = Buffer.from(details.body);
+    if (tamper) body[body.length - 1] ^= 0x80;
+    return fetch(details.endpoint, { method: details.method, headers, body });
+  };
+
+  test('the 1st and every 3rd request are verified and decrypted, the others only recorded', async () => {
+    const sub = rx.newSubscription();
+    const statuses = [];
+    for (let n = 0; n < 3; n += 1) statuses.push((await send(sub, n, { tamper: n === 2 })).status);
+    assert.deepEqual(statuses, [201, 201, 201], 'a tampered body between samples is not looked at');
+    assert.deepEqual(rx.pushes(sub).map((p) => [p.verified, p.payload?.n]), [[true, 0], [false, undefined], [false, undefined]]);
+    assert.equal((await send(sub, 3, { tamper: true })).status, 400, 'the 4th is a sample: verified');
+    assert.match(rx.failures.at(-1).reason, /authentication failed/);
+    assert.equal((await send(sub, 4, { tamper: false })).status, 201);
+    assert.equal(rx.pushes(sub).length, 4);
+    const unknown = await fetch(`${rx.origin}/push/nobody`, { method: 'POST', body: 'x' });
+    assert.equal(unknown.status, 404, 'routing and subscriptions are always checked');
+  });
+});
+
 describe('FCM receiver', () => {
   let rx;
   let dir;
