@@ -44,7 +44,10 @@ export async function listSubscriptions(dep, account) {
   return res.body;
 }
 
-/** Parses the Prometheus text format into a `(name, labels) => sum` lookup (absent: 0). */
+/**
+ * Parses the Prometheus text format into a `(name, labels) => sum` lookup (absent: 0);
+ * its `series` lists every sample as {name, labels, value}.
+ */
 function parseMetrics(text) {
   const series = [];
   for (const line of text.split('\n')) {
@@ -53,9 +56,11 @@ function parseMetrics(text) {
     const labels = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((l) => [l[1], l[2]]));
     series.push({ name: m[1], labels, value: Number(m[3]) });
   }
-  return (name, want = {}) => series
+  const lookup = (name, want = {}) => series
     .filter((s) => s.name === name && Object.entries(want).every(([k, v]) => s.labels[k] === v))
     .reduce((sum, s) => sum + s.value, 0);
+  lookup.series = series;
+  return lookup;
 }
 
 /** The pusher's counters at `url` (its METRICS_PORT), as deltas since `mark()`. */
