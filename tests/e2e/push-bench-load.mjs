@@ -1,11 +1,12 @@
 // The load side of push-bench.mjs: recipients made in SQL (chunked: one psql argument
-// holds at most 128 KiB), a bounded pool of async jobs, a message posted on a keep-alive
-// HTTP connection (cheaper for the bench than fetch), and quantiles.
+// holds at most 128 KiB), set-up calls retried on 429/503 (a loaded machine), a bounded
+// pool of async jobs, a message posted on a keep-alive HTTP connection (cheaper for the
+// bench than fetch), and quantiles.
 
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 
-import { accessClaims, craftJwt, uniqueUsername } from './harness.mjs';
+import { accessClaims, craftJwt, sleep, uniqueUsername } from './harness.mjs';
 
 /**
  * A sender registered over REST and `n` recipients cloned from it in SQL (same Argon2
@@ -27,6 +28,18 @@ export async function mintRecipients(d, n, ttlSecs = 6 * 3600) {
       FROM (VALUES ${values}) AS v(id, username, display_name), users u WHERE u.id = '${sender.user.id}'`);
   }
   return { sender, recipients };
+}
+
+/** `d.api(method, urlPath, options)` until its status is in `ok`; 429 and 503 are retried 5 times. */
+export async function setupCall(d, method, urlPath, options, ok) {
+  for (let attempt = 1; ; attempt += 1) {
+    const res = await d.api(method, urlPath, options);
+    if (ok.includes(res.status)) return res.body;
+    if (![429, 503].includes(res.status) || attempt >= 6) {
+      throw new Error(`${method} ${urlPath}: ${res.status} ${JSON.stringify(res.body)}`);
+    }
+    await sleep(250 * attempt);
+  }
 }
 
 /** Runs `fn(item)` over `items` with at most `n` at a time, in order of start; resolves the results. */

@@ -33,8 +33,8 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 import { Deployment, freePorts, settings, waitFor } from './harness.mjs';
-import { mintRecipients, pool, postMessage, quantiles } from './push-bench-load.mjs';
-import { PushMetrics, subscribeWebPush, waitDrained } from './push-helpers.mjs';
+import { mintRecipients, pool, postMessage, quantiles, setupCall } from './push-bench-load.mjs';
+import { PushMetrics, waitDrained } from './push-helpers.mjs';
 import { startWebPushReceiver, vapidKeys } from './push-receivers.mjs';
 
 const args = Object.fromEntries(process.argv.slice(2).reduce((acc, v, i, all) => (i % 2 ? acc : [...acc, [v.replace(/^--/, ''), all[i + 1]]]), []));
@@ -113,9 +113,10 @@ try {
 
   log(`${opts.users} recipients, their direct chats and Web Push subscriptions`);
   const { sender, recipients } = await mintRecipients(d, opts.users);
-  const chats = await pool(recipients, 16, async (r) => {
-    const chat = await d.createDirect(sender.accessToken, r.user.id);
-    await subscribeWebPush(d, receiver, r);
+  const chats = await pool(recipients, 8, async (r) => {
+    const chat = await setupCall(d, 'POST', '/chats',
+      { token: sender.accessToken, body: { type: 'direct', participantIds: [r.user.id] } }, [201]);
+    await setupCall(d, 'POST', '/push/subscriptions', { token: r.accessToken, body: receiver.newSubscription() }, [201]);
     return chat.id;
   });
 
