@@ -13,7 +13,7 @@
 // allow), so a chat gets a message every users/rate seconds: more than PUSH_COALESCE_SECS
 // apart, every message makes a push (the bench warns when they are not). The run ends
 // when the pusher has decided on every accepted message (its counters: sent + dropped +
-// failed) and its queues are drained. Reports: pushes vs dropped (by reason: coalesced,
+// failed + pruned) and its queues are drained. Reports: pushes vs dropped (by reason: coalesced,
 // online, read, ...) and failed from the pusher's /metrics; pushes/s sustained (receiver
 // timestamps, first → last); the pusher's CPU µs per push (/proc/<pid>/stat
 // utime+stime over the run ÷ pushes); api, worker and gateway CPU µs per message; the
@@ -77,6 +77,7 @@ function deltasBy(before, after, name, label) {
 const sum = (o) => Object.values(o).reduce((a, b) => a + b, 0);
 const decided = (m0, m) => [
   ['courier_push_sent_total', 'kind'], ['courier_push_dropped_total', 'reason'], ['courier_push_failed_total', 'reason'],
+  ['courier_push_pruned_total', 'kind'],
 ].reduce((n, [name, label]) => n + sum(deltasBy(m0, m, name, label)), 0);
 
 const pusherBin = path.join(settings.binDir, 'pusher');
@@ -194,6 +195,7 @@ try {
       sent, received: got.length, dropped: deltasBy(m0, m2, 'courier_push_dropped_total', 'reason'),
       failed: deltasBy(m0, m2, 'courier_push_failed_total', 'reason'),
       retried: m2('courier_push_retried_total') - m0('courier_push_retried_total'),
+      pruned: m2('courier_push_pruned_total') - m0('courier_push_pruned_total'),
       handlingErrors: m2('courier_push_handling_errors_total') - m0('courier_push_handling_errors_total'),
       receiverFailures: receiver.failures.length, duplicateSamples: ids.length - new Set(ids).size,
       firstToLastSecs: spanSecs, perSecSustained: spanSecs > 0 ? (got.length - 1) / spanSecs : null,
@@ -222,7 +224,7 @@ try {
     `messages   ${accepted} accepted (202) in ${f1(sendSecs)} s = ${f1(r.messages.ratePerSec)} msg/s; errors ${JSON.stringify(errors)}`,
     `pushes     ${pushes} sent ${JSON.stringify(sent)} = ${f1((100 * pushes) / Math.max(1, accepted))} % of accepted messages `
       + `(receiver got ${got.length}); dropped ${JSON.stringify(r.pushes.dropped)}; `
-      + `failed ${JSON.stringify(r.pushes.failed)}; retried ${r.pushes.retried}; handling errors ${r.pushes.handlingErrors}`,
+      + `failed ${JSON.stringify(r.pushes.failed)}; retried ${r.pushes.retried}; pruned ${r.pushes.pruned}; handling errors ${r.pushes.handlingErrors}`,
     `throughput ${f1(r.pushes.perSecSustained)} pushes/s sustained (first → last receipt over ${f1(spanSecs)} s)`,
     `lag        p50 ${lag.p50} ms  p90 ${lag.p90}  p99 ${lag.p99}  max ${lag.max}  (sentAt → receipt, ${samples.length} verified samples; `
       + `pusher's mean ${r.lagMs.pusherMean ?? '-'} ms; HTTP send mean ${r.sendMsMean ?? '-'} ms)`,
