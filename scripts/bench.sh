@@ -3,7 +3,7 @@
 #
 #   scripts/bench.sh SCENARIO [bench options...]
 #
-# SCENARIO: throughput | latency | groups | idle | search | soak | chaos | flood. Examples:
+# SCENARIO: throughput | latency | groups | idle | search | soak | chaos | flood | push. Examples:
 #   scripts/bench.sh throughput                      # 1,000 recipients, max rate, 60 s, split mode
 #   scripts/bench.sh throughput --rate 5000          # fixed offered rate
 #   scripts/bench.sh latency                         # 1,000 msg/s offered, 30 s
@@ -14,10 +14,11 @@
 #   scripts/bench.sh soak --duration 3600            # 600 msg/s for an hour, sampled every minute
 #   scripts/bench.sh chaos                           # 500 msg/s for 30 min, a fault every 1-3 min
 #   scripts/bench.sh flood                           # a bystander's latency under an event flood
+#   scripts/bench.sh push --users 2000 --rate 200    # Web Push notifications/s, pusher CPU per push
 #   scripts/bench.sh latency --tls                   # plaintext, then all three services over TLS
 # `bench --help` (bench/target/release/bench --help) lists every option; soak and chaos
 # run tests/e2e/endurance.mjs, flood tests/e2e/flood-bench.mjs (Node, socket.io-client),
-# whose headers list their options.
+# push tests/e2e/push-bench.mjs (a local Web Push receiver), whose headers list their options.
 #
 # Starts PostgreSQL, Redis and RabbitMQ if needed (scripts/services.sh), builds the
 # Courier release binaries and the bench, then runs the scenario. Each run uses a
@@ -30,19 +31,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-[ $# -ge 1 ] || { sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+[ $# -ge 1 ] || { sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 
 bash scripts/services.sh
 
-# soak, chaos and flood: release binaries on PostgreSQL, Redis and RabbitMQ instances of the
+# soak, chaos, flood and push: release binaries on PostgreSQL, Redis and RabbitMQ instances of the
 # run's own (restarted by chaos), driven by the end-to-end harness's real clients.
-case $1 in soak | chaos | flood)
+case $1 in soak | chaos | flood | push)
   scenario=$1; shift
   [ "${BENCH_SKIP_BUILD:-0}" = 1 ] || [ -n "${COURIER_BIN_DIR:-}" ] || cargo build --release --bins --quiet
   [ -d tests/e2e/node_modules ] || (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
   ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
   export COURIER_BIN_DIR; COURIER_BIN_DIR=$(realpath "${COURIER_BIN_DIR:-target/release}")
   [ "$scenario" = flood ] && exec node tests/e2e/flood-bench.mjs --out bench-results "$@"
+  [ "$scenario" = push ] && exec node tests/e2e/push-bench.mjs --out bench-results "$@"
   exec node --max-old-space-size=8192 tests/e2e/endurance.mjs "$scenario" --out bench-results "$@" ;;
 esac
 

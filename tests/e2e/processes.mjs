@@ -24,7 +24,7 @@ class OutputTail {
 }
 
 /** Variables of Courier's configuration that must never leak in from the caller's environment. */
-const COURIER_ENV_RE = /^(DATABASE_|REDIS_|RABBITMQ_|JWT_|CHAT_|GATEWAY_|WORKER_|CORS_|REFRESH_TOKEN_|PORT$|HOST$|RUST_LOG$)/;
+const COURIER_ENV_RE = /^(DATABASE_|REDIS_|RABBITMQ_|JWT_|CHAT_|GATEWAY_|WORKER_|CORS_|REFRESH_TOKEN_|PUSH_|PUSHER_|FCM_|PORT$|HOST$|RUST_LOG$)/;
 
 /** The caller's environment without any Courier configuration. */
 export function cleanEnv() {
