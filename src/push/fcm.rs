@@ -188,7 +188,8 @@ pub(super) fn message(token: &str, p: &Payload, opts: &SendOpts) -> Value {
     let expiration = if ttl == 0 {
         0
     } else {
-        chrono::Utc::now().timestamp().max(0) as u64 + ttl
+        // From the message, not from this attempt: a retry expires when the first would.
+        p.sent_at.timestamp().max(0) as u64 + ttl
     };
     json!({
         "message": {
@@ -257,7 +258,7 @@ mod tests {
             .unwrap()
             .parse()
             .unwrap();
-        assert!((exp - Utc::now().timestamp() - 600).abs() <= 2);
+        assert_eq!(exp, p.sent_at.timestamp() + 600);
         let normal = SendOpts {
             urgency: Urgency::Normal,
             ..opts

@@ -181,12 +181,12 @@ d.test('a new message un-archives an archived chat unless it is muted', async ()
     await waitFor(() => unarchived(client).length > 0, 10_000,
       { message: `${client.label}: chat.settings for the un-archived chat` });
     const [event] = unarchived(client);
-    assert.deepEqual(event.settings, { mutedUntil: null, archived: false });
+    assert.deepEqual(event.settings, { mutedUntil: null, archived: false, muteMentions: false });
     assert.equal(typeof event.offset, 'string', 'chat.settings carries an offset');
   }
   const listed = await listPage(a.accessToken, '');
   assert.deepEqual(ids(listed), [plain.id], 'the unmuted chat is back');
-  assert.deepEqual(listed.chats[0].settings, { mutedUntil: null, archived: false });
+  assert.deepEqual(listed.chats[0].settings, { mutedUntil: null, archived: false, muteMentions: false });
   assert.equal(listed.chats[0].lastMessage.content, 'wake up');
   assert.equal(listed.chats[0].unreadCount, 1);
   const archived = await listPage(a.accessToken, '?archived=true');

@@ -132,13 +132,20 @@ export async function latestOf(dep, token, chatId, count, timeoutMs = 15_000) {
  * A notification's payload against the message it announces (contract: Web Push body
  * `{chatId, messageId, title, body, unread, sentAt}`); `titleHas` a text the title holds.
  */
-export function assertPayload(p, { chatId, message, unread, titleHas }) {
+/**
+ * A notification's payload. `group`: the sender of a group message, whose body reads
+ * "Sender: text" under the group's title (a direct chat's body is the text, its title the
+ * sender).
+ */
+export function assertPayload(p, { chatId, message, unread, titleHas, group }) {
   for (const f of ['chatId', 'messageId', 'title', 'body', 'unread', 'sentAt']) {
     assert.ok(Object.hasOwn(p, f), `payload lacks ${f}: ${JSON.stringify(p)}`);
   }
   assert.equal(p.chatId, chatId, 'payload.chatId');
   assert.equal(p.messageId, message.id, 'payload.messageId is the latest message');
-  assert.equal(p.body, message.content, 'payload.body');
+  const from = group && (group.sender.user.displayName ?? group.sender.user.username);
+  assert.equal(p.body, group ? `${from}: ${message.content}` : message.content, 'payload.body');
+  if (group) assert.equal(p.title, group.title, 'a group notification is titled by the group');
   assert.equal(p.unread, unread, 'payload.unread');
   assert.equal(Date.parse(p.sentAt), Date.parse(message.sentAt), `payload.sentAt ${p.sentAt} vs ${message.sentAt}`);
   assert.equal(typeof p.title, 'string');

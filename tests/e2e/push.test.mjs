@@ -156,7 +156,7 @@ d.test('b. an online user gets none; the offline one beside them does; the sende
 
   const message = await sendAndGet(alice, group.id, 'who is around?');
   const [push] = await webpush.waitForPushes(carolPush.sub, 1, DELAY_MS + 15_000);
-  assertPayload(push.payload, { chatId: group.id, message, unread: 1 });
+  assertPayload(push.payload, { chatId: group.id, message, unread: 1, group: { sender: alice, title: 'online' } });
   assert.equal(await metrics.waitDelta(DROPPED, { reason: 'online' }, 1), 1, 'bob was dropped as online');
   await settled(start);
   assert.equal(webpush.attempts(bobPush.sub).length, 0, 'nothing to the online user');
@@ -231,7 +231,7 @@ d.test('e. a mention in a muted chat still notifies; other messages there do not
   const mention = await sendAndGet(alice, muted.id, `@${bob.username} please look`);
   assert.deepEqual(mention.mentions, [bob.user.id]);
   const [push] = await webpush.waitForPushes(bobPush.sub, 1, DELAY_MS + 15_000);
-  assertPayload(push.payload, { chatId: muted.id, message: mention, unread: 2 });
+  assertPayload(push.payload, { chatId: muted.id, message: mention, unread: 2, group: { sender: alice, title: 'muted' } });
   assertWebPushHeaders(push, { chatId: muted.id, urgency: 'high' });
 
   await sendAndGet(alice, silent.id, `@${bob.username} also here`);
