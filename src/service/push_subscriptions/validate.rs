@@ -133,7 +133,42 @@ pub fn check_endpoint(endpoint: &str, allow_http: bool) -> Result<(), String> {
     if !scheme_ok || url.host_str().is_none_or(str::is_empty) {
         return Err(rule.into());
     }
+    // The pusher POSTs to the endpoint: unless local endpoints are allowed (tests' own
+    // receivers), one naming this host or a private network is refused, so a
+    // subscription cannot point the pusher at internal services by address.
+    if !allow_http && url.host().is_some_and(|h| internal(&h)) {
+        return Err("endpoint must be a push service's public address".into());
+    }
     Ok(())
+}
+
+/// `localhost`, or an IP literal that is loopback, private, link-local or unspecified.
+fn internal(host: &url::Host<&str>) -> bool {
+    use std::net::IpAddr;
+    let ip = match host {
+        url::Host::Domain(d) => {
+            let d = d.trim_end_matches('.').to_ascii_lowercase();
+            return d == "localhost" || d.ends_with(".localhost");
+        }
+        url::Host::Ipv4(v4) => IpAddr::V4(*v4),
+        url::Host::Ipv6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(*v6), IpAddr::V4),
+    };
+    match ip {
+        IpAddr::V4(v4) => {
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64
+        }
+        IpAddr::V6(v6) => {
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || (v6.segments()[0] & 0xfe00) == 0xfc00
+                || (v6.segments()[0] & 0xffc0) == 0xfe80
+        }
+    }
 }
 
 /// 1 to `MAX_TOKEN` characters of `[A-Za-z0-9_:.-]`.
@@ -308,6 +343,20 @@ mod tests {
         ] {
             assert!(check_endpoint(bad, false).is_err(), "{bad}");
         }
+        for internal in [
+            "https://127.0.0.1/push",
+            "https://localhost:8443/push",
+            "https://10.1.2.3/push",
+            "https://192.168.0.9/push",
+            "https://169.254.169.254/latest",
+            "https://[::1]/push",
+            "https://[fd00::1]/push",
+            "https://[::ffff:10.0.0.1]/push",
+        ] {
+            let e = check_endpoint(internal, false).unwrap_err();
+            assert!(e.contains("public address"), "{internal}: {e}");
+        }
+        assert!(check_endpoint("https://8.8.8.8/push", false).is_ok());
         assert!(check_endpoint("http://127.0.0.1:9000/push", true).is_ok());
         assert!(check_endpoint("ftp://push.example.net/x", true).is_err());
         let long = format!("https://push.example.net/{}", "a".repeat(MAX_ENDPOINT));
