@@ -93,6 +93,10 @@ pub struct Args {
         default_value = "5,10,20,40,80,160,320,640,1280,2560"
     )]
     pub ramp: Vec<f64>,
+    /// Large groups: stop the run if Redis's `used_memory` grows by more than this
+    /// during one size (the Redis server is shared; it is not the run's own).
+    #[arg(long, default_value_t = 4096)]
+    pub redis_growth_limit_mb: u64,
     /// Large groups: seconds of each ramp step.
     #[arg(long, default_value_t = 5.0)]
     pub step: f64,

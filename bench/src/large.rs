@@ -114,13 +114,31 @@ fn sh(script: &str) -> String {
         .unwrap_or_default()
 }
 
-fn redis_memory(prefix: &str) -> RedisMemory {
-    let info = sh("redis-cli -h 127.0.0.1 INFO memory");
-    let used_memory = info
+/// `INFO memory` `used_memory` of the Redis server (0 if unreadable).
+fn used_memory() -> u64 {
+    sh("redis-cli -h 127.0.0.1 INFO memory")
         .lines()
         .find_map(|l| l.strip_prefix("used_memory:"))
         .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
+        .unwrap_or(0)
+}
+
+/// Resolves once Redis's `used_memory` has grown by more than `limit_mb` since the
+/// call (checked every 2 s): Redis is shared, and a 5,000-member run once grew it
+/// to 23 GB until the kernel killed it.
+async fn redis_guard(limit_mb: u64) -> u64 {
+    let start = tokio::task::spawn_blocking(used_memory).await.unwrap_or(0);
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let now = tokio::task::spawn_blocking(used_memory).await.unwrap_or(0);
+        if now.saturating_sub(start) > limit_mb << 20 {
+            return now;
+        }
+    }
+}
+
+fn redis_memory(prefix: &str) -> RedisMemory {
+    let used_memory = used_memory();
     let sizes = sh(&format!(
         "redis-cli -h 127.0.0.1 --scan --pattern '{prefix}*' | sed 's/^/MEMORY USAGE /; s/$/ SAMPLES 0/' | redis-cli -h 127.0.0.1"
     ));
@@ -144,7 +162,15 @@ fn load_average() -> String {
 pub async fn run(args: &Args, dep: &Deployment, iso: &Isolation) -> anyhow::Result<LargeFigures> {
     let mut sizes = Vec::new();
     for &n in &args.sizes {
-        sizes.push(one_size(args, dep, iso, n).await?);
+        let limit = args.redis_growth_limit_mb;
+        let figures = tokio::select! {
+            f = one_size(args, dep, iso, n) => f?,
+            used = redis_guard(limit) => bail!(
+                "group of {n}: Redis used_memory grew by more than {limit} MB (now {} MB); stopped (--redis-growth-limit-mb)",
+                used >> 20
+            ),
+        };
+        sizes.push(figures);
     }
     Ok(LargeFigures {
         gateways: dep.gateways.len(),
