@@ -12,7 +12,8 @@ pub enum Scenario {
     Throughput,
     /// Direct chats at a fixed offered rate (default 1000 msg/s).
     Latency,
-    /// Groups of `--group-size`, reporting delivered events/s.
+    /// Groups of `--group-size`, reporting delivered events/s; with `--sizes`, one
+    /// large group per size instead (CPU and Redis memory per message, e2e, ramp).
     Groups,
     /// N authenticated sockets held open on one gateway.
     Idle,
@@ -59,9 +60,9 @@ pub struct Args {
     /// Seconds of load before measuring starts.
     #[arg(long, default_value_t = 3.0)]
     pub warmup: f64,
-    /// At most this many seconds after the load for the last deliveries.
-    #[arg(long, default_value_t = 15.0)]
-    pub grace: f64,
+    /// At most this many seconds after the load for the last deliveries [15; large groups 180].
+    #[arg(long)]
+    pub grace: Option<f64>,
     /// Offered messages/s; none = as fast as possible [latency 1000].
     #[arg(long)]
     pub rate: Option<f64>,
@@ -74,6 +75,34 @@ pub struct Args {
     /// Members per group (one sender + size-1 recipients), at most 33.
     #[arg(long, default_value_t = 10)]
     pub group_size: usize,
+    /// Groups, large-group mode: one group of each of these sizes (members, owner and
+    /// sender included), e.g. `--sizes 100,1000,5000`; run one after another.
+    #[arg(long, value_delimiter = ',')]
+    pub sizes: Vec<usize>,
+    /// Large groups: fraction of the members online (one socket each, spread over the gateways).
+    #[arg(long, default_value_t = 0.1)]
+    pub online: f64,
+    /// Gateway processes in split mode [large groups 2, else 1] (1 to 4).
+    #[arg(long)]
+    pub gateways: Option<usize>,
+    /// Large groups: rates (msg/s into the group) of the ramp after the fixed-rate phase,
+    /// each for `--step` seconds, until p99 passes `--p99-limit-ms` or a message is lost.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "5,10,20,40,80,160,320,640,1280,2560"
+    )]
+    pub ramp: Vec<f64>,
+    /// Large groups: stop the run if Redis's `used_memory` grows by more than this
+    /// during one size (the Redis server is shared; it is not the run's own).
+    #[arg(long, default_value_t = 4096)]
+    pub redis_growth_limit_mb: u64,
+    /// Large groups: seconds of each ramp step.
+    #[arg(long, default_value_t = 5.0)]
+    pub step: f64,
+    /// Large groups: the ramp's p99 limit.
+    #[arg(long, default_value_t = 1000.0)]
+    pub p99_limit_ms: f64,
     /// Users that send (no sockets); chat i is owned by sender user i mod this.
     #[arg(long, default_value_t = 100)]
     pub sender_users: usize,
@@ -170,10 +199,28 @@ impl Args {
         })
     }
 
+    /// Groups with `--sizes`: one large group per size.
+    pub fn large_groups(&self) -> bool {
+        self.scenario == Scenario::Groups && !self.sizes.is_empty()
+    }
+
+    pub fn grace_secs(&self) -> f64 {
+        self.grace
+            .unwrap_or(if self.large_groups() { 180.0 } else { 15.0 })
+    }
+
+    /// Gateway processes to start in split mode.
+    pub fn gateway_count(&self) -> usize {
+        self.gateways
+            .unwrap_or(if self.large_groups() { 2 } else { 1 })
+            .clamp(1, 4)
+    }
+
     pub fn offered_rate(&self) -> Option<f64> {
         match (self.rate, self.scenario) {
             (Some(r), _) => Some(r),
             (None, Scenario::Latency) => Some(1000.0),
+            (None, Scenario::Groups) if self.large_groups() => Some(20.0),
             _ => None,
         }
     }

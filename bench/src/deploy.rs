@@ -208,6 +208,8 @@ pub struct Deployment {
     pub procs: Vec<Proc>,
     pub api: SocketAddr,
     pub gateway: SocketAddr,
+    /// Every gateway (split mode may run several; the first is `gateway`).
+    pub gateways: Vec<SocketAddr>,
     pub log_dir: PathBuf,
 }
 
@@ -230,9 +232,11 @@ fn command(bin: &Path, iso: &Isolation, extra: &[(String, String)], log_dir: &Pa
 }
 
 impl Deployment {
-    /// Migrates, starts the processes of `mode` and waits until each is ready.
+    /// Migrates, starts the processes of `mode` (split: `gateways` gateway processes,
+    /// named gateway, gateway2, ...) and waits until each is ready.
     pub async fn start(
         mode: Mode,
+        gateways: usize,
         bin_dir: &Path,
         iso: &Isolation,
         extra_env: &[(String, String)],
@@ -260,24 +264,34 @@ impl Deployment {
         for (key, value) in db_settings {
             iso.set_db(key, value)?;
         }
+        const GATEWAYS: [&str; 4] = ["gateway", "gateway2", "gateway3", "gateway4"];
         let roles: Vec<(&'static str, &'static str)> = match mode {
-            Mode::Split => vec![
-                ("api", "PORT"),
-                ("worker", "WORKER_PORT"),
-                ("gateway", "GATEWAY_PORT"),
-            ],
+            Mode::Split => [("api", "PORT"), ("worker", "WORKER_PORT")]
+                .into_iter()
+                .chain(
+                    GATEWAYS[..gateways.clamp(1, 4)]
+                        .iter()
+                        .map(|g| (*g, "GATEWAY_PORT")),
+                )
+                .collect(),
             Mode::Single => vec![("courier", "PORT")],
         };
         let mut dep = Deployment {
             procs: Vec::new(),
             api: SocketAddr::from(([127, 0, 0, 1], 0)),
             gateway: SocketAddr::from(([127, 0, 0, 1], 0)),
+            gateways: Vec::new(),
             log_dir: log_dir.to_path_buf(),
         };
         for (name, port_var) in roles {
             let port = free_port()?;
             let log = File::create(log_dir.join(format!("{name}.log")))?;
-            let mut cmd = command(&bin_dir.join(name), iso, extra_env, log_dir);
+            let bin = if name.starts_with("gateway") {
+                "gateway"
+            } else {
+                name
+            };
+            let mut cmd = command(&bin_dir.join(bin), iso, extra_env, log_dir);
             // Every port variable gets a free port (none falls back to a default that
             // another Courier on this machine may hold); the role's own is `port`.
             for var in ["PORT", "GATEWAY_PORT", "WORKER_PORT"] {
@@ -293,8 +307,11 @@ impl Deployment {
             if matches!(name, "api" | "courier") {
                 dep.api = addr;
             }
-            if matches!(name, "gateway" | "courier") {
+            if name == "gateway" || name == "courier" {
                 dep.gateway = addr;
+            }
+            if name.starts_with("gateway") || name == "courier" {
+                dep.gateways.push(addr);
             }
             dep.procs.push(Proc { name, port, child });
         }

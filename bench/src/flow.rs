@@ -228,7 +228,7 @@ pub async fn run(args: &Args, dep: &Deployment, iso: &Isolation) -> anyhow::Resu
             Probe::take(&procs).since(&first)
         }
     });
-    let grace = Duration::from_secs_f64(args.grace.max(0.0));
+    let grace = Duration::from_secs_f64(args.grace_secs().max(0.0));
     let stop_timeline = Arc::new(AtomicBool::new(false));
     let timeline = tokio::spawn(timeline(
         tracker.clone(),

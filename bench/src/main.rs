@@ -9,6 +9,9 @@ mod deploy;
 mod flow;
 mod http;
 mod idle;
+mod large;
+mod large_report;
+mod large_track;
 mod load;
 mod mint;
 mod procstat;
@@ -105,6 +108,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     );
     let dep = match Deployment::start(
         args.mode,
+        args.gateway_count(),
         &args.bin_dir,
         &iso,
         &args.env,
@@ -129,7 +133,13 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         }
         _ => None,
     };
+    let large_groups = if args.large_groups() {
+        Some(large::run(&args, &dep, &iso).await)
+    } else {
+        None
+    };
     let (flow, idle, search) = match args.scenario {
+        _ if args.large_groups() => (None, None, None),
         Scenario::Idle => (None, Some(idle::run(&args, &dep, &iso).await), None),
         Scenario::Search => (None, None, Some(search::run(&args, &dep, &iso).await)),
         _ => (Some(flow::run(&args, &dep, &iso).await), None, None),
@@ -142,9 +152,11 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let idle = idle.transpose()?;
     let search = search.transpose()?;
     let ceiling = ceiling.transpose()?;
+    let large_groups = large_groups.transpose()?;
     let mut targets = report::targets(&args, flow.as_ref(), idle.as_ref());
     targets.extend(search.as_ref().map(report::search_target));
     targets.extend(report::ceiling_target(ceiling.as_ref(), flow.as_ref()));
+    targets.extend(large_groups.iter().flat_map(large_report::targets));
     let report = Report {
         scenario: args.scenario,
         started_at,
@@ -156,6 +168,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         idle,
         search,
         ceiling,
+        large_groups,
         targets,
     };
     print!("{}", report::text(&report));

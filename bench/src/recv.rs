@@ -20,7 +20,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use crate::{sio, track::Tracker};
 
 pub const NAMESPACE: &str = "/chat";
-const EVENT_NEW: &str = "[\"chat.message.new\",";
+pub(crate) const EVENT_NEW: &str = "[\"chat.message.new\",";
 const EVENT_SAVED: &str = "[\"chat.message.saved\",";
 
 /// Message content: `bench <chat index> <number in chat> <send time, µs since start>`.
@@ -28,7 +28,7 @@ pub fn content(chat: u32, n: u32, sent_us: u64) -> String {
     format!("bench {chat} {n} {sent_us}")
 }
 
-fn parse_content(s: &str) -> Option<(u32, u32, u64)> {
+pub(crate) fn parse_content(s: &str) -> Option<(u32, u32, u64)> {
     let mut it = s.strip_prefix("bench ")?.split(' ');
     let chat = it.next()?.parse().ok()?;
     let n = it.next()?.parse().ok()?;
@@ -37,24 +37,27 @@ fn parse_content(s: &str) -> Option<(u32, u32, u64)> {
 }
 
 #[derive(Deserialize)]
-struct NewEvent<'a>(IgnoredAny, #[serde(borrow)] Payload<'a>);
+pub(crate) struct NewEvent<'a>(
+    pub(crate) IgnoredAny,
+    #[serde(borrow)] pub(crate) Payload<'a>,
+);
 
 #[derive(Deserialize)]
-struct Payload<'a> {
+pub(crate) struct Payload<'a> {
     #[serde(borrow)]
-    message: MessageView<'a>,
+    pub(crate) message: MessageView<'a>,
 }
 
 #[derive(Deserialize)]
-struct MessageView<'a> {
+pub(crate) struct MessageView<'a> {
     #[serde(borrow)]
-    content: Cow<'a, str>,
-    sequence: i64,
+    pub(crate) content: Cow<'a, str>,
+    pub(crate) sequence: i64,
 }
 
 /// Highest sequence seen and every sequence seen, of one chat on one socket.
 #[derive(Default)]
-struct SeqState {
+pub(crate) struct SeqState {
     last: i64,
     seen: Vec<u64>,
 }
@@ -62,14 +65,14 @@ struct SeqState {
 /// Sequences above this are not tracked (a run never gets near it).
 const MAX_TRACKED_SEQUENCE: i64 = 1 << 24;
 
-enum Seen {
+pub(crate) enum Seen {
     Fresh { in_order: bool },
     Again,
     Untrackable,
 }
 
 impl SeqState {
-    fn observe(&mut self, seq: i64) -> Seen {
+    pub(crate) fn observe(&mut self, seq: i64) -> Seen {
         if !(1..=MAX_TRACKED_SEQUENCE).contains(&seq) {
             return Seen::Untrackable;
         }

@@ -27,7 +27,7 @@ pub struct Target {
     pub pass: bool,
 }
 
-fn target(name: &str, goal: &str, measured: String, pass: bool) -> Target {
+pub(crate) fn target(name: &str, goal: &str, measured: String, pass: bool) -> Target {
     Target {
         name: name.into(),
         target: goal.into(),
@@ -53,6 +53,9 @@ pub struct Report {
     pub search: Option<SearchFigures>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ceiling: Option<CeilingFigures>,
+    /// Groups with `--sizes`: one large group per size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub large_groups: Option<crate::large::LargeFigures>,
     pub targets: Vec<Target>,
 }
 
@@ -431,6 +434,9 @@ pub fn text(r: &Report) -> String {
     }
     if let Some(s) = &r.search {
         out.push_str(&crate::search::text(s));
+    }
+    if let Some(l) = &r.large_groups {
+        out.push_str(&crate::large_report::text(l));
     }
     let _ = writeln!(out, "  targets:");
     for t in &r.targets {

@@ -80,7 +80,7 @@ where
 }
 
 /// POSTs `body` until it is answered with a non-5xx status (bounded tries).
-async fn post(
+pub(crate) async fn post(
     conn: &mut Conn,
     path: &str,
     token: Option<&str>,
