@@ -30,6 +30,23 @@ pub struct Push<'a> {
     pub attempt: u32,
 }
 
+impl Push<'_> {
+    /// This push as a job: to retry, or to dead-letter.
+    fn into_job(self, last_error: &str) -> Job {
+        Job::Retry {
+            device: self.device.id,
+            user: self.device.user_id,
+            chat: self.chat,
+            lead: self.lead,
+            seq: self.seq,
+            payload: self.payload,
+            urgent: self.urgent,
+            attempt: self.attempt,
+            last_error: last_error.to_string(),
+        }
+    }
+}
+
 fn target(d: &Device) -> Option<Target> {
     match d.kind.as_str() {
         "webpush" => Some(Target::WebPush {
@@ -49,6 +66,7 @@ fn target(d: &Device) -> Option<Target> {
 /// what was already sent from being sent again.
 pub async fn push(ctx: &Ctx, session: &Session, p: Push<'_>) -> Result<(), Failure> {
     let kind = p.device.kind.clone();
+    let (device, attempt) = (p.device.id, p.attempt);
     let Some(target) = target(p.device) else {
         metrics::counter!("courier_push_failed_total", "kind" => kind, "reason" => "malformed")
             .increment(1);
@@ -83,43 +101,23 @@ pub async fn push(ctx: &Ctx, session: &Session, p: Push<'_>) -> Result<(), Failu
             metrics::counter!("courier_push_pruned_total", "kind" => kind).increment(1);
         }
         Outcome::Retry { after, reason } => {
-            let job = Job::Retry {
-                device: p.device.id,
-                user: p.device.user_id,
-                chat: p.chat,
-                lead: p.lead,
-                seq: p.seq,
-                payload: p.payload,
-                urgent: p.urgent,
-                attempt: p.attempt,
-                last_error: reason.clone(),
-            };
-            if p.attempt >= super::topology::MAX_ATTEMPTS {
+            let job = p.into_job(&reason);
+            if attempt >= super::topology::MAX_ATTEMPTS {
                 dead_letter(ctx, session, &job, "retries_exhausted", &reason).await?;
                 metrics::counter!("courier_push_failed_total", "kind" => kind, "reason" => "retries_exhausted")
                     .increment(1);
             } else {
-                let delay = PushTopology::retry_level(p.attempt, after);
+                let delay = PushTopology::retry_level(attempt, after);
                 let queue = ctx.topology.retry_queue(delay);
-                enqueue(session, &queue, &job, p.attempt).await?;
-                tracing::debug!(device = %p.device.id, %reason, ?delay, "push deferred");
+                enqueue(session, &queue, &job, attempt).await?;
+                tracing::debug!(%device, %reason, ?delay, "push deferred");
                 metrics::counter!("courier_push_retried_total", "kind" => kind).increment(1);
             }
         }
         Outcome::Failed { reason } => {
-            let job = Job::Retry {
-                device: p.device.id,
-                user: p.device.user_id,
-                chat: p.chat,
-                lead: p.lead,
-                seq: p.seq,
-                payload: p.payload,
-                urgent: p.urgent,
-                attempt: p.attempt,
-                last_error: reason.clone(),
-            };
+            let job = p.into_job(&reason);
             dead_letter(ctx, session, &job, "rejected", &reason).await?;
-            tracing::warn!(device = %p.device.id, %kind, %reason, "push rejected; dead-lettered");
+            tracing::warn!(%device, %kind, %reason, "push rejected; dead-lettered");
             metrics::counter!("courier_push_failed_total", "kind" => kind, "reason" => "rejected")
                 .increment(1);
         }
