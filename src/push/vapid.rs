@@ -232,7 +232,9 @@ mod tests {
         assert_eq!(v.token("https://a.example").unwrap(), "cached");
         // A token within the hour before its expiry is replaced by a new one.
         set("cached", Instant::now());
-        assert_eq!(v.token("https://a.example").unwrap(), a);
+        let fresh = v.token("https://a.example").unwrap();
+        assert_ne!(fresh, "cached");
+        assert_eq!(fresh.split('.').count(), 3, "a signed JWT: {fresh}");
         let refresh_at = v.cache.lock().unwrap()["https://a.example"].1;
         assert!(refresh_at > Instant::now() + Duration::from_secs(10 * 3600));
     }
