@@ -17,7 +17,8 @@ pub enum Claim {
     Send,
     /// Already pushed (a redelivery).
     Duplicate,
-    /// Within the window of an earlier push; the first such schedules a flush.
+    /// Within the window of an earlier push (the first such schedules a flush), or
+    /// covered by an earlier push whose latest message is not older than this one's.
     Coalesced { schedule_flush: bool },
 }
 
@@ -31,6 +32,10 @@ static CLAIM: LazyLock<Script> = LazyLock::new(|| {
         local window = tonumber(ARGV[3])
         local at = tonumber(redis.call('HGET', KEYS[1], 'at') or '0')
         if (not claim) or now - at >= window then
+          -- A new window, unless an earlier push already said all this one would (its
+          -- latest message is not newer): e.g. a message redelivered after a crash.
+          local pushed = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
+          if tonumber(ARGV[5]) <= pushed then return 'covered' end
           redis.call('HSET', KEYS[1], 'mid', ARGV[1], 'at', ARGV[2])
           redis.call('PEXPIRE', KEYS[1], window * 3 + 60000)
           return 'send'
@@ -67,12 +72,13 @@ impl Cache {
         format!("{}push:{{{device}}}:done:{message}", self.keys.prefix())
     }
 
-    /// Decides, atomically, whether `message` is pushed to `device` now.
+    /// Decides, atomically, whether `message` is pushed to `device` now, as a
+    /// notification covering the chat up to sequence `seq`.
     pub async fn push_claim(
         &self,
         device: Uuid,
         chat: Uuid,
-        message: Uuid,
+        (message, seq): (Uuid, i64),
         window: Duration,
         mention: bool,
     ) -> redis::RedisResult<Claim> {
@@ -86,6 +92,7 @@ impl Cache {
             .arg(chrono::Utc::now().timestamp_millis())
             .arg(window.as_millis() as u64)
             .arg(if mention { "1" } else { "0" })
+            .arg(seq)
             .invoke_async(&mut c)
             .await?;
         Ok(match out.as_str() {

@@ -92,7 +92,7 @@ pub async fn message(ctx: &Ctx, session: &Session, m: &Message) -> Result<(), Fa
         for d in devices {
             let claim = ctx
                 .cache
-                .push_claim(d.id, m.chat_id, m.id, ctx.coalesce, mention)
+                .push_claim(d.id, m.chat_id, (m.id, seq), ctx.coalesce, mention)
                 .await?;
             match claim {
                 Claim::Duplicate => dropped("duplicate", 1),
