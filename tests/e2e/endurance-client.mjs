@@ -66,7 +66,7 @@ export class EnduranceClient {
     this.lastEventAt = Date.now();
     this.stats = {
       events: 0, duplicates: 0, outOfOrder: 0, misrouted: 0, conflicts: 0, reconnects: 0, connectErrors: 0,
-      recovered: 0, refused: 0, syncCalls: 0, syncFailures: 0, synced: 0, reads: 0, typing: 0, ackErrors: 0, bounces: 0,
+      recovered: 0, refused: 0, syncCalls: 0, syncFailures: 0, synced: 0, reads: 0, typing: 0, ackErrors: 0, ackInterrupted: 0, bounces: 0,
     };
     this.samples = [];
     this.readMarks = new Map();
@@ -233,11 +233,17 @@ export class EnduranceClient {
     }
   }
 
+  /**
+   * Emits with an ack. An ack that never came because this socket closed meanwhile (a
+   * bounce, or a fault) is `ackInterrupted`, not an error: socket.io-client rejects the
+   * acks in flight when its socket disconnects.
+   */
   ack(event, payload, counter) {
     this.stats[counter]++;
-    this.socket.timeout(8000).emitWithAck(event, payload)
+    const socket = this.socket;
+    socket.timeout(8000).emitWithAck(event, payload)
       .then((a) => { if (a?.status !== 'ok') this.stats.ackErrors++; })
-      .catch(() => { this.stats.ackErrors++; });
+      .catch(() => { if (socket.connected) this.stats.ackErrors++; else this.stats.ackInterrupted++; });
   }
 
   close() {
