@@ -104,7 +104,12 @@ pub async fn message(ctx: &Ctx, session: &Session, m: &Message) -> Result<(), Fa
                             user: d.user_id,
                             chat: m.chat_id,
                         };
-                        deliver::enqueue(session, &ctx.topology.flush_queue(), &job, 1).await?;
+                        let queue = ctx.topology.flush_queue();
+                        if let Err(e) = deliver::enqueue(session, &queue, &job, 1).await {
+                            // Unmark it, so the retried delivery schedules the flush again.
+                            ctx.cache.push_trail_done(d.id, m.chat_id).await?;
+                            return Err(e);
+                        }
                     }
                 }
                 Claim::Send => {
