@@ -4,27 +4,10 @@
 
 mod common;
 
-use common::{PASSWORD, TestApp, TestUser, spawn_app};
+use common::{PASSWORD, TestApp, spawn_app};
 use jsonwebtoken::{EncodingKey, Header, encode};
 use serde_json::{Value, json};
 use uuid::Uuid;
-
-/// Signs in again as `u` with a device name; returns (access, refresh).
-async fn login(app: &TestApp, u: &TestUser, device: &str) -> (String, String) {
-    let (s, body) = app
-        .call(
-            "POST",
-            "/auth/login",
-            None,
-            Some(json!({"username": u.username, "password": PASSWORD, "deviceName": device})),
-        )
-        .await;
-    assert_eq!(s, 200, "{body}");
-    (
-        body["accessToken"].as_str().unwrap().to_string(),
-        body["refreshToken"].as_str().unwrap().to_string(),
-    )
-}
 
 async fn sessions(app: &TestApp, token: &str) -> Vec<Value> {
     let (s, body) = app.call("GET", "/auth/sessions", Some(token), None).await;
@@ -46,7 +29,7 @@ async fn me_status(app: &TestApp, token: &str) -> (u16, Value) {
 async fn sessions_are_listed_and_one_is_revoked() {
     let app = spawn_app().await;
     let u = app.register("sess").await;
-    let (phone, phone_refresh) = login(&app, &u, "Phone").await;
+    let (phone, phone_refresh) = app.login_device(&u, "Phone").await;
     let list = sessions(&app, &u.token).await;
     assert_eq!(
         list.len(),
@@ -133,8 +116,8 @@ async fn refresh_keeps_the_session_and_moves_last_seen() {
 async fn logout_and_logout_all() {
     let app = spawn_app().await;
     let u = app.register("logout").await;
-    let (a, _) = login(&app, &u, "A").await;
-    let (b, b_refresh) = login(&app, &u, "B").await;
+    let (a, _) = app.login_device(&u, "A").await;
+    let (b, b_refresh) = app.login_device(&u, "B").await;
     let (s, _) = app.call("POST", "/auth/logout", Some(&a), None).await;
     assert_eq!(s, 204);
     assert_eq!(me_status(&app, &a).await.1["code"], "session_revoked");
@@ -163,7 +146,7 @@ async fn logout_and_logout_all() {
 async fn password_change_revokes_the_other_sessions() {
     let app = spawn_app().await;
     let u = app.register("pw").await;
-    let (other, _) = login(&app, &u, "Other").await;
+    let (other, _) = app.login_device(&u, "Other").await;
     let change = |current: &str, new: &str| json!({"currentPassword": current, "newPassword": new});
     let (s, body) = app
         .call(
@@ -225,7 +208,7 @@ async fn revocations_reach_every_process_and_survive_a_lost_subscription() {
     use courier::service::revocation::revoked_reason;
     let app = spawn_app().await;
     let u = app.register("near").await;
-    let (early, _) = login(&app, &u, "Early").await;
+    let (early, _) = app.login_device(&u, "Early").await;
     let (s, _) = app.call("POST", "/auth/logout", Some(&early), None).await;
     assert_eq!(s, 204);
     let sid_of = |token: &str| {
@@ -260,7 +243,7 @@ async fn revocations_reach_every_process_and_survive_a_lost_subscription() {
     .await;
     assert_eq!(near.revoked(sid_of(&early)), Some(Some("logout".into())));
     // ...and hears what is revoked afterwards.
-    let (late, _) = login(&app, &u, "Late").await;
+    let (late, _) = app.login_device(&u, "Late").await;
     assert_eq!(near.revoked(sid_of(&late)), Some(None));
     let (s, _) = app.call("POST", "/auth/logout", Some(&late), None).await;
     assert_eq!(s, 204);

@@ -7,7 +7,7 @@
 mod common;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
-use common::{Mode, PASSWORD, TestApp, TestUser, spawn_app, spawn_with, test_config};
+use common::{Mode, PASSWORD, TestApp, spawn_app, spawn_with, test_config};
 use p256::elliptic_curve::sec1::ToEncodedPoint;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -57,20 +57,6 @@ async fn subscriptions(app: &TestApp, token: &str) -> Vec<Value> {
 
 fn ids(list: &[Value]) -> Vec<&str> {
     list.iter().map(|s| s["id"].as_str().unwrap()).collect()
-}
-
-/// Signs in again as `u`: a new session; returns its access token.
-async fn login(app: &TestApp, u: &TestUser, device: &str) -> String {
-    let (s, body) = app
-        .call(
-            "POST",
-            "/auth/login",
-            None,
-            Some(json!({"username": u.username, "password": PASSWORD, "deviceName": device})),
-        )
-        .await;
-    assert_eq!(s, 200, "{body}");
-    body["accessToken"].as_str().unwrap().to_string()
 }
 
 /// `DELETE /push/subscriptions/{id}`: the status and the error code (null if none).
@@ -263,8 +249,8 @@ async fn the_vapid_key_needs_web_push_configured() {
 async fn revoking_a_session_deletes_the_subscriptions_registered_under_it() {
     let app = spawn_app().await;
     let u = app.register("rev").await;
-    let phone = login(&app, &u, "Phone").await;
-    let laptop = login(&app, &u, "Laptop").await;
+    let (phone, _) = app.login_device(&u, "Phone").await;
+    let (laptop, _) = app.login_device(&u, "Laptop").await;
     let mut ids_by_session = Vec::new();
     for token in [&u.token, &phone, &laptop] {
         let (s, body) = subscribe(&app, token, browser_subscription(&endpoint())).await;

@@ -5,6 +5,29 @@ use secrecy::ExposeSecret;
 
 use super::*;
 
+/// A file under the temp dir, removed when dropped (the `_FILE` secrets and the FCM
+/// service account in the tests of `secrets` and `push`).
+pub(super) struct TempFile(std::path::PathBuf);
+
+impl TempFile {
+    pub(super) fn new(contents: impl AsRef<[u8]>) -> Self {
+        let path =
+            std::env::temp_dir().join(format!("courier-config-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::write(&path, contents).unwrap();
+        Self(path)
+    }
+
+    pub(super) fn path(&self) -> String {
+        self.0.display().to_string()
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
     let map: HashMap<String, String> = pairs
         .iter()

@@ -154,17 +154,33 @@ pub async fn list(pool: &PgPool, user: Uuid) -> Result<Vec<Stored>, sqlx::Error>
     .await
 }
 
-/// The subscriptions of any of `users` (the pusher's recipients), by user.
-pub async fn of_users(pool: &PgPool, users: &[Uuid]) -> Result<Vec<Stored>, sqlx::Error> {
+/// The subscriptions of every participant of `chat` except `sender` (a message's
+/// recipients, for the pusher).
+pub async fn of_chat(pool: &PgPool, chat: Uuid, sender: Uuid) -> Result<Vec<Stored>, sqlx::Error> {
+    sqlx::query_as!(
+        Stored,
+        "SELECT s.id, s.user_id, s.session_id, s.kind, s.endpoint, s.p256dh, s.auth,
+                s.expiration_time, s.created_at, s.updated_at
+         FROM chat_participants p JOIN push_subscriptions s ON s.user_id = p.user_id
+         WHERE p.chat_id = $1 AND p.user_id <> $2",
+        chat,
+        sender,
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// One subscription, if it is still registered to `user`.
+pub async fn of_user(pool: &PgPool, id: Uuid, user: Uuid) -> Result<Option<Stored>, sqlx::Error> {
     sqlx::query_as!(
         Stored,
         "SELECT id, user_id, session_id, kind, endpoint, p256dh, auth, expiration_time,
                 created_at, updated_at
-         FROM push_subscriptions WHERE user_id = ANY($1)
-         ORDER BY user_id, created_at, id",
-        users,
+         FROM push_subscriptions WHERE id = $1 AND user_id = $2",
+        id,
+        user,
     )
-    .fetch_all(pool)
+    .fetch_optional(pool)
     .await
 }
 

@@ -1,55 +1,11 @@
-//! What the pusher reads: the devices of a chat's members, each member's read state,
-//! settings and latest unread message in that chat.
+//! What the pusher reads of a chat's members (their devices are `db::push`): each
+//! member's read state, settings and latest unread message in that chat.
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::domain::chat::ChatSettings;
-
-/// One registered device of a recipient.
-#[derive(Debug, Clone)]
-pub struct Device {
-    pub id: Uuid,
-    pub user_id: Uuid,
-    /// `webpush` or `fcm`.
-    pub kind: String,
-    /// The Web Push endpoint, or the FCM token.
-    pub endpoint: String,
-    pub p256dh: Option<String>,
-    pub auth: Option<String>,
-}
-
-/// The devices of every participant of `chat` except `sender`.
-pub async fn devices_of_chat(
-    pool: &PgPool,
-    chat: Uuid,
-    sender: Uuid,
-) -> Result<Vec<Device>, sqlx::Error> {
-    sqlx::query_as!(
-        Device,
-        "SELECT s.id, s.user_id, s.kind, s.endpoint, s.p256dh, s.auth
-         FROM chat_participants p JOIN push_subscriptions s ON s.user_id = p.user_id
-         WHERE p.chat_id = $1 AND p.user_id <> $2",
-        chat,
-        sender,
-    )
-    .fetch_all(pool)
-    .await
-}
-
-/// One device, if it is still registered to `user`.
-pub async fn device(pool: &PgPool, id: Uuid, user: Uuid) -> Result<Option<Device>, sqlx::Error> {
-    sqlx::query_as!(
-        Device,
-        "SELECT id, user_id, kind, endpoint, p256dh, auth
-         FROM push_subscriptions WHERE id = $1 AND user_id = $2",
-        id,
-        user,
-    )
-    .fetch_optional(pool)
-    .await
-}
 
 /// The newest message a member has not read (not their own, not deleted).
 #[derive(Debug, Clone)]

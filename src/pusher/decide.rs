@@ -16,7 +16,7 @@ use super::{
 };
 use crate::{
     cache::push::Claim,
-    db::pusher::{Device, MemberState},
+    db::{push::Stored as Device, pusher::MemberState},
     domain::message::Message,
     mq::Session,
 };
@@ -43,7 +43,7 @@ async fn wait_until(ctx: &Ctx, at: chrono::DateTime<Utc>) -> Result<(), Failure>
 
 /// `message.created`: the pushes it causes.
 pub async fn message(ctx: &Ctx, session: &Session, m: &Message) -> Result<(), Failure> {
-    let devices = crate::db::pusher::devices_of_chat(&ctx.pool, m.chat_id, m.sender_id).await?;
+    let devices = crate::db::push::of_chat(&ctx.pool, m.chat_id, m.sender_id).await?;
     if devices.is_empty() {
         return Ok(());
     }
@@ -151,7 +151,7 @@ async fn flush_once(
     user: Uuid,
     chat: Uuid,
 ) -> Result<(), Failure> {
-    let Some(d) = crate::db::pusher::device(&ctx.pool, device, user).await? else {
+    let Some(d) = crate::db::push::of_user(&ctx.pool, device, user).await? else {
         return Ok(());
     };
     if ctx.cache.connected_now(&[user]).await?.first() == Some(&true) {
@@ -210,7 +210,7 @@ pub async fn retry(ctx: &Ctx, session: &Session, job: Job) -> Result<(), Failure
     else {
         return Ok(());
     };
-    let Some(d) = crate::db::pusher::device(&ctx.pool, device, user).await? else {
+    let Some(d) = crate::db::push::of_user(&ctx.pool, device, user).await? else {
         return Ok(());
     };
     let push = Push {

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::{Ctx, Failure, jobs::Job, topology::PushTopology};
 use crate::{
-    db::pusher::Device,
+    db::push::Stored as Device,
     domain::push::Payload,
     mq::{
         CONFIRM_TIMEOUT, HEADER_ATTEMPTS, HEADER_LAST_ERROR, HEADER_REASON, HEADER_SOURCE_QUEUE,

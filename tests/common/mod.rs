@@ -275,6 +275,24 @@ impl TestApp {
         }
     }
 
+    /// Signs in again as `u` with a device name: a new session; returns its
+    /// (access, refresh) tokens.
+    pub async fn login_device(&self, u: &TestUser, device: &str) -> (String, String) {
+        let (s, body) = self
+            .call(
+                "POST",
+                "/auth/login",
+                None,
+                Some(json!({"username": u.username, "password": PASSWORD, "deviceName": device})),
+            )
+            .await;
+        assert_eq!(s, 200, "{body}");
+        (
+            body["accessToken"].as_str().expect("token").to_string(),
+            body["refreshToken"].as_str().expect("refresh").to_string(),
+        )
+    }
+
     pub async fn direct_chat(&self, a: &TestUser, b: &TestUser) -> Uuid {
         let (status, body) = self
             .call(

@@ -1,11 +1,11 @@
 //! `PUSH_*` and `FCM_*`: defaults, both parts set, and every start-up refusal naming
 //! its variable without printing a secret.
 
-use std::{collections::HashMap, path::PathBuf, time::Duration};
+use std::{collections::HashMap, time::Duration};
 
 use secrecy::ExposeSecret;
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, tests::TempFile};
 
 const PUBLIC: &str =
     "BAVzzvvs2_LefVchwwF7_fcyV-WwYszPE4JfB8MDvpJjeMnfSTJ2uYM8Us29tsvDLGYnQjNTwd6LdVjHU47TZRo";
@@ -14,27 +14,6 @@ const PRIVATE: &str = "yOF_c1EyUg-zwxnExxsNMVZgpmCDLF4f-S0PT7EwtaA";
 const OTHER_PUBLIC: &str =
     "BDIqnbu2OnMw_6F6zDmha5pR7rlkFpC7Kh-Ep-y9JgIGjzK4TRp_GbxVbxXtFXL4NjoXloSmz3Pp5xn03ZSvShA";
 const RSA_KEY: &str = include_str!("../../../tests/fixtures/rs256-test.key");
-
-/// A file under the temp dir, removed when dropped.
-struct TempFile(PathBuf);
-
-impl TempFile {
-    fn new(contents: &str) -> Self {
-        let path =
-            std::env::temp_dir().join(format!("courier-sa-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::write(&path, contents).unwrap();
-        Self(path)
-    }
-    fn path(&self) -> String {
-        self.0.display().to_string()
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
 
 fn service_account(token_uri: &str) -> String {
     serde_json::json!({
@@ -84,7 +63,7 @@ fn defaults_leave_push_off() {
 
 #[test]
 fn both_parts_and_the_timings_are_read() {
-    let sa = TempFile::new(&service_account("https://oauth2.example/token"));
+    let sa = TempFile::new(service_account("https://oauth2.example/token"));
     let path = sa.path();
     let mut vars = vapid_vars();
     vars.extend([
@@ -191,7 +170,7 @@ fn vapid_set_halfway_or_wrong_is_refused_naming_the_variable() {
 fn fcm_set_halfway_or_with_a_bad_file_is_refused() {
     let e = refused(&[("FCM_PROJECT_ID", "p")]);
     assert_eq!(e.var, "FCM_SERVICE_ACCOUNT_FILE");
-    let sa = TempFile::new(&service_account("https://oauth2.example/token"));
+    let sa = TempFile::new(service_account("https://oauth2.example/token"));
     let e = refused(&[("FCM_SERVICE_ACCOUNT_FILE", &sa.path())]);
     assert_eq!(e.var, "FCM_PROJECT_ID");
     let e = refused(&[
@@ -205,16 +184,16 @@ fn fcm_set_halfway_or_with_a_bad_file_is_refused() {
     let missing = std::env::temp_dir().join("courier-no-such-sa.json");
     let not_json = TempFile::new("hunter2 is not json");
     let no_email = TempFile::new(
-        &service_account("https://o.example/t").replace("client_email", "client_mail"),
+        service_account("https://o.example/t").replace("client_email", "client_mail"),
     );
     let not_rsa = TempFile::new(
-        &serde_json::json!({
+        serde_json::json!({
             "client_email": "a@b", "token_uri": "https://o.example/t",
             "private_key": "-----BEGIN PRIVATE KEY-----\nhunter2\n-----END PRIVATE KEY-----\n",
         })
         .to_string(),
     );
-    let bad_uri = TempFile::new(&service_account("not a url"));
+    let bad_uri = TempFile::new(service_account("not a url"));
     for (path, says) in [
         (missing.display().to_string(), "cannot read"),
         (not_json.path(), "not a service-account JSON"),

@@ -2,37 +2,16 @@
 //! feeds, together with `NAME` it is refused, and an unreadable file is named without
 //! its contents.
 
-use std::{collections::HashMap, path::PathBuf};
+use std::collections::HashMap;
 
 use secrecy::ExposeSecret;
 
 use super::{SECRET_VARS, strip_one_newline};
-use crate::config::{Config, ConfigError, JwtKeyConfig};
+use crate::config::{Config, ConfigError, JwtKeyConfig, tests::TempFile};
 
 const JWT_SECRET: &str = "0123456789abcdef0123456789abcdef";
 const PRIVATE: &str = include_str!("../../../tests/fixtures/rs256-test.key");
 const PUBLIC: &str = include_str!("../../../tests/fixtures/rs256-test.pub");
-
-/// A file under the temp dir, removed when dropped.
-struct TempFile(PathBuf);
-
-impl TempFile {
-    fn new(contents: &[u8]) -> Self {
-        let path =
-            std::env::temp_dir().join(format!("courier-secret-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::write(&path, contents).unwrap();
-        Self(path)
-    }
-    fn path(&self) -> String {
-        self.0.display().to_string()
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
 
 fn cfg(pairs: &[(&str, String)]) -> Result<Config, ConfigError> {
     let map: HashMap<String, String> = pairs
