@@ -25,20 +25,35 @@ pub enum Claim {
 static CLAIM: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
+        -- KEYS: co, trail, done. ARGV: lead, now, window, mention, seq, mode.
+        -- 'seq' in co is the highest sequence a push took (in flight or sent): a
+        -- concurrent claim it covers does not push the same notification again.
         if redis.call('EXISTS', KEYS[3]) == 1 then return 'dup' end
         local claim = redis.call('HGET', KEYS[1], 'mid')
-        if claim == ARGV[1] then return 'send' end
         local now = tonumber(ARGV[2])
         local window = tonumber(ARGV[3])
+        local seq = tonumber(ARGV[5])
+        local pushed = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
+        local function take()
+          redis.call('HSET', KEYS[1], 'mid', ARGV[1], 'by', ARGV[6], 'at', ARGV[2],
+            'seq', math.max(seq, pushed))
+          redis.call('PEXPIRE', KEYS[1], window * 3 + 60000)
+          return 'send'
+        end
+        -- The claim's own redelivery (its push may not have gone out before a crash).
+        if claim == ARGV[1] and redis.call('HGET', KEYS[1], 'by') == ARGV[6] then
+          return take()
+        end
+        if ARGV[6] == 'flush' then
+          if seq <= pushed then return 'covered' end
+          return take()
+        end
         local at = tonumber(redis.call('HGET', KEYS[1], 'at') or '0')
         if (not claim) or now - at >= window then
           -- A new window, unless an earlier push already said all this one would (its
           -- latest message is not newer): e.g. a message redelivered after a crash.
-          local pushed = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
-          if tonumber(ARGV[5]) <= pushed then return 'covered' end
-          redis.call('HSET', KEYS[1], 'mid', ARGV[1], 'at', ARGV[2])
-          redis.call('PEXPIRE', KEYS[1], window * 3 + 60000)
-          return 'send'
+          if seq <= pushed then return 'covered' end
+          return take()
         end
         if ARGV[4] == '1' then redis.call('HSET', KEYS[2], 'mention', '1') end
         if redis.call('HSETNX', KEYS[2], 'due', tostring(at + window)) == 1 then
@@ -50,12 +65,21 @@ static CLAIM: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
+/// Who claims a push.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claimant {
+    /// A new message; `mention` when it mentions the device's owner.
+    Message { mention: bool },
+    /// A trailing flush, led by the chat's latest message.
+    Flush,
+}
+
 /// What a trailing flush finds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Trail {
     /// A coalesced message mentioned the user.
     pub mention: bool,
-    /// The last sequence a push to this device covered in this chat.
+    /// The last sequence a push to this device took in this chat.
     pub pushed_seq: i64,
 }
 
@@ -72,17 +96,21 @@ impl Cache {
         format!("{}push:{{{device}}}:done:{message}", self.keys.prefix())
     }
 
-    /// Decides, atomically, whether `message` is pushed to `device` now, as a
-    /// notification covering the chat up to sequence `seq`.
+    /// Decides, atomically, whether a push led by `message` and covering the chat up
+    /// to sequence `seq` goes to `device` now. A push it says to send has taken `seq`:
+    /// claims racing it (a flush, a redelivery after a crash) see themselves covered.
     pub async fn push_claim(
         &self,
-        device: Uuid,
-        chat: Uuid,
+        (device, chat): (Uuid, Uuid),
         (message, seq): (Uuid, i64),
         window: Duration,
-        mention: bool,
+        by: Claimant,
     ) -> redis::RedisResult<Claim> {
         let (co, trail) = self.push_keys(device, chat);
+        let (mention, mode) = match by {
+            Claimant::Message { mention } => (mention, "message"),
+            Claimant::Flush => (false, "flush"),
+        };
         let mut c = self.conn.clone();
         let out: String = CLAIM
             .key(co)
@@ -93,6 +121,7 @@ impl Cache {
             .arg(window.as_millis() as u64)
             .arg(if mention { "1" } else { "0" })
             .arg(seq)
+            .arg(mode)
             .invoke_async(&mut c)
             .await?;
         Ok(match out.as_str() {
@@ -107,44 +136,15 @@ impl Cache {
         })
     }
 
-    /// Takes the lead of a new window for a flush's push of `message`.
-    pub async fn push_lead(
-        &self,
-        device: Uuid,
-        chat: Uuid,
-        message: Uuid,
-        window: Duration,
-    ) -> redis::RedisResult<()> {
-        let (co, _) = self.push_keys(device, chat);
+    /// Records that the push led by `message` reached `device` (its redeliveries are
+    /// duplicates).
+    pub async fn push_sent(&self, device: Uuid, message: Uuid) -> redis::RedisResult<()> {
         let mut c = self.conn.clone();
-        redis::pipe()
-            .atomic()
-            .hset_multiple(
-                &co,
-                &[
-                    ("mid", message.to_string()),
-                    ("at", chrono::Utc::now().timestamp_millis().to_string()),
-                ],
-            )
-            .pexpire(&co, window.as_millis() as i64 * 3 + 60_000)
-            .query_async(&mut c)
-            .await
-    }
-
-    /// Records that a push covering up to `seq` and led by `message` reached `device`.
-    pub async fn push_sent(
-        &self,
-        device: Uuid,
-        chat: Uuid,
-        message: Uuid,
-        seq: i64,
-    ) -> redis::RedisResult<()> {
-        let (co, _) = self.push_keys(device, chat);
-        let mut c = self.conn.clone();
-        redis::pipe()
-            .atomic()
-            .hset(&co, "seq", seq)
-            .set_ex(self.push_done_key(device, message), 1, 86_400)
+        redis::cmd("SET")
+            .arg(self.push_done_key(device, message))
+            .arg(1)
+            .arg("EX")
+            .arg(86_400)
             .query_async(&mut c)
             .await
     }

@@ -15,7 +15,7 @@ use super::{
     jobs::{self, Job},
 };
 use crate::{
-    cache::push::Claim,
+    cache::push::{Claim, Claimant},
     db::{push::Stored as Device, pusher::MemberState},
     domain::message::Message,
     mq::Session,
@@ -92,7 +92,12 @@ pub async fn message(ctx: &Ctx, session: &Session, m: &Message) -> Result<(), Fa
         for d in devices {
             let claim = ctx
                 .cache
-                .push_claim(d.id, m.chat_id, (m.id, seq), ctx.coalesce, mention)
+                .push_claim(
+                    (d.id, m.chat_id),
+                    (m.id, seq),
+                    ctx.coalesce,
+                    Claimant::Message { mention },
+                )
                 .await?;
             match claim {
                 Claim::Duplicate => dropped("duplicate", 1),
@@ -179,9 +184,15 @@ async fn flush_once(
         return Ok(());
     };
     let lead = latest.id;
-    ctx.cache
-        .push_lead(device, chat, lead, ctx.coalesce)
+    let claim = ctx
+        .cache
+        .push_claim((device, chat), (lead, seq), ctx.coalesce, Claimant::Flush)
         .await?;
+    if claim != Claim::Send {
+        // A racing push (a redelivered one, after a crash) took this notification.
+        dropped("duplicate", 1);
+        return Ok(());
+    }
     let push = Push {
         device: &d,
         chat,

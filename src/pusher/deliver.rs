@@ -88,9 +88,7 @@ pub async fn push(ctx: &Ctx, session: &Session, p: Push<'_>) -> Result<(), Failu
         .record(started.elapsed().as_secs_f64());
     match outcome {
         Outcome::Sent => {
-            ctx.cache
-                .push_sent(p.device.id, p.chat, p.lead, p.seq)
-                .await?;
+            ctx.cache.push_sent(p.device.id, p.lead).await?;
             metrics::counter!("courier_push_sent_total", "kind" => kind).increment(1);
             let lag = (chrono::Utc::now() - p.payload.sent_at).num_milliseconds();
             metrics::histogram!("courier_push_lag_seconds").record(lag.max(0) as f64 / 1000.0);
