@@ -14,9 +14,8 @@ use uuid::Uuid;
 fn event(data: &str, users: &[(Uuid, &'static str)]) -> Outgoing {
     Outgoing {
         data: data.to_string(),
-        chat: None,
-        sequence: 0,
         targets: users.to_vec(),
+        ..Outgoing::default()
     }
 }
 

@@ -81,6 +81,8 @@ pub struct Event {
     pub sequence: i64,
     /// `None` for ephemeral events (typing, presence).
     pub offset: Option<Offset>,
+    /// A membership change of the recipient this (per-user) event carries.
+    pub membership: Option<Membership>,
 }
 
 impl Event {
@@ -116,7 +118,8 @@ pub fn with_offset(data: &RawValue, offset: Offset) -> Box<RawValue> {
 }
 
 /// What a gateway receives on its channel: payloads once, then one target per
-/// (payload, recipient) with that recipient on this gateway.
+/// (payload, recipient) with that recipient on this gateway, and one per (payload,
+/// group chat) this gateway follows.
 #[derive(Debug, Deserialize)]
 pub struct Push {
     /// Payloads.
@@ -128,42 +131,144 @@ pub struct Push {
     /// `[payload index, user, offset, event name]`; the offset is "" for ephemeral
     /// events.
     pub t: Vec<(usize, Uuid, String, String)>,
+    /// The membership code (`Membership::code`) of each payload's per-user targets;
+    /// empty when none has one.
+    #[serde(default)]
+    pub m: Vec<u8>,
+    /// `[payload index, chat, offset, event name, except]`: to every member of the group
+    /// on this gateway but `except`.
+    #[serde(default)]
+    pub g: Vec<(usize, Uuid, String, String, Vec<Uuid>)>,
+}
+
+/// One delivery a push asks of a gateway.
+#[derive(Debug, Clone)]
+pub enum Delivery {
+    /// To one user's connections.
+    User(Uuid, Event),
+    /// To the connections of a group's members, but `except`.
+    Group {
+        chat: Uuid,
+        except: Arc<[Uuid]>,
+        event: Event,
+    },
 }
 
 impl Push {
-    /// The push as (recipient, event) pairs, in stream order.
-    pub fn into_events(self) -> Vec<(Uuid, Event)> {
-        let data: Vec<Arc<RawValue>> = self.d.into_iter().map(Arc::from).collect();
-        self.t
+    fn event(
+        &self,
+        data: &[Arc<RawValue>],
+        (i, offset, name): (usize, &str, String),
+        membership: Option<Membership>,
+    ) -> Option<Event> {
+        Some(Event {
+            name: Arc::from(name),
+            data: data.get(i)?.clone(),
+            chat: self.c.get(i).and_then(|c| Uuid::parse_str(c).ok()),
+            sequence: self.s.get(i).copied().unwrap_or(0),
+            offset: if offset.is_empty() {
+                None
+            } else {
+                Some(offset.parse().ok()?)
+            },
+            membership,
+        })
+    }
+
+    /// The push's deliveries in stream order (by payload; a payload's per-user and
+    /// group deliveries share its offset).
+    pub fn into_deliveries(mut self) -> Vec<Delivery> {
+        let data: Vec<Arc<RawValue>> = std::mem::take(&mut self.d)
             .into_iter()
-            .filter_map(|(i, user, offset, name)| {
-                let ephemeral = offset.is_empty();
-                Some((
-                    user,
-                    Event {
-                        name: Arc::from(name),
-                        data: data.get(i)?.clone(),
-                        chat: self.c.get(i).and_then(|c| Uuid::parse_str(c).ok()),
-                        sequence: self.s.get(i).copied().unwrap_or(0),
-                        offset: if ephemeral {
-                            None
-                        } else {
-                            Some(offset.parse().ok()?)
-                        },
+            .map(Arc::from)
+            .collect();
+        let mut out: Vec<(usize, Delivery)> = Vec::with_capacity(self.t.len() + self.g.len());
+        for (i, user, offset, name) in std::mem::take(&mut self.t) {
+            let m = Membership::from_code(self.m.get(i).copied().unwrap_or(0));
+            if let Some(e) = self.event(&data, (i, &offset, name), m) {
+                out.push((i, Delivery::User(user, e)));
+            }
+        }
+        for (i, chat, offset, name, except) in std::mem::take(&mut self.g) {
+            if let Some(event) = self.event(&data, (i, &offset, name), None) {
+                let except = Arc::from(except);
+                out.push((
+                    i,
+                    Delivery::Group {
+                        chat,
+                        except,
+                        event,
                     },
-                ))
+                ));
+            }
+        }
+        out.sort_by_key(|(i, _)| *i);
+        out.into_iter().map(|(_, d)| d).collect()
+    }
+
+    /// The push's per-user deliveries as (recipient, event) pairs, in stream order.
+    pub fn into_events(self) -> Vec<(Uuid, Event)> {
+        self.into_deliveries()
+            .into_iter()
+            .filter_map(|d| match d {
+                Delivery::User(u, e) => Some((u, e)),
+                Delivery::Group { .. } => None,
             })
             .collect()
     }
 }
 
 /// An event to publish: the payload once, the recipients with the event name each gets.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Outgoing {
     pub data: String,
     pub chat: Option<Uuid>,
     pub sequence: i64,
+    /// Recipients through their own streams, with the event name each gets.
     pub targets: Vec<(Uuid, &'static str)>,
+    /// Also every member of the group `chat`, through the chat's timeline (appended once).
+    pub group: Option<GroupTarget>,
+    /// What this event means for its per-user `targets`' membership of `chat`.
+    pub membership: Option<Membership>,
+}
+
+/// Delivery to the members of a group chat through its timeline.
+#[derive(Debug, Clone)]
+pub struct GroupTarget {
+    /// The event name members get.
+    pub name: &'static str,
+    /// Members who do not get it this way: the sender (who gets `chat.message.saved`),
+    /// members who get a copy of their own through `targets`.
+    pub except: Vec<Uuid>,
+}
+
+/// A membership change carried by a per-user event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Membership {
+    /// The recipient just joined the group (`chat.updated`): follow its timeline.
+    Joined,
+    /// The recipient left or was removed (`chat.removed`): nothing more of it.
+    Left,
+}
+
+impl Membership {
+    /// Its code on the wire between worker and gateways (0 when none).
+    pub fn code(m: Option<Self>) -> u8 {
+        match m {
+            None => 0,
+            Some(Self::Joined) => 1,
+            Some(Self::Left) => 2,
+        }
+    }
+
+    /// The membership a wire code stands for.
+    pub fn from_code(code: u8) -> Option<Self> {
+        match code {
+            1 => Some(Self::Joined),
+            2 => Some(Self::Left),
+            _ => None,
+        }
+    }
 }
 
 impl Outgoing {
@@ -200,6 +305,7 @@ impl Outgoing {
             chat: Some(message.chat_id),
             sequence: message.sequence,
             targets,
+            ..Self::default()
         })
     }
 
@@ -226,9 +332,8 @@ impl Outgoing {
     ) -> serde_json::Result<Self> {
         Ok(Self {
             data: serde_json::to_string(payload)?,
-            chat: None,
-            sequence: 0,
             targets: users.into_iter().map(|u| (u, name)).collect(),
+            ..Self::default()
         })
     }
 }

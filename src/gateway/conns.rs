@@ -374,5 +374,6 @@ pub fn stored_event(
         chat: Uuid::parse_str(chat).ok(),
         sequence,
         offset: Some(offset),
+        membership: None,
     })
 }

@@ -93,9 +93,8 @@ pub async fn revoke(ctx: &Ctx, user: Uuid, which: Which, reason: &str) -> Servic
     };
     let event = Outgoing {
         data: serde_json::to_string(&push).map_err(ServiceError::internal)?,
-        chat: None,
-        sequence: 0,
         targets: vec![(user, EVENT_REVOKED)],
+        ..Outgoing::default()
     };
     if let Err(e) = ctx.cache.publish_ephemeral(&[event]).await {
         // Denied already: the tokens are refused; open sockets stay until their tokens expire.
