@@ -69,6 +69,8 @@ pub struct Config {
     pub realtime: Realtime,
     /// `MESSAGE_EDIT_WINDOW_SECS`: how long after sending a message its sender may edit it.
     pub message_edit_window: Duration,
+    /// `CHAT_MAX_MEMBERS`: the most members a group may have.
+    pub chat_max_members: usize,
     /// `HTTP_MAX_CONNECTIONS`: connections each HTTP listener serves at once.
     pub http_max_connections: usize,
     /// `TRUSTED_PROXIES`: CIDRs of proxies whose `X-Forwarded-For` names the client
@@ -248,6 +250,7 @@ impl Config {
                 )?,
             },
             message_edit_window: Duration::from_secs(env.parse("MESSAGE_EDIT_WINDOW_SECS", 86400)?),
+            chat_max_members: env.parse("CHAT_MAX_MEMBERS", 10_000)?,
             trusted_proxies: trusted_proxies(&env)?,
             uploads: uploads::from_env(&env)?,
             push: push::from_env(&env)?,

@@ -61,7 +61,9 @@ pub struct ErrorBody<'a> {
 fn status_of(e: &ServiceError) -> StatusCode {
     match e {
         ServiceError::Invalid(_) => StatusCode::BAD_REQUEST,
-        ServiceError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        ServiceError::Unprocessable(_) | ServiceError::TooManyMembers { .. } => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
         ServiceError::Unauthenticated
         | ServiceError::BadCredentials(_)
         | ServiceError::SessionRevoked => StatusCode::UNAUTHORIZED,
@@ -253,6 +255,11 @@ mod tests {
             ),
             (ServiceError::PushNotConfigured, 404, "push_not_configured"),
             (ServiceError::Conflict("x".into()), 409, "conflict"),
+            (
+                ServiceError::TooManyMembers { max: 2, would: 3 },
+                422,
+                "too_many_members",
+            ),
             (
                 ServiceError::RateLimited {
                     retry_after_secs: 3,

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{TestUser, probe::Probe, spawn_app};
+use common::{Mode, TestUser, probe::Probe, spawn_app, spawn_with, test_config};
 use courier::domain::{
     events::Event,
     lifecycle::{LifecycleCommand, Op},
@@ -273,4 +273,54 @@ async fn a_redelivered_command_is_applied_once_and_announced_alike() {
         .await
         .unwrap();
     assert_eq!(rows, 1);
+}
+
+#[tokio::test]
+async fn a_group_never_passes_chat_max_members() {
+    let app = spawn_with(Mode::AllInOne, test_config(&[("CHAT_MAX_MEMBERS", "3")])).await;
+    let owner = app.register("own").await;
+    let mut others = Vec::new();
+    for i in 0..4 {
+        others.push(app.register(&format!("m{i}")).await);
+    }
+    let ids = |us: &[TestUser]| us.iter().map(|u| u.id).collect::<Vec<_>>();
+    let create = |members: Vec<Uuid>| {
+        let (token, app) = (owner.token.clone(), &app);
+        async move {
+            let body = json!({ "type": "group", "title": "g", "participantIds": members });
+            app.call("POST", "/chats", Some(&token), Some(body)).await
+        }
+    };
+    // The owner and three others: four members, one too many; nothing is created.
+    let before = app.call("GET", "/chats", Some(&owner.token), None).await;
+    let r = create(ids(&others[..3])).await;
+    assert_eq!(code(&r), (422, "too_many_members"), "{}", r.1);
+    let after = app.call("GET", "/chats", Some(&owner.token), None).await;
+    assert_eq!(before.1["chats"], after.1["chats"]);
+    // The owner listed among the participants is counted once.
+    let mut with_owner = ids(&others[..2]);
+    with_owner.push(owner.id);
+    let r = create(with_owner).await;
+    assert_eq!(r.0, 201, "{}", r.1);
+    let chat = r.1["id"].as_str().unwrap().to_string();
+    let path = format!("/chats/{chat}/participants");
+    // A fourth member is refused, and the group keeps its three.
+    let add = json!({ "userIds": [others[3].id] });
+    let r = app
+        .call("POST", &path, Some(&owner.token), Some(add.clone()))
+        .await;
+    assert_eq!(code(&r), (422, "too_many_members"), "{}", r.1);
+    let got = app
+        .call("GET", &format!("/chats/{chat}"), Some(&owner.token), None)
+        .await;
+    assert_eq!(got.1["participants"].as_array().unwrap().len(), 3);
+    // After someone leaves, there is room again.
+    let leave = format!("/chats/{chat}/participants/{}", others[0].id);
+    assert_eq!(
+        app.call("DELETE", &leave, Some(&owner.token), None).await.0,
+        204
+    );
+    let r = app.call("POST", &path, Some(&owner.token), Some(add)).await;
+    assert_eq!(r.0, 200, "{}", r.1);
+    assert_eq!(r.1["participants"].as_array().unwrap().len(), 3);
 }

@@ -54,6 +54,7 @@ pub struct AddBody {
         (status = 200, description = "The direct chat with that user already existed", body = Chat),
         (status = 201, description = "Created", body = Chat),
         (status = 403, description = "`blocked`: a direct chat with a user who blocked the caller, or whom the caller blocked", body = crate::error::ErrorBody),
+        (status = 422, description = "`too_many_members`: a group of more than `CHAT_MAX_MEMBERS` members", body = crate::error::ErrorBody),
         BadRequest, Unauthorized, ServerErrors, BodyErrors,
     )
 )]
@@ -118,6 +119,7 @@ pub struct ChatWithMarks {
     request_body = AddBody,
     responses(
         (status = 200, description = "The chat with its new participants", body = Chat),
+        (status = 422, description = "`too_many_members`: the group would pass `CHAT_MAX_MEMBERS`", body = crate::error::ErrorBody),
         ChatErrors, BodyErrors,
     )
 )]

@@ -188,6 +188,7 @@ pub fn state(
         },
         limits: config.rate_limits,
         edit_window: config.message_edit_window,
+        max_members: config.chat_max_members,
         storage: deps.storage.clone(),
         jwt: deps.jwt.clone(),
         refresh_ttl: config.refresh_token_ttl,

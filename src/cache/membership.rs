@@ -98,6 +98,54 @@ impl Cache {
         Ok(out)
     }
 
+    /// The users among `users` who are members of `chat`: one round trip when the
+    /// member set is cached (no read of the whole set, however large the chat).
+    pub async fn members_among(
+        &self,
+        pool: &PgPool,
+        chat: Uuid,
+        users: &[Uuid],
+    ) -> Result<Vec<Uuid>, LookupError> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        let key = self.keys.members(chat);
+        let ids: Vec<String> = users.iter().map(Uuid::to_string).collect();
+        let mut conn = self.conn.clone();
+        let (cached, flags): (bool, Vec<bool>) = redis::pipe()
+            .exists(&key)
+            .cmd("SMISMEMBER")
+            .arg(&key)
+            .arg(&ids)
+            .query_async(&mut conn)
+            .await?;
+        if cached {
+            return Ok(users
+                .iter()
+                .zip(flags)
+                .filter(|(_, m)| *m)
+                .map(|(u, _)| *u)
+                .collect());
+        }
+        let all = self.members(pool, &[chat]).await?;
+        let all = all.get(&chat).map(Vec::as_slice).unwrap_or(&[]);
+        Ok(users.iter().copied().filter(|u| all.contains(u)).collect())
+    }
+
+    /// How many members `chat` has (0 for no such chat).
+    pub async fn member_count(&self, pool: &PgPool, chat: Uuid) -> Result<usize, LookupError> {
+        let mut conn = self.conn.clone();
+        let n: usize = redis::cmd("SCARD")
+            .arg(self.keys.members(chat))
+            .query_async(&mut conn)
+            .await?;
+        if n > 0 {
+            return Ok(n);
+        }
+        let all = self.members(pool, &[chat]).await?;
+        Ok(all.get(&chat).map_or(0, Vec::len))
+    }
+
     /// Drops the cached member set of a chat and bumps its generation. Call it while
     /// holding the chat's row lock, before committing the membership change.
     pub async fn invalidate_members(&self, chat: Uuid) -> redis::RedisResult<()> {

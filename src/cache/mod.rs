@@ -5,6 +5,7 @@
 pub mod blocks;
 pub mod connect;
 pub mod events;
+pub mod kinds;
 pub mod membership;
 pub mod near;
 pub mod push;

@@ -72,6 +72,16 @@ pub async fn add(tx: &mut Tx<'_>, chat: Uuid, users: &[Uuid]) -> Result<Vec<Uuid
     insert_participants(tx, chat, users, &vec![Role::Member; users.len()]).await
 }
 
+/// How many members the chat has (as this transaction sees it).
+pub async fn member_count(tx: &mut Tx<'_>, chat: Uuid) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM chat_participants WHERE chat_id = $1"#,
+        chat
+    )
+    .fetch_one(&mut **tx)
+    .await
+}
+
 /// Removes a participant; `false` if they were not one.
 pub async fn remove(tx: &mut Tx<'_>, chat: Uuid, user: Uuid) -> Result<bool, sqlx::Error> {
     let done = sqlx::query!(

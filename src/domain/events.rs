@@ -324,6 +324,21 @@ impl Outgoing {
         })
     }
 
+    /// A chat event at `version` of a group's timeline, once for every member but
+    /// `except` (who get their own copies, or nothing).
+    pub fn to_group<T: Serialize>(
+        name: &'static str,
+        chat: Uuid,
+        version: i64,
+        payload: &T,
+        except: Vec<Uuid>,
+    ) -> serde_json::Result<Self> {
+        Ok(Self {
+            group: Some(GroupTarget { name, except }),
+            ..Self::chat_event(name, chat, version, payload, [])?
+        })
+    }
+
     /// Any other event, to the given users.
     pub fn to_users<T: Serialize>(
         name: &'static str,

@@ -154,6 +154,13 @@ pub async fn create_group(
     let title = normalize_title(title)?;
     ids.sort();
     ids.dedup();
+    let would = ids.iter().filter(|u| **u != me).count() + 1;
+    if would > ctx.max_members {
+        return Err(ServiceError::TooManyMembers {
+            max: ctx.max_members,
+            would,
+        });
+    }
     require_users(ctx, &ids).await?;
     let (chat, cmd) = db::chats::create_group(&ctx.pool, me, &title, &ids)
         .await
@@ -230,6 +237,14 @@ pub async fn add_participants(
     let added = manage::add(&mut change.tx, chat, users)
         .await
         .map_err(participant_error)?;
+    // Under the chat's row lock: concurrent additions are counted one after the other.
+    let would = manage::member_count(&mut change.tx, chat).await? as usize;
+    if would > ctx.max_members {
+        return Err(ServiceError::TooManyMembers {
+            max: ctx.max_members,
+            would,
+        });
+    }
     commit(ctx, change, me, chat, added, Vec::new(), request_id).await
 }
 

@@ -50,6 +50,9 @@ pub enum ServiceError {
     PushNotConfigured,
     #[error("{0}")]
     Conflict(String),
+    /// A group would pass `CHAT_MAX_MEMBERS` (422 `too_many_members`).
+    #[error("a group has at most {max} members; this would make it {would}")]
+    TooManyMembers { max: usize, would: usize },
     #[error("too many requests")]
     RateLimited { retry_after_secs: u64 },
     /// A dependency (named) is unreachable; nothing was changed, the client may retry.
@@ -75,6 +78,7 @@ impl ServiceError {
             Self::NotFound(_) => "not_found",
             Self::PushNotConfigured => "push_not_configured",
             Self::Conflict(_) => "conflict",
+            Self::TooManyMembers { .. } => "too_many_members",
             Self::RateLimited { .. } => "rate_limited",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",

@@ -106,6 +106,8 @@ pub struct Ctx {
     pub limits: crate::config::RateLimits,
     /// `MESSAGE_EDIT_WINDOW_SECS`.
     pub edit_window: Duration,
+    /// `CHAT_MAX_MEMBERS`.
+    pub max_members: usize,
     /// Attachments: presigned URLs and uploaded objects.
     pub storage: crate::storage::Storage,
     /// Signs and checks access tokens.

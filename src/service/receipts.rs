@@ -9,7 +9,7 @@
 //! throughput benchmark this took Redis from 85-92 to 71-82 µs per message).
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -21,7 +21,7 @@ use uuid::Uuid;
 use crate::{
     cache::Cache,
     db,
-    domain::events::{EVENT_STATUS, Outgoing, StatusEvent},
+    domain::events::{EVENT_STATUS, GroupTarget, Outgoing, StatusEvent},
     service::{ServiceError, ServiceResult},
 };
 
@@ -158,7 +158,15 @@ impl Receipts {
     }
 }
 
-/// `chat.message.status` to the other participants of each chat.
+/// Past this many members, a group's `chat.message.status` events are not sent live
+/// (each member's marks would go to every other member: quadratic); the marks are kept,
+/// and `GET /chats/:chatId` (`marks`) and each message's `status`, `deliveredCount` and
+/// `readCount` show them.
+pub const LIVE_STATUS_MAX_MEMBERS: usize = 100;
+
+/// `chat.message.status` to the other participants of each chat: through each one's
+/// stream in a direct chat, once through the timeline of a group (up to
+/// [`LIVE_STATUS_MAX_MEMBERS`] members).
 async fn send_statuses(
     pool: &PgPool,
     cache: &Cache,
@@ -167,23 +175,52 @@ async fn send_statuses(
     let mut chats: Vec<Uuid> = statuses.iter().map(|((c, _, _), _)| *c).collect();
     chats.sort();
     chats.dedup();
-    let members = cache.members(pool, &chats).await?;
+    let groups = cache.groups_among(pool, &chats).await?;
+    let direct: Vec<Uuid> = chats
+        .iter()
+        .copied()
+        .filter(|c| !groups.contains(c))
+        .collect();
+    let members = if direct.is_empty() {
+        Default::default()
+    } else {
+        cache.members(pool, &direct).await?
+    };
+    let mut live_groups = HashSet::new();
+    for g in &groups {
+        if cache.member_count(pool, *g).await? <= LIVE_STATUS_MAX_MEMBERS {
+            live_groups.insert(*g);
+        }
+    }
     // Delivered before read, so a client never sees a read tick undone by a delivered one.
     let mut ordered: Vec<_> = statuses.to_vec();
     ordered.sort_by_key(|((_, _, status), _)| *status != "delivered");
-    let events = ordered
-        .into_iter()
-        .map(|((chat_id, user_id, status), sequence)| {
+    let mut events = Vec::with_capacity(ordered.len());
+    for ((chat_id, user_id, status), sequence) in ordered {
+        let payload = StatusEvent {
+            chat_id,
+            user_id,
+            status,
+            sequence,
+        };
+        if live_groups.contains(&chat_id) {
+            events.push(Outgoing {
+                chat: Some(chat_id),
+                group: Some(GroupTarget {
+                    name: EVENT_STATUS,
+                    except: vec![user_id],
+                }),
+                ..Outgoing::to_users(EVENT_STATUS, &payload, [])?
+            });
+        } else if !groups.contains(&chat_id) {
             let others = members.get(&chat_id).into_iter().flatten().copied();
-            let payload = StatusEvent {
-                chat_id,
-                user_id,
-                status,
-                sequence,
-            };
-            Outgoing::to_users(EVENT_STATUS, &payload, others.filter(|u| *u != user_id))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+            events.push(Outgoing::to_users(
+                EVENT_STATUS,
+                &payload,
+                others.filter(|u| *u != user_id),
+            )?);
+        }
+    }
     cache.publish_events(&events).await?;
     Ok(())
 }

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::{
     cache::Cache,
-    domain::events::{EVENT_TYPING, Outgoing},
+    domain::events::{EVENT_TYPING, GroupTarget, Outgoing},
     service::{ServiceError, ServiceResult},
 };
 
@@ -31,8 +31,17 @@ pub async fn set(
     user: Uuid,
     is_typing: bool,
 ) -> ServiceResult<()> {
-    let members = cache.members(pool, &[chat]).await?;
-    let members = members.get(&chat).map(Vec::as_slice).unwrap_or(&[]);
+    let group = cache.is_group(pool, chat).await?;
+    let members = if group {
+        // A group's member list is not read: whether the typist is one is enough.
+        cache.members_among(pool, chat, &[user]).await?
+    } else {
+        cache
+            .members(pool, &[chat])
+            .await?
+            .remove(&chat)
+            .unwrap_or_default()
+    };
     if !members.contains(&user) {
         super::require_member(pool, chat, user).await?;
         return Err(ServiceError::Forbidden(
@@ -46,12 +55,26 @@ pub async fn set(
     };
     // Users the typist blocked do not see it type.
     let hidden = super::blocks::hidden_from(cache, pool, user).await?;
-    let others = members
-        .iter()
-        .copied()
-        .filter(|u| *u != user && !hidden.contains(u));
-    let event = Outgoing::to_users(EVENT_TYPING, &payload, others)
-        .map_err(|e| ServiceError::Internal(e.into()))?;
+    let event = if group {
+        let mut except = hidden.clone();
+        except.push(user);
+        Outgoing {
+            chat: Some(chat),
+            group: Some(GroupTarget {
+                name: EVENT_TYPING,
+                except,
+            }),
+            ..Outgoing::to_users(EVENT_TYPING, &payload, [])
+                .map_err(|e| ServiceError::Internal(e.into()))?
+        }
+    } else {
+        let others = members
+            .iter()
+            .copied()
+            .filter(|u| *u != user && !hidden.contains(u));
+        Outgoing::to_users(EVENT_TYPING, &payload, others)
+            .map_err(|e| ServiceError::Internal(e.into()))?
+    };
     cache.publish_ephemeral(&[event]).await?;
     Ok(())
 }

@@ -4,26 +4,23 @@
 //! unacked, and is tried again until the dependency is back (or the worker stops,
 //! leaving the deliveries to be redelivered).
 
-use std::{borrow::Cow, collections::HashSet, future::Future};
+use std::future::Future;
 
 use lapin::message::Delivery;
 use uuid::Uuid;
 
 use super::{
-    ConsumeError, Ctx, OUTAGE_BACKOFF, dispose, holds::Holds, integration, lifecycle, sends,
+    ConsumeError, Ctx, OUTAGE_BACKOFF, dispose, holds::Holds, integration, lifecycle, notify, sends,
 };
 use crate::{
     backoff::pause,
     cache::membership::LookupError,
     domain::{
         chat::ChatSettings,
-        events::{EVENT_CHAT_SETTINGS, EVENT_NOTIFICATION, Outgoing},
         lifecycle::Command,
-        mention::{self, NotificationEvent},
         message::{Message, Rejection},
     },
     mq::{self, Session, Topology},
-    service::chat_list::SettingsEvent,
 };
 
 /// The fate of one delivery once the batch is handled.
@@ -134,7 +131,7 @@ pub async fn handle(
         start = end;
     }
     if !notes.is_empty() {
-        until_up(ctx, "notify", || notify(ctx, &notes)).await?;
+        until_up(ctx, "notify", || notify::notify(ctx, &notes)).await?;
         integrate(ctx, session, &notes).await?;
     }
     dispose::settle(ctx, session, holds, &deliveries, fates).await
@@ -207,106 +204,6 @@ where
             }
         }
     }
-}
-
-/// Appends each event to its recipients' streams (a send: `chat.message.saved` for the
-/// sender, `chat.message.new` for the other members) and pushes them to the gateways
-/// holding their connections, in partition order. Not fire-and-forget: the batch is
-/// acked only after this.
-async fn notify(ctx: &Ctx, notes: &[Note]) -> Result<(), Outage> {
-    let chats: Vec<Uuid> = notes
-        .iter()
-        .filter_map(|n| match n {
-            Note::Sent(m, _) => Some(m.chat_id),
-            Note::Events(_) | Note::Unarchived(..) => None,
-        })
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
-    let members = if chats.is_empty() {
-        Default::default()
-    } else {
-        ctx.cache.members(&ctx.pool, &chats).await?
-    };
-    // Who blocked each sender: their copies carry `blockedSender` (from the near cache;
-    // one Redis round trip per batch for the senders it lacks, PostgreSQL on a miss).
-    let senders: Vec<Uuid> = notes
-        .iter()
-        .filter_map(|n| match n {
-            Note::Sent(m, _) if m.bot.is_none() => Some(m.sender_id),
-            _ => None,
-        })
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
-    let blocks = ctx.cache.blocks_near(&ctx.pool, &senders).await?;
-    let mut events = Vec::with_capacity(notes.len());
-    for note in notes {
-        match note {
-            Note::Sent(m, _) => {
-                let audience = members.get(&m.chat_id).map(Vec::as_slice).unwrap_or(&[]);
-                let encoding = |e: serde_json::Error| Outage(format!("encoding events: {e}"));
-                let m = signed(ctx, m).await?;
-                let m = &*m;
-                let blockers = blocks.get(&m.sender_id).map(|r| &r.blockers);
-                let (flagged, audience): (Vec<Uuid>, Vec<Uuid>) = audience
-                    .iter()
-                    .partition(|u| **u != m.sender_id && blockers.is_some_and(|b| b.contains(u)));
-                events.push(Outgoing::message_in(m, &audience, ctx.compat).map_err(encoding)?);
-                if !flagged.is_empty() {
-                    let mut folded = m.clone();
-                    folded.blocked_sender = true;
-                    let mut event =
-                        Outgoing::message_in(&folded, &flagged, ctx.compat).map_err(encoding)?;
-                    event.targets.retain(|(u, _)| *u != m.sender_id);
-                    events.push(event);
-                }
-                for (user, n) in mention::notifications(m) {
-                    let p = NotificationEvent { notification: &n };
-                    events.push(
-                        Outgoing::to_users(EVENT_NOTIFICATION, &p, [user]).map_err(encoding)?,
-                    );
-                }
-            }
-            Note::Events(a) => events.extend(a.events.iter().cloned()),
-            Note::Unarchived(chat, users) => {
-                for (user, settings) in users {
-                    let p = SettingsEvent {
-                        chat_id: *chat,
-                        settings: *settings,
-                    };
-                    events.push(
-                        Outgoing::to_users(EVENT_CHAT_SETTINGS, &p, [*user])
-                            .map_err(|e| Outage(format!("encoding events: {e}")))?,
-                    );
-                }
-            }
-        }
-    }
-    ctx.cache.publish_events(&events).await?;
-    let now = chrono::Utc::now().timestamp_millis();
-    for note in notes {
-        if let Note::Sent(_, accepted) = note {
-            metrics::histogram!("courier_delivery_latency_seconds")
-                .record((now - accepted).max(0) as f64 / 1000.0);
-        }
-    }
-    Ok(())
-}
-
-/// The message with its attachments' URLs minted (what `chat.message.new` and
-/// `chat.message.saved` carry).
-async fn signed<'a>(ctx: &Ctx, m: &'a Message) -> Result<Cow<'a, Message>, Outage> {
-    if m.attachments.is_empty() {
-        return Ok(Cow::Borrowed(m));
-    }
-    let mut m = [m.clone()];
-    ctx.storage
-        .sign(&mut m)
-        .await
-        .map_err(|e| Outage(format!("attachment urls: {e}")))?;
-    let [m] = m;
-    Ok(Cow::Owned(m))
 }
 
 /// Publishes the batch's integration events (confirmed) before its deliveries are acked:

@@ -20,7 +20,7 @@ use crate::{
     domain::{
         events::{
             EVENT_CHAT_REMOVED, EVENT_CHAT_UPDATED, EVENT_DELETED, EVENT_NOTIFICATION, EVENT_PINS,
-            EVENT_REACTION, EVENT_UPDATED, MessageEvent, Outgoing,
+            EVENT_REACTION, EVENT_UPDATED, Membership, MessageEvent, Outgoing,
         },
         lifecycle::{Applied, Effect, LifecycleCommand},
         lifecycle::{ChatRemoved, ChatUpdated, Deleted, PinsUpdated, ReactionUpdated},
@@ -89,7 +89,12 @@ async fn announce(
     audience: &[Uuid],
 ) -> Result<Announced, AnnounceError> {
     let pool = src.pool;
-    let all = || audience.iter().copied();
+    let group = src.cache.is_group(pool, chat).await?;
+    let all = Everyone {
+        chat,
+        group,
+        audience,
+    };
     let mut out = Vec::new();
     let mut integrations = Vec::new();
     for (v, effect) in &applied.effects {
@@ -100,7 +105,7 @@ async fn announce(
                 message_id,
                 notified,
             } => {
-                let (events, message) = updated(src, chat, v, *message_id, audience).await?;
+                let (events, message) = updated(src, &all, v, *message_id).await?;
                 out.extend(events);
                 if let Some(m) = message {
                     integrations.push(at.one(MESSAGE_UPDATED, json!({ "message": m }))?);
@@ -118,7 +123,7 @@ async fn announce(
                     sequence: *sequence,
                     deleted_by: *deleted_by,
                 };
-                out.push(Outgoing::chat_event(EVENT_DELETED, chat, v, &p, all())?);
+                out.push(all.event(EVENT_DELETED, v, &p)?);
                 let mut data = json!({ "messageId": message_id, "sequence": sequence });
                 if let Some(by) = deleted_by {
                     data["deletedBy"] = json!(by);
@@ -140,7 +145,7 @@ async fn announce(
                     added: *added,
                     count: *count,
                 };
-                out.push(Outgoing::chat_event(EVENT_REACTION, chat, v, &p, all())?);
+                out.push(all.event(EVENT_REACTION, v, &p)?);
                 let data = json!({ "messageId": message_id, "emoji": emoji, "userId": user_id,
                                    "added": added, "count": count });
                 integrations.push(at.one(REACTION_UPDATED, data)?);
@@ -156,7 +161,7 @@ async fn announce(
                     pinned: *pinned,
                     user_id: *user_id,
                 };
-                out.push(Outgoing::chat_event(EVENT_PINS, chat, v, &p, all())?);
+                out.push(all.event(EVENT_PINS, v, &p)?);
                 let change = if *pinned { "pinned" } else { "unpinned" };
                 let data = json!({ "change": change, "messageId": message_id, "userId": user_id });
                 integrations.push(at.one(CHAT_UPDATED, data)?);
@@ -165,24 +170,13 @@ async fn announce(
                 let mut details = None;
                 if let Some(c) = db::chats::load(pool, chat).await? {
                     let members: Vec<Uuid> = c.participants.iter().map(|p| p.user_id).collect();
-
+                    let gone: Vec<Uuid> = removed
+                        .iter()
+                        .copied()
+                        .filter(|u| !members.contains(u))
+                        .collect();
                     let p = ChatUpdated { chat: c };
-                    out.push(Outgoing::chat_event(
-                        EVENT_CHAT_UPDATED,
-                        chat,
-                        v,
-                        &p,
-                        members.iter().copied(),
-                    )?);
-                    let gone = removed.iter().copied().filter(|u| !members.contains(u));
-                    let gone_p = ChatRemoved { chat_id: chat };
-                    out.push(Outgoing::chat_event(
-                        EVENT_CHAT_REMOVED,
-                        chat,
-                        v,
-                        &gone_p,
-                        gone,
-                    )?);
+                    out.extend(membership_events(&all, v, &p, (&members, added), &gone)?);
                     details = Some(p.chat);
                 }
                 integrations.extend(at.chat(details.as_ref(), added, removed)?);
@@ -218,11 +212,11 @@ async fn notifications(
 /// particular sees it (`me` false, no `blockedSender`), for integrations.
 async fn updated(
     src: Sources<'_>,
-    chat: Uuid,
+    all: &Everyone<'_>,
     version: i64,
     message_id: Uuid,
-    audience: &[Uuid],
 ) -> Result<(Vec<Outgoing>, Option<Message>), AnnounceError> {
+    let (chat, audience) = (all.chat, all.audience);
     let Some(mut message) = db::history::one(src.pool, chat, message_id).await? else {
         return Ok((Vec::new(), None));
     };
@@ -246,6 +240,14 @@ async fn updated(
         let mine: Vec<bool> = by_emoji.iter().map(|(_, us)| us.contains(u)).collect();
         groups.entry((folded, mine)).or_default().push(*u);
     }
+    // In a group, the copy most members see (no block, no reaction of their own) goes
+    // once to the timeline; the others' copies to their own streams.
+    let common = (false, vec![false; by_emoji.len()]);
+    let except: Vec<Uuid> = groups
+        .iter()
+        .filter(|(k, _)| **k != common)
+        .flat_map(|(_, us)| us.iter().copied())
+        .collect();
     let mut out = Vec::with_capacity(groups.len());
     for ((folded, mine), users) in groups {
         message.blocked_sender = folded;
@@ -262,17 +264,100 @@ async fn updated(
             chat_id: chat,
             message: &message,
         };
-        out.push(Outgoing::chat_event(
-            EVENT_UPDATED,
-            chat,
-            version,
-            &p,
-            users,
-        )?);
+        out.push(if all.group && (folded, &mine) == (common.0, &common.1) {
+            Outgoing::to_group(EVENT_UPDATED, chat, version, &p, except.clone())?
+        } else {
+            Outgoing::chat_event(EVENT_UPDATED, chat, version, &p, users)?
+        });
     }
     for r in &mut message.reactions {
         r.me = false;
     }
     message.blocked_sender = false;
     Ok((out, Some(message)))
+}
+
+/// The members of the chat an applied command is announced to.
+struct Everyone<'a> {
+    chat: Uuid,
+    /// A group: chat-wide events go once to its timeline.
+    group: bool,
+    /// Every member (as the command left them).
+    audience: &'a [Uuid],
+}
+
+impl Everyone<'_> {
+    /// `name` at `version` to every member: once to a group's timeline, else to each
+    /// member's stream.
+    fn event<T: serde::Serialize>(
+        &self,
+        name: &'static str,
+        version: i64,
+        payload: &T,
+    ) -> serde_json::Result<Outgoing> {
+        if self.group {
+            Outgoing::to_group(name, self.chat, version, payload, Vec::new())
+        } else {
+            Outgoing::chat_event(
+                name,
+                self.chat,
+                version,
+                payload,
+                self.audience.iter().copied(),
+            )
+        }
+    }
+}
+
+/// A membership change: `chat.updated` to every member (in a group: once to its
+/// timeline, and to each joined member's own stream, which makes their gateway follow
+/// the group), and `chat.removed` to each member who left (their gateway stops).
+fn membership_events(
+    all: &Everyone<'_>,
+    version: i64,
+    updated: &ChatUpdated,
+    (members, added): (&[Uuid], &[Uuid]),
+    gone: &[Uuid],
+) -> serde_json::Result<Vec<Outgoing>> {
+    let chat = all.chat;
+    let mut out = Vec::new();
+    if all.group {
+        let joined: Vec<Uuid> = added
+            .iter()
+            .copied()
+            .filter(|u| members.contains(u))
+            .collect();
+        if joined.len() < members.len() {
+            // The joined get their own copy; the removed get `chat.removed` instead.
+            let except = joined.iter().chain(gone).copied().collect();
+            out.push(Outgoing::to_group(
+                EVENT_CHAT_UPDATED,
+                chat,
+                version,
+                updated,
+                except,
+            )?);
+        }
+        if !joined.is_empty() {
+            let mut e = Outgoing::chat_event(EVENT_CHAT_UPDATED, chat, version, updated, joined)?;
+            e.membership = Some(Membership::Joined);
+            out.push(e);
+        }
+    } else {
+        out.push(Outgoing::chat_event(
+            EVENT_CHAT_UPDATED,
+            chat,
+            version,
+            updated,
+            members.iter().copied(),
+        )?);
+    }
+    if !gone.is_empty() {
+        let p = ChatRemoved { chat_id: chat };
+        let mut e =
+            Outgoing::chat_event(EVENT_CHAT_REMOVED, chat, version, &p, gone.iter().copied())?;
+        e.membership = Some(Membership::Left);
+        out.push(e);
+    }
+    Ok(out)
 }

@@ -6,6 +6,7 @@ mod dispose;
 mod holds;
 mod integration;
 mod lifecycle;
+mod notify;
 mod outbox;
 mod persister;
 mod sends;
