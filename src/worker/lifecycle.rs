@@ -8,6 +8,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::{
+    audience::{Everyone, membership_events},
     batch::{Fate, Outage},
     integration::{
         self, CHAT_UPDATED, Integration, MESSAGE_DELETED, MESSAGE_UPDATED, REACTION_UPDATED,
@@ -19,11 +20,11 @@ use crate::{
     db::{self, lifecycle::LifeOutcome},
     domain::{
         events::{
-            EVENT_CHAT_REMOVED, EVENT_CHAT_UPDATED, EVENT_DELETED, EVENT_NOTIFICATION, EVENT_PINS,
-            EVENT_REACTION, EVENT_UPDATED, Membership, MessageEvent, Outgoing,
+            EVENT_DELETED, EVENT_NOTIFICATION, EVENT_PINS, EVENT_REACTION, EVENT_UPDATED,
+            MessageEvent, Outgoing,
         },
         lifecycle::{Applied, Effect, LifecycleCommand},
-        lifecycle::{ChatRemoved, ChatUpdated, Deleted, PinsUpdated, ReactionUpdated},
+        lifecycle::{ChatUpdated, Deleted, PinsUpdated, ReactionUpdated},
         mention::NotificationEvent,
         message::{Message, Reaction},
     },
@@ -275,89 +276,4 @@ async fn updated(
     }
     message.blocked_sender = false;
     Ok((out, Some(message)))
-}
-
-/// The members of the chat an applied command is announced to.
-struct Everyone<'a> {
-    chat: Uuid,
-    /// A group: chat-wide events go once to its timeline.
-    group: bool,
-    /// Every member (as the command left them).
-    audience: &'a [Uuid],
-}
-
-impl Everyone<'_> {
-    /// `name` at `version` to every member: once to a group's timeline, else to each
-    /// member's stream.
-    fn event<T: serde::Serialize>(
-        &self,
-        name: &'static str,
-        version: i64,
-        payload: &T,
-    ) -> serde_json::Result<Outgoing> {
-        if self.group {
-            Outgoing::to_group(name, self.chat, version, payload, Vec::new())
-        } else {
-            Outgoing::chat_event(
-                name,
-                self.chat,
-                version,
-                payload,
-                self.audience.iter().copied(),
-            )
-        }
-    }
-}
-
-/// A membership change: `chat.updated` to every member (in a group: once to its
-/// timeline, and to each joined member's own stream, which makes their gateway follow
-/// the group), and `chat.removed` to each member who left (their gateway stops).
-fn membership_events(
-    all: &Everyone<'_>,
-    version: i64,
-    updated: &ChatUpdated,
-    (members, added): (&[Uuid], &[Uuid]),
-    gone: &[Uuid],
-) -> serde_json::Result<Vec<Outgoing>> {
-    let chat = all.chat;
-    let mut out = Vec::new();
-    if all.group {
-        let joined: Vec<Uuid> = added
-            .iter()
-            .copied()
-            .filter(|u| members.contains(u))
-            .collect();
-        if joined.len() < members.len() {
-            // The joined get their own copy; the removed get `chat.removed` instead.
-            let except = joined.iter().chain(gone).copied().collect();
-            out.push(Outgoing::to_group(
-                EVENT_CHAT_UPDATED,
-                chat,
-                version,
-                updated,
-                except,
-            )?);
-        }
-        if !joined.is_empty() {
-            let mut e = Outgoing::chat_event(EVENT_CHAT_UPDATED, chat, version, updated, joined)?;
-            e.membership = Some(Membership::Joined);
-            out.push(e);
-        }
-    } else {
-        out.push(Outgoing::chat_event(
-            EVENT_CHAT_UPDATED,
-            chat,
-            version,
-            updated,
-            members.iter().copied(),
-        )?);
-    }
-    if !gone.is_empty() {
-        let p = ChatRemoved { chat_id: chat };
-        let mut e =
-            Outgoing::chat_event(EVENT_CHAT_REMOVED, chat, version, &p, gone.iter().copied())?;
-        e.membership = Some(Membership::Left);
-        out.push(e);
-    }
-    Ok(out)
 }

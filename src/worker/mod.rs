@@ -1,6 +1,7 @@
 //! The worker: consumes every partition queue, persists batches with per-chat
 //! sequences, notifies the gateways that hold the recipients' sockets, then acks.
 
+mod audience;
 mod batch;
 mod dispose;
 mod holds;
