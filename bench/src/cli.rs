@@ -90,6 +90,9 @@ pub struct Args {
     /// online members connected (after the fixed-rate phase).
     #[arg(long)]
     pub churn: bool,
+    /// Large groups, `--churn`: rounds of join, leave, rename (figures are means).
+    #[arg(long, default_value_t = 5)]
+    pub churn_rounds: usize,
     /// Gateway processes in split mode [large groups 2, else 1] (1 to 4).
     #[arg(long)]
     pub gateways: Option<usize>,

@@ -295,7 +295,7 @@ async fn one_size(
             procs: &procs,
             idle: &idle_usage,
         };
-        let ops = large_churn::run(&c, &tracker, online as u64).await?;
+        let ops = large_churn::run(&c, &tracker, online as u64, args.churn_rounds).await?;
         for op in &ops {
             eprintln!("{}", op.line(n));
         }

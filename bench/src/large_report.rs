@@ -265,7 +265,7 @@ pub fn text(l: &LargeFigures) -> String {
     if l.sizes.iter().any(|f| !f.churn.is_empty()) {
         let _ = writeln!(
             out,
-            "  | group (online) | operation | HTTP answer | every online member had `chat.updated` | Redis CPU µs (net) | worker CPU µs (net) | gateways CPU µs (net) | Redis memory Δ: `used_memory` / run's keys |"
+            "  | group (online) | operation (mean of --churn-rounds) | HTTP answer | every online member had `chat.updated` | Redis CPU µs (net) | worker CPU µs (net) | gateways CPU µs (net) | Redis memory Δ: `used_memory` / run's keys |"
         );
         let _ = writeln!(out, "  |---|---|---|---|---|---|---|---|");
         for f in &l.sizes {
