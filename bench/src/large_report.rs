@@ -382,3 +382,20 @@ pub fn targets(l: &LargeFigures) -> Vec<Target> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{kb, thousands};
+
+    #[test]
+    fn readme_numbers() {
+        assert_eq!(thousands(1326.4), "1,326");
+        assert_eq!(thousands(23413.0), "23,413");
+        assert_eq!(thousands(999.6), "1,000");
+        assert_eq!(thousands(12.0), "12");
+        assert_eq!(thousands(-1500.0), "-1,500");
+        assert_eq!(kb(75.5 * 1024.0), "75.5 KB");
+        assert_eq!(kb(392.0 * 1024.0), "392 KB");
+        assert_eq!(kb(1.5 * 1024.0 * 1024.0), "1.5 MB");
+    }
+}
