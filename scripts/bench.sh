@@ -9,6 +9,7 @@
 #   scripts/bench.sh latency                         # 1,000 msg/s offered, 30 s
 #   scripts/bench.sh groups                          # groups of 10, delivered events/s
 #   scripts/bench.sh groups --sizes 100,1000,5000    # one large group per size, 10 % online
+#   scripts/bench.sh groups --sizes 100,1000 --online-count 50 --churn  # 50 online at each size; join/leave/rename
 #   scripts/bench.sh idle --sockets 10000            # idle sockets on one gateway
 #   scripts/bench.sh latency --mode both             # split, then the all-in-one `courier`
 #   scripts/bench.sh search                          # 1,000,000 messages, search latency + plans
@@ -32,7 +33,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-[ $# -ge 1 ] || { sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+[ $# -ge 1 ] || { sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 
 bash scripts/services.sh
 

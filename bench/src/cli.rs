@@ -82,6 +82,17 @@ pub struct Args {
     /// Large groups: fraction of the members online (one socket each, spread over the gateways).
     #[arg(long, default_value_t = 0.1)]
     pub online: f64,
+    /// Large groups: exactly this many members online at every size (instead of
+    /// `--online`), e.g. to compare Redis CPU per message between sizes.
+    #[arg(long)]
+    pub online_count: Option<usize>,
+    /// Large groups: measure one join, one leave and one rename per size, with the
+    /// online members connected (after the fixed-rate phase).
+    #[arg(long)]
+    pub churn: bool,
+    /// Large groups, `--churn`: rounds of join, leave, rename (figures are means).
+    #[arg(long, default_value_t = 5)]
+    pub churn_rounds: usize,
     /// Gateway processes in split mode [large groups 2, else 1] (1 to 4).
     #[arg(long)]
     pub gateways: Option<usize>,

@@ -4,7 +4,7 @@
 //! warm-up + duration, with CPU per message of each process and service and Redis
 //! memory per message over it; then a ramp of rates until p99 passes the limit.
 
-use std::{process::Command, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use anyhow::{Context, bail, ensure};
 use hyper::StatusCode;
@@ -16,6 +16,8 @@ use crate::{
     cli::Args,
     deploy::{Deployment, Isolation},
     http::{Conn, bearer},
+    large_churn::{self, Churn, ChurnOp},
+    large_redis::{self, RedisMemory},
     large_track::{self, GroupTracker, PhaseCount, Send},
     mint, setup,
     track::Percentiles,
@@ -39,16 +41,6 @@ const KEPT_UP: f64 = 0.9;
 const IDLE_BASELINE: Duration = Duration::from_secs(5);
 /// After a ramp step, how long its last messages may take before counting as late.
 const STEP_GRACE: Duration = Duration::from_secs(10);
-
-/// Redis memory at one moment.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
-pub struct RedisMemory {
-    /// `INFO memory` `used_memory` of the whole server (other tenants included).
-    pub used_memory: u64,
-    /// Σ `MEMORY USAGE key SAMPLES 0` over the run's keys (its prefix only).
-    pub run_keys_bytes: u64,
-    pub run_keys: u64,
-}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Step {
@@ -98,59 +90,19 @@ pub struct SizeFigures {
     pub out_of_order: u64,
     pub unknown_events: u64,
     pub errors: std::collections::BTreeMap<String, u64>,
+    /// `--churn`: join, leave, rename (after the fixed phase, before the ramp).
+    pub churn: Vec<ChurnOp>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct LargeFigures {
     pub gateways: usize,
+    /// `--online-count`: the same number online at every size.
+    pub online_count: Option<usize>,
     pub sizes: Vec<SizeFigures>,
-}
-
-fn sh(script: &str) -> String {
-    Command::new("sh")
-        .args(["-c", script])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default()
-}
-
-/// `INFO memory` `used_memory` of the Redis server (0 if unreadable).
-fn used_memory() -> u64 {
-    sh("redis-cli -h 127.0.0.1 INFO memory")
-        .lines()
-        .find_map(|l| l.strip_prefix("used_memory:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
-}
-
-/// Resolves once Redis's `used_memory` has grown by more than `limit_mb` since the
-/// call (checked every 2 s): Redis is shared, and a 5,000-member run once grew it
-/// to 23 GB until the kernel killed it.
-async fn redis_guard(limit_mb: u64) -> u64 {
-    let start = tokio::task::spawn_blocking(used_memory).await.unwrap_or(0);
-    loop {
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        let now = tokio::task::spawn_blocking(used_memory).await.unwrap_or(0);
-        if now.saturating_sub(start) > limit_mb << 20 {
-            return now;
-        }
-    }
-}
-
-fn redis_memory(prefix: &str) -> RedisMemory {
-    let used_memory = used_memory();
-    let sizes = sh(&format!(
-        "redis-cli -h 127.0.0.1 --scan --pattern '{prefix}*' | sed 's/^/MEMORY USAGE /; s/$/ SAMPLES 0/' | redis-cli -h 127.0.0.1"
-    ));
-    let sizes: Vec<u64> = sizes
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .collect();
-    RedisMemory {
-        used_memory,
-        run_keys_bytes: sizes.iter().sum(),
-        run_keys: sizes.len() as u64,
-    }
+    /// Why the run stopped before its last size (the Redis growth guard); the sizes
+    /// measured before it are kept.
+    pub stopped: Option<String>,
 }
 
 fn load_average() -> String {
@@ -160,25 +112,35 @@ fn load_average() -> String {
 }
 
 pub async fn run(args: &Args, dep: &Deployment, iso: &Isolation) -> anyhow::Result<LargeFigures> {
-    let mut sizes = Vec::new();
+    let (mut sizes, mut stopped) = (Vec::new(), None);
     for &n in &args.sizes {
         let limit = args.redis_growth_limit_mb;
+        // Dropping `one_size` on the guard closes its sockets (their tasks are aborted);
+        // the caller then stops the deployment and removes the run's keys.
         let figures = tokio::select! {
             f = one_size(args, dep, iso, n) => f?,
-            used = redis_guard(limit) => bail!(
-                "group of {n}: Redis used_memory grew by more than {limit} MB (now {} MB); stopped (--redis-growth-limit-mb)",
-                used >> 20
-            ),
+            used = large_redis::guard(limit) => {
+                let why = format!(
+                    "group of {n}: Redis used_memory grew by more than {limit} MB (now {} MB); stopped (--redis-growth-limit-mb)",
+                    used >> 20
+                );
+                eprintln!("[bench] {why}");
+                stopped = Some(why);
+                break;
+            }
         };
         sizes.push(figures);
     }
     Ok(LargeFigures {
         gateways: dep.gateways.len(),
+        online_count: args.online_count,
         sizes,
+        stopped,
     })
 }
 
-/// Mints `n` users and makes user 0 the owner of a group with all of them.
+/// Mints `n` + 1 users and makes user 0 the owner of a group with the first `n`
+/// (the last one stays outside, for `--churn`'s join).
 async fn group(
     dep: &Deployment,
     iso: &Isolation,
@@ -189,10 +151,11 @@ async fn group(
         iso.jwt_secret.clone(),
         format!("{}s{n}", iso.tag),
     );
-    let users = tokio::task::spawn_blocking(move || mint::users(&url, &secret, &tag, n)).await??;
+    let users =
+        tokio::task::spawn_blocking(move || mint::users(&url, &secret, &tag, n + 1)).await??;
     let mut conn = Conn::new(dep.api);
     let owner = users[0].token.as_str();
-    let ids: Vec<&str> = users[1..].iter().map(|u| u.id.as_str()).collect();
+    let ids: Vec<&str> = users[1..n].iter().map(|u| u.id.as_str()).collect();
     let mut batches = ids.chunks(BATCH);
     let first = batches.next().unwrap_or(&[]);
     let body =
@@ -230,7 +193,10 @@ async fn one_size(
     let t = std::time::Instant::now();
     eprintln!("[bench] group of {n}: minting users, creating the group");
     let (users, chat) = group(dep, iso, n).await?;
-    let online = ((n as f64 * args.online).round() as usize).clamp(1, n - 1);
+    let online = args
+        .online_count
+        .unwrap_or((n as f64 * args.online).round() as usize)
+        .clamp(1, n - 1);
     let rate = args.offered_rate().unwrap_or(20.0);
     let (warmup, duration) = (args.warmup.max(0.0), args.duration_secs().max(1.0));
     let fixed_msgs = (rate * (warmup + duration)).ceil() as usize + senders(rate);
@@ -288,11 +254,7 @@ async fn one_size(
     let setup_secs = t.elapsed().as_secs_f64();
 
     eprintln!("[bench] group of {n}: {rate} msg/s for {warmup:.0} s + {duration:.0} s");
-    let redis_before = tokio::task::spawn_blocking({
-        let p = iso.redis_prefix.clone();
-        move || redis_memory(&p)
-    })
-    .await?;
+    let redis_before = large_redis::memory_of(&iso.redis_prefix).await?;
     let procs: Vec<(&str, u32)> = dep.procs.iter().map(|p| (p.name, p.pid())).collect();
     let idle_start = Probe::take(&procs);
     tokio::time::sleep(IDLE_BASELINE).await;
@@ -315,17 +277,32 @@ async fn one_size(
     tracker.wait_drained(range.clone(), sent_end + grace).await;
     let drain_secs = sent_end.elapsed().as_secs_f64();
     let usage = Probe::take(&procs).since(&first);
-    let redis_after = tokio::task::spawn_blocking({
-        let p = iso.redis_prefix.clone();
-        move || redis_memory(&p)
-    })
-    .await?;
+    let redis_after = large_redis::memory_of(&iso.redis_prefix).await?;
     let fixed = tracker.count(range);
     let messages = fixed.accepted.max(1) as f64;
-    let cpu = per_message(&usage, None, messages);
-    let cpu_net = per_message(&usage, Some(&idle_usage), messages);
+    let cpu = crate::usage::per_message(&usage, None, messages);
+    let cpu_net = crate::usage::per_message(&usage, Some(&idle_usage), messages);
     let delta = |a: u64, b: u64| (b as f64 - a as f64) / messages;
 
+    let churn = if args.churn {
+        eprintln!("[bench] group of {n}: membership churn (join, leave, rename)");
+        let c = Churn {
+            api: dep.api,
+            chat: &chat,
+            owner_token: &users[0].token,
+            newcomer: &users[n].id,
+            prefix: &iso.redis_prefix,
+            procs: &procs,
+            idle: &idle_usage,
+        };
+        let ops = large_churn::run(&c, &tracker, online as u64, args.churn_rounds).await?;
+        for op in &ops {
+            eprintln!("{}", op.line(n));
+        }
+        ops
+    } else {
+        Vec::new()
+    };
     let (ramp, max_sustained_rate) = ramp(args, &to, &tracker, n).await;
     // Let any backlog finish before the next size (bounded), then count every loss again.
     let all = 0..tracker.mark();
@@ -361,56 +338,11 @@ async fn one_size(
         out_of_order,
         unknown_events,
         errors: tracker.errors(),
+        churn,
     };
     members.close().await;
     eprint!("{}", crate::large_report::size_text(&figures));
     Ok(figures)
-}
-
-/// CPU µs per message of each process and service over `usage`, less the CPU each
-/// used at its `idle` rate over as long a time when given; plus the gateways' sum and the total.
-fn per_message(usage: &Usage, idle: Option<&Usage>, messages: f64) -> Vec<(String, f64)> {
-    let window = usage.window_secs;
-    let idle_rate = |name: &str| -> f64 {
-        idle.map_or(0.0, |i| {
-            let secs = i
-                .courier
-                .iter()
-                .chain(std::iter::once(&i.bench))
-                .find(|p| p.name == name)
-                .map(|p| p.cpu_secs)
-                .or_else(|| {
-                    i.services
-                        .iter()
-                        .find(|s| s.name == name)
-                        .map(|s| s.cpu_secs)
-                })
-                .unwrap_or(0.0);
-            secs / i.window_secs.max(1e-9)
-        })
-    };
-    let per = |name: &str, cpu: f64| (cpu - idle_rate(name) * window).max(0.0) * 1e6 / messages;
-    let mut cpu: Vec<(String, f64)> = usage
-        .courier
-        .iter()
-        .chain(std::iter::once(&usage.bench))
-        .map(|p| (p.name.clone(), per(&p.name, p.cpu_secs)))
-        .chain(
-            usage
-                .services
-                .iter()
-                .map(|s| (s.name.clone(), per(&s.name, s.cpu_secs))),
-        )
-        .collect();
-    let gateways: f64 = cpu
-        .iter()
-        .filter(|(n, _)| n.starts_with("gateway"))
-        .map(|(_, c)| c)
-        .sum();
-    let total: f64 = cpu.iter().map(|(_, c)| c).sum();
-    cpu.push(("gateways".into(), gateways));
-    cpu.push(("total".into(), total));
-    cpu
 }
 
 /// Steps the rate up until p99 passes the limit or a message is lost or refused.

@@ -116,7 +116,130 @@ pub fn size_text(f: &SizeFigures) -> String {
     if !f.errors.is_empty() {
         let _ = writeln!(out, "    errors: {:?}", f.errors);
     }
+    for op in &f.churn {
+        let _ = writeln!(out, "{}", op.line(f.members));
+    }
     out
+}
+
+/// `1234.5` → `1,235`.
+fn thousands(v: f64) -> String {
+    let digits = format!("{:.0}", v.abs());
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if v < -0.5 { format!("-{out}") } else { out }
+}
+
+/// Bytes as the README writes them: `75.5 KB`, `392 KB`, `1.2 MB`.
+fn kb(bytes: f64) -> String {
+    let k = bytes / 1024.0;
+    if k.abs() >= 1024.0 {
+        format!("{:.1} MB", k / 1024.0)
+    } else if k.abs() >= 100.0 {
+        format!("{k:.0} KB")
+    } else {
+        format!("{k:.1} KB")
+    }
+}
+
+/// The README's "highest sustained" cell: `1,280 (2,560: p99 1.2 s)`.
+fn sustained_cell(f: &SizeFigures) -> String {
+    let failed = f.ramp.iter().find(|s| !s.pass).map(|s| {
+        let why = if s.count.lost_messages > 0 {
+            format!("{} lost", s.count.lost_messages)
+        } else if s.count.sent_per_s < 0.9 * s.rate {
+            format!("sent {:.0}/s", s.count.sent_per_s)
+        } else {
+            format!("p99 {:.1} s", s.e2e.p99_ms / 1e3)
+        };
+        format!("{}: {why}", thousands(s.rate))
+    });
+    match (f.max_sustained_rate, failed) {
+        (Some(r), _) if f.ramp_exhausted => format!(">= {}", thousands(r)),
+        (Some(r), Some(fail)) => format!("{} ({fail})", thousands(r)),
+        (Some(r), None) => thousands(r),
+        (None, Some(fail)) => format!("none ({fail})"),
+        (None, None) => "not measured".into(),
+    }
+}
+
+/// One row of the README's "Large groups" table.
+pub fn readme_row(f: &SizeFigures) -> String {
+    let cell = |name: &str| {
+        format!(
+            "{} ({})",
+            thousands(cpu_of(f, name)),
+            thousands(net_of(f, name))
+        )
+    };
+    format!(
+        "| {} ({}) | {} | {} | {} | {} | {} / {} | {:.1} / {:.1} / {:.1} ms | {} of {} | {} |",
+        thousands(f.members as f64),
+        thousands(f.online as f64),
+        cell("redis"),
+        cell("worker"),
+        cell("gateways"),
+        cell("api"),
+        kb(f.used_memory_per_message),
+        kb(f.run_keys_bytes_per_message),
+        f.e2e.p50_ms,
+        f.e2e.p95_ms,
+        f.e2e.p99_ms,
+        f.fixed.lost_messages,
+        f.fixed.accepted,
+        sustained_cell(f)
+    )
+}
+
+/// The README's churn table row: one operation at one size.
+fn churn_row(f: &SizeFigures, op: &crate::large_churn::ChurnOp) -> String {
+    let cpu = |name: &str| {
+        let g = op
+            .cpu_us
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(0.0, |(_, c)| *c);
+        let n = op
+            .cpu_us_net
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(0.0, |(_, c)| *c);
+        format!("{} ({})", thousands(g), thousands(n))
+    };
+    format!(
+        "| {} ({}) | {} | {:.0} ms | {} | {} | {} | {} | {} / {} |",
+        thousands(f.members as f64),
+        thousands(f.online as f64),
+        op.op,
+        op.answer_ms,
+        op.reach_ms.map_or_else(
+            || format!("not all ({}/{})", op.seen, op.expected),
+            |r| format!("{r:.0} ms")
+        ),
+        cpu("redis"),
+        cpu("worker"),
+        cpu("gateways"),
+        kb(op.used_memory_delta() as f64),
+        kb(op.run_keys_delta() as f64),
+    )
+}
+
+/// Redis CPU per message (net of idle) of the largest size ÷ the smallest's.
+fn redis_ratio(l: &LargeFigures) -> Option<(f64, &SizeFigures, &SizeFigures)> {
+    let small = l.sizes.iter().min_by_key(|f| f.members)?;
+    let large = l.sizes.iter().max_by_key(|f| f.members)?;
+    (large.members > small.members).then(|| {
+        (
+            net_of(large, "redis") / net_of(small, "redis").max(1.0),
+            small,
+            large,
+        )
+    })
 }
 
 /// The human-readable summary, with a table of the headline figures.
@@ -124,6 +247,48 @@ pub fn text(l: &LargeFigures) -> String {
     let mut out = String::new();
     for f in &l.sizes {
         out.push_str(&size_text(f));
+    }
+    let _ = writeln!(
+        out,
+        "  README format (CPU gross, net of idle in parentheses; {} gateways):",
+        l.gateways
+    );
+    let _ = writeln!(
+        out,
+        "  | group (online) | Redis CPU µs/msg (net of idle) | worker µs/msg | gateways µs/msg (both) | api µs/msg | Redis memory per message: `used_memory` Δ / run's keys Δ | e2e p50 / p95 / p99 at {} msg/s | lost | highest sustained msg/s (p99 ≤ 1 s) |",
+        l.sizes.first().map_or(0.0, |f| f.rate)
+    );
+    let _ = writeln!(out, "  |---|---|---|---|---|---|---|---|---|");
+    for f in &l.sizes {
+        let _ = writeln!(out, "  {}", readme_row(f));
+    }
+    if l.sizes.iter().any(|f| !f.churn.is_empty()) {
+        let _ = writeln!(
+            out,
+            "  | group (online) | operation (mean of --churn-rounds) | HTTP answer | every online member had `chat.updated` | Redis CPU µs (net) | worker CPU µs (net) | gateways CPU µs (net) | Redis memory Δ: `used_memory` / run's keys |"
+        );
+        let _ = writeln!(out, "  |---|---|---|---|---|---|---|---|");
+        for f in &l.sizes {
+            for op in &f.churn {
+                let _ = writeln!(out, "  {}", churn_row(f, op));
+            }
+        }
+    }
+    if let (Some(c), Some((ratio, small, large))) = (l.online_count, redis_ratio(l)) {
+        let _ = writeln!(
+            out,
+            "  Redis CPU per message, {} vs {} members with {c} online: {:.0} vs {:.0} µs net of idle = {ratio:.2}x (gross {:.0} vs {:.0} µs = {:.2}x)",
+            large.members,
+            small.members,
+            net_of(large, "redis"),
+            net_of(small, "redis"),
+            cpu_of(large, "redis"),
+            cpu_of(small, "redis"),
+            cpu_of(large, "redis") / cpu_of(small, "redis").max(1.0)
+        );
+    }
+    if let Some(why) = &l.stopped {
+        let _ = writeln!(out, "  STOPPED: {why}");
     }
     let _ = writeln!(
         out,
@@ -158,6 +323,28 @@ pub fn text(l: &LargeFigures) -> String {
 /// The issue's targets this run speaks to (issue 27).
 pub fn targets(l: &LargeFigures) -> Vec<Target> {
     let mut out = Vec::new();
+    if let Some(why) = &l.stopped {
+        out.push(target(
+            "every size of --sizes measured",
+            "no stop by the Redis growth guard",
+            why.clone(),
+            false,
+        ));
+    }
+    if let (Some(c), Some((ratio, small, large))) = (l.online_count, redis_ratio(l)) {
+        out.push(target(
+            "Redis CPU per message, largest vs smallest size, same number online",
+            "within 1.5x",
+            format!(
+                "{:.0} vs {:.0} µs net ({ratio:.2}x; {} vs {} members, {c} online)",
+                net_of(large, "redis"),
+                net_of(small, "redis"),
+                large.members,
+                small.members
+            ),
+            ratio <= 1.5,
+        ));
+    }
     let find = |n: usize| l.sizes.iter().find(|f| f.members == n);
     if let Some(f) = find(5000) {
         out.push(target(
@@ -194,4 +381,21 @@ pub fn targets(l: &LargeFigures) -> Vec<Target> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{kb, thousands};
+
+    #[test]
+    fn readme_numbers() {
+        assert_eq!(thousands(1326.4), "1,326");
+        assert_eq!(thousands(23413.0), "23,413");
+        assert_eq!(thousands(999.6), "1,000");
+        assert_eq!(thousands(12.0), "12");
+        assert_eq!(thousands(-1500.0), "-1,500");
+        assert_eq!(kb(75.5 * 1024.0), "75.5 KB");
+        assert_eq!(kb(392.0 * 1024.0), "392 KB");
+        assert_eq!(kb(1.5 * 1024.0 * 1024.0), "1.5 MB");
+    }
 }

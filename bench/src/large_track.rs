@@ -60,8 +60,13 @@ pub struct GroupTracker {
     unknown: AtomicU64,
     event_bytes: AtomicU64,
     events: AtomicU64,
+    /// `chat.updated` events received, all sockets together (membership churn).
+    updated: AtomicU64,
     errors: Mutex<BTreeMap<String, u64>>,
 }
+
+/// The event every member gets when the group is renamed or its members change.
+const EVENT_UPDATED: &str = "[\"chat.updated\",";
 
 /// One phase's messages (a range of message numbers) as seen at the end.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -95,6 +100,7 @@ impl GroupTracker {
             unknown: AtomicU64::new(0),
             event_bytes: AtomicU64::new(0),
             events: AtomicU64::new(0),
+            updated: AtomicU64::new(0),
             errors: Mutex::new(BTreeMap::new()),
         })
     }
@@ -231,6 +237,24 @@ impl GroupTracker {
         self.event_bytes.load(Relaxed) as f64 / self.events.load(Relaxed).max(1) as f64
     }
 
+    /// `chat.updated` events received so far by all the member sockets.
+    pub fn updated(&self) -> u64 {
+        self.updated.load(Relaxed)
+    }
+
+    /// Waits (bounded by `deadline`) until `updated()` reaches `count`; true if it did.
+    pub async fn wait_updated(&self, count: u64, deadline: Instant) -> bool {
+        loop {
+            if self.updated() >= count {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
     pub fn errors(&self) -> BTreeMap<String, u64> {
         lock(&self.errors).clone()
     }
@@ -298,6 +322,10 @@ pub async fn connect(
             let mut seqs = SeqState::default();
             socket
                 .run(stop_rx, |body| {
+                    if body.starts_with(EVENT_UPDATED) {
+                        tracker.updated.fetch_add(1, Relaxed);
+                        return;
+                    }
                     if !body.starts_with(EVENT_NEW) {
                         return;
                     }

@@ -10,6 +10,8 @@ mod flow;
 mod http;
 mod idle;
 mod large;
+mod large_churn;
+mod large_redis;
 mod large_report;
 mod large_track;
 mod load;

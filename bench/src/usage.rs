@@ -134,3 +134,49 @@ impl Probe {
         }
     }
 }
+
+/// CPU µs per message of each process and service over `usage`, less the CPU each
+/// used at its `idle` rate over as long a time when given; plus the gateways' sum and the total.
+pub fn per_message(usage: &Usage, idle: Option<&Usage>, messages: f64) -> Vec<(String, f64)> {
+    let window = usage.window_secs;
+    let idle_rate = |name: &str| -> f64 {
+        idle.map_or(0.0, |i| {
+            let secs = i
+                .courier
+                .iter()
+                .chain(std::iter::once(&i.bench))
+                .find(|p| p.name == name)
+                .map(|p| p.cpu_secs)
+                .or_else(|| {
+                    i.services
+                        .iter()
+                        .find(|s| s.name == name)
+                        .map(|s| s.cpu_secs)
+                })
+                .unwrap_or(0.0);
+            secs / i.window_secs.max(1e-9)
+        })
+    };
+    let per = |name: &str, cpu: f64| (cpu - idle_rate(name) * window).max(0.0) * 1e6 / messages;
+    let mut cpu: Vec<(String, f64)> = usage
+        .courier
+        .iter()
+        .chain(std::iter::once(&usage.bench))
+        .map(|p| (p.name.clone(), per(&p.name, p.cpu_secs)))
+        .chain(
+            usage
+                .services
+                .iter()
+                .map(|s| (s.name.clone(), per(&s.name, s.cpu_secs))),
+        )
+        .collect();
+    let gateways: f64 = cpu
+        .iter()
+        .filter(|(n, _)| n.starts_with("gateway"))
+        .map(|(_, c)| c)
+        .sum();
+    let total: f64 = cpu.iter().map(|(_, c)| c).sum();
+    cpu.push(("gateways".into(), gateways));
+    cpu.push(("total".into(), total));
+    cpu
+}
