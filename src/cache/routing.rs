@@ -210,10 +210,11 @@ impl Cache {
         Ok(dead.len())
     }
 
-    /// Removes a gateway and all the connections it registered; users left with none
+    /// Removes a gateway, the chats it followed, and all the connections it registered; users left with none
     /// go offline at the next sweep (`lost_at`: when the gateway was last heard of,
     /// so no further grace is given: the lease already ran).
     pub async fn forget_gateway(&self, gateway: &str, lost_at: i64) -> redis::RedisResult<()> {
+        self.unfollow_all(gateway).await?;
         let mut conn = self.conn.clone();
         let entries: Vec<String> = redis::cmd("SMEMBERS")
             .arg(self.keys.gateway_sockets(gateway))
