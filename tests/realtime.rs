@@ -87,8 +87,8 @@ async fn streams_give_offsets_and_push_to_the_gateways_holding_the_user() {
         .await
         .unwrap();
     assert!(
-        fresh.recoverable && fresh.entries.is_empty(),
-        "a user without a stream lost nothing"
+        !fresh.recoverable && fresh.entries.is_empty(),
+        "a user in no group without a stream: another user's offset is not theirs"
     );
 }
 
@@ -222,23 +222,29 @@ async fn a_new_connection_gets_an_offset_it_can_resume_from() {
     let cache = &app.cache;
     let a = Uuid::new_v4();
     let opened = cache.read_timeline(a, &[], None, true).await.unwrap();
-    assert!(opened.last > Offset::ZERO, "a real position");
-    assert_eq!(opened.since, opened.last, "the clock starts there");
+    assert!(opened.end > Offset::ZERO, "a real position");
+    assert!(opened.since < opened.end && opened.end == opened.last);
     cache
         .publish_events(&[event(r#"{"n":1}"#, &[(a, EVENT_NEW)])])
         .await
         .unwrap();
     let read = cache
-        .read_timeline(a, &[], Some(opened.last), false)
+        .read_timeline(a, &[], Some(opened.end), false)
         .await
         .unwrap();
     assert!(read.recoverable, "the offset can be resumed from");
-    assert_eq!(read.entries.len(), 1);
+    assert_eq!(read.entries.len(), 1, "only the event, not the marker");
     assert_eq!(read.entries[0].name, EVENT_NEW);
-    assert!(read.entries[0].offset > opened.last);
+    assert_eq!(read.end, read.entries[0].offset);
     let again = cache.read_timeline(a, &[], None, true).await.unwrap();
-    assert_eq!(again.last, read.last, "an existing clock is left as it is");
+    assert_eq!(again.end, read.end, "an existing stream is left as it is");
     assert_eq!(again.since, opened.since);
+    let other = cache
+        .read_timeline(Uuid::new_v4(), &[], Some(opened.end), true)
+        .await
+        .unwrap();
+    assert!(!other.recoverable, "a's offset is not another user's");
+    assert!(other.end > read.end, "their stream starts with a marker");
 }
 
 #[tokio::test]

@@ -235,17 +235,27 @@ impl Cache {
         pipe.query_async::<()>(&mut conn).await?;
         users.sort();
         users.dedup();
+        if users.is_empty() {
+            return Ok(());
+        }
         let mut pipe = redis::pipe();
         for user in &users {
             pipe.hlen(self.keys.user_sockets(*user));
         }
         let left: Vec<i64> = pipe.query_async(&mut conn).await?;
+        let gone: Vec<String> = users
+            .iter()
+            .zip(left)
+            .filter(|(_, n)| *n == 0)
+            .map(|(u, _)| u.to_string())
+            .collect();
+        if gone.is_empty() {
+            return Ok(());
+        }
         let mut pipe = redis::pipe();
-        for (user, n) in users.iter().zip(left) {
-            if n == 0 {
-                pipe.zadd(self.keys.presence_pending(), user.to_string(), lost_at)
-                    .ignore();
-            }
+        for user in gone {
+            pipe.zadd(self.keys.presence_pending(), user, lost_at)
+                .ignore();
         }
         pipe.query_async(&mut conn).await
     }

@@ -25,8 +25,15 @@ pub struct TimelineRead {
     /// The clock's first id (`ZERO` when there is no clock): an offset before it
     /// predates a loss of Redis's data.
     pub since: Offset,
+    /// The end of this user's timeline: the newest id of their streams (a left group's
+    /// up to its `chat.removed`), else `last`. A connection that read everything up
+    /// to here has handled every event of the user's up to `last`.
+    pub end: Offset,
     /// `after` is `Some`, `since <= after <= last`, and no stream lost (trimmed) an
-    /// entry newer than `after`.
+    /// entry newer than `after`; for a user in no group, also `after` is not before the
+    /// first entry their own stream kept (an offset from before their stream existed,
+    /// such as another user's, is not theirs: a new connection's read starts the
+    /// stream with a marker entry).
     pub recoverable: bool,
     /// The entries after `after`, oldest first, each id once.
     pub entries: Vec<Stored>,
@@ -117,8 +124,9 @@ impl Cache {
     /// Reads `user`'s stream and the timelines of `groups` (`(chat, upto)`: a group
     /// the user left is read up to the id of its `chat.removed`) after `after`, at
     /// most twice the retention cap per stream (a capped stream holds a little more
-    /// than the cap); `after = None` reads only the clock. `start` creates a missing
-    /// clock, as a new connection needs an offset it can resume from.
+    /// than the cap); `after = None` reads only the bounds. `start` creates a missing
+    /// clock and starts a missing user stream with a marker entry, as a new connection
+    /// needs an offset it can resume from.
     pub async fn read_timeline(
         &self,
         user: Uuid,
@@ -145,21 +153,30 @@ impl Cache {
         let mut read = TimelineRead {
             last,
             since,
+            end: Offset::ZERO,
             recoverable: after.is_some_and(|a| since <= a && a <= last),
             complete: true,
             entries: Vec::new(),
         };
+        let anchored = groups.is_empty();
         let me = user.to_string();
         // A stream cut at its limit: nothing past its last returned entry is complete.
         let mut cut: Option<Offset> = None;
         for (k, (exists, len, added, first, last_id, raw)) in streams.into_iter().enumerate() {
-            let group = k.checked_sub(1).and_then(|g| groups.get(g)).map(|g| g.0);
+            let slot = k.checked_sub(1).and_then(|g| groups.get(g));
+            let group = slot.map(|g| g.0);
+            let (first, last_id) = (offset(&first)?, offset(&last_id)?);
+            if exists != 0 {
+                let upto = slot.and_then(|g| g.1).unwrap_or(last_id);
+                read.end = read.end.max(last_id.min(upto));
+            }
             if let Some(a) = after {
-                let kept = exists == 0
-                    || added == len
-                    || (len > 0 && a >= offset(&first)?)
-                    || a >= offset(&last_id)?;
-                read.recoverable &= kept;
+                let kept = exists == 0 || added == len || (len > 0 && a >= first) || a >= last_id;
+                // A user in no group: their own stream is where their offsets live.
+                let theirs = !anchored
+                    || group.is_some()
+                    || (exists != 0 && a >= if len > 0 { first } else { last_id });
+                read.recoverable &= kept && theirs;
             }
             if raw.len() >= limit {
                 read.complete = false;
@@ -173,6 +190,9 @@ impl Cache {
                     read.entries.push(s);
                 }
             }
+        }
+        if read.end == Offset::ZERO {
+            read.end = last;
         }
         // Equal ids are one event: the user's own copy first.
         read.entries.sort_by_key(|s| (s.offset, s.group.is_some()));

@@ -19,13 +19,14 @@ use crate::{
 
 /// Where a new connection starts.
 pub struct Opening {
-    /// The offset the client had (or the clock's end for a fresh connection).
+    /// The offset the client had (or the end of the user's timeline for a fresh
+    /// connection).
     pub from: Offset,
     /// Entries after `from`, read at opening.
     pub replay: Vec<Stored>,
     /// The groups the opening read covered (`(chat, upto)`).
     pub groups: Vec<(Uuid, Option<Offset>)>,
-    /// The clock's end at opening, when `replay` holds everything up to it.
+    /// The end of the user's timeline at opening, when `replay` holds everything up to it.
     pub end: Option<Offset>,
     /// Whether the client's offset could be honoured.
     pub recovered: bool,
@@ -229,7 +230,7 @@ impl Hub {
                     return;
                 }
                 drop(p);
-                self.settle(&conn, Some(read.last));
+                self.settle(&conn, Some(read.end));
                 return;
             }
         }

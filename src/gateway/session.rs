@@ -71,14 +71,14 @@ pub async fn open(
             from: o,
             replay: read.entries,
             groups,
-            end: read.complete.then_some(read.last),
+            end: read.complete.then_some(read.end),
             recovered: true,
         },
         _ => Opening {
-            from: read.last,
+            from: read.end,
             replay: Vec::new(),
             groups,
-            end: Some(read.last),
+            end: Some(read.end),
             recovered: false,
         },
     })
