@@ -27,7 +27,9 @@ pub struct TimelineRead {
     pub since: Offset,
     /// The end of this user's timeline: the newest id of their streams (a left group's
     /// up to its `chat.removed`), else `last`. A connection that read everything up
-    /// to here has handled every event of the user's up to `last`.
+    /// to here has handled every event of the user's up to `last`. When the read is
+    /// not complete: the id up to which `entries` holds everything (some entries up to
+    /// it may have been left out for `except`).
     pub end: Offset,
     /// `after` is `Some`, `since <= after <= last`, and no stream lost (trimmed) an
     /// entry newer than `after`; for a user in no group, also `after` is not before the
@@ -199,6 +201,7 @@ impl Cache {
         read.entries.dedup_by_key(|s| s.offset);
         if let Some(c) = cut {
             read.entries.retain(|s| s.offset <= c);
+            read.end = c;
         }
         Ok(read)
     }

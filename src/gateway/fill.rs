@@ -219,20 +219,24 @@ impl Hub {
                 }
                 continue;
             }
-            if read.complete {
+            if !read.complete {
+                // Entries left out (`except`) up to the cut were read too.
                 let mut p = conn.progress();
-                if p.again {
-                    continue;
-                }
-                if p.waits > 0 {
-                    // The follow that waits catches up again when it is done.
-                    p.reader = false;
-                    return;
-                }
-                drop(p);
-                self.settle(&conn, Some(read.end));
+                p.offset = p.offset.max(read.end);
+                continue;
+            }
+            let mut p = conn.progress();
+            if p.again {
+                continue;
+            }
+            if p.waits > 0 {
+                // The follow that waits catches up again when it is done.
+                p.reader = false;
                 return;
             }
+            drop(p);
+            self.settle(&conn, Some(read.end));
+            return;
         }
     }
 
