@@ -1,15 +1,26 @@
 //! The Redis side of realtime sessions against a real Redis: per-user event streams
-//! (offsets chained by their previous offset, retention, recovery bounds) and presence
-//! (grace period, reaped gateways).
+//! (offsets from the global clock, retention, recovery bounds) and presence (grace
+//! period, reaped gateways). Group timelines: tests/timeline.rs.
 
 mod common;
 
 use std::time::Duration;
 
 use common::{Mode, spawn_with, test_config};
-use courier::domain::events::{EVENT_NEW, EVENT_SAVED, Offset, Outgoing, Push};
+use courier::domain::events::{Delivery, EVENT_NEW, EVENT_SAVED, Event, Offset, Outgoing, Push};
 use futures::StreamExt;
 use uuid::Uuid;
+
+/// The per-user deliveries of a push.
+fn user_events(push: Push) -> Vec<(Uuid, Event)> {
+    push.into_deliveries()
+        .into_iter()
+        .filter_map(|d| match d {
+            Delivery::User(u, e) => Some((u, e)),
+            Delivery::Group { .. } => None,
+        })
+        .collect()
+}
 
 fn event(data: &str, users: &[(Uuid, &'static str)]) -> Outgoing {
     Outgoing {
@@ -40,9 +51,7 @@ async fn streams_give_offsets_and_push_to_the_gateways_holding_the_user() {
         .await
         .expect("a push")
         .unwrap();
-    let events = serde_json::from_slice::<Push>(msg.get_payload_bytes())
-        .unwrap()
-        .into_events();
+    let events = user_events(serde_json::from_slice::<Push>(msg.get_payload_bytes()).unwrap());
     assert_eq!(events.len(), 2, "only a has a connection on gw-1");
     let (o1, o2) = (events[0].1.offset.unwrap(), events[1].1.offset.unwrap());
     assert!(o1 < o2, "offsets grow, and pushes come in stream order");
@@ -51,25 +60,35 @@ async fn streams_give_offsets_and_push_to_the_gateways_holding_the_user() {
         format!(r#"{{"offset":"{o2}","n":2}}"#)
     );
 
-    let read = cache.read_events(a, Some(o1), false).await.unwrap();
-    assert!(!read.missing && read.complete);
+    let read = cache.read_timeline(a, &[], Some(o1), false).await.unwrap();
+    assert!(read.recoverable && read.complete);
     assert_eq!(read.last, o2);
     assert_eq!(read.entries.len(), 1);
-    assert_eq!(read.entries[0].0, o2);
-    assert_eq!(read.entries[0].2, r#"{"n":2}"#);
-    assert!(read.first <= o1, "nothing after o1 was trimmed");
-    let b_read = cache.read_events(b, None, false).await.unwrap();
-    assert!(
-        b_read.entries.is_empty() && b_read.last > Offset::ZERO,
-        "b has a stream too"
+    assert_eq!(read.entries[0].offset, o2);
+    assert_eq!(read.entries[0].data, r#"{"n":2}"#);
+    assert_eq!(read.entries[0].group, None);
+    let b_read = cache.read_timeline(b, &[], Some(o1), false).await.unwrap();
+    assert_eq!(
+        b_read.entries.iter().map(|e| e.offset).collect::<Vec<_>>(),
+        Vec::<Offset>::new(),
+        "b's only event has the first id"
     );
+    let b_all = cache
+        .read_timeline(b, &[], Some(Offset::ZERO), false)
+        .await
+        .unwrap();
+    assert_eq!(b_all.entries.len(), 1);
+    assert_eq!(
+        b_all.entries[0].offset, o1,
+        "one id per event, in every stream"
+    );
+    let fresh = cache
+        .read_timeline(Uuid::new_v4(), &[], Some(o1), false)
+        .await
+        .unwrap();
     assert!(
-        cache
-            .read_events(Uuid::new_v4(), None, false)
-            .await
-            .unwrap()
-            .missing,
-        "no stream for a user without events"
+        !fresh.recoverable && fresh.entries.is_empty(),
+        "a user in no group without a stream: another user's offset is not theirs"
     );
 }
 
@@ -82,18 +101,27 @@ async fn trimmed_streams_report_what_can_no_longer_be_recovered() {
         .publish_events(&[event("{}", &[(a, EVENT_NEW)])])
         .await
         .unwrap();
-    let start = cache.read_events(a, None, false).await.unwrap().last;
+    let start = cache.read_timeline(a, &[], None, false).await.unwrap().last;
     // MAXLEN ~ trims whole nodes: far more than the cap is needed to see a trim.
     for _ in 0..5 {
         let batch: Vec<Outgoing> = (0..100).map(|_| event("{}", &[(a, EVENT_NEW)])).collect();
         cache.publish_events(&batch).await.unwrap();
     }
-    let read = cache.read_events(a, Some(start), false).await.unwrap();
+    let read = cache
+        .read_timeline(a, &[], Some(start), false)
+        .await
+        .unwrap();
     assert!(
-        read.first > start,
-        "the first events were trimmed, so the first offset is past retention"
+        !read.recoverable,
+        "the first events were trimmed, so the offset is past retention"
     );
-    assert!(read.entries.len() < 501);
+    assert!(read.entries.len() < 500);
+    let late = read.entries.last().unwrap().offset;
+    let near = cache
+        .read_timeline(a, &[], Some(late), false)
+        .await
+        .unwrap();
+    assert!(near.recoverable, "an offset within the kept entries");
 }
 
 #[tokio::test]
@@ -116,13 +144,16 @@ async fn ephemeral_events_are_pushed_but_not_kept() {
         .await
         .expect("a push")
         .unwrap();
-    let events = serde_json::from_slice::<Push>(msg.get_payload_bytes())
-        .unwrap()
-        .into_events();
+    let events = user_events(serde_json::from_slice::<Push>(msg.get_payload_bytes()).unwrap());
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].1.offset, None);
     assert_eq!(events[0].1.payload().get(), r#"{"t":1}"#);
-    assert!(cache.read_events(a, None, false).await.unwrap().missing);
+    let read = cache
+        .read_timeline(a, &[], Some(Offset::ZERO), false)
+        .await
+        .unwrap();
+    assert_eq!(read.last, Offset::ZERO, "no id was given out");
+    assert!(read.entries.is_empty());
 }
 
 #[tokio::test]
@@ -190,27 +221,30 @@ async fn a_new_connection_gets_an_offset_it_can_resume_from() {
     let app = spawn_with(Mode::ApiOnly, test_config(&[])).await;
     let cache = &app.cache;
     let a = Uuid::new_v4();
-    let opened = cache.read_events(a, None, true).await.unwrap();
-    assert!(
-        !opened.missing && opened.last > Offset::ZERO,
-        "a real position"
-    );
+    let opened = cache.read_timeline(a, &[], None, true).await.unwrap();
+    assert!(opened.end > Offset::ZERO, "a real position");
+    assert!(opened.since < opened.end && opened.end == opened.last);
     cache
         .publish_events(&[event(r#"{"n":1}"#, &[(a, EVENT_NEW)])])
         .await
         .unwrap();
     let read = cache
-        .read_events(a, Some(opened.last), false)
+        .read_timeline(a, &[], Some(opened.end), false)
         .await
         .unwrap();
-    assert!(
-        read.first <= opened.last,
-        "the offset is still within the stream"
-    );
+    assert!(read.recoverable, "the offset can be resumed from");
     assert_eq!(read.entries.len(), 1, "only the event, not the marker");
-    assert_eq!(read.entries[0].1, EVENT_NEW);
-    let again = cache.read_events(a, None, true).await.unwrap();
-    assert_eq!(again.last, read.last, "an existing stream is left as it is");
+    assert_eq!(read.entries[0].name, EVENT_NEW);
+    assert_eq!(read.end, read.entries[0].offset);
+    let again = cache.read_timeline(a, &[], None, true).await.unwrap();
+    assert_eq!(again.end, read.end, "an existing stream is left as it is");
+    assert_eq!(again.since, opened.since);
+    let other = cache
+        .read_timeline(Uuid::new_v4(), &[], Some(opened.end), true)
+        .await
+        .unwrap();
+    assert!(!other.recoverable, "a's offset is not another user's");
+    assert!(other.end > read.end, "their stream starts with a marker");
 }
 
 #[tokio::test]
@@ -229,6 +263,7 @@ async fn the_sweep_removes_idle_streams_and_keeps_recent_ones() {
         .await
         .unwrap();
     assert_eq!(cache.sweep_streams().await.unwrap(), 1);
-    assert!(cache.read_events(idle, None, false).await.unwrap().missing);
-    assert!(!cache.read_events(busy, None, false).await.unwrap().missing);
+    let all = |u| cache.read_timeline(u, &[], Some(Offset::ZERO), false);
+    assert!(all(idle).await.unwrap().entries.is_empty());
+    assert_eq!(all(busy).await.unwrap().entries.len(), 1);
 }

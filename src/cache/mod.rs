@@ -1,5 +1,5 @@
-//! Redis: membership cache, connection routing and presence, per-user event streams,
-//! and the pushes from publishers (worker, API, gateways) to the gateways.
+//! Redis: membership cache, connection routing and presence, per-user event streams
+//! and group chats' timelines, and the pushes from publishers (worker, API, gateways) to the gateways.
 //! Every key and channel starts with `REDIS_KEY_PREFIX`.
 
 pub mod blocks;
@@ -11,6 +11,7 @@ pub mod near;
 pub mod push;
 pub mod ratelimit;
 pub mod routing;
+pub mod timeline;
 
 use std::time::Duration;
 
@@ -71,6 +72,26 @@ impl Keys {
     /// STREAM of a user's recoverable events (its ids are the events' offsets).
     pub fn user_events(&self, user: Uuid) -> String {
         format!("{}user:{user}:events", self.prefix)
+    }
+    /// HASH {ms, n, since}: the global clock every recoverable event's id comes from.
+    pub fn clock(&self) -> String {
+        format!("{}clock", self.prefix)
+    }
+    /// STREAM of a group chat's events (one entry per event, the same ids as users').
+    pub fn chat_events(&self, chat: Uuid) -> String {
+        format!("{}chat:{chat}:events", self.prefix)
+    }
+    /// SET of the gateways following a group chat's timeline.
+    pub fn chat_gateways(&self, chat: Uuid) -> String {
+        format!("{}chat:{chat}:gws", self.prefix)
+    }
+    /// SET of the chats a gateway follows (the reverse of `chat_gateways`, for cleanup).
+    pub fn gateway_chats(&self, gateway: &str) -> String {
+        format!("{}gateway:{gateway}:chats", self.prefix)
+    }
+    /// HASH chat id → id of the `chat.removed` of the groups `user` left lately.
+    pub fn user_left(&self, user: Uuid) -> String {
+        format!("{}user:{user}:left", self.prefix)
     }
     /// SET of users who are online (grace period included).
     pub fn presence_online(&self) -> String {

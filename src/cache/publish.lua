@@ -1,65 +1,146 @@
--- Appends events to their recipients' streams (mode "s") and publishes one push per
--- gateway holding a recipient's connection. Pushes go out in stream order, so a
--- gateway subscribed all along sees every event of its users in order.
--- ARGV: prefix, channel prefix, cap, (unused), mode ("s" keep | "e" ephemeral), number of
--- payloads, then per payload (data, chat, sequence), then per target
--- (payload index from 0, user, event name).
--- Each redis.call costs a few µs of its own: one XADD per target and one HVALS per
--- user. Streams do not expire here: the worker's sweep removes idle ones and trims
--- entries older than the window.
-local prefix, chan, cap, mode = ARGV[1], ARGV[2], ARGV[3], ARGV[5]
+-- Appends events (mode "s") to their recipients' streams and to group chats' timelines,
+-- and publishes one push per gateway holding a recipient's connection or following a
+-- group. Every kept event gets one id from the global clock ({p}clock: ms, n, since),
+-- used in every stream it goes to, so ids grow across all streams and pushes go out in
+-- id order: a gateway subscribed all along sees every event of its users in order.
+-- ARGV: prefix, channel prefix, cap, retention window (s), mode ("s" keep | "e"
+-- ephemeral), number of payloads, then per payload: data, chat, sequence, membership
+-- code (0 none, 1 joined, 2 left), group event name ("" none), group except
+-- (comma-separated), number of per-user targets, then per target (user, event name).
+-- Streams do not expire here: the worker's sweep removes idle ones and trims entries
+-- older than the window.
+local prefix, chan, cap, window, mode = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local nd = tonumber(ARGV[6])
-local base = 6
 local call = redis.call
 local routes, per, order = {}, {}, {}
+local clock = prefix .. 'clock'
+local ms, n, since
+local given = false
 
-for i = base + nd * 3 + 1, #ARGV, 3 do
-  local di, user, name = tonumber(ARGV[i]), ARGV[i + 1], ARGV[i + 2]
-  local j = base + di * 3
-  local ukey = prefix .. 'user:' .. user
-  local gws = routes[user]
-  local id = ''
-  if mode == 's' then
-    local key = ukey .. ':events'
-    id = call('XADD', key, 'MAXLEN', '~', cap, '*',
-      'n', name, 'd', ARGV[j + 1], 'c', ARGV[j + 2], 's', ARGV[j + 3])
+if mode == 's' then
+  local c = call('HMGET', clock, 'ms', 'n', 'since')
+  local t = call('TIME')
+  ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  if c[1] and tonumber(c[1]) > ms then ms = tonumber(c[1]) end
+  n = tonumber(c[2] or '0')
+  since = c[3]
+end
+
+local function next_id()
+  n = n + 1
+  given = true
+  local id = string.format('%.0f-%.0f', ms, n)
+  if not since then
+    since = id
+    call('HSETNX', clock, 'since', id)
   end
-  if gws == nil then
-    gws = {}
-    local seen = {}
-    for _, g in ipairs(call('HVALS', ukey .. ':sockets')) do
-      if not seen[g] then
-        seen[g] = true
-        gws[#gws + 1] = g
+  return id
+end
+
+local function push_of(g)
+  local p = per[g]
+  if p == nil then
+    p = { idx = {}, d = {}, c = {}, s = {}, m = {}, t = {}, g = {}, n = 0, nt = 0, ng = 0, hasm = false }
+    per[g] = p
+    order[#order + 1] = g
+  end
+  return p
+end
+
+-- The push-local index of payload `di` (its data added on first use).
+local function slot(p, di, data, chat, seq, mcode)
+  local li = p.idx[di]
+  if li == nil then
+    p.n = p.n + 1
+    li = tostring(p.n - 1)
+    p.idx[di] = li
+    p.d[p.n] = data
+    p.c[p.n] = '"' .. chat .. '"'
+    p.s[p.n] = seq
+    p.m[p.n] = mcode
+    if mcode ~= '0' then p.hasm = true end
+  end
+  return li
+end
+
+local i = 7
+for di = 0, nd - 1 do
+  local data, chat, seq, mcode = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local gname, gexcept, nt = ARGV[i + 4], ARGV[i + 5], tonumber(ARGV[i + 6])
+  i = i + 7
+  local id = ''
+  if mode == 's' and (nt > 0 or gname ~= '') then id = next_id() end
+  for _ = 1, nt do
+    local user, name = ARGV[i], ARGV[i + 1]
+    i = i + 2
+    local ukey = prefix .. 'user:' .. user
+    if mode == 's' then
+      if mcode == '0' then
+        call('XADD', ukey .. ':events', 'MAXLEN', '~', cap, id,
+          'n', name, 'd', data, 'c', chat, 's', seq)
+      else
+        call('XADD', ukey .. ':events', 'MAXLEN', '~', cap, id,
+          'n', name, 'd', data, 'c', chat, 's', seq, 'm', mcode == '1' and 'j' or 'l')
+        if mcode == '2' then
+          call('HSET', ukey .. ':left', chat, id)
+          call('EXPIRE', ukey .. ':left', window)
+        else
+          call('HDEL', ukey .. ':left', chat)
+        end
       end
     end
-    routes[user] = gws
-  end
-  for _, g in ipairs(gws) do
-    local p = per[g]
-    if p == nil then
-      p = { idx = {}, d = {}, c = {}, s = {}, t = {}, n = 0, nt = 0 }
-      per[g] = p
-      order[#order + 1] = g
+    local gws = routes[user]
+    if gws == nil then
+      gws = {}
+      local seen = {}
+      for _, g in ipairs(call('HVALS', ukey .. ':sockets')) do
+        if not seen[g] then
+          seen[g] = true
+          gws[#gws + 1] = g
+        end
+      end
+      routes[user] = gws
     end
-    local li = p.idx[di]
-    if li == nil then
-      p.n = p.n + 1
-      li = tostring(p.n - 1)
-      p.idx[di] = li
-      p.d[p.n] = ARGV[j + 1]
-      p.c[p.n] = '"' .. ARGV[j + 2] .. '"'
-      p.s[p.n] = ARGV[j + 3]
+    for _, g in ipairs(gws) do
+      local p = push_of(g)
+      local li = slot(p, di, data, chat, seq, mcode)
+      p.nt = p.nt + 1
+      p.t[p.nt] = '[' .. li .. ',"' .. user .. '","' .. id .. '","' .. name .. '"]'
     end
-    p.nt = p.nt + 1
-    p.t[p.nt] = '[' .. li .. ',"' .. user .. '","' .. id .. '","' .. name .. '"]'
   end
+  if gname ~= '' then
+    local ckey = prefix .. 'chat:' .. chat
+    if mode == 's' then
+      if gexcept == '' then
+        call('XADD', ckey .. ':events', 'MAXLEN', '~', cap, id,
+          'n', gname, 'd', data, 'c', chat, 's', seq)
+      else
+        call('XADD', ckey .. ':events', 'MAXLEN', '~', cap, id,
+          'n', gname, 'd', data, 'c', chat, 's', seq, 'x', gexcept)
+      end
+    end
+    local ex = '[]'
+    if gexcept ~= '' then ex = '["' .. (string.gsub(gexcept, ',', '","')) .. '"]' end
+    for _, g in ipairs(call('SMEMBERS', ckey .. ':gws')) do
+      local p = push_of(g)
+      local li = slot(p, di, data, chat, seq, mcode)
+      p.ng = p.ng + 1
+      p.g[p.ng] = '[' .. li .. ',"' .. chat .. '","' .. id .. '","' .. gname .. '",' .. ex .. ']'
+    end
+  end
+end
+
+if given then
+  call('HSET', clock, 'ms', string.format('%.0f', ms), 'n', string.format('%.0f', n))
 end
 
 for _, g in ipairs(order) do
   local p = per[g]
-  call('PUBLISH', chan .. g, '{"d":[' .. table.concat(p.d, ',') .. '],"c":[' ..
+  local body = '{"d":[' .. table.concat(p.d, ',') .. '],"c":[' ..
     table.concat(p.c, ',') .. '],"s":[' .. table.concat(p.s, ',') .. '],"t":[' ..
-    table.concat(p.t, ',') .. ']}')
+    table.concat(p.t, ',') .. ']'
+  if p.hasm then body = body .. ',"m":[' .. table.concat(p.m, ',') .. ']' end
+  if p.ng > 0 then body = body .. ',"g":[' .. table.concat(p.g, ',') .. ']' end
+  call('PUBLISH', chan .. g, body .. '}')
 end
 return #order

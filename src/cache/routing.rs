@@ -210,10 +210,11 @@ impl Cache {
         Ok(dead.len())
     }
 
-    /// Removes a gateway and all the connections it registered; users left with none
+    /// Removes a gateway, the chats it followed, and all the connections it registered; users left with none
     /// go offline at the next sweep (`lost_at`: when the gateway was last heard of,
     /// so no further grace is given: the lease already ran).
     pub async fn forget_gateway(&self, gateway: &str, lost_at: i64) -> redis::RedisResult<()> {
+        self.unfollow_all(gateway).await?;
         let mut conn = self.conn.clone();
         let entries: Vec<String> = redis::cmd("SMEMBERS")
             .arg(self.keys.gateway_sockets(gateway))
@@ -234,17 +235,27 @@ impl Cache {
         pipe.query_async::<()>(&mut conn).await?;
         users.sort();
         users.dedup();
+        if users.is_empty() {
+            return Ok(());
+        }
         let mut pipe = redis::pipe();
         for user in &users {
             pipe.hlen(self.keys.user_sockets(*user));
         }
         let left: Vec<i64> = pipe.query_async(&mut conn).await?;
+        let gone: Vec<String> = users
+            .iter()
+            .zip(left)
+            .filter(|(_, n)| *n == 0)
+            .map(|(u, _)| u.to_string())
+            .collect();
+        if gone.is_empty() {
+            return Ok(());
+        }
         let mut pipe = redis::pipe();
-        for (user, n) in users.iter().zip(left) {
-            if n == 0 {
-                pipe.zadd(self.keys.presence_pending(), user.to_string(), lost_at)
-                    .ignore();
-            }
+        for user in gone {
+            pipe.zadd(self.keys.presence_pending(), user, lost_at)
+                .ignore();
         }
         pipe.query_async(&mut conn).await
     }

@@ -302,3 +302,16 @@ pub async fn member_ids_settled(
     }
     Ok(map)
 }
+
+/// The group chats `user` is a member of (their timelines are what a gateway follows
+/// for the user's connections).
+pub async fn group_ids_of(pool: &PgPool, user: Uuid) -> Result<Vec<Uuid>, sqlx::Error> {
+    let rows = sqlx::query!(
+        "SELECT c.id FROM chat_participants p JOIN chats c ON c.id = p.chat_id
+         WHERE p.user_id = $1 AND c.type = 'group'",
+        user,
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|r| r.id).collect())
+}

@@ -205,17 +205,6 @@ impl Push {
         out.sort_by_key(|(i, _)| *i);
         out.into_iter().map(|(_, d)| d).collect()
     }
-
-    /// The push's per-user deliveries as (recipient, event) pairs, in stream order.
-    pub fn into_events(self) -> Vec<(Uuid, Event)> {
-        self.into_deliveries()
-            .into_iter()
-            .filter_map(|d| match d {
-                Delivery::User(u, e) => Some((u, e)),
-                Delivery::Group { .. } => None,
-            })
-            .collect()
-    }
 }
 
 /// An event to publish: the payload once, the recipients with the event name each gets.
@@ -412,7 +401,15 @@ mod tests {
             r#"{{"d":[{{"k":1}},{{"k":2}}],"c":["{chat}",""],"s":[7,0],
                "t":[[0,"{a}","10-0","chat.message.new"],[1,"{b}","","chat.typing"]]}}"#
         );
-        let events = serde_json::from_str::<Push>(&json).unwrap().into_events();
+        let events: Vec<(Uuid, Event)> = serde_json::from_str::<Push>(&json)
+            .unwrap()
+            .into_deliveries()
+            .into_iter()
+            .filter_map(|d| match d {
+                Delivery::User(u, e) => Some((u, e)),
+                Delivery::Group { .. } => None,
+            })
+            .collect();
         assert_eq!(events.len(), 2);
         let (u, e) = &events[0];
         assert_eq!(*u, a);

@@ -1,11 +1,12 @@
 //! This gateway's live connections (Socket.IO sockets and SSE streams) and the
-//! delivery of each user's events to them, in stream order, exactly once each.
+//! delivery of each user's events to them, in id order, exactly once each.
 //!
-//! Every connection tracks the offset it has handled up to. Pushes reach the gateway
-//! in stream order, so a pushed event past that offset is emitted at once, and one at
-//! or below it is skipped. While the stream is being read (a connection opening, or a
-//! catch-up after the gateway lost its subscription or its routing entries), pushes
-//! wait and are emitted after what the read returned.
+//! Every connection tracks the offset (global id) it has handled up to. Pushes reach
+//! the gateway in id order, so a pushed event past that offset is emitted at once, and
+//! one at or below it is skipped. While the user's timeline is being read (a
+//! connection opening, a catch-up after the gateway lost its subscription or its
+//! routing entries, a group joined), pushes wait and are emitted after what the read
+//! returned (`fill`).
 
 use std::{
     collections::HashMap,
@@ -13,15 +14,15 @@ use std::{
         Arc, Mutex, MutexGuard, RwLock,
         atomic::{AtomicBool, Ordering},
     },
-    time::Duration,
 };
 
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
+use super::groups::Groups;
 use crate::{
     cache::Cache,
-    domain::events::{EVENT_RECOVERED, EVENT_REVOKED, EVENT_SAVED, Event, Offset},
+    domain::events::{EVENT_REVOKED, EVENT_SAVED, Event, Membership, Offset},
     domain::session::Revoked,
     service::receipts::Receipts,
 };
@@ -36,14 +37,21 @@ pub trait Sink: Send + Sync {
 }
 
 #[derive(Default)]
-struct Progress {
-    /// Every event of the user's stream up to here has been handled for this connection.
-    offset: Offset,
+pub(super) struct Progress {
+    /// Every event of the user's timeline up to here has been handled for this
+    /// connection.
+    pub(super) offset: Offset,
     /// Live events may be emitted (the opening replay is done).
-    ready: bool,
-    /// A read of the stream is under way; pushes wait in `pending`.
-    filling: bool,
-    pending: Vec<Event>,
+    pub(super) ready: bool,
+    /// A read of the timeline is due or under way; pushes wait in `pending`.
+    pub(super) filling: bool,
+    pub(super) pending: Vec<Event>,
+    /// A fill task is running for this connection.
+    pub(super) reader: bool,
+    /// Read once more before going live (something the last read missed may exist).
+    pub(super) again: bool,
+    /// Groups joined whose following is not confirmed yet: no going live before.
+    pub(super) waits: u32,
 }
 
 /// One live connection of a user on this gateway.
@@ -54,7 +62,7 @@ pub struct Conn {
     /// The session of the token it authenticated with (`None` for a token from before
     /// sessions existed).
     pub sid: Option<Uuid>,
-    sink: Box<dyn Sink>,
+    pub(super) sink: Box<dyn Sink>,
     progress: Mutex<Progress>,
     closed: AtomicBool,
     /// Per chat, the highest message sequence and the highest chat version (lifecycle
@@ -84,7 +92,7 @@ impl Conn {
         })
     }
 
-    fn progress(&self) -> MutexGuard<'_, Progress> {
+    pub(super) fn progress(&self) -> MutexGuard<'_, Progress> {
         self.progress.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -105,6 +113,10 @@ pub type OnSent = Arc<dyn Fn(&Arc<Conn>, Uuid) + Send + Sync>;
 #[derive(Clone)]
 pub struct Hub {
     conns: Arc<RwLock<HashMap<Uuid, Vec<Arc<Conn>>>>>,
+    /// Which local users are in which group chats.
+    pub groups: Arc<Groups>,
+    /// This gateway's id (what it follows chats as).
+    pub gateway: Arc<str>,
     pub cache: Cache,
     pub receipts: Receipts,
     /// Told when a `chat.message.saved` reaches a connection typing in that chat.
@@ -112,9 +124,11 @@ pub struct Hub {
 }
 
 impl Hub {
-    pub fn new(cache: Cache, receipts: Receipts, on_sent: OnSent) -> Self {
+    pub fn new(cache: Cache, receipts: Receipts, on_sent: OnSent, gateway: Arc<str>) -> Self {
         Self {
             conns: Arc::default(),
+            groups: Arc::default(),
+            gateway,
             cache,
             receipts,
             on_sent,
@@ -123,6 +137,7 @@ impl Hub {
 
     pub fn add(&self, conn: Arc<Conn>) {
         let mut map = self.conns.write().unwrap_or_else(|p| p.into_inner());
+        self.groups.add_user(conn.user);
         map.entry(conn.user).or_default().push(conn);
         metrics::gauge!("courier_gateway_connections").increment(1.0);
     }
@@ -139,6 +154,7 @@ impl Hub {
             }
             if list.is_empty() {
                 map.remove(&conn.user);
+                self.groups.remove_user(conn.user);
             }
         }
     }
@@ -153,22 +169,47 @@ impl Hub {
         map.values().flatten().cloned().collect()
     }
 
+    /// The local connections of `user`.
+    pub fn of(&self, user: Uuid) -> Vec<Arc<Conn>> {
+        let map = self.conns.read().unwrap_or_else(|p| p.into_inner());
+        map.get(&user).cloned().unwrap_or_default()
+    }
+
     /// Hands a pushed event to every local connection of `user`; `auth.revoked` goes
-    /// only to the connections of the sessions it names, which it closes.
+    /// only to the connections of the sessions it names, which it closes. A group
+    /// joined is followed (its events after the join are read, then pushed); a group
+    /// left gets no more deliveries.
     pub fn dispatch(&self, user: Uuid, event: &Event) {
-        let conns: Vec<Arc<Conn>> = {
-            let map = self.conns.read().unwrap_or_else(|p| p.into_inner());
-            match map.get(&user) {
-                Some(list) => list.clone(),
-                None => return,
-            }
-        };
+        let conns = self.of(user);
+        if conns.is_empty() {
+            return;
+        }
         if &*event.name == EVENT_REVOKED {
             self.revoke(&conns, event);
             return;
         }
-        for conn in conns {
-            self.offer(&conn, event);
+        for conn in &conns {
+            self.offer(conn, event);
+        }
+        match (event.membership, event.chat, event.offset) {
+            (Some(Membership::Joined), Some(chat), Some(_)) if self.groups.joined(user, chat) => {
+                self.follow_then_catch_up(conns, chat);
+            }
+            (Some(Membership::Left), Some(chat), Some(at)) => self.groups.left(user, chat, at),
+            _ => {}
+        }
+    }
+
+    /// Hands a pushed group event to every local connection of the group's members
+    /// but `except`.
+    pub fn dispatch_group(&self, chat: Uuid, except: &[Uuid], event: &Event) {
+        for user in self.groups.users_in(chat) {
+            if except.contains(&user) {
+                continue;
+            }
+            for conn in self.of(user) {
+                self.offer(&conn, event);
+            }
         }
     }
 
@@ -193,7 +234,7 @@ impl Hub {
         }
     }
 
-    fn offer(&self, conn: &Arc<Conn>, event: &Event) {
+    pub(super) fn offer(&self, conn: &Arc<Conn>, event: &Event) {
         let mut p = conn.progress();
         let Some(offset) = event.offset else {
             // Ephemeral: live only, never replayed.
@@ -213,7 +254,7 @@ impl Hub {
     }
 
     /// Emits one event to one connection; records delivery and ends typing.
-    fn emit(&self, conn: &Arc<Conn>, event: &Event) {
+    pub(super) fn emit(&self, conn: &Arc<Conn>, event: &Event) {
         if let Some(chat) = event.chat
             && event.sequence > 0
         {
@@ -237,143 +278,4 @@ impl Hub {
             }
         }
     }
-
-    /// Opens a connection's live flow: the events missed since the client's offset
-    /// (read at opening) first, then `session.recovered`, then whatever was pushed
-    /// meanwhile, then live events.
-    pub async fn start(self, conn: Arc<Conn>, opening: Opening) {
-        let recovered = |offset: Offset| {
-            let body =
-                serde_json::json!({"recovered": opening.recovered, "offset": offset.to_string()});
-            match serde_json::value::to_raw_value(&body) {
-                Ok(raw) => _ = conn.send_raw(EVENT_RECOVERED, Some(offset), &raw),
-                Err(e) => tracing::error!(error = %e, "cannot encode session.recovered"),
-            }
-        };
-        {
-            let mut p = conn.progress();
-            p.offset = opening.from;
-            for e in &opening.replay {
-                if let Some(o) = e.offset
-                    && o > p.offset
-                {
-                    p.offset = o;
-                    self.emit(&conn, e);
-                }
-            }
-            if let Some(end) = opening.end {
-                p.offset = p.offset.max(end);
-                recovered(p.offset);
-            }
-            p.ready = true;
-        }
-        match opening.end {
-            Some(_) => self.settle(&conn, None),
-            None => {
-                self.clone().fill(conn.clone()).await;
-                let offset = conn.progress().offset;
-                recovered(offset);
-            }
-        }
-    }
-
-    /// Moves `offset` past a complete read's end, then emits the pushes that waited
-    /// and come after it, and goes live.
-    fn settle(&self, conn: &Arc<Conn>, read_end: Option<Offset>) {
-        let mut p = conn.progress();
-        if let Some(end) = read_end {
-            p.offset = p.offset.max(end);
-        }
-        for e in std::mem::take(&mut p.pending) {
-            match e.offset {
-                Some(o) if o > p.offset => {
-                    p.offset = o;
-                    self.emit(conn, &e);
-                }
-                _ => {}
-            }
-        }
-        p.filling = false;
-    }
-
-    /// Reads the user's stream after the connection's offset, then goes live.
-    pub async fn fill(self, conn: Arc<Conn>) {
-        let mut backoff =
-            crate::backoff::Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
-        while !conn.is_closed() {
-            let from = conn.progress().offset;
-            let read = match self.cache.read_events(conn.user, Some(from), false).await {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::debug!(error = %e, user = %conn.user, "stream read failed; retrying");
-                    tokio::time::sleep(backoff.next_delay()).await;
-                    continue;
-                }
-            };
-            let complete = read.complete;
-            {
-                let mut p = conn.progress();
-                for (offset, name, data, chat, sequence) in read.entries {
-                    if offset <= p.offset {
-                        continue;
-                    }
-                    p.offset = offset;
-                    if let Some(e) = stored_event(offset, name, data, &chat, sequence) {
-                        self.emit(&conn, &e);
-                    }
-                }
-            }
-            if complete {
-                self.settle(&conn, Some(read.last));
-                return;
-            }
-        }
-    }
-
-    /// Reads every connection's stream again (after Redis lost or dropped pushes).
-    pub fn catch_up_all(&self) {
-        for conn in self.all() {
-            let mut p = conn.progress();
-            if p.ready && !p.filling {
-                p.filling = true;
-                drop(p);
-                metrics::counter!("courier_gateway_catch_ups_total").increment(1);
-                tokio::spawn(self.clone().fill(conn));
-            }
-        }
-    }
-}
-
-/// Where a new connection starts.
-pub struct Opening {
-    /// The offset the client had (or the stream's end for a fresh connection).
-    pub from: Offset,
-    /// Events after `from`, read at opening.
-    pub replay: Vec<Event>,
-    /// The stream's end at opening, when `replay` holds everything up to it.
-    pub end: Option<Offset>,
-    /// Whether the client's offset could be honoured.
-    pub recovered: bool,
-}
-
-/// An event read back from a stream (`None` for the marker that starts a stream).
-pub fn stored_event(
-    offset: Offset,
-    name: String,
-    data: String,
-    chat: &str,
-    sequence: i64,
-) -> Option<Event> {
-    if name.is_empty() {
-        return None;
-    }
-    let data = RawValue::from_string(data).ok()?;
-    Some(Event {
-        name: Arc::from(name),
-        data: Arc::from(data),
-        chat: Uuid::parse_str(chat).ok(),
-        sequence,
-        offset: Some(offset),
-        membership: None,
-    })
 }

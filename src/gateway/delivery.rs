@@ -1,6 +1,7 @@
 //! Receives this instance's pushes from Redis and hands each event to the local
-//! connections of its recipient. After any loss of the subscription (a Redis restart),
-//! the routing state is rebuilt and every connection reads back what it missed.
+//! connections of its recipient (a user, or the members of a group chat). After any
+//! loss of the subscription (a Redis restart), the routing state is rebuilt and every
+//! connection reads back what it missed.
 
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use super::GwState;
-use crate::domain::events::Push;
+use crate::domain::events::{Delivery, Push};
 
 /// Subscribes to this gateway's channel, resubscribing after a Redis outage.
 pub async fn run(state: GwState, stop: CancellationToken) {
@@ -44,8 +45,15 @@ async fn subscribe(state: &GwState, channel: &str, stop: &CancellationToken) -> 
         };
         match serde_json::from_slice::<Push>(msg.get_payload_bytes()) {
             Ok(push) => {
-                for (user, event) in push.into_events() {
-                    state.hub.dispatch(user, &event);
+                for delivery in push.into_deliveries() {
+                    match delivery {
+                        Delivery::User(user, event) => state.hub.dispatch(user, &event),
+                        Delivery::Group {
+                            chat,
+                            except,
+                            event,
+                        } => state.hub.dispatch_group(chat, &except, &event),
+                    }
                 }
             }
             Err(e) => tracing::error!(error = %e, "malformed push"),
@@ -53,14 +61,17 @@ async fn subscribe(state: &GwState, channel: &str, stop: &CancellationToken) -> 
     }
 }
 
-/// Registers every local connection again (Redis may have lost them) and has each read
-/// back the events it may have missed.
+/// Follows every locally indexed group chat and registers every local connection again
+/// (Redis may have lost them), then has each read back the events it may have missed.
 pub async fn resync(state: &GwState) -> redis::RedisResult<()> {
     let conns = state.hub.all();
     if conns.is_empty() {
         return Ok(());
     }
     tracing::info!(connections = conns.len(), "rebuilding routing state");
+    let chats = state.hub.groups.refollow();
+    state.cache.follow_chats(&state.gateway_id, &chats).await?;
+    state.hub.groups.followed(&chats);
     for conn in &conns {
         state
             .cache

@@ -23,7 +23,8 @@ use uuid::Uuid;
 
 use super::{
     GwState,
-    conns::{Conn, Opening, Sink},
+    conns::{Conn, Sink},
+    fill::Opening,
     session,
 };
 use crate::{

@@ -1,14 +1,16 @@
 //! The realtime gateway: Socket.IO (socketioxide, namespace `/chat` on path
 //! `/socket.io`) and SSE (`GET /events`).
 //!
-//! Connections authenticate, register in the routing state, and replay what they
-//! missed since their offset before any live event. Each instance subscribes to its
+//! Connections authenticate, register in the routing state, follow their user's group
+//! chats, and replay what they missed since their offset before any live event. Each instance subscribes to its
 //! own channel, heartbeats a lease, reaps the routing state of instances whose lease
 //! ran out, and rebuilds its own at once when Redis lost it.
 
 mod conns;
 mod delivery;
 mod expiry;
+mod fill;
+mod groups;
 mod handlers;
 mod head;
 mod lease;
@@ -60,7 +62,12 @@ pub fn attach(service: &mut Service, config: &Config, deps: &Deps) -> (SocketIoL
         cache: deps.cache.clone(),
         jwt: deps.jwt.clone(),
         gateway_id: Arc::from(config.gateway_id.as_str()),
-        hub: conns::Hub::new(deps.cache.clone(), deps.receipts.clone(), Arc::new(on_sent)),
+        hub: conns::Hub::new(
+            deps.cache.clone(),
+            deps.receipts.clone(),
+            Arc::new(on_sent),
+            Arc::from(config.gateway_id.as_str()),
+        ),
         config: config.realtime,
         socket_buffer: config.gateway_socket_buffer,
         stop: service.stop.clone(),

@@ -1,17 +1,15 @@
 //! Opening and closing a connection (socket or SSE stream): routing state and
-//! presence, the recovery read, typing expiry and the end of typing.
+//! presence, the user's groups, the recovery read, typing expiry and the end of typing.
 
 use std::sync::Arc;
 
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::{
-    GwState,
-    conns::{Conn, Opening, stored_event},
-};
+use super::{GwState, conns::Conn, fill::Opening};
 use crate::{
     cache::Cache,
+    db,
     domain::events::Offset,
     service::{presence, revocation, typing},
 };
@@ -22,9 +20,14 @@ use crate::{
 #[error("the session was revoked")]
 pub struct RevokedMeanwhile;
 
-/// Registers `conn` (locally, then in Redis, so no event routed after this returns
-/// can miss it) and reads what it needs to start: the events after `requested` when
-/// that offset is still within retention, else only the stream's end.
+/// Registers `conn` (locally, then in Redis, so no event routed to its user after this
+/// returns can miss it), loads the user's groups (once per user on this gateway) and
+/// follows them (no group event routed after this can miss it either), then reads
+/// what it needs to start: the events after `requested` when that offset is still
+/// recoverable, else only the clock's end.
+///
+/// The groups are loaded after the registration: a join that committed after the load
+/// is published after the registration, so it is pushed here.
 pub async fn open(
     state: &GwState,
     conn: Arc<Conn>,
@@ -46,11 +49,15 @@ pub async fn open(
         {
             return Err(RevokedMeanwhile.into());
         }
+        let groups = groups(state, conn.user).await?;
         let requested = requested.and_then(|s| s.parse::<Offset>().ok());
-        let read = state.cache.read_events(conn.user, requested, true).await?;
-        anyhow::Ok((requested, read))
+        let read = state
+            .cache
+            .read_timeline(conn.user, &groups, requested, true)
+            .await?;
+        anyhow::Ok((requested, groups, read))
     };
-    let (requested, read) = match opened.await {
+    let (requested, groups, read) = match opened.await {
         Ok(r) => r,
         Err(e) => {
             close(state, &conn).await;
@@ -59,35 +66,45 @@ pub async fn open(
     };
     let window_start =
         chrono::Utc::now().timestamp_millis() - state.cache.retention.window.as_millis() as i64;
-    match requested {
-        Some(o)
-            if !read.missing
-                && o <= read.last
-                && o >= read.first
-                && o.ms as i64 >= window_start =>
-        {
-            let end = read.complete.then_some(read.last);
-            let replay = read
-                .entries
-                .into_iter()
-                .filter_map(|(offset, name, data, chat, seq)| {
-                    stored_event(offset, name, data, &chat, seq)
-                })
-                .collect();
-            Ok(Opening {
-                from: o,
-                replay,
-                end,
-                recovered: true,
-            })
-        }
-        _ => Ok(Opening {
-            from: read.last,
+    Ok(match requested {
+        Some(o) if read.recoverable && o.ms as i64 >= window_start => Opening {
+            from: o,
+            replay: read.entries,
+            groups,
+            end: read.complete.then_some(read.end),
+            recovered: true,
+        },
+        _ => Opening {
+            from: read.end,
             replay: Vec::new(),
-            end: Some(read.last),
+            groups,
+            end: Some(read.end),
             recovered: false,
-        }),
+        },
+    })
+}
+
+/// The user's groups (loaded unless another connection of theirs did), followed by
+/// this gateway.
+async fn groups(state: &GwState, user: Uuid) -> anyhow::Result<Vec<(Uuid, Option<Offset>)>> {
+    let hub = &state.hub;
+    if !hub.groups.is_loaded(user) {
+        let current = db::chats::group_ids_of(&state.pool, user).await?;
+        let left = state.cache.left_groups(user).await?;
+        hub.groups.load(user, &current, &left);
     }
+    let window = state.cache.retention.window.as_millis() as u64;
+    let cutoff = (chrono::Utc::now().timestamp_millis() as u64).saturating_sub(window);
+    let groups = hub.groups.of(user, cutoff);
+    let current: Vec<Uuid> = groups
+        .iter()
+        .filter(|(_, upto)| upto.is_none())
+        .map(|(c, _)| *c)
+        .collect();
+    let todo = hub.groups.unfollowed(&current);
+    state.cache.follow_chats(&state.gateway_id, &todo).await?;
+    hub.groups.followed(&todo);
+    Ok(groups)
 }
 
 /// Forgets a closed connection: no more events, presence updated, typing ended.

@@ -3,7 +3,7 @@
 
 use std::{collections::VecDeque, time::Duration};
 
-use courier::domain::events::{Event, Push};
+use courier::domain::events::{Delivery, Event, Push};
 use futures::{StreamExt, stream::BoxStream};
 use uuid::Uuid;
 
@@ -40,7 +40,13 @@ impl Probe {
             .expect("a push within 10 s")
             .expect("the subscription is open");
         let push: Push = serde_json::from_slice(msg.get_payload_bytes()).unwrap();
-        push.into_events()
+        push.into_deliveries()
+            .into_iter()
+            .filter_map(|d| match d {
+                Delivery::User(u, e) => Some((u, e)),
+                Delivery::Group { .. } => None,
+            })
+            .collect()
     }
 
     /// The next pushed event matching `pred` (others are skipped).
