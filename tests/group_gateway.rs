@@ -225,3 +225,39 @@ async fn group_events_reach_members_in_order_recover_and_follow_joins_and_leaves
     publish(vec![group_event(chat, 7, &[])]).await;
     assert_eq!(n(&bob_sse.next_n().await), 7);
 }
+
+#[tokio::test]
+async fn after_redis_lost_its_data_the_gateway_follows_its_groups_again() {
+    let app = spawn_app().await;
+    let (alice, bob) = (app.register("alice").await, app.register("bob").await);
+    let chat = app.group_chat(&alice, &[&bob]).await;
+    let mut bob_sse = Sse::open(&app, &bob, None).await;
+    bob_sse.opening().await;
+    let gateways = |cache: courier::cache::Cache| async move {
+        let mut c = cache
+            .client()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        redis::cmd("SMEMBERS")
+            .arg(cache.keys.chat_gateways(chat))
+            .query_async::<Vec<String>>(&mut c)
+            .await
+            .unwrap()
+    };
+    let gw = app.config.gateway_id.clone();
+    assert_eq!(gateways(app.cache.clone()).await, vec![gw.clone()]);
+
+    // A flush: routing, follows and clock gone. The lease notices within a second.
+    app.cache.purge_prefix().await.unwrap();
+    common::poll::until("the chat to be followed again", || {
+        let (cache, gw) = (app.cache.clone(), gw.clone());
+        async move { (gateways(cache).await == vec![gw]).then_some(()) }
+    })
+    .await;
+    app.cache
+        .publish_events(&[group_event(chat, 1, &[alice.id])])
+        .await
+        .unwrap();
+    assert_eq!(n(&bob_sse.next_n().await), 1);
+}
