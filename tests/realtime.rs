@@ -15,10 +15,7 @@ use uuid::Uuid;
 fn user_events(push: Push) -> Vec<(Uuid, Event)> {
     push.into_deliveries()
         .into_iter()
-        .filter_map(|d| match d {
-            Delivery::User(u, e) => Some((u, e)),
-            Delivery::Group { .. } => None,
-        })
+        .filter_map(Delivery::into_user)
         .collect()
 }
 

@@ -37,6 +37,15 @@ local function next_id()
   return id
 end
 
+-- Appends one entry (with one optional extra field k = v) to a stream under `id`.
+local function append(key, id, name, data, chat, seq, k, v)
+  if k then
+    call('XADD', key, 'MAXLEN', '~', cap, id, 'n', name, 'd', data, 'c', chat, 's', seq, k, v)
+  else
+    call('XADD', key, 'MAXLEN', '~', cap, id, 'n', name, 'd', data, 'c', chat, 's', seq)
+  end
+end
+
 local function push_of(g)
   local p = per[g]
   if p == nil then
@@ -76,11 +85,9 @@ for di = 0, nd - 1 do
     local ukey = prefix .. 'user:' .. user
     if mode == 's' then
       if mcode == '0' then
-        call('XADD', ukey .. ':events', 'MAXLEN', '~', cap, id,
-          'n', name, 'd', data, 'c', chat, 's', seq)
+        append(ukey .. ':events', id, name, data, chat, seq)
       else
-        call('XADD', ukey .. ':events', 'MAXLEN', '~', cap, id,
-          'n', name, 'd', data, 'c', chat, 's', seq, 'm', mcode == '1' and 'j' or 'l')
+        append(ukey .. ':events', id, name, data, chat, seq, 'm', mcode == '1' and 'j' or 'l')
         if mcode == '2' then
           call('HSET', ukey .. ':left', chat, id)
           call('EXPIRE', ukey .. ':left', window)
@@ -112,11 +119,9 @@ for di = 0, nd - 1 do
     local ckey = prefix .. 'chat:' .. chat
     if mode == 's' then
       if gexcept == '' then
-        call('XADD', ckey .. ':events', 'MAXLEN', '~', cap, id,
-          'n', gname, 'd', data, 'c', chat, 's', seq)
+        append(ckey .. ':events', id, gname, data, chat, seq)
       else
-        call('XADD', ckey .. ':events', 'MAXLEN', '~', cap, id,
-          'n', gname, 'd', data, 'c', chat, 's', seq, 'x', gexcept)
+        append(ckey .. ':events', id, gname, data, chat, seq, 'x', gexcept)
       end
     end
     local ex = '[]'

@@ -4,6 +4,7 @@ pub mod attachment;
 pub mod chat;
 pub mod compat;
 pub mod events;
+pub mod gateway_push;
 pub mod lifecycle;
 pub mod mention;
 pub mod message;

@@ -42,10 +42,7 @@ impl Probe {
         let push: Push = serde_json::from_slice(msg.get_payload_bytes()).unwrap();
         push.into_deliveries()
             .into_iter()
-            .filter_map(|d| match d {
-                Delivery::User(u, e) => Some((u, e)),
-                Delivery::Group { .. } => None,
-            })
+            .filter_map(Delivery::into_user)
             .collect()
     }
 
