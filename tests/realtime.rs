@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Mode, spawn_with, test_config};
+use common::{Mode, poll, spawn_with, test_config};
 use courier::domain::events::{Delivery, EVENT_NEW, EVENT_SAVED, Event, Offset, Outgoing, Push};
 use futures::StreamExt;
 use uuid::Uuid;
@@ -253,8 +253,12 @@ async fn the_sweep_removes_idle_streams_and_keeps_recent_ones() {
         .publish_events(&[event("{}", &[(idle, EVENT_NEW)])])
         .await
         .unwrap();
-    // The window under test is 1 s: let the idle user's only event age past it.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // The window under test is 1 s: the idle user's only event ages past it.
+    let aged = cache
+        .read_timeline(idle, &[], Some(Offset::ZERO), false)
+        .await
+        .unwrap();
+    poll::until_older_than(aged.entries[0].offset.ms, Duration::from_secs(1)).await;
     cache
         .publish_events(&[event("{}", &[(busy, EVENT_NEW)])])
         .await

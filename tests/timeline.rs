@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Mode, spawn_with, test_config};
+use common::{Mode, poll, spawn_with, test_config};
 use courier::{
     cache::Cache,
     domain::events::{
@@ -314,8 +314,11 @@ async fn a_forgotten_gateway_follows_no_chat_and_idle_timelines_are_swept() {
         .publish_events(&[to_group("{}", a, &[])])
         .await
         .unwrap();
-    // The window under test is 1 s: let the idle chat's only event age past it.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // The window under test is 1 s: the idle chat's only event ages past it.
+    let aged: Offset = all_ids(cache, &cache.keys.chat_events(a)).await[0]
+        .parse()
+        .unwrap();
+    poll::until_older_than(aged.ms, Duration::from_secs(1)).await;
     cache
         .publish_events(&[to_group("{}", b, &[])])
         .await

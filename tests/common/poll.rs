@@ -17,3 +17,13 @@ where
     }
     panic!("timed out waiting for {what}");
 }
+
+/// Waits until an event with offset `ms` (its id's milliseconds) is older than a
+/// retention `window` by this process's clock: what the stream sweep checks.
+pub async fn until_older_than(ms: u64, window: Duration) {
+    let due = ms as i64 + window.as_millis() as i64;
+    until("the event to age past the window", || async {
+        (chrono::Utc::now().timestamp_millis() > due).then_some(())
+    })
+    .await
+}
