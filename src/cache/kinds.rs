@@ -1,23 +1,36 @@
-//! Which chats are groups, remembered in this process: a chat's type never changes, so
-//! the answer never goes stale. Group chats deliver through one timeline per chat; the
-//! others through each recipient's own stream.
+//! Which chats are groups: a chat's shape (group, or direct with its two members) from
+//! this process's near cache, read from PostgreSQL once (it never changes). Group chats
+//! deliver through one timeline per chat; the others through each recipient's stream.
 
-use std::{
-    collections::{HashMap, HashSet},
-    sync::{LazyLock, Mutex},
-};
+use std::collections::HashSet;
 
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::Cache;
-
-/// Past this many remembered chats the memory starts over (they are read again).
-const MAX_REMEMBERED: usize = 200_000;
-
-static KINDS: LazyLock<Mutex<HashMap<Uuid, bool>>> = LazyLock::new(Mutex::default);
+use super::{Cache, near::Shape};
 
 impl Cache {
+    /// `chat`'s shape; `None` for no such chat (or a direct chat not complete yet).
+    pub async fn chat_shape(
+        &self,
+        pool: &PgPool,
+        chat: Uuid,
+    ) -> Result<Option<Shape>, sqlx::Error> {
+        if let Some(shape) = self.near.shape(chat) {
+            return Ok(Some(shape));
+        }
+        let Some((kind, members)) = crate::db::blocks::chat_shape(pool, chat).await? else {
+            return Ok(None);
+        };
+        let shape = match (kind.as_str(), members.as_slice()) {
+            ("direct", [a, b]) => Shape::Direct([*a, *b]),
+            ("direct", _) => return Ok(None),
+            _ => Shape::Group,
+        };
+        self.near.put_shape(chat, shape);
+        Ok(Some(shape))
+    }
+
     /// The chats among `chats` that are groups (unknown chats are not).
     pub async fn groups_among(
         &self,
@@ -25,30 +38,9 @@ impl Cache {
         chats: &[Uuid],
     ) -> Result<HashSet<Uuid>, sqlx::Error> {
         let mut groups = HashSet::new();
-        let mut unknown = Vec::new();
-        {
-            let kinds = KINDS.lock().unwrap_or_else(|p| p.into_inner());
-            for c in chats {
-                match kinds.get(c) {
-                    Some(true) => _ = groups.insert(*c),
-                    Some(false) => {}
-                    None => unknown.push(*c),
-                }
-            }
-        }
-        if unknown.is_empty() {
-            return Ok(groups);
-        }
-        // Only existing chats are remembered (an unknown id is not a group, yet).
-        let found = crate::db::chat_kinds::kinds(pool, &unknown).await?;
-        let mut kinds = KINDS.lock().unwrap_or_else(|p| p.into_inner());
-        if kinds.len() + found.len() > MAX_REMEMBERED {
-            kinds.clear();
-        }
-        for (c, group) in found {
-            kinds.insert(c, group);
-            if group {
-                groups.insert(c);
+        for chat in chats {
+            if self.chat_shape(pool, *chat).await? == Some(Shape::Group) {
+                groups.insert(*chat);
             }
         }
         Ok(groups)
@@ -56,6 +48,6 @@ impl Cache {
 
     /// Whether `chat` is a group.
     pub async fn is_group(&self, pool: &PgPool, chat: Uuid) -> Result<bool, sqlx::Error> {
-        Ok(self.groups_among(pool, &[chat]).await?.contains(&chat))
+        Ok(self.chat_shape(pool, chat).await? == Some(Shape::Group))
     }
 }

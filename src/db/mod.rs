@@ -3,7 +3,6 @@
 pub mod accounts;
 pub mod audit;
 pub mod blocks;
-pub mod chat_kinds;
 pub mod chat_list;
 pub mod chats;
 pub mod compat;

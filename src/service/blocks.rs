@@ -126,20 +126,8 @@ pub async fn refuse_if_blocked(ctx: &Ctx, me: Uuid, other: Uuid) -> ServiceResul
 /// a group; for a direct chat, 403 `blocked` if a block stands between its two users.
 /// The chat's shape is read from PostgreSQL once per process (it never changes).
 pub async fn check_send(ctx: &Ctx, chat: Uuid, me: Uuid) -> ServiceResult<()> {
-    let shape = match ctx.cache.near.shape(chat) {
-        Some(s) => s,
-        None => {
-            let Some((kind, members)) = db::blocks::chat_shape(&ctx.pool, chat).await? else {
-                return Ok(());
-            };
-            let shape = match (kind.as_str(), members.as_slice()) {
-                ("direct", [a, b]) => Shape::Direct([*a, *b]),
-                ("direct", _) => return Ok(()),
-                _ => Shape::Group,
-            };
-            ctx.cache.near.put_shape(chat, shape);
-            shape
-        }
+    let Some(shape) = ctx.cache.chat_shape(&ctx.pool, chat).await? else {
+        return Ok(());
     };
     match shape {
         Shape::Group => Ok(()),
