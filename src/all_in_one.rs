@@ -48,6 +48,7 @@ pub async fn build(config: &Config) -> anyhow::Result<Service> {
     let router = api::routes(state.clone())
         .merge(health.router())
         .merge(sse)
+        .merge(api::app::routes(&config.web_app_dir))
         .route_layer(axum::middleware::from_fn(
             move |req, next: axum::middleware::Next| {
                 let worker_health = worker_health.clone();

@@ -65,6 +65,8 @@ pub struct Config {
     /// Packets a gateway queues per socket before emits to it fail (slow client).
     pub gateway_socket_buffer: usize,
     pub cors_origins: Vec<String>,
+    /// `WEB_APP_DIR`: the built demo web app (`clients/web/dist`) served at `/app/`.
+    pub web_app_dir: std::path::PathBuf,
     pub rate_limits: RateLimits,
     pub realtime: Realtime,
     /// `MESSAGE_EDIT_WINDOW_SECS`: how long after sending a message its sender may edit it.
@@ -210,6 +212,7 @@ impl Config {
                 .filter(|s| !s.is_empty())
                 .map(String::from)
                 .collect(),
+            web_app_dir: env.string("WEB_APP_DIR", "clients/web/dist").into(),
             rate_limits: RateLimits {
                 sends: env.limit(
                     "RATE_LIMIT_SEND_MAX",

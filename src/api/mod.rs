@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod app;
 pub mod asyncapi;
 pub mod auth;
 pub mod blocks;
@@ -248,7 +249,11 @@ pub async fn build(config: &Config) -> anyhow::Result<Service> {
         cache: Some(deps.cache.clone()),
         mq: Some(link),
     };
-    let router = finish(routes(state.clone()).merge(health.router()));
+    let router = finish(
+        routes(state.clone())
+            .merge(health.router())
+            .merge(app::routes(&config.web_app_dir)),
+    );
     let router = compat::wrap(router, state, config.api_compat).layer(cors(&config.cors_origins));
     service = service.with_router(router);
     service.spawn_on_run(async move {
