@@ -199,6 +199,7 @@ export function checkRendered(name, docs) {
       assert.ok(d.spec.replicas >= 2, `${what}: a standby worker`);
     } else {
       assert.equal(hpa.length, 1, `${what}: one HorizontalPodAutoscaler`);
+      assert.equal(d.spec.replicas, undefined, `${what}: no replicas (the HPA owns the count; an apply would reset it)`);
       const cpu = hpa[0].spec.metrics.find((m) => m.type === 'Resource' && m.resource.name === 'cpu');
       assert.ok(cpu?.resource.target.averageUtilization > 0, `${what}: HPA on CPU utilization`);
       assert.ok(hpa[0].spec.minReplicas >= (role === 'pusher' ? 1 : 2), `${what}: HPA keeps a spare`);
