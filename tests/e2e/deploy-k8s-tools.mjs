@@ -85,11 +85,13 @@ export function schemaVersions() {
 }
 
 /**
- * Validates a file with kubernetes-validate in strict mode (unknown fields rejected) against
- * one Kubernetes version: { ok, status, errors: [lines], missingSchemas: [kinds], output }.
+ * Validates one file or several with kubernetes-validate in strict mode (unknown fields
+ * rejected) against one Kubernetes version:
+ * { ok, status, errors: [lines, each naming its file], missingSchemas: [kinds], output }.
  */
-export function validate(file, k8sVersion) {
-  const r = run('python3', ['-m', 'kubernetes_validate', '--strict', '--quiet', '-k', k8sVersion, file]);
+export function validate(files, k8sVersion) {
+  const list = Array.isArray(files) ? files : [files];
+  const r = run('python3', ['-m', 'kubernetes_validate', '--strict', '--quiet', '-k', k8sVersion, ...list]);
   const output = `${r.stdout}${r.stderr}`;
   const lines = output.split('\n').filter(Boolean);
   return {

@@ -2,7 +2,9 @@
 // validates each against the Kubernetes 1.30 schemas and the newest ones kubernetes-validate
 // ships (strict: unknown fields fail), shows the validator rejects a corrupted copy, and
 // checks what matters in the rendered objects (probes, security, drain, PDBs, HPAs, the
-// `_FILE` secrets, the migration Job, the Ingress affinity). Needs no cluster.
+// `_FILE` secrets, the migration Job, the Ingress affinity). Then it starts each role's
+// binary (COURIER_BIN_DIR) with the environment and secret files its pod would get, to show
+// Courier accepts them (and refuses the base's placeholders). Needs no cluster.
 //
 // Environment (and COURIER_DEPLOY_ROOT, see deploy-helpers.mjs; COURIER_KUBECTL, see
 // deploy-k8s-tools.mjs):
@@ -20,6 +22,8 @@ import {
   KUBECTL_INSTALL, VALIDATE_INSTALL, findRenderer, parseStream, render, schemaVersions, validate, validatorVersion,
 } from './deploy-k8s-tools.mjs';
 import { checkRendered } from './deploy-k8s-checks.mjs';
+import { podEnvironment, startUntilConfigured } from './deploy-k8s-run.mjs';
+import { settings } from './settings.mjs';
 
 const TMP = useTmpDir();
 const K8S = file('deploy', 'k8s');
@@ -108,15 +112,19 @@ describe('kustomize render and schema validation', { skip }, () => {
       'containerPort out of range': (d) => { if (d.kind === 'Deployment') d.spec.template.spec.containers[0].ports[0].containerPort = 70000; },
       'HPA target without a type': (d) => { if (d.kind === 'HorizontalPodAutoscaler') delete d.spec.metrics[0].resource.target.type; },
     };
-    for (const [what, corrupt] of Object.entries(corruptions)) {
+    const files = Object.entries(corruptions).map(([what, corrupt]) => {
       const copy = structuredClone(docs);
       copy.forEach(corrupt);
       assert.notDeepEqual(copy, docs, `${what}: the corruption changed nothing`);
       const bad = path.join(TMP, `corrupt-${what.replace(/\W+/g, '-')}.yaml`);
       writeFileSync(bad, copy.map((d) => YAML.stringify(d)).join('---\n'));
-      const r = validate(bad, checkedVersions[0]);
-      assert.ok(!r.ok, `${what}: kubernetes-validate accepted it:\n${r.output}`);
-      assert.ok(r.errors.length > 0, `${what}: no ERROR line:\n${r.output}`);
+      return [what, bad];
+    });
+    // One validator run for all copies (it names the file on each ERROR line).
+    const r = validate(files.map(([, f]) => f), checkedVersions[0]);
+    assert.ok(!r.ok, `kubernetes-validate accepted every corrupted copy:\n${r.output}`);
+    for (const [what, bad] of files) {
+      assert.ok(r.errors.some((l) => l.includes(bad)), `${what}: no ERROR for ${bad}:\n${r.output}`);
     }
   });
 
@@ -128,6 +136,50 @@ describe('kustomize render and schema validation', { skip }, () => {
       `resources:\n  - ${path.relative(dir, path.join(K8S, 'base'))}\npatches:\n  - path: missing-patch.yaml\n`);
     const r = render(renderer, dir);
     assert.notEqual(r.status, 0, 'a patch file that does not exist must fail the render');
+  });
+});
+
+describe('Courier accepts the environment the pods get', { skip }, () => {
+  const docsOf = (dir, name) => {
+    const r = render(renderer, dir);
+    assert.equal(r.status, 0, r.stderr);
+    return parseStream(r.stdout, name);
+  };
+  const pods = (docs) => docs.filter((d) => ['Deployment', 'Job'].includes(d.kind));
+  const setup = (docs, what) => {
+    const configMap = docs.find((d) => d.kind === 'ConfigMap' && d.metadata.name === 'courier-config');
+    const secret = docs.find((d) => d.kind === 'Secret' && d.metadata.name === 'courier-secrets');
+    const dir = path.join(TMP, 'pods', what);
+    mkdirSync(dir, { recursive: true });
+    return { configMap, secret, dir };
+  };
+  const needBinaries = (argv) => assert.ok(existsSync(path.join(settings.binDir, argv[0])),
+    `${argv[0]} not in ${settings.binDir}: build the binaries or set COURIER_BIN_DIR`);
+
+  test('overlays/example: every role gets past its configuration; the Job too', async () => {
+    need();
+    const docs = docsOf(path.join(K8S, 'overlays', 'example'), 'example');
+    const ctx = setup(docs, 'example');
+    for (const d of pods(docs)) {
+      const { argv, env } = podEnvironment(d.spec.template.spec, { ...ctx, podName: `${d.metadata.name}-0`, dir: path.join(ctx.dir, d.metadata.name) });
+      needBinaries(argv);
+      const r = await startUntilConfigured(argv, env);
+      assert.doesNotMatch(r.output, /configuration error/, `${d.kind} ${d.metadata.name}: ${argv.join(' ')}:\n${r.output}`);
+      assert.notEqual(r.code, 78, `${d.kind} ${d.metadata.name}: exit 78 (configuration)`);
+      if (d.kind === 'Deployment') assert.ok(r.started, `${d.metadata.name}: did not reach its services:\n${r.output}`);
+    }
+  });
+
+  test('base: the placeholder Secret is refused at start-up (JWT_SECRET too short)', async () => {
+    need();
+    const docs = docsOf(path.join(K8S, 'base'), 'base');
+    const ctx = setup(docs, 'base');
+    const api = pods(docs).find((d) => d.metadata.name === 'courier-api');
+    const { argv, env } = podEnvironment(api.spec.template.spec, { ...ctx, podName: 'courier-api-0', dir: path.join(ctx.dir, 'api') });
+    needBinaries(argv);
+    const r = await startUntilConfigured(argv, env);
+    assert.equal(r.code, 78, `the placeholders must stop the api:\n${r.output}`);
+    assert.match(r.output, /JWT_SECRET/);
   });
 });
 
