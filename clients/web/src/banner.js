@@ -1,6 +1,7 @@
 // The connection banner, driven by the SDK's state events: hidden while connected; after a
-// first connection, "Reconnecting…" while connecting, "Offline" while disconnected, with
-// the number of messages waiting in the outbox. `data-state` mirrors the SDK's state.
+// first connection, "reconnecting…" while connecting or disconnected (waiting to retry), or
+// "offline" when the browser is, with the number of messages waiting in the outbox.
+// `data-state` mirrors the SDK's state.
 
 /**
  * @param {import('@courier-chat/client').CourierClient} client
@@ -20,9 +21,9 @@ export function connectBanner(client, el) {
       return;
     }
     const offline = typeof navigator !== 'undefined' && navigator.onLine === false;
-    const text = state === 'connecting'
-      ? 'Connection lost: reconnecting…'
-      : (offline ? 'You are offline: messages will be sent when the network is back.' : 'Disconnected: retrying soon…');
+    const text = offline
+      ? 'You are offline: messages will be sent when the network is back.'
+      : 'Connection lost: reconnecting…';
     el.textContent = waiting ? `${text} ${waiting} message${waiting === 1 ? '' : 's'} waiting.` : text;
     el.hidden = false;
   };

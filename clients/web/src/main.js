@@ -79,6 +79,17 @@ async function signedIn(session) {
       convSection,
       notes.panel));
 
+  // Presence of the peers of direct chats, asked once per peer (then kept by presence.update).
+  const asked = new Set();
+  const askPresence = () => {
+    const peers = [...new Set(client.store.chats().map((c) => peerOf(client, c)))].filter((p) => p && !asked.has(p));
+    if (!peers.length || client.state !== 'connected') return;
+    for (const p of peers) asked.add(p);
+    client.presence(peers).catch((err) => {
+      for (const p of peers) asked.delete(p);
+      console.warn('[courier] presence', err);
+    });
+  };
   // Store changes arrive in bursts (a replay after a reconnect): render once per task.
   let scheduled = false;
   const render = () => {
@@ -89,6 +100,7 @@ async function signedIn(session) {
       if (app?.client !== client) return;
       chatList.render();
       conversation.render();
+      askPresence();
     }, 0);
   };
   const offStore = client.store.subscribe(render);
@@ -113,8 +125,6 @@ async function signedIn(session) {
   try {
     await client.connect();
     await client.loadChats();
-    const peers = [...new Set(client.store.chats().map((c) => peerOf(client, c)).filter(Boolean))];
-    if (peers.length) await client.presence(peers);
     await notes.refresh();
   } catch (err) {
     announce(`Could not load your chats: ${err.message}`);

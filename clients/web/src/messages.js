@@ -57,19 +57,19 @@ export function renderMessage(m, ctx, act) {
     h('span.sender', {}, ctx.senderName),
     h('time', { datetime: m.sentAt ?? m.createdAt }, shortTime(m.sentAt ?? m.createdAt)),
     ctx.pinned ? h('span.badge.pin', {}, '📌 Pinned') : null),
-  m.replyTo ? h('blockquote.reply-to', {}, h('span.sender', {}, ctx.replyName), ' ', m.replyTo.excerpt || 'Message deleted') : null,
+  m.replyTo ? h('blockquote.reply-to', {}, h('span.sender', {}, `${ctx.replyName}:`), ' ', m.replyTo.excerpt || 'Message deleted') : null,
   deleted
     ? h('p.content.tombstone', {}, 'Message deleted')
     : h('p.content', {}, m.content),
   attachments(m),
   reactions(m, act),
   h('div.msg-foot', {},
+    actions.length ? h('div.actions', { role: 'group', 'aria-label': `Actions for ${label}` }, actions) : null,
     m.editedAt && !deleted ? h('span.edited', {}, 'edited') : null,
     ctx.mine ? h('span', { class: `ticks ${state}`, title: STATUS_TEXT[state] },
       h('span', { 'aria-hidden': 'true' }, STATUS_TICKS[state] ?? ''),
       h('span.visually-hidden', {}, STATUS_TEXT[state] ?? state)) : null,
-    m.pending === 'failed' ? h('button.action', { type: 'button', onclick: () => act.retry(m) }, 'Retry') : null),
-  actions.length ? h('div.actions', { role: 'group', 'aria-label': `Actions for ${label}` }, actions) : null);
+    m.pending === 'failed' ? h('button.action', { type: 'button', onclick: () => act.retry(m) }, 'Retry') : null));
 }
 
 function attachments(m) {
