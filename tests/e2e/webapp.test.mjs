@@ -5,7 +5,7 @@
 // delete, an attachment, search; then kill -9 of bob's gateway mid-conversation shows his
 // reconnect banner, and after its restart his list holds every message exactly once, in
 // order; then bob goes offline: his sends wait as pending and go out once he is online
-// again. Screenshots of each step go to artifacts/webapp/; a failure keeps both traces there.
+// again; last, history paging of a 60-message chat. Screenshots of each step go to artifacts/webapp/; a failure keeps both traces there.
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -169,6 +169,24 @@ test('alice and bob chat in the web app in Chromium: live updates, a gateway kil
     await bob.page.locator('#banner').waitFor({ state: 'hidden' });
     await alice.shot('08-alice-final');
     await bob.shot('08-bob-final');
+
+    // 9. History paging: carol sends 60 messages (REST); bob reloads the page (still
+    //    signed in: the session is in sessionStorage; the SDK's store starts empty), opens
+    //    her chat, sees the latest page, and "Load older messages" brings the rest, in
+    //    order, each once.
+    const carolChat = await bob.page.locator('.chat-item', { hasText: 'carol' }).getAttribute('data-chat-id');
+    const paged = Array.from({ length: 60 }, (_, i) => `page message ${i + 1}`);
+    for (const text of paged) await d.send(carol.accessToken, carolChat, text);
+    await bob.page.locator('.chat-item', { hasText: 'page message 60' }).waitFor();
+    await bob.page.reload();
+    await bob.page.locator('#root[data-ready="true"]').waitFor();
+    await bob.page.locator('.chat-item', { hasText: 'page message 60' }).click();
+    await bob.message('page message 60').waitFor();
+    assert.ok((await bob.listed()).length < paged.length, 'the first page is not the whole history');
+    await bob.page.getByRole('button', { name: 'Load older messages' }).click();
+    await bob.waitListed(paged);
+    await bob.page.getByRole('button', { name: 'Load older messages' }).waitFor({ state: 'hidden' });
+    await bob.shot('09-bob-paged');
     assert.deepEqual([...alice.consoleErrors, ...bob.consoleErrors], [], 'no uncaught page errors');
     ok = true;
   } finally {

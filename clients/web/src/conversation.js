@@ -61,7 +61,7 @@ export class Conversation {
       this.scroller, this.typing, this.form);
   }
 
-  /** Opens `chatId`: loads its latest page if the store has none, then renders. */
+  /** Opens `chatId`: loads its latest page if the store has none and its pins, then renders. */
   async open(chatId) {
     if (this.chatId === chatId) return;
     this.#stopTyping();
@@ -74,14 +74,15 @@ export class Conversation {
     this.sendButton.disabled = false;
     this.render();
     this.input.focus();
-    if (!this.client.store.messages(chatId).some((m) => m.sequence)) {
-      try {
-        await this.client.loadHistory(chatId);
-      } catch (err) {
-        announce(`Could not load the history: ${err.message}`);
-      }
+    try {
+      await Promise.all([
+        this.client.store.messages(chatId).some((m) => m.sequence) ? null : this.client.loadHistory(chatId),
+        this.client.loadPins(chatId),
+      ]);
+    } catch (err) {
+      announce(`Could not load the chat: ${err.message}`);
     }
-    this.render(true);
+    if (this.chatId === chatId) this.render(true);
   }
 
   /** Loads the page before the oldest message shown (history paging). */
