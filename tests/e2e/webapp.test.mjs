@@ -2,7 +2,7 @@
 // playwright-core: alice and bob, each in a browser context of their own, on different
 // gateways of one split deployment. Through the UI only: register, start a direct chat by
 // username, send (Enter), typing, receipts (ticks up to read), edit, react, pin, reply,
-// delete, an attachment, search; then kill -9 of bob's gateway mid-conversation shows his
+// delete, an attachment, search, a mention in the notifications panel; then kill -9 of bob's gateway mid-conversation shows his
 // reconnect banner, and after its restart his list holds every message exactly once, in
 // order; then bob goes offline: his sends wait as pending and go out once he is online
 // again; last, history paging of a 60-message chat. Screenshots of each step go to artifacts/webapp/; a failure keeps both traces there.
@@ -132,6 +132,17 @@ test('alice and bob chat in the web app in Chromium: live updates, a gateway kil
     await bob.page.getByRole('button', { name: 'Search', exact: true }).click();
     await bob.page.locator('#search-results mark', { hasText: 'notes' }).first().waitFor();
     await bob.shot('06-bob-attachment-search');
+
+    // A mention: bob's notifications count goes to 1; he opens the panel and marks all read.
+    await alice.send(`@${bob.username} look at the notes`);
+    await bob.page.locator('#notifications-count', { hasText: '(1)' }).waitFor();
+    await bob.page.getByRole('button', { name: /^Notifications/ }).click();
+    await bob.page.locator('#notifications-panel li.unread', { hasText: 'look at the notes' }).waitFor();
+    await bob.shot('06-bob-notifications');
+    await bob.page.getByRole('button', { name: 'Mark all read' }).click();
+    await bob.page.locator('#notifications-count:empty').waitFor({ state: 'attached' });
+    await bob.page.keyboard.press('Escape');
+    await bob.page.locator('#notifications-panel').waitFor({ state: 'hidden' });
 
     // 7. kill -9 of bob's gateway mid-conversation: his banner shows; alice keeps sending;
     //    after the restart bob's list is the server's history, each message once, in order.

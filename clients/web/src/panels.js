@@ -1,6 +1,7 @@
 // The side tools: starting a direct chat by username (GET /users/search), message search
 // (GET /search/messages, snippets with <mark> rebuilt as elements, never parsed as HTML),
-// and the notifications list (mentions) with "mark all read".
+// and the notifications list (mentions) with "mark all read" (focus moves into the panel
+// when it opens; Escape closes it and returns focus to its button).
 
 import { announce, clear, h } from './dom.js';
 
@@ -91,7 +92,7 @@ export function searchForm(client, onOpen) {
  */
 export function notifications(client, onOpen) {
   const count = h('span.count', { id: 'notifications-count' });
-  const panel = h('section.panel', { id: 'notifications-panel', 'aria-labelledby': 'notifications-title', hidden: true });
+  const panel = h('section.panel', { id: 'notifications-panel', 'aria-labelledby': 'notifications-title', tabindex: '-1', hidden: true });
   const button = h('button.secondary', { type: 'button', id: 'notifications-toggle', 'aria-expanded': 'false', 'aria-controls': 'notifications-panel' }, 'Notifications ', count);
   let items = [];
 
@@ -120,6 +121,7 @@ export function notifications(client, onOpen) {
           try {
             await client.markNotificationsRead('all');
             await refresh();
+            panel.focus(); // the button is gone: keep focus in the panel
           } catch (err) {
             announce(`Could not mark read: ${err.message}`);
           }
@@ -130,7 +132,10 @@ export function notifications(client, onOpen) {
   button.addEventListener('click', () => {
     panel.hidden = !panel.hidden;
     button.setAttribute('aria-expanded', String(!panel.hidden));
-    if (!panel.hidden) refresh();
+    if (!panel.hidden) {
+      panel.focus();
+      refresh();
+    }
   });
   panel.addEventListener('keydown', (e) => {
     if (e.key === 'Escape') { panel.hidden = true; button.setAttribute('aria-expanded', 'false'); button.focus(); }
