@@ -5,7 +5,8 @@
 // delete, an attachment, search, a mention in the notifications panel; then kill -9 of bob's gateway mid-conversation shows his
 // reconnect banner, and after its restart his list holds every message exactly once, in
 // order; then bob goes offline: his sends wait as pending and go out once he is online
-// again; last, history paging of a 60-message chat. Screenshots of each step go to artifacts/webapp/; a failure keeps both traces there.
+// again; then history paging of a 60-message chat after a reload. Access tokens last 75 s,
+// so the app's getToken refreshes them along the way. Screenshots of each step go to artifacts/webapp/; a failure keeps both traces there.
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -22,7 +23,9 @@ ensureAppBuilt();
 const d = new WebDeployment({
   mode: 'split',
   gateways: 2,
-  env: { S3_ENDPOINT: S3, S3_BUCKET: BUCKET, S3_REGION: 'us-east-1', S3_ACCESS_KEY_ID: 'e2e', S3_SECRET_ACCESS_KEY: 'e2e-secret' },
+  // Access tokens of 75 s: auth.expiring comes 60 s before expiry, so the app's getToken
+  // refreshes every user's token (CourierClient.refresh) during the test.
+  env: { JWT_EXPIRATION_TIME: '75', S3_ENDPOINT: S3, S3_BUCKET: BUCKET, S3_REGION: 'us-east-1', S3_ACCESS_KEY_ID: 'e2e', S3_SECRET_ACCESS_KEY: 'e2e-secret' },
 });
 let browser;
 before(async () => {
@@ -60,6 +63,7 @@ test('alice and bob chat in the web app in Chromium: live updates, a gateway kil
     await bob.page.getByRole('textbox', { name: 'Start a chat with' }).fill(carol.user.username);
     await bob.page.getByRole('button', { name: 'Start', exact: true }).click();
     await bob.page.locator('.chat-item[aria-current="true"]').waitFor();
+    const firstRefresh = { alice: (await alice.session()).refreshToken, bob: (await bob.session()).refreshToken };
     await alice.shot('01-registered');
 
     // 2. Alice starts a direct chat by bob's username and sends; the optimistic echo
@@ -187,7 +191,8 @@ test('alice and bob chat in the web app in Chromium: live updates, a gateway kil
     //    order, each once.
     const carolChat = await bob.page.locator('.chat-item', { hasText: 'carol' }).getAttribute('data-chat-id');
     const paged = Array.from({ length: 60 }, (_, i) => `page message ${i + 1}`);
-    for (const text of paged) await d.send(carol.accessToken, carolChat, text);
+    const carolLogin = await d.api('POST', '/auth/login', { body: { username: carol.username, password: carol.password } });
+    for (const text of paged) await d.send(carolLogin.body.accessToken, carolChat, text);
     await bob.page.locator('.chat-item', { hasText: 'page message 60' }).waitFor();
     await bob.page.reload();
     await bob.page.locator('#root[data-ready="true"]').waitFor();
@@ -198,6 +203,12 @@ test('alice and bob chat in the web app in Chromium: live updates, a gateway kil
     await bob.waitListed(paged);
     await bob.page.getByRole('button', { name: 'Load older messages' }).waitFor({ state: 'hidden' });
     await bob.shot('09-bob-paged');
+
+    // The tokens were refreshed along the way (auth.expiring → getToken → POST /auth/refresh).
+    for (const user of [alice, bob]) {
+      await user.page.waitForFunction((first) => JSON.parse(sessionStorage.getItem('courier.session')).refreshToken !== first,
+        firstRefresh[user.name], { timeout: 60_000 });
+    }
     assert.deepEqual([...alice.consoleErrors, ...bob.consoleErrors], [], 'no uncaught page errors');
     ok = true;
   } finally {

@@ -1,6 +1,6 @@
 // The signed-in session: the token pair kept in sessionStorage (per tab, so two tabs never
-// race on the single-use refresh token), and `getToken` for the SDK, which refreshes the
-// access token through CourierClient.refresh shortly before it expires, one refresh at a time.
+// race on the single-use refresh token), and `getToken` for the SDK, which hands out the
+// stored access token first and refreshed ones (CourierClient.refresh) afterwards.
 
 import { CourierClient } from '@courier-chat/client';
 
@@ -49,24 +49,30 @@ function tokenExpiry(jwt) {
 }
 
 /**
- * A `getToken` for CourierClient: the stored access token while it has more than a minute
- * left, else a refreshed one (single flight). `onSignedOut` runs when the refresh token is
- * refused (the session ended elsewhere).
+ * A `getToken` for CourierClient. The SDK caches the token and calls this again only when
+ * it needs a new one (before `auth.expiring`, on 401 or `unauthorized`, at a reconnect
+ * with an expiring token): so the first call gets the stored access token if it has more
+ * than a minute left, and every later call a refreshed one (one refresh at a time).
+ * `onSignedOut` runs when the refresh token is refused (the session ended elsewhere).
  * @param {string} baseUrl
  * @param {() => void} onSignedOut
  * @returns {() => Promise<string>}
  */
 export function tokenSource(baseUrl, onSignedOut) {
   let inFlight = null;
+  let handedOut = null;
   return async () => {
     const session = loadSession();
     if (!session) {
       onSignedOut();
       throw new Error('signed out');
     }
-    if (session.expiresAt - Date.now() > MARGIN_MS) return session.accessToken;
+    if (session.accessToken !== handedOut && session.expiresAt - Date.now() > MARGIN_MS) {
+      handedOut = session.accessToken;
+      return handedOut;
+    }
     inFlight ??= CourierClient.refresh(baseUrl, session.refreshToken)
-      .then((auth) => saveAuth(auth).accessToken)
+      .then((auth) => { handedOut = saveAuth(auth).accessToken; return handedOut; })
       .catch((err) => {
         if (err?.status === 401 || err?.status === 403) {
           clearSession();
