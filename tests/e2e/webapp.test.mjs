@@ -11,7 +11,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 
-import { uniqueResourceName, uniqueUsername } from './harness.mjs';
+import { PASSWORD, uniqueResourceName, uniqueUsername } from './harness.mjs';
 import {
   ARTIFACTS, WebDeployment, WebUser, ensureAppBuilt, freshArtifacts, launchChromium,
 } from './webapp-helpers.mjs';
@@ -203,6 +203,13 @@ test('alice and bob chat in the web app in Chromium: live updates, a gateway kil
     await bob.waitListed(paged);
     await bob.page.getByRole('button', { name: 'Load older messages' }).waitFor({ state: 'hidden' });
     await bob.shot('09-bob-paged');
+
+    // 10. Log out and back in: the form, then the same chats.
+    await bob.page.getByRole('button', { name: 'Log out' }).click();
+    await bob.page.getByRole('textbox', { name: 'Username' }).fill(bob.username);
+    await bob.page.getByLabel('Password (at least 8 characters)').fill(PASSWORD);
+    await bob.page.getByRole('button', { name: 'Log in' }).click();
+    await bob.page.locator('#root[data-ready="true"] .chat-item', { hasText: 'sent offline 2' }).waitFor();
 
     // The tokens were refreshed along the way (auth.expiring → getToken → POST /auth/refresh).
     for (const user of [alice, bob]) {

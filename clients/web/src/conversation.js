@@ -252,7 +252,7 @@ export class Conversation {
     const now = Date.now();
     if (now - this.typingSentAt > TYPING_REFRESH_MS) {
       this.typingSentAt = now;
-      this.client.setTyping(this.chatId, true)?.catch?.(() => {});
+      this.client.setTyping(this.chatId, true).catch(() => { /* typing is best effort */ });
     }
     clearTimeout(this.typingTimer);
     this.typingTimer = setTimeout(() => this.#stopTyping(), TYPING_IDLE_MS);
@@ -260,7 +260,7 @@ export class Conversation {
 
   #stopTyping() {
     clearTimeout(this.typingTimer);
-    if (this.typingSentAt && this.chatId) this.client.setTyping(this.chatId, false)?.catch?.(() => {});
+    if (this.typingSentAt && this.chatId) this.client.setTyping(this.chatId, false).catch(() => { /* best effort */ });
     this.typingSentAt = 0;
   }
 

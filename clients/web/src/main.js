@@ -7,7 +7,7 @@ import { CourierClient, IndexedDbStorage } from '@courier-chat/client';
 
 import { renderAuth } from './auth-view.js';
 import { connectBanner } from './banner.js';
-import { ChatList, peerOf } from './chat-list.js';
+import { ChatList, chatTitle, peerOf } from './chat-list.js';
 import { Conversation } from './conversation.js';
 import { announce, clear, h } from './dom.js';
 import { newChatForm, notifications, searchForm } from './panels.js';
@@ -108,9 +108,8 @@ async function signedIn(session) {
     if (name === 'notification.new') {
       notes.refresh();
       announce('You were mentioned');
-    } else if (name === 'chat.message.new' && payload?.message?.senderId !== client.userId
-      && payload?.chatId !== conversation.chatId) {
-      announce(`New message in ${payload.chatId === conversation.chatId ? 'this chat' : 'another chat'}`);
+    } else if (name === 'chat.message.new' && payload?.message?.senderId !== client.userId) {
+      announce(`New message in ${chatTitle(client, client.store.chat(payload.chatId))}`);
     }
   });
   const offError = client.on('error', (err) => console.warn('[courier]', err));
