@@ -135,3 +135,49 @@ export class WebUser {
 }
 
 export const escapeRe = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/**
+ * Accessibility checks of what the page shows now: every visible control has an accessible
+ * name (a label, aria-label(ledby) or text), and every visible text meets WCAG AA contrast
+ * (4.5:1, 3:1 for large text) against the first opaque background behind it. Returns the
+ * problems found (empty when none).
+ */
+export function a11yProblems(page) {
+  return page.evaluate(() => {
+    const problems = [];
+    const visible = (el) => el.getClientRects().length > 0 && getComputedStyle(el).visibility !== 'hidden';
+    for (const el of document.querySelectorAll('button, input, textarea, select, a[href]')) {
+      if (!visible(el) && !(el.type === 'file')) continue;
+      const named = el.labels?.length || el.getAttribute('aria-label') || el.getAttribute('aria-labelledby')
+        || (el.tagName !== 'INPUT' && el.tagName !== 'TEXTAREA' && el.textContent.trim());
+      if (!named) problems.push(`no accessible name: ${el.outerHTML.slice(0, 120)}`);
+    }
+    const rgb = (c) => (c.match(/[\d.]+/g) ?? []).map(Number);
+    const lum = ([r, g, b]) => {
+      const f = (v) => { const x = v / 255; return x <= 0.03928 ? x / 12.92 : ((x + 0.055) / 1.055) ** 2.4; };
+      return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+    };
+    const background = (el) => {
+      for (let e = el; e; e = e.parentElement) {
+        const c = rgb(getComputedStyle(e).backgroundColor);
+        if (c.length === 3 || (c.length === 4 && c[3] === 1)) return c.slice(0, 3);
+      }
+      return [255, 255, 255];
+    };
+    const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+    const seen = new Set();
+    for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+      const el = n.parentElement;
+      if (!n.textContent.trim() || seen.has(el) || !visible(el) || el.closest('[aria-hidden="true"], .visually-hidden, :disabled')) continue;
+      seen.add(el);
+      const style = getComputedStyle(el);
+      if (Number(style.opacity) === 0 || el.closest('.actions') && getComputedStyle(el.closest('.actions')).opacity === '0') continue;
+      const [l1, l2] = [lum(rgb(style.color).slice(0, 3)), lum(background(el))].sort((a, b) => b - a);
+      const ratio = (l1 + 0.05) / (l2 + 0.05);
+      const size = parseFloat(style.fontSize);
+      const large = size >= 24 || (size >= 18.66 && Number(style.fontWeight) >= 700);
+      if (ratio < (large ? 3 : 4.5)) problems.push(`contrast ${ratio.toFixed(2)} for "${n.textContent.trim().slice(0, 40)}" (${style.color})`);
+    }
+    return problems;
+  });
+}

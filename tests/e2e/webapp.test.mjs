@@ -13,7 +13,7 @@ import { after, before, test } from 'node:test';
 
 import { PASSWORD, uniqueResourceName, uniqueUsername } from './harness.mjs';
 import {
-  ARTIFACTS, WebDeployment, WebUser, ensureAppBuilt, freshArtifacts, launchChromium,
+  ARTIFACTS, WebDeployment, WebUser, a11yProblems, ensureAppBuilt, freshArtifacts, launchChromium,
 } from './webapp-helpers.mjs';
 
 const S3 = process.env.S3_TEST_ENDPOINT ?? 'http://127.0.0.1:9090';
@@ -56,7 +56,9 @@ test('alice and bob chat in the web app in Chromium: live updates, a gateway kil
   const bob = await WebUser.open(browser, 'bob', appUrl(1));
   let ok = false;
   try {
-    // 1. Register through the form; bob starts a chat with carol (registered over REST).
+    // 1. Register through the form (labelled controls, AA contrast); bob starts a chat
+    //    with carol (registered over REST).
+    assert.deepEqual(await a11yProblems(bob.page), [], 'sign-in form');
     const carol = await d.register('carol');
     await bob.register(uniqueUsername('bob'), 'Bob');
     await alice.register(uniqueUsername('alice'), 'Alice');
@@ -136,6 +138,15 @@ test('alice and bob chat in the web app in Chromium: live updates, a gateway kil
     await bob.page.getByRole('button', { name: 'Search', exact: true }).click();
     await bob.page.locator('#search-results mark', { hasText: 'notes' }).first().waitFor();
     await bob.shot('06-bob-attachment-search');
+    for (const user of [alice, bob]) assert.deepEqual(await a11yProblems(user.page), [], `${user.name}'s chat screen`);
+    // Keyboard focus is visible: Tab from the message box lands on Send, with a focus ring.
+    await bob.page.getByRole('textbox', { name: 'Message', exact: true }).focus();
+    await bob.page.keyboard.press('Tab');
+    const ring = await bob.page.evaluate(() => {
+      const s = getComputedStyle(document.activeElement);
+      return { id: document.activeElement.id, style: s.outlineStyle, width: parseFloat(s.outlineWidth) };
+    });
+    assert.deepEqual(ring, { id: 'composer-send', style: 'solid', width: 3 }, 'focus ring on Send');
 
     // A mention: bob's notifications count goes to 1; he opens the panel and marks all read.
     await alice.send(`@${bob.username} look at the notes`);
