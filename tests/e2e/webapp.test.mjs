@@ -60,16 +60,18 @@ test('alice and bob chat in the web app in Chromium: live updates, a gateway kil
     //    with carol (registered over REST).
     assert.deepEqual(await a11yProblems(bob.page), [], 'sign-in form');
     const carol = await d.register('carol');
+    const firstRefresh = {};
     await bob.register(uniqueUsername('bob'), 'Bob');
+    firstRefresh.bob = (await bob.session()).refreshToken;
     await alice.register(uniqueUsername('alice'), 'Alice');
+    firstRefresh.alice = (await alice.session()).refreshToken;
     await bob.page.getByRole('textbox', { name: 'Start a chat with' }).fill(carol.user.username);
     await bob.page.getByRole('button', { name: 'Start', exact: true }).click();
     await bob.page.locator('.chat-item[aria-current="true"]').waitFor();
-    const firstRefresh = { alice: (await alice.session()).refreshToken, bob: (await bob.session()).refreshToken };
     await alice.shot('01-registered');
 
-    // 2. Alice starts a direct chat by bob's username and sends; the optimistic echo
-    //    turns into the saved message (sequence 1).
+    // 2. Alice starts a direct chat by bob's username and sends with Enter; her echo
+    //    becomes the saved message (sequence 1).
     await alice.page.getByRole('textbox', { name: 'Start a chat with' }).fill(bob.username);
     await alice.page.getByRole('button', { name: 'Start', exact: true }).click();
     await alice.page.locator('#conv-title', { hasText: 'Bob' }).waitFor();
