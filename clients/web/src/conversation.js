@@ -33,7 +33,9 @@ export class Conversation {
     this.title = h('h2', { id: 'conv-title' }, 'No chat open');
     this.subtitle = h('p.subtitle', { id: 'conv-subtitle' });
     this.older = h('button.secondary', { type: 'button', id: 'load-older', hidden: true, onclick: () => this.loadOlder() }, 'Load older messages');
-    this.list = h('ol.messages', { id: 'messages', role: 'log', 'aria-labelledby': 'conv-title' });
+    // New messages are announced through the page's live region (main.js), not by making
+    // the list live: edits and ticks re-render items and would be read out again.
+    this.list = h('ol.messages', { id: 'messages', 'aria-labelledby': 'conv-title' });
     this.scroller = h('div.scroller', {}, this.older, this.list);
     this.scroller.addEventListener('scroll', () => {
       if (this.scroller.scrollTop < 40) this.loadOlder();

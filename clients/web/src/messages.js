@@ -51,7 +51,6 @@ export function renderMessage(m, ctx, act) {
   return h('li', {
     class: classes,
     dataset: { cmid: m.clientMessageId, id: m.id, seq: m.sequence, status: ctx.mine ? state : null, pinned: ctx.pinned ? 'true' : null },
-    'aria-label': `${ctx.senderName}, ${label}`,
   },
   h('div.msg-head', {},
     h('span.sender', {}, ctx.senderName),
@@ -64,7 +63,7 @@ export function renderMessage(m, ctx, act) {
   attachments(m),
   reactions(m, act),
   h('div.msg-foot', {},
-    actions.length ? h('div.actions', { role: 'group', 'aria-label': `Actions for ${label}` }, actions) : null,
+    actions.length ? h('div.actions', { role: 'group', 'aria-label': `Actions for message ${label}` }, actions) : null,
     m.editedAt && !deleted ? h('span.edited', {}, 'edited') : null,
     ctx.mine ? h('span', { class: `ticks ${state}`, title: STATUS_TEXT[state] },
       h('span', { 'aria-hidden': 'true' }, STATUS_TICKS[state] ?? ''),
