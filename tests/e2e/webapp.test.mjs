@@ -5,7 +5,8 @@
 // delete, an attachment, search, a mention in the notifications panel; then kill -9 of bob's gateway mid-conversation shows his
 // reconnect banner, and after its restart his list holds every message exactly once, in
 // order; then bob goes offline: his sends wait as pending and go out once he is online
-// again; then history paging of a 60-message chat after a reload. Access tokens last 75 s,
+// again; a pending send survives a reload (the SDK's IndexedDB outbox); then history
+// paging of a 60-message chat after a reload; log out and in. Access tokens last 75 s,
 // so the app's getToken refreshes them along the way. Screenshots of each step go to artifacts/webapp/; a failure keeps both traces there.
 
 import assert from 'node:assert/strict';
@@ -198,7 +199,22 @@ test('alice and bob chat in the web app in Chromium: live updates, a gateway kil
     await alice.shot('08-alice-final');
     await bob.shot('08-bob-final');
 
-    // 9. History paging: carol sends 60 messages (REST); bob reloads the page (still
+    // 9. The outbox survives a reload (IndexedDB): with bob's sends failing at the network,
+    //    a message stays pending through a reload and goes out once sends pass again.
+    const sends = '**/chats/*/messages';
+    await bob.page.route(sends, (route) => (route.request().method() === 'POST' ? route.abort('internetdisconnected') : route.continue()));
+    await bob.send('kept across a reload');
+    await bob.page.locator('#messages > li.msg.pending', { hasText: 'kept across a reload' }).waitFor();
+    await bob.page.reload();
+    await bob.page.locator('#root[data-ready="true"]').waitFor();
+    await bob.page.locator('.chat-item', { hasText: 'Alice' }).click();
+    await bob.page.locator('#messages > li.msg.pending', { hasText: 'kept across a reload' }).waitFor();
+    await bob.shot('09-bob-pending-after-reload');
+    await bob.page.unroute(sends);
+    await alice.message('kept across a reload').waitFor({ timeout: 60_000 });
+    await bob.message('kept across a reload').and(bob.page.locator('[data-seq]')).waitFor();
+
+    // 10. History paging: carol sends 60 messages (REST); bob reloads the page (still
     //    signed in: the session is in sessionStorage; the SDK's store starts empty), opens
     //    her chat, sees the latest page, and "Load older messages" brings the rest, in
     //    order, each once.
@@ -217,12 +233,12 @@ test('alice and bob chat in the web app in Chromium: live updates, a gateway kil
     await bob.page.getByRole('button', { name: 'Load older messages' }).waitFor({ state: 'hidden' });
     await bob.shot('09-bob-paged');
 
-    // 10. Log out and back in: the form, then the same chats.
+    // 11. Log out and back in: the form, then the same chats.
     await bob.page.getByRole('button', { name: 'Log out' }).click();
     await bob.page.getByRole('textbox', { name: 'Username' }).fill(bob.username);
     await bob.page.getByLabel('Password (at least 8 characters)').fill(PASSWORD);
     await bob.page.getByRole('button', { name: 'Log in' }).click();
-    await bob.page.locator('#root[data-ready="true"] .chat-item', { hasText: 'sent offline 2' }).waitFor();
+    await bob.page.locator('#root[data-ready="true"] .chat-item', { hasText: 'kept across a reload' }).waitFor();
 
     // The tokens were refreshed along the way (auth.expiring → getToken → POST /auth/refresh).
     for (const user of [alice, bob]) {
