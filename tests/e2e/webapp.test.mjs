@@ -2,12 +2,13 @@
 // playwright-core: alice and bob, each in a browser context of their own, on different
 // gateways of one split deployment. Through the UI only: register, start a direct chat by
 // username, send (Enter), typing, receipts (ticks up to read), edit, react, pin, reply,
-// delete, an attachment, search, a mention in the notifications panel; then kill -9 of bob's gateway mid-conversation shows his
-// reconnect banner, and after its restart his list holds every message exactly once, in
-// order; then bob goes offline: his sends wait as pending and go out once he is online
-// again; a pending send survives a reload (the SDK's IndexedDB outbox); then history
-// paging of a 60-message chat after a reload; log out and in. Access tokens last 75 s,
-// so the app's getToken refreshes them along the way. Screenshots of each step go to artifacts/webapp/; a failure keeps both traces there.
+// delete, an attachment, search, a mention in the notifications panel; then kill -9 of
+// bob's gateway mid-conversation shows his reconnect banner, and after its restart his list
+// holds every message exactly once, in order; then bob goes offline: his sends wait as
+// pending and go out once he is online again; a pending send survives a reload (the SDK's
+// IndexedDB outbox); history paging of a 60-message chat after a reload; log out and in.
+// Access tokens last 75 s, so the app's getToken refreshes them along the way. Screenshots
+// of each step go to artifacts/webapp/; a failure keeps both traces there.
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
