@@ -44,6 +44,10 @@ cargo clippy --all-targets --quiet -- -D warnings
 echo "== cargo build"
 cargo build --bins --quiet
 
+echo "== demo web app: SDK + app build, Chromium for its browser test"
+bash scripts/build-web.sh
+bash scripts/browser.sh
+
 echo "== end-to-end tests (socket.io-client)"
 (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error && COURIER_BIN_DIR="$PWD/../../target/debug" npm test --silent)
 
