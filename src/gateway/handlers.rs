@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 use super::{
     GwState,
-    conns::{Conn, Sink},
+    conns::{Conn, OffsetArg, Sink},
     fill::Opening,
     session,
 };
@@ -94,15 +94,6 @@ impl Sink for SocketSink {
         if let Err(e) = self.0.clone().disconnect() {
             tracing::debug!(socket = %self.0.id, error = %e, "revoked socket already gone");
         }
-    }
-}
-
-/// An offset as a JSON string, written without an intermediate `String`.
-struct OffsetArg(Offset);
-
-impl Serialize for OffsetArg {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&self.0)
     }
 }
 
