@@ -1,10 +1,12 @@
-//! The engine.io patches (patches/README.md) are the code that gets built, all five
-//! changes of them. Each check fails on its own when its part is lost:
-//! - Cargo.lock resolves engineioxide and engineioxide-core from `patches/` (no
-//!   registry copy, no unused patch), at the versions the pinned socketioxide needs;
+//! The socketioxide and engine.io patches (patches/README.md) are the code that gets
+//! built, every change of them. Each check fails on its own when its part is lost:
+//! - Cargo.lock resolves socketioxide, engineioxide and engineioxide-core from
+//!   `patches/` (no registry copy, no unused patch), at the versions socketioxide's pin
+//!   names and it needs;
 //! - each change's code and its "Courier's patch" marker are in the patched source;
 //! - what can be measured from outside is measured: the packet and slot sizes
-//!   (changes 1 and 2), the WebSocket task's future (changes 3 and 5).
+//!   (changes 1 and 2), the WebSocket task's future (changes 3 and 5), the CONNECT
+//!   answer with and without a pid set by a middleware (change 6).
 
 use std::{fs, path::Path, sync::Arc};
 
@@ -59,13 +61,6 @@ fn the_lock_builds_the_patched_crates_for_the_pinned_socketioxide() {
     );
     let sio = locked(&lock, "socketioxide");
     assert_eq!(sio.len(), 1, "one socketioxide: {sio:?}");
-    assert!(
-        sio[0]
-            .1
-            .as_deref()
-            .is_some_and(|s| s.starts_with("registry+")),
-        "socketioxide comes from crates.io (and this reads sources): {sio:?}"
-    );
     let pin = format!("socketioxide = {{ version = \"={}\"", sio[0].0);
     assert!(
         manifest.contains(&pin),
@@ -73,6 +68,7 @@ fn the_lock_builds_the_patched_crates_for_the_pinned_socketioxide() {
          made for that version (patches/README.md)"
     );
     for (name, dir) in [
+        ("socketioxide", "patches/socketioxide"),
         ("engineioxide", "patches/engineioxide"),
         ("engineioxide-core", "patches/engineioxide-core"),
     ] {
@@ -111,6 +107,8 @@ const CORE_PACKET: &str = "patches/engineioxide-core/src/packet.rs";
 const WS: &str = "patches/engineioxide/src/transport/ws.rs";
 const POLLING: &str = "patches/engineioxide/src/transport/polling.rs";
 const SOCKET: &str = "patches/engineioxide/src/socket.rs";
+const SIO_NS: &str = "patches/socketioxide/src/ns.rs";
+const SIO_SOCKET: &str = "patches/socketioxide/src/socket.rs";
 
 const CHANGES: &[Change] = &[
     Change {
@@ -164,6 +162,23 @@ const CHANGES: &[Change] = &[
         ],
         absent: &["tokio::spawn(forward_to_socket::<H, S>(socket.clone(), tx));"],
     },
+    // socketioxide 1: the CONNECT answer carries the pid a middleware set.
+    Change {
+        n: 6,
+        file: SIO_NS,
+        present: &[
+            "let pid = socket.extensions.remove::<crate::socket::ConnectPid>().map(|p| p.0);",
+            "let payload = ConnectAnswer { sid: socket.id, pid };",
+            "#[serde(skip_serializing_if = \"Option::is_none\")]",
+        ],
+        absent: &["let payload = ConnectPacket { sid: socket.id };"],
+    },
+    Change {
+        n: 6,
+        file: SIO_SOCKET,
+        present: &["pub struct ConnectPid(pub String);"],
+        absent: &[],
+    },
 ];
 
 #[test]
@@ -188,7 +203,13 @@ fn every_change_is_in_the_patched_source() {
         }
     }
     // Every marked site is one the list above knows; a lost or new one shows here.
-    for (file, markers) in [(CORE_PACKET, 2), (WS, 4), (SOCKET, 1)] {
+    for (file, markers) in [
+        (CORE_PACKET, 2),
+        (WS, 4),
+        (SOCKET, 1),
+        (SIO_NS, 3),
+        (SIO_SOCKET, 1),
+    ] {
         assert_eq!(
             read(file).matches("Courier's patch").count(),
             markers,
@@ -257,3 +278,38 @@ async fn the_websocket_task_is_not_sized_for_its_handshake_or_its_writer() {
 /// What the task may hold besides the request head: 256 bytes patched, 1,280 without
 /// change 5's boxed `open` (measured over a `DuplexStream`).
 const BUDGET: usize = 640;
+
+async fn set_pid(s: socketioxide::extract::SocketRef) -> Result<(), std::convert::Infallible> {
+    s.extensions
+        .insert(socketioxide::socket::ConnectPid("pid-1".into()));
+    Ok(())
+}
+
+async fn connected() {}
+
+#[tokio::test]
+async fn a_connect_middleware_sets_the_pid_of_the_connect_answer() {
+    use socketioxide::{SocketIo, handler::ConnectHandler};
+    let (_svc, io) = SocketIo::new_svc();
+    io.ns("/with", connected.with(set_pid));
+    io.ns("/without", connected);
+    for (ns, pid) in [("/with", Some("pid-1")), ("/without", None)] {
+        let (_tx, mut rx) = io.new_dummy_sock(ns, ()).await;
+        let packet = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv())
+            .await
+            .expect("a CONNECT answer")
+            .expect("an open socket");
+        let Packet::Message(msg) = packet else {
+            panic!("{ns}: not a message: {packet:?}");
+        };
+        // `0/with,{"sid":"…","pid":"pid-1"}` (Socket.IO v5 CONNECT).
+        let data = msg.split_once(',').map(|(_, d)| d).unwrap_or_default();
+        let answer: serde_json::Value = serde_json::from_str(data).expect("JSON data");
+        assert!(answer["sid"].is_string(), "{ns}: {msg}");
+        assert_eq!(
+            answer.get("pid").and_then(|p| p.as_str()),
+            pid,
+            "{ns}: {msg}"
+        );
+    }
+}

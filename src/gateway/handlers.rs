@@ -1,5 +1,6 @@
-//! Socket.IO: handshake authentication, the opening of a socket's session, and the
-//! client events `chat.typing`, `chat.read` and `chat.sync`.
+//! Socket.IO: handshake authentication, the opening of a socket's session (with the
+//! `pid` of connection state recovery), and the client events `chat.typing`,
+//! `chat.read` and `chat.sync`.
 //!
 //! Everything a socket needs is set up in the connect middleware, which socketioxide
 //! runs before it sends the CONNECT packet: the event handlers are registered before
@@ -17,13 +18,13 @@ use serde_json::{Value, json, value::RawValue};
 use socketioxide::{
     SendError, SocketError,
     extract::{AckSender, SocketRef, State, TryData},
-    socket::DisconnectReason,
+    socket::{ConnectPid, DisconnectReason},
 };
 use uuid::Uuid;
 
 use super::{
     GwState,
-    conns::{Conn, Sink},
+    conns::{Conn, OffsetArg, Sink},
     fill::Opening,
     session,
 };
@@ -65,8 +66,14 @@ impl std::fmt::Display for Refused {
 struct SocketSink(SocketRef);
 
 impl Sink for SocketSink {
-    fn send(&self, name: &str, _offset: Option<Offset>, payload: &RawValue) -> bool {
-        match self.0.emit(name, payload) {
+    fn send(&self, name: &str, offset: Option<Offset>, payload: &RawValue) -> bool {
+        // The offset also goes as a trailing string argument: socket.io-client keeps
+        // the last one as its recovery offset.
+        let sent = match offset {
+            Some(o) => self.0.emit(name, &(payload, OffsetArg(o))),
+            None => self.0.emit(name, payload),
+        };
+        match sent {
             Ok(()) => {
                 metrics::counter!("courier_gateway_emits_total").increment(1);
                 true
@@ -145,10 +152,15 @@ pub async fn authenticate(
             return Err(Refused("unavailable"));
         }
     }
-    let requested = auth
-        .as_ref()
-        .and_then(|a| a.get("offset"))
-        .and_then(Value::as_str);
+    let field = |name| {
+        auth.as_ref()
+            .and_then(|a| a.get(name))
+            .and_then(Value::as_str)
+    };
+    // socket.io-client's recovery sends the pid it was given with its offset: an
+    // offset under a pid that is not this user's is not honoured.
+    let pid = field("pid").filter(|p| state.pid.verify(user, p));
+    let requested = field("offset").filter(|_| pid.is_some() || field("pid").is_none());
     let id = s.id.to_string();
     s.extensions.insert(ConnKey {
         user,
@@ -172,6 +184,12 @@ pub async fn authenticate(
         tracing::warn!(error = %e, "cannot open a session; refusing the socket");
         Refused("unavailable")
     })?;
+    // The same pid when the offset was recovered (socket.recovered), else a new one.
+    let pid = match pid {
+        Some(p) if opening.recovered => p.to_string(),
+        _ => state.pid.mint(user),
+    };
+    s.extensions.insert(ConnectPid(pid));
     s.extensions
         .insert(PendingOpening(Arc::new(Mutex::new(Some(opening)))));
     Ok(())

@@ -14,6 +14,7 @@ mod groups;
 mod handlers;
 mod head;
 mod lease;
+mod pid;
 mod session;
 mod sse;
 
@@ -49,6 +50,8 @@ pub struct GwState {
     pub storage: crate::storage::Storage,
     /// The sockets' token-expiry timers.
     pub expiries: expiry::Expiries,
+    /// Mints and checks the pids of Socket.IO connection state recovery.
+    pub pid: pid::PidKey,
 }
 
 /// The Socket.IO layer and the SSE route, and the tasks that keep this instance's
@@ -73,6 +76,7 @@ pub fn attach(service: &mut Service, config: &Config, deps: &Deps) -> (SocketIoL
         stop: service.stop.clone(),
         storage: deps.storage.clone(),
         expiries,
+        pid: pid::PidKey::new(&config.jwt),
     };
     let max_payload = config.realtime.max_payload;
     let (layer, io) = SocketIo::builder()
