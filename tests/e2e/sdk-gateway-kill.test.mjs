@@ -72,4 +72,7 @@ d.test('gateway kill -9 mid-conversation: the SDK reconnects, recovers by offset
   assert.ok(dmHistory.find((m) => m.id === toDelete.id).deletedAt, 'the delete is in history');
   assert.ok(eventsOf(alice, 'chat.message.updated', killedAt).length >= 1, 'alice got the edit after the kill');
   assert.equal(dmHistory.length + histories[group.id].length, 80, 'every send of the conversation');
+  const back = alice.recovered.find((r) => r.at > killedAt);
+  process.stderr.write(`[sdk-gateway-kill] bob sent ${bob.sent.length - bobBefore} while alice was away; `
+    + `alice back ${back.at - killedAt} ms after the kill (recovered: ${back.recovered}); 80 messages\n`);
 });

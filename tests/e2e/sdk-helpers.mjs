@@ -182,15 +182,18 @@ function storeMatches(c, chatId, history) {
  * its outbox state is sent, delivered or read. Resolves {chatId: history}.
  */
 export async function assertStoresEqualHistory(d, token, clients, chatIds, { timeoutMs = 20_000 } = {}) {
-  const histories = {};
-  for (const chatId of chatIds) histories[chatId] = await serverHistory(d, token, chatId);
-
-  // Outbox: each send persisted exactly once, and done.
+  // Outbox: every entry done (its chat.message.saved arrived), then the history.
   for (const c of clients) {
     await waitFor(() => c.unsent() === 0, timeoutMs, {
       message: () => `${c.label}: outbox entries not sent: ${c.sent.filter((s) => !DONE.has(c.stateOf(s.clientMessageId)))
         .slice(0, 5).map((s) => `${s.clientMessageId}=${c.stateOf(s.clientMessageId)}`).join(', ')}`,
     });
+  }
+  const histories = {};
+  for (const chatId of chatIds) histories[chatId] = await serverHistory(d, token, chatId);
+
+  // Each send persisted exactly once, in send order per chat.
+  for (const c of clients) {
     const lastSeq = new Map(); // per chat: the outbox keeps a client's sends in order
     for (const s of c.sent) {
       const history = histories[s.chatId] ?? await serverHistory(d, token, s.chatId);

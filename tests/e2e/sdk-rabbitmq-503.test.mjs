@@ -28,16 +28,18 @@ d.test('RabbitMQ restarted mid-conversation: the SDK outbox rides out the 503s, 
   const clients = [alice, bob];
   await connectAll(t, clients);
 
+  // A conversation that goes on until told to stop: before, during and after the outage.
+  let stop = false;
   const talk = converse([
     { client: alice, chatId: dm.id }, { client: alice, chatId: group.id },
     { client: bob, chatId: dm.id }, { client: bob, chatId: group.id },
-  ], { count: 15, window: 4 });
+  ], { count: 200, window: 4, paceMs: 100, until: () => stop });
   await waitFor(() => alice.sent.length >= 6 && bob.sent.length >= 6, 30_000,
     { message: () => `conversation under way (alice ${alice.sent.length}, bob ${bob.sent.length})` });
 
   const broker = instance();
-  const sentBefore = alice.sent.length + bob.sent.length;
   await broker.down();
+  const sentAtDown = alice.sent.length + bob.sent.length;
   try {
     // Down until both outboxes met 503s and hold sends made during the outage.
     await waitFor(() => alice.sendStatuses(503) >= 2 && bob.sendStatuses(503) >= 2
@@ -49,13 +51,18 @@ d.test('RabbitMQ restarted mid-conversation: the SDK outbox rides out the 503s, 
     await broker.up();
   }
   await allReady(d);
+  const sentAtUp = alice.sent.length + bob.sent.length;
+  // The conversation goes on after the broker is back, then ends.
+  await waitFor(() => alice.sent.length + bob.sent.length >= sentAtUp + 12, 30_000,
+    { message: () => `sends after the outage (${alice.sent.length + bob.sent.length - sentAtUp})` });
+  stop = true;
   await talk;
 
   await assertStoresEqualHistory(d, acc.alice.accessToken, clients, chats, { timeoutMs: 40_000 });
 
   const status503 = alice.sendStatuses(503) + bob.sendStatuses(503);
   assert.ok(status503 > 0, 'no 503 seen');
-  assert.ok(alice.sent.length + bob.sent.length > sentBefore, 'sends were made around the outage');
+  assert.ok(sentAtUp > sentAtDown, 'sends were made during the outage');
   for (const c of clients) {
     const posts = c.calls.filter((x) => x.method === 'POST' && /^\/chats\/[^/]+\/messages$/.test(x.path));
     const own = new Set(c.sent.map((s) => s.clientMessageId));
@@ -68,6 +75,6 @@ d.test('RabbitMQ restarted mid-conversation: the SDK outbox rides out the 503s, 
     const accepted = posts.filter((p) => p.status === 202).map((p) => p.clientMessageId);
     assert.equal(new Set(accepted).size, c.sent.length, `${c.label}: every send accepted (with its own id)`);
   }
-  process.stderr.write(`[sdk-503] ${status503} send(s) answered 503 during the outage, `
-    + `${alice.calls.length + bob.calls.length} fetches in all\n`);
+  process.stderr.write(`[sdk-503] ${status503} POSTs answered 503 during the outage; ${sentAtUp - sentAtDown} sends `
+    + `made while RabbitMQ was down, ${alice.sent.length + bob.sent.length} in all\n`);
 });
