@@ -174,14 +174,28 @@ function storeMatches(c, chatId, history) {
 }
 
 /**
+ * Pages older history into `c`'s store (`loadHistory` with `before`, as a UI scrolling
+ * back) while `store.hasMoreBefore(chatId)`: for a client that started (or restarted) after
+ * the chat had messages, whose store holds what it saw since, back to where it started.
+ */
+async function loadOlder(c, chatId) {
+  for (let page = 0; c.client.store.hasMoreBefore(chatId); page++) {
+    assert.ok(page < 100, `${c.label}: hasMoreBefore(${chatId}) stays true`);
+    const first = c.client.store.messages(chatId).find((m) => m.sequence != null)?.sequence;
+    await c.client.loadHistory(chatId, first === undefined ? {} : { before: first });
+  }
+}
+
+/**
  * The final check. For each chat of `chatIds`: the server's history (REST); each client's
  * store equals it exactly, after waiting (up to `timeoutMs`) for the stores to catch up:
  * same ids, sequences, senders, contents, edits, deletes and reaction counts, no duplicate,
- * no hole, nothing pending. Every message each client sent through its outbox is in the
+ * no hole, nothing pending (clients in `pageBack` first page older history in; the others
+ * must hold it all already: `hasMoreBefore` false). Every message each client sent through its outbox is in the
  * history exactly once (by clientMessageId) with its content, in send order per chat, and
  * its outbox state is sent, delivered or read. Resolves {chatId: history}.
  */
-export async function assertStoresEqualHistory(d, token, clients, chatIds, { timeoutMs = 20_000 } = {}) {
+export async function assertStoresEqualHistory(d, token, clients, chatIds, { timeoutMs = 20_000, pageBack = [] } = {}) {
   // Outbox: every entry done (its chat.message.saved arrived), then the history.
   for (const c of clients) {
     await waitFor(() => c.unsent() === 0, timeoutMs, {
@@ -212,6 +226,8 @@ export async function assertStoresEqualHistory(d, token, clients, chatIds, { tim
     assert.deepEqual(storeProblems(history), [], `the server's history of ${chatId} itself`);
     for (const c of clients) {
       if (!c.client.store.chat(chatId)) continue; // not a member
+      if (pageBack.includes(c)) await loadOlder(c, chatId);
+      else assert.equal(c.client.store.hasMoreBefore(chatId), false, `${c.label}: hasMoreBefore(${chatId}) of a store that saw it all`);
       try {
         await waitFor(() => storeMatches(c, chatId, history), timeoutMs, { intervalMs: 50, message: 'store = history' });
       } catch { /* the exact difference is asserted below */ }
@@ -254,3 +270,37 @@ export function storeHas(c, chatId, clientMessageId, timeoutMs = 20_000) {
 
 /** Events named `name` in `c`'s log (after `since`, ms since epoch). */
 export const eventsOf = (c, name, since = 0) => c.log.filter((e) => e.name === name && e.at >= since);
+
+/**
+ * A device whose app reloads mid-test: `lane` is what `converse` sends through (the current
+ * client); `reload(make)` waits for the current client's outbox writes, closes it, makes the
+ * next one with `make()` (give it the same storage), carries over what was sent and the
+ * outbox states seen, and connects it. Sends issued meanwhile go to the next client.
+ * `generations`: every client so far (close them all at the end).
+ */
+export function reloadable(first) {
+  const dev = { current: first, reloading: false, queued: [], generations: [first] };
+  dev.lane = {
+    get label() { return dev.current.label; },
+    send: (chatId, content) => (dev.reloading ? dev.queued.push([chatId, content]) : dev.current.send(chatId, content)),
+    unsent: () => dev.current.unsent() + dev.queued.length,
+  };
+  dev.reload = async (make) => {
+    dev.reloading = true;
+    const old = dev.current;
+    await old.client.outboxFlushed();
+    old.close();
+    const next = make();
+    next.sent.push(...old.sent);
+    for (const [id, state] of old.outboxStates) next.outboxStates.set(id, state);
+    dev.generations.push(next);
+    dev.current = next;
+    await next.client.connect();
+    dev.reloading = false;
+    for (const [chatId, content] of dev.queued.splice(0)) next.send(chatId, content);
+    return next;
+  };
+  /** Every fetch of every generation. */
+  dev.calls = () => dev.generations.flatMap((g) => g.calls);
+  return dev;
+}
