@@ -49,8 +49,8 @@ export const craftedTokens = (d, account, ttl = 3600) => async () => craftJwt(ac
 
 /**
  * An SDK client of `account` on deployment `d`, REST at the api and Socket.IO at
- * `gatewayUrl`; records its events (`log`: [{name, payload, at}]), the `recovered` and
- * `state` events, outbox states by clientMessageId (the highest seen) and its fetches.
+ * `gatewayUrl`; records its events (`log`: [{name, payload, at}]), the `recovered`,
+ * `resync` and `state` events, outbox states by clientMessageId (the highest seen) and its fetches.
  * `options` go to the CourierClient (e.g. `getToken`, `storage`).
  */
 export function sdkClient(d, account, { label, gatewayUrl = d.gateway(0), ...options } = {}) {
@@ -72,6 +72,7 @@ export function sdkClient(d, account, { label, gatewayUrl = d.gateway(0), ...opt
     calls,
     log: [],
     recovered: [],
+    resyncs: [], // times of 'resync' events
     states: [],
     errors: [],
     outboxStates: new Map(),
@@ -84,6 +85,7 @@ export function sdkClient(d, account, { label, gatewayUrl = d.gateway(0), ...opt
   };
   client.on('event', (name, payload) => t.log.push({ name, payload, at: Date.now() }));
   client.on('recovered', (info) => t.recovered.push({ ...info, at: Date.now() }));
+  client.on('resync', () => t.resyncs.push(Date.now()));
   client.on('state', (state, info) => t.states.push({ state, reason: info?.reason, at: Date.now() }));
   client.on('error', (err) => t.errors.push(err));
   client.on('outbox', (entries) => { for (const e of entries) noteEntry(e); });

@@ -53,6 +53,7 @@ d.test('gateway kill -9 past the retention: recovered false, the SDK re-syncs, a
     { message: () => `alice reconnects (${JSON.stringify(alice.recovered)})` });
   const back = alice.recovered.find((r) => r.at > killedAt);
   assert.equal(back.recovered, false, 'past the retention: recovered false');
+  await waitFor(() => alice.resyncs.some((at) => at > killedAt), 20_000, { message: "alice's 'resync' event" });
 
   const histories = await assertStoresEqualHistory(d, acc.bob.accessToken, [alice, bob], chats);
   const dmHistory = histories[dm.id];
