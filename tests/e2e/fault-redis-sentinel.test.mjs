@@ -8,11 +8,15 @@
 // re-sync (chat.sync), so no message is lost even if the promoted replica lacked the
 // master's last writes. Must show 0 lost, 0 duplicated, 0 gaps, no refused send, and
 // live delivery back within COURIER_FAULT_SENTINEL_LIVE_MS (5 s) of the promotion.
-// Prints the dark window: kill -> promotion -> first live event.
+// /readyz names redis while no master answers. Prints the dark window: kill ->
+// promotion -> first live event.
 
 import assert from 'node:assert/strict';
 
-import { allReady, setupScenario, useFaultDeployment } from './fault.mjs';
+import {
+  allReady, assertReadyzNamed, setupScenario, useFaultDeployment, watchReadyz,
+} from './fault.mjs';
+import { waitFor } from './harness.mjs';
 import { startSentinelSet } from './instances-redis-sentinel.mjs';
 
 const LIVE_WITHIN_MS = Number(process.env.COURIER_FAULT_SENTINEL_LIVE_MS ?? 5000);
@@ -35,6 +39,9 @@ d.test('Redis Sentinel: kill -9 of the master under load; nothing lost, doubled 
   try {
     s.stream();
     await s.acceptedAtLeast(100);
+    const watched = ['api', 'worker', 'gateway-1', 'gateway-2'];
+    const watcher = watchReadyz(watched.map((name) => ({ name, url: s.d.process(name).healthUrl })));
+    await waitFor(watcher.answered, 10_000, { message: 'a first /readyz answer of every watched process' });
     const old = await set.master();
     s.mark(`redis master ${old} kill -9`);
     const killAt = Date.now();
@@ -45,8 +52,12 @@ d.test('Redis Sentinel: kill -9 of the master under load; nothing lost, doubled 
     s.upAt = promotedAt;
     s.mark(`sentinels promoted ${now}, ${promotedAt - killAt} ms after the kill`);
     await set.restart(Number(old.split(':')[1])); // it rejoins as a replica
-    await allReady(s.d);
-    s.mark('every process ready again');
+    try {
+      await allReady(s.d);
+      s.mark('every process ready again');
+    } finally {
+      s.readyz = await watcher.stop();
+    }
     await s.settle();
     const firstLive = s.liveResumedAfter(promotedAt);
     const worst = Math.max(...Object.values(firstLive).map((v) => v ?? Infinity));
@@ -55,6 +66,7 @@ d.test('Redis Sentinel: kill -9 of the master under load; nothing lost, doubled 
     s.assertReport(report, { dlq: 0, liveWithinMs: LIVE_WITHIN_MS });
     assert.equal(report.status503, 0, 'sends are answered while no Redis master answers: PostgreSQL has the membership');
     assert.equal(report.networkErrors, 0, 'no send failed at the network level');
+    assertReadyzNamed(s, watched, 'redis');
     assert.ok(worst <= LIVE_WITHIN_MS, `live delivery back within ${LIVE_WITHIN_MS} ms of the promotion on every socket: ${JSON.stringify(firstLive)}`);
   } finally {
     s.close();
