@@ -17,7 +17,9 @@
 #
 # Ports and place (environment): RS_MASTER_PORT (6391), RS_REPLICA_PORT (6392),
 # RS_SENTINEL_PORTS ("26391 26392 26393"), RS_DIR (/tmp/courier-redis-sentinel),
-# RS_MASTER_NAME (mymaster). Tests give each set its own ports and dir.
+# RS_MASTER_NAME (mymaster), RS_PASSWORD (the master's and replica's requirepass and
+# masterauth), RS_SENTINEL_PASSWORD (the sentinels' own requirepass). Tests give each set
+# its own ports and dir.
 set -euo pipefail
 
 MASTER_PORT=${RS_MASTER_PORT:-6391}
@@ -26,6 +28,8 @@ SENTINEL_PORTS=${RS_SENTINEL_PORTS:-26391 26392 26393}
 DIR=${RS_DIR:-/tmp/courier-redis-sentinel}
 NAME=${RS_MASTER_NAME:-mymaster}
 HOST=127.0.0.1
+PASSWORD=${RS_PASSWORD:-}
+SENTINEL_PASSWORD=${RS_SENTINEL_PASSWORD:-}
 
 log() { printf '[redis-sentinel] %s\n' "$*" >&2; }
 
@@ -38,7 +42,11 @@ install() {
   apt-get install -y -qq redis-server redis-tools >/dev/null
 }
 
-cli() { redis-cli -h "$HOST" -p "$1" "${@:2}"; }
+cli() { # port, args... (the password of the node's kind through REDISCLI_AUTH)
+  local auth=$PASSWORD
+  is_sentinel "$1" && auth=$SENTINEL_PASSWORD
+  REDISCLI_AUTH=$auth redis-cli -h "$HOST" -p "$1" "${@:2}"
+}
 pidfile() { echo "$DIR/$1/redis.pid"; }
 running() { local f; f=$(pidfile "$1"); [ -s "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null; }
 is_sentinel() { case " $SENTINEL_PORTS " in *" $1 "*) return 0 ;; esac; return 1; }
@@ -61,17 +69,23 @@ write_conf() { # port, extra lines...
 }
 
 conf_node() { # port
-  local port=$1
+  local port=$1 auth=()
   if is_sentinel "$port"; then
+    [ -n "$PASSWORD" ] && auth+=("sentinel auth-pass $NAME $PASSWORD")
+    [ -n "$SENTINEL_PASSWORD" ] && auth+=("requirepass $SENTINEL_PASSWORD" "sentinel sentinel-pass $SENTINEL_PASSWORD")
     write_conf "$port" \
       "sentinel monitor $NAME $HOST $MASTER_PORT 2" \
       "sentinel down-after-milliseconds $NAME 1000" \
       "sentinel failover-timeout $NAME 3000" \
-      "sentinel parallel-syncs $NAME 1"
-  elif [ "$port" = "$MASTER_PORT" ]; then
-    write_conf "$port" 'save ""' "appendonly no"
+      "sentinel parallel-syncs $NAME 1" \
+      "${auth[@]}"
   else
-    write_conf "$port" 'save ""' "appendonly no" "replicaof $HOST $MASTER_PORT"
+    [ -n "$PASSWORD" ] && auth+=("requirepass $PASSWORD" "masterauth $PASSWORD")
+    if [ "$port" = "$MASTER_PORT" ]; then
+      write_conf "$port" 'save ""' "appendonly no" "${auth[@]}"
+    else
+      write_conf "$port" 'save ""' "appendonly no" "replicaof $HOST $MASTER_PORT" "${auth[@]}"
+    fi
   fi
 }
 
