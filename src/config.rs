@@ -25,7 +25,7 @@ use jwt::jwt_keys;
 pub use jwt::{JwtKeyConfig, MIN_SECRET_BYTES};
 pub use push::{FcmConfig, PushConfig, ServiceAccount, VapidConfig};
 use services::{DEFAULT_DATABASE_URL, database_url, rabbit_uri};
-pub use services::{RabbitConfig, RedisConfig, TlsFiles};
+pub use services::{RabbitConfig, RedisConfig, SentinelConfig, TlsFiles};
 pub use uploads::{S3Config, Uploads};
 
 /// A bad or missing configuration variable.

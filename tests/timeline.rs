@@ -256,15 +256,7 @@ async fn an_offset_is_recoverable_unless_a_stream_lost_what_follows_it_or_redis_
             .recoverable
     );
     assert!(
-        !read(
-            vec![],
-            Offset {
-                ms: u64::MAX / 2,
-                seq: 0
-            }
-        )
-        .await
-        .recoverable,
+        !read(vec![], Offset::new(u64::MAX / 2, 0)).await.recoverable,
         "an offset from the future"
     );
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use redis::{Client, ClientTlsConfig, RedisError, TlsCertificates};
 use secrecy::ExposeSecret;
 
-use crate::config::Config;
+use crate::config::{Config, TlsFiles};
 
 /// How long a pub/sub connection may take to connect and handshake.
 pub const PUBSUB_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -17,12 +17,20 @@ pub const PUBSUB_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub fn client(config: &Config) -> anyhow::Result<Client> {
     crate::tls::install_crypto_provider();
     let url = config.redis_url();
-    let files = &config.redis.tls_files;
+    client_from(
+        url.expose_secret(),
+        &config.redis.tls_files,
+        config.redis_var(),
+    )
+}
+
+/// The client of `url` with the CA and client certificate of `files`; errors name `var`.
+pub fn client_from(url: &str, files: &TlsFiles, var: &str) -> anyhow::Result<Client> {
     let built = if files.is_empty() {
-        Client::open(url.expose_secret())
+        Client::open(url)
     } else {
         Client::build_with_tls(
-            url.expose_secret(),
+            url,
             TlsCertificates {
                 client_tls: files.client.as_ref().map(|(cert, key)| ClientTlsConfig {
                     client_cert: cert.clone(),
@@ -33,13 +41,7 @@ pub fn client(config: &Config) -> anyhow::Result<Client> {
         )
     };
     // The error may quote the URL: name the variable and the kind only.
-    built.map_err(|e| {
-        anyhow::anyhow!(
-            "{}: cannot build the Redis client: {:?}",
-            config.redis_var(),
-            e.kind()
-        )
-    })
+    built.map_err(|e| anyhow::anyhow!("{var}: cannot build the Redis client: {:?}", e.kind()))
 }
 
 /// Why a TLS connect failed, in words an operator can act on; `None` when the error

@@ -19,7 +19,12 @@ use uuid::Uuid;
 use super::Cache;
 use crate::domain::events::{GroupTarget, Membership, Outgoing};
 
-static PUBLISH: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("publish.lua")));
+static PUBLISH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("epoch.lua"),
+        include_str!("publish.lua")
+    ))
+});
 
 /// Deletes a stream whose newest event is older than the cutoff, else trims the
 /// entries older than it (whole nodes, `MINID ~`). Returns 1 if deleted.

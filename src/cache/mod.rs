@@ -3,6 +3,7 @@
 //! Every key and channel starts with `REDIS_KEY_PREFIX`.
 
 pub mod blocks;
+pub mod conn;
 pub mod connect;
 pub mod events;
 pub mod kinds;
@@ -11,6 +12,7 @@ pub mod near;
 pub mod push;
 pub mod ratelimit;
 pub mod routing;
+pub mod sentinel;
 pub mod timeline;
 
 use std::time::Duration;
@@ -19,6 +21,8 @@ use redis::{
     Client,
     aio::{ConnectionManager, ConnectionManagerConfig, PubSub},
 };
+
+use self::conn::RedisConn;
 use uuid::Uuid;
 
 use crate::config::Config;
@@ -125,8 +129,7 @@ pub struct Retention {
 /// A shared, self-reconnecting Redis connection plus the key names.
 #[derive(Clone)]
 pub struct Cache {
-    pub(crate) conn: ConnectionManager,
-    client: Client,
+    pub(crate) conn: RedisConn,
     pub keys: Keys,
     pub retention: Retention,
     /// This process's in-memory state (`near`), shared by every clone.
@@ -137,13 +140,37 @@ impl Cache {
     /// Connects, retrying for up to `patience` while Redis starts. A TLS or
     /// certificate failure stops at once, with one line naming the variable and cause.
     pub async fn connect(config: &Config, patience: Duration) -> anyhow::Result<Self> {
-        let client = connect::client(config)?;
-        let target = client.get_connection_info().addr().to_string();
         let cm_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(Duration::from_secs(5)))
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_secs(1));
+        let conn = match &config.redis.sentinel {
+            Some(s) => RedisConn::sentinel(
+                sentinel::Router::connect(config, s, cm_config, patience).await?,
+                config.redis.db,
+            ),
+            None => Self::connect_direct(config, cm_config, patience).await?,
+        };
+        Ok(Self {
+            conn,
+            keys: Keys::new(&config.redis.key_prefix, &config.notification_channel),
+            retention: Retention {
+                window: config.realtime.recovery_window,
+                max_events: config.realtime.recovery_max_events,
+            },
+            near: Default::default(),
+        })
+    }
+
+    /// The connection to `REDIS_URL` (or the parts), retried for up to `patience`.
+    async fn connect_direct(
+        config: &Config,
+        cm_config: ConnectionManagerConfig,
+        patience: Duration,
+    ) -> anyhow::Result<RedisConn> {
+        let client = connect::client(config)?;
+        let target = client.get_connection_info().addr().to_string();
         let deadline = tokio::time::Instant::now() + patience;
         let mut backoff =
             crate::backoff::Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
@@ -168,38 +195,38 @@ impl Cache {
                 }
             }
         };
-        Ok(Self {
-            conn,
-            client,
-            keys: Keys::new(&config.redis.key_prefix, &config.notification_channel),
-            retention: Retention {
-                window: config.realtime.recovery_window,
-                max_events: config.realtime.recovery_max_events,
-            },
-            near: Default::default(),
-        })
+        Ok(RedisConn::direct(conn, client, config.redis.db))
     }
 
-    pub fn client(&self) -> &Client {
-        &self.client
+    /// A client of the server (under Sentinel: of the current master).
+    pub fn client(&self) -> Client {
+        self.conn.client()
+    }
+
+    /// Changes whenever the Redis master changed (`None` without Sentinel): pub/sub
+    /// subscribers resubscribe on the new master.
+    pub fn master_changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        self.conn.changes()
     }
 
     /// A new pub/sub connection (same client, so same TLS), given up on after
     /// [`connect::PUBSUB_CONNECT_TIMEOUT`] instead of hanging on a silent server.
     pub async fn pubsub(&self) -> anyhow::Result<PubSub> {
-        match tokio::time::timeout(
-            connect::PUBSUB_CONNECT_TIMEOUT,
-            self.client.get_async_pubsub(),
-        )
-        .await
-        {
-            Ok(Ok(p)) => Ok(p),
-            Ok(Err(e)) => Err(e.into()),
-            Err(_) => Err(anyhow::anyhow!(
-                "redis pub/sub connect timed out after {:?}",
-                connect::PUBSUB_CONNECT_TIMEOUT
-            )),
-        }
+        let client = self.client();
+        let result =
+            match tokio::time::timeout(connect::PUBSUB_CONNECT_TIMEOUT, client.get_async_pubsub())
+                .await
+            {
+                Ok(Ok(p)) => return Ok(p),
+                Ok(Err(e)) => Err(e.into()),
+                Err(_) => Err(anyhow::anyhow!(
+                    "redis pub/sub connect timed out after {:?}",
+                    connect::PUBSUB_CONNECT_TIMEOUT
+                )),
+            };
+        // Under Sentinel the master may have moved: ask again.
+        self.conn.lost();
+        result
     }
 
     pub async fn ping(&self) -> bool {

@@ -195,17 +195,23 @@ impl Cache {
 pub async fn run(cache: Cache, pool: PgPool, window: Duration, stop: CancellationToken) {
     let mut backoff =
         crate::backoff::Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+    let mut changes = cache.master_changes();
     while !stop.is_cancelled() {
         let started = tokio::time::Instant::now();
-        let result = follow(&cache, &pool, window, &stop).await;
+        if let Some(c) = &mut changes {
+            c.mark_unchanged();
+        }
+        let result = follow(&cache, &pool, window, &stop, &mut changes).await;
         cache.near.unsync();
         match result {
             Ok(()) => return,
             Err(e) => {
                 tracing::warn!(error = %e, "near-cache subscription lost; resubscribing");
                 backoff.reset_after(started.elapsed());
-                if !backoff.wait(&stop).await {
-                    return;
+                // A new Redis master ends the wait: resubscribe there at once.
+                tokio::select! {
+                    go = backoff.wait(&stop) => if !go { return },
+                    _ = super::conn::changed(&mut changes) => {}
                 }
             }
         }
@@ -217,6 +223,7 @@ async fn follow(
     pool: &PgPool,
     window: Duration,
     stop: &CancellationToken,
+    changes: &mut Option<tokio::sync::watch::Receiver<u64>>,
 ) -> anyhow::Result<()> {
     let channel = cache.keys.near_channel();
     let mut pubsub = cache.pubsub().await?;
@@ -234,6 +241,7 @@ async fn follow(
     loop {
         tokio::select! {
             _ = stop.cancelled() => return Ok(()),
+            _ = super::conn::changed(changes) => anyhow::bail!("the redis master changed"),
             _ = resync.tick() => match db::sessions::recently_revoked(pool, window).await {
                 Ok(rows) => near.load_revoked(rows),
                 // Still subscribed, so still current: a PostgreSQL outage must not send

@@ -3,6 +3,7 @@
 -- group. Every kept event gets one id from the global clock ({p}clock: ms, n, since),
 -- used in every stream it goes to, so ids grow across all streams and pushes go out in
 -- id order: a gateway subscribed all along sees every event of its users in order.
+-- Pushed ids carry the dataset's epoch (epoch.lua, prepended).
 -- ARGV: prefix, channel prefix, cap, retention window (s), mode ("s" keep | "e"
 -- ephemeral), number of payloads, then per payload: data, chat, sequence, membership
 -- code (0 none, 1 joined, 2 left), group event name ("" none), group except
@@ -17,7 +18,9 @@ local clock = prefix .. 'clock'
 local ms, n, since
 local given = false
 
+local epoch = '0'
 if mode == 's' then
+  epoch = clock_epoch(clock)
   local c = call('HMGET', clock, 'ms', 'n', 'since')
   local t = call('TIME')
   ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -112,7 +115,7 @@ for di = 0, nd - 1 do
       local p = push_of(g)
       local li = slot(p, di, data, chat, seq, mcode)
       p.nt = p.nt + 1
-      p.t[p.nt] = '[' .. li .. ',"' .. user .. '","' .. id .. '","' .. name .. '"]'
+      p.t[p.nt] = '[' .. li .. ',"' .. user .. '","' .. in_epoch(epoch, id) .. '","' .. name .. '"]'
     end
   end
   if gname ~= '' then
@@ -130,13 +133,13 @@ for di = 0, nd - 1 do
       local p = push_of(g)
       local li = slot(p, di, data, chat, seq, mcode)
       p.ng = p.ng + 1
-      p.g[p.ng] = '[' .. li .. ',"' .. chat .. '","' .. id .. '","' .. gname .. '",' .. ex .. ']'
+      p.g[p.ng] = '[' .. li .. ',"' .. chat .. '","' .. in_epoch(epoch, id) .. '","' .. gname .. '",' .. ex .. ']'
     end
   end
 end
 
 if given then
-  call('HSET', clock, 'ms', string.format('%.0f', ms), 'n', string.format('%.0f', n))
+  call('HSET', clock, 'ms', string.format('%.0f', ms), 'n', string.format('%.0f', n), 'node', RUN_ID)
 end
 
 for _, g in ipairs(order) do

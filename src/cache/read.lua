@@ -6,10 +6,12 @@
 -- marker entry, so the connection's offset is a position in it), then per chat the
 -- last id to read ("" for all).
 -- Returns {last id, since, {{exists, length, entries-added, first id, last-generated
--- id, entries}...}}; {"", "", {}} when there is no clock and ARGV[3] is not "1".
+-- id, entries}...}, epoch}; {"", "", {}, "0"} when there is no clock and ARGV[3] is
+-- not "1". The ids are stream ids: the epoch (epoch.lua, prepended) is returned apart.
 local clock, after, limit, start = KEYS[1], ARGV[1], ARGV[2], ARGV[3] == '1'
+local epoch = clock_epoch(clock)
 local c = redis.call('HMGET', clock, 'ms', 'n', 'since')
-if not c[1] and not start then return { '', '', {} } end
+if not c[1] and not start then return { '', '', {}, epoch } end
 if start and (not c[1] or redis.call('EXISTS', KEYS[2]) == 0) then
   local t = redis.call('TIME')
   local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -20,7 +22,7 @@ if start and (not c[1] or redis.call('EXISTS', KEYS[2]) == 0) then
     n = n + 1
     redis.call('XADD', KEYS[2], string.format('%.0f-%.0f', ms, n), 'n', '')
   end
-  redis.call('HSET', clock, 'ms', string.format('%.0f', ms), 'n', string.format('%.0f', n))
+  redis.call('HSET', clock, 'ms', string.format('%.0f', ms), 'n', string.format('%.0f', n), 'node', RUN_ID)
   redis.call('HSETNX', clock, 'since', first)
   c = redis.call('HMGET', clock, 'ms', 'n', 'since')
 end
@@ -50,4 +52,4 @@ for k = 2, #KEYS do
     streams[#streams + 1] = { 1, len, added, first, lastgen, entries }
   end
 end
-return { last, since, streams }
+return { last, since, streams, epoch }

@@ -15,7 +15,8 @@ use uuid::Uuid;
 use super::Cache;
 use crate::domain::events::{Event, Membership, Offset};
 
-static READ: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("read.lua")));
+static READ: LazyLock<Script> =
+    LazyLock::new(|| Script::new(concat!(include_str!("epoch.lua"), include_str!("read.lua"))));
 
 /// A read of a user's timeline after an offset.
 #[derive(Debug, Default)]
@@ -142,21 +143,23 @@ impl Cache {
         for (chat, _) in groups {
             inv.key(self.keys.chat_events(*chat));
         }
-        inv.arg(after.map(|o| o.to_string()).unwrap_or_default())
+        inv.arg(after.map(|o| o.id()).unwrap_or_default())
             .arg(limit)
             .arg(if start { "1" } else { "" });
         for (_, upto) in groups {
-            inv.arg(upto.map(|o| o.to_string()).unwrap_or_default());
+            inv.arg(upto.map(|o| o.id()).unwrap_or_default());
         }
         let mut conn = self.conn.clone();
-        let (last, since, streams): (String, String, Vec<RawStream>) =
+        let (last, since, streams, epoch): (String, String, Vec<RawStream>, String) =
             inv.invoke_async(&mut conn).await?;
-        let (last, since) = (offset(&last)?, offset(&since)?);
+        let epoch: u64 = epoch.parse().map_err(|_| bad(&epoch))?;
+        let (last, since) = (offset(&last)?.in_epoch(epoch), offset(&since)?);
         let mut read = TimelineRead {
             last,
             since,
-            end: Offset::ZERO,
-            recoverable: after.is_some_and(|a| since <= a && a <= last),
+            end: Offset::ZERO.in_epoch(epoch),
+            // An offset of another epoch may miss what the dataset lost.
+            recoverable: after.is_some_and(|a| a.epoch == epoch && since <= a && a <= last),
             complete: true,
             entries: Vec::new(),
         };
@@ -170,7 +173,7 @@ impl Cache {
             let (first, last_id) = (offset(&first)?, offset(&last_id)?);
             if exists != 0 {
                 let upto = slot.and_then(|g| g.1).unwrap_or(last_id);
-                read.end = read.end.max(last_id.min(upto));
+                read.end = read.end.max(last_id.min(upto).in_epoch(epoch));
             }
             if let Some(a) = after {
                 let kept = exists == 0 || added == len || (len > 0 && a >= first) || a >= last_id;
@@ -183,12 +186,13 @@ impl Cache {
             if raw.len() >= limit {
                 read.complete = false;
                 if let Some((id, _)) = raw.last() {
-                    let end = offset(id)?;
+                    let end = offset(id)?.in_epoch(epoch);
                     cut = Some(cut.map_or(end, |c| c.min(end)));
                 }
             }
             for entry in raw {
-                if let Some(s) = stored(entry, group, &me)? {
+                if let Some(mut s) = stored(entry, group, &me)? {
+                    s.offset = s.offset.in_epoch(epoch);
                     read.entries.push(s);
                 }
             }

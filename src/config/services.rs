@@ -20,6 +20,20 @@ pub struct RedisConfig {
     pub tls: bool,
     /// `REDIS_CA_CERT`, `REDIS_CLIENT_CERT`, `REDIS_CLIENT_KEY`, read and checked.
     pub tls_files: TlsFiles,
+    /// `REDIS_SENTINELS`, `REDIS_SENTINEL_MASTER`, `REDIS_SENTINEL_PASSWORD`: the master
+    /// is asked of these sentinels (instead of `REDIS_HOST`/`REDIS_PORT`).
+    pub sentinel: Option<SentinelConfig>,
+}
+
+/// Redis Sentinel: where the sentinels are and which master they watch.
+#[derive(Debug, Clone)]
+pub struct SentinelConfig {
+    /// `REDIS_SENTINELS` (`host:port,...`), in the order they are asked.
+    pub nodes: Vec<(String, u16)>,
+    /// `REDIS_SENTINEL_MASTER` (default `mymaster`).
+    pub master: String,
+    /// `REDIS_SENTINEL_PASSWORD`: the sentinels' own password (`requirepass`).
+    pub password: Option<SecretString>,
 }
 
 /// PEM contents of a CA bundle and of a client certificate and key (read at start, so
@@ -86,7 +100,9 @@ impl Config {
 
     /// The variable the Redis connection comes from, for error lines.
     pub fn redis_var(&self) -> &'static str {
-        if self.redis.url.is_some() {
+        if self.redis.sentinel.is_some() {
+            "REDIS_SENTINELS"
+        } else if self.redis.url.is_some() {
             "REDIS_URL"
         } else if self.redis.tls {
             "REDIS_TLS"
@@ -101,6 +117,22 @@ pub(super) fn redis<F: Fn(&str) -> Option<String>>(
     env: &Env<'_, F>,
 ) -> Result<RedisConfig, ConfigError> {
     let url = env.raw("REDIS_URL");
+    let sentinel = sentinel(env)?;
+    if env.raw("REDIS_CLUSTER_NODES").is_some() {
+        if url.is_some() || sentinel.is_some() {
+            return Err(env.bad(
+                "REDIS_CLUSTER_NODES",
+                "set at most one of REDIS_URL, REDIS_SENTINELS and REDIS_CLUSTER_NODES",
+            ));
+        }
+        return Err(env.bad("REDIS_CLUSTER_NODES", "Redis Cluster is not supported yet"));
+    }
+    if url.is_some() && sentinel.is_some() {
+        return Err(env.bad(
+            "REDIS_SENTINELS",
+            "set at most one of REDIS_URL, REDIS_SENTINELS and REDIS_CLUSTER_NODES",
+        ));
+    }
     if let Some(u) = &url {
         if !(u.starts_with("redis://") || u.starts_with("rediss://")) {
             return Err(env.bad("REDIS_URL", "must start with redis:// or rediss://"));
@@ -163,7 +195,41 @@ pub(super) fn redis<F: Fn(&str) -> Option<String>>(
         url: url.map(Into::into),
         tls,
         tls_files,
+        sentinel,
     })
+}
+
+/// `REDIS_SENTINELS` and the rest (`None` without sentinels).
+fn sentinel<F: Fn(&str) -> Option<String>>(
+    env: &Env<'_, F>,
+) -> Result<Option<SentinelConfig>, ConfigError> {
+    let Some(list) = env.raw("REDIS_SENTINELS") else {
+        return Ok(None);
+    };
+    let mut nodes = Vec::new();
+    for item in list.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let parsed = item
+            .rsplit_once(':')
+            .and_then(|(h, p)| Some((h.trim_matches(['[', ']']), p.parse::<u16>().ok()?)))
+            .filter(|(h, p)| !h.is_empty() && *p > 0);
+        match parsed {
+            Some((h, p)) => nodes.push((h.to_string(), p)),
+            None => {
+                return Err(env.bad(
+                    "REDIS_SENTINELS",
+                    &format!("expected host:port,host:port,..., got {item:?}"),
+                ));
+            }
+        }
+    }
+    if nodes.is_empty() {
+        return Err(env.bad("REDIS_SENTINELS", "expected host:port,host:port,..."));
+    }
+    Ok(Some(SentinelConfig {
+        nodes,
+        master: env.name("REDIS_SENTINEL_MASTER", "mymaster")?,
+        password: env.secret_opt("REDIS_SENTINEL_PASSWORD"),
+    }))
 }
 
 pub(super) fn rabbit_uri<F: Fn(&str) -> Option<String>>(

@@ -287,3 +287,35 @@ fn redis_tls_files_are_read_checked_and_named() {
     let plain = [("REDIS_URL", "redis://127.0.0.1"), ("REDIS_CA_CERT", CA)];
     assert_eq!(refused(&plain), "REDIS_CA_CERT");
 }
+
+#[test]
+fn redis_sentinels_are_parsed_and_exclusive_with_url_and_cluster() {
+    let c = with_secret(&[
+        (
+            "REDIS_SENTINELS",
+            "10.0.0.1:26379, s2.example:26380,[::1]:26381",
+        ),
+        ("REDIS_SENTINEL_PASSWORD", "hunter2-sentinel"),
+    ])
+    .unwrap();
+    let s = c.redis.sentinel.as_ref().unwrap();
+    assert_eq!(s.master, "mymaster");
+    assert_eq!(s.nodes[1], ("s2.example".to_string(), 26380));
+    assert_eq!(s.nodes[2], ("::1".to_string(), 26381));
+    assert_eq!(c.redis_var(), "REDIS_SENTINELS");
+    assert!(!format!("{c:?}").contains("hunter2"));
+    assert_eq!(
+        refused(&[("REDIS_SENTINELS", "10.0.0.1")]),
+        "REDIS_SENTINELS"
+    );
+    assert_eq!(refused(&[("REDIS_SENTINELS", "h:0")]), "REDIS_SENTINELS");
+    let both = [("REDIS_SENTINELS", "h:26379"), ("REDIS_URL", "redis://h")];
+    assert_eq!(refused(&both), "REDIS_SENTINELS");
+    let e = with_secret(&[("REDIS_CLUSTER_NODES", "h:7000")]).unwrap_err();
+    assert!(e.reason.contains("not supported yet"), "{e}");
+    let e = with_secret(&[
+        ("REDIS_CLUSTER_NODES", "h:7000"),
+        ("REDIS_SENTINELS", "h:1"),
+    ]);
+    assert!(e.unwrap_err().reason.contains("at most one"));
+}

@@ -5,13 +5,14 @@
 //! appended under it to a group's timeline or to its recipients' own streams. What the
 //! notification channel carries to a gateway is in [`super::gateway_push`].
 
-use std::{fmt, str::FromStr, sync::Arc};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
 pub use super::gateway_push::{Delivery, Push};
+pub use super::offset::Offset;
 use super::{compat::ApiCompat, message::Message};
 
 pub const EVENT_NEW: &str = "chat.message.new";
@@ -32,43 +33,6 @@ pub const EVENT_NOTIFICATION: &str = "notification.new";
 pub const EVENT_CHAT_SETTINGS: &str = "chat.settings";
 /// A user changed their profile: `{user}`, to everyone who shares a chat with them.
 pub const EVENT_USER_UPDATED: &str = "user.updated";
-
-/// A position in a user's event stream (a Redis stream id, `<ms>-<n>`). `ZERO` is
-/// "before everything".
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Offset {
-    pub ms: u64,
-    pub seq: u64,
-}
-
-impl Offset {
-    pub const ZERO: Offset = Offset { ms: 0, seq: 0 };
-
-    /// Parses `<ms>-<n>`; the empty string is `ZERO` (no stream yet).
-    pub fn parse_or_zero(s: &str) -> Option<Self> {
-        if s.is_empty() {
-            return Some(Self::ZERO);
-        }
-        s.parse().ok()
-    }
-}
-
-impl FromStr for Offset {
-    type Err = ();
-    fn from_str(s: &str) -> Result<Self, ()> {
-        let (ms, seq) = s.split_once('-').ok_or(())?;
-        Ok(Offset {
-            ms: ms.parse().map_err(|_| ())?,
-            seq: seq.parse().map_err(|_| ())?,
-        })
-    }
-}
-
-impl fmt::Display for Offset {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{}", self.ms, self.seq)
-    }
-}
 
 /// One event as a gateway handles it: from a push or read back from a stream.
 #[derive(Debug, Clone)]
@@ -291,7 +255,7 @@ mod tests {
 
     #[test]
     fn offset_goes_first_in_the_payload() {
-        let o = Offset { ms: 5, seq: 1 };
+        let o = Offset::new(5, 1);
         let raw = RawValue::from_string(r#"{"chatId":"x"}"#.into()).unwrap();
         assert_eq!(
             with_offset(&raw, o).get(),
@@ -325,7 +289,7 @@ mod tests {
         assert_eq!(*u, a);
         assert!(e.is_new_message());
         assert_eq!((e.chat, e.sequence), (Some(chat), 7));
-        assert_eq!(e.offset, Some(Offset { ms: 10, seq: 0 }));
+        assert_eq!(e.offset, Some(Offset::new(10, 0)));
         assert_eq!(events[1].1.offset, None);
         assert_eq!(events[1].1.payload().get(), r#"{"k":2}"#);
     }

@@ -9,6 +9,7 @@ pub mod lifecycle;
 pub mod mention;
 pub mod message;
 pub mod moderation;
+pub mod offset;
 pub mod partition;
 pub mod push;
 pub mod receipts;

@@ -277,6 +277,11 @@ impl Hub {
         };
         if p.filling {
             p.pending.push(event.clone());
+        } else if offset.epoch != p.offset.epoch {
+            // Redis started a new epoch: read it (`fill` tells the client to re-sync).
+            p.pending.push(event.clone());
+            drop(p);
+            self.catch_up(conn);
         } else if offset > p.offset {
             p.offset = offset;
             self.emit(conn, event);

@@ -8,30 +8,46 @@ use std::time::Duration;
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
+use tokio::sync::watch;
+
 use super::GwState;
-use crate::domain::events::{Delivery, Push};
+use crate::{
+    cache::conn::changed,
+    domain::events::{Delivery, Push},
+};
 
 /// Subscribes to this gateway's channel, resubscribing after a Redis outage.
 pub async fn run(state: GwState, stop: CancellationToken) {
     let channel = state.cache.keys.gateway_channel(&state.gateway_id);
     let mut backoff =
         crate::backoff::Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+    let mut changes = state.cache.master_changes();
     while !stop.is_cancelled() {
         let started = tokio::time::Instant::now();
-        match subscribe(&state, &channel, &stop).await {
+        match subscribe(&state, &channel, &stop, &mut changes).await {
             Ok(()) => return,
             Err(e) => {
                 tracing::warn!(error = %e, %channel, "notification subscription lost; resubscribing");
                 backoff.reset_after(started.elapsed());
-                if !backoff.wait(&stop).await {
-                    return;
+                // A new Redis master ends the wait: resubscribe there at once.
+                tokio::select! {
+                    go = backoff.wait(&stop) => if !go { return },
+                    _ = changed(&mut changes) => {}
                 }
             }
         }
     }
 }
 
-async fn subscribe(state: &GwState, channel: &str, stop: &CancellationToken) -> anyhow::Result<()> {
+async fn subscribe(
+    state: &GwState,
+    channel: &str,
+    stop: &CancellationToken,
+    changes: &mut Option<watch::Receiver<u64>>,
+) -> anyhow::Result<()> {
+    if let Some(c) = changes {
+        c.mark_unchanged();
+    }
     let mut pubsub = state.cache.pubsub().await?;
     pubsub.subscribe(channel).await?;
     tracing::info!(%channel, "subscribed to notifications");
@@ -41,6 +57,7 @@ async fn subscribe(state: &GwState, channel: &str, stop: &CancellationToken) -> 
     loop {
         let msg = tokio::select! {
             _ = stop.cancelled() => return Ok(()),
+            _ = changed(changes) => anyhow::bail!("the redis master changed"),
             m = messages.next() => m.ok_or_else(|| anyhow::anyhow!("redis pub/sub stream ended"))?,
         };
         match serde_json::from_slice::<Push>(msg.get_payload_bytes()) {

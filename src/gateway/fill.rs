@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::conns::{Conn, Hub, Progress};
 use crate::{
-    cache::timeline::Stored,
+    cache::timeline::{Stored, TimelineRead},
     domain::events::{EVENT_RECOVERED, Membership, Offset},
 };
 
@@ -172,7 +172,7 @@ impl Hub {
         }
         for e in std::mem::take(&mut p.pending) {
             match e.offset {
-                Some(o) if o > p.offset => {
+                Some(o) if o > p.offset && o.epoch == p.offset.epoch => {
                     p.offset = o;
                     self.emit(conn, &e);
                 }
@@ -209,6 +209,9 @@ impl Hub {
                     continue;
                 }
             };
+            if self.epoch_ended(&conn, &read) {
+                continue;
+            }
             let joined = {
                 let mut p = conn.progress();
                 self.apply_read(&conn, &mut p, read.entries, &groups)
@@ -238,6 +241,25 @@ impl Hub {
             self.settle(&conn, Some(read.end));
             return;
         }
+    }
+
+    /// When Redis started a new epoch (a failover: what it lost cannot be read back),
+    /// tells the client `session.recovered {recovered: false}` (it re-syncs) and moves
+    /// the connection to the new epoch's start; `true` if it did.
+    fn epoch_ended(&self, conn: &Arc<Conn>, read: &TimelineRead) -> bool {
+        let mut p = conn.progress();
+        if read.last.epoch == p.offset.epoch {
+            return false;
+        }
+        tracing::info!(user = %conn.user, conn = %conn.id, "redis epoch changed; the client re-syncs");
+        metrics::counter!("courier_gateway_epoch_resyncs_total").increment(1);
+        p.offset = read.since.in_epoch(read.last.epoch);
+        let body = serde_json::json!({"recovered": false, "offset": p.offset.to_string()});
+        match serde_json::value::to_raw_value(&body) {
+            Ok(raw) => _ = conn.send_raw(EVENT_RECOVERED, Some(p.offset), &raw),
+            Err(e) => tracing::error!(error = %e, "cannot encode session.recovered"),
+        }
+        true
     }
 
     /// Has `conn` read its timeline again (once more if a read is under way) before

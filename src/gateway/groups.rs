@@ -203,7 +203,7 @@ mod tests {
     use super::*;
 
     fn o(ms: u64) -> Offset {
-        Offset { ms, seq: 1 }
+        Offset::new(ms, 1)
     }
 
     #[test]

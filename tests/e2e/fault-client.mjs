@@ -10,13 +10,17 @@ import { eventually } from './fault-common.mjs';
 import { sleep } from './harness.mjs';
 
 const RECOVERED = 'session.recovered';
-const OFFSET_RE = /^(\d+)-(\d+)$/;
-/** Whether offset `a` is after offset `b` ("<ms>-<n>", numerically; null is before all). */
+const OFFSET_RE = /^(?:(\d+):)?(\d+)-(\d+)$/;
+/**
+ * Whether offset `a` is after offset `b` ("<ms>-<n>" or "<epoch>:<ms>-<n>", numerically;
+ * null is before all; an offset of another Redis epoch replaces the older one).
+ */
 export function offsetAfter(a, b) {
   if (b == null) return true;
-  const [, am, an] = OFFSET_RE.exec(a) ?? [];
-  const [, bm, bn] = OFFSET_RE.exec(b) ?? [];
+  const [, ae = '0', am, an] = OFFSET_RE.exec(a) ?? [];
+  const [, be = '0', bm, bn] = OFFSET_RE.exec(b) ?? [];
   if (am === undefined || bm === undefined) return false;
+  if (ae !== be) return true;
   return BigInt(am) !== BigInt(bm) ? BigInt(am) > BigInt(bm) : BigInt(an) > BigInt(bn);
 }
 
@@ -171,8 +175,14 @@ export class FaultClient {
       }
       if (event === 'chat.updated' && payload?.chat?.id) this.chatUpdates.add(payload.chat.id);
       if (event === RECOVERED) {
+        const again = session.recovered !== null;
         session.recovered = payload;
         if (offset && payload?.recovered !== true) this.recoveryRefused.push(`session ${session.n}: ${JSON.stringify(payload)} for ${offset}`);
+        // Mid-connection (Redis failed over to a new epoch): a correct client re-syncs.
+        if (again && payload?.recovered === false) {
+          this.epochResyncs = (this.epochResyncs ?? 0) + 1;
+          if (this.recovery === 'sync') this.sync('epoch').catch(() => { /* the final sync covers it */ });
+        }
       } else if (event === EVENTS.NEW || event === EVENTS.SAVED) {
         if (!session.recovered) session.replayed++;
         this.onMessageEvent(session, event, payload);

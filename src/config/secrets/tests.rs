@@ -84,6 +84,18 @@ fn case(name: &str) -> Case {
             "rediss://courier:hunter2-redis-url@cache.example:6380/2",
             |c| c.redis_url().expose_secret().to_string(),
         ),
+        "REDIS_SENTINEL_PASSWORD" => with(
+            vec![(jwt.0, JWT_SECRET), ("REDIS_SENTINELS", "127.0.0.1:26379")],
+            "hunter2-sentinel",
+            |c| {
+                c.redis
+                    .sentinel
+                    .as_ref()
+                    .and_then(|s| s.password.as_ref())
+                    .map(|p| p.expose_secret().to_string())
+                    .unwrap_or_default()
+            },
+        ),
         "RABBITMQ_PASSWORD" => Case {
             expected: "amqp://guest:hunter2-mq@127.0.0.1:5672/%2F".into(),
             ..with(vec![(jwt.0, JWT_SECRET)], "hunter2-mq", |c| {
