@@ -1,0 +1,525 @@
+// CourierClient: the connection state machine (disconnected → connecting → connected, with
+// full-jitter reconnects and the window's online/offline), the token (single-flight refresh
+// before `auth.expiring` and on `unauthorized`/401), recovery by offset with a REST +
+// `chat.sync` re-sync after `recovered: false`, and the store and outbox behind them.
+
+import { Backoff, type BackoffOptions } from './backoff.js';
+import { Emitter } from './emitter.js';
+import { CourierError } from './errors.js';
+import { Outbox, type OutboxEntry, type SendInput } from './outbox.js';
+import { Rest, type FetchLike } from './rest.js';
+import { MemoryStorage, type OutboxStorage } from './storage.js';
+import { Store } from './store.js';
+import { TokenManager, jwtExpiry } from './tokens.js';
+import { SocketIoTransport, SseTransport, type Transport, type TransportHandlers } from './transport.js';
+import type { AuthResponse, ConnectionState, Message, ServerEvents, User } from './types.js';
+
+export interface CourierClientOptions {
+  /** REST origin (`api` or `courier`). */
+  baseUrl: string;
+  /** Socket.IO / SSE origin; default `baseUrl`. */
+  gatewayUrl?: string;
+  /** Returns a valid access token; called at connect, before `auth.expiring` and on 401 (single flight). */
+  getToken: () => Promise<string>;
+  transport?: 'socketio' | 'sse';
+  socketTransports?: ('websocket' | 'polling')[];
+  storage?: OutboxStorage;
+  backoff?: BackoffOptions;
+  fetch?: FetchLike;
+  WebSocket?: unknown;
+  eventSource?: unknown;
+  /** Source of `online` / `offline` events (default globalThis when it has addEventListener). */
+  window?: EventTarget | null;
+  /** Random source for the backoff jitter (tests). */
+  random?: () => number;
+  /** Wait for `session.recovered` after a connect this long before re-syncing anyway (ms). */
+  sessionTimeoutMs?: number;
+}
+
+export type ClientEvents = {
+  state: [ConnectionState, { reason?: string }];
+  recovered: [{ recovered: boolean; offset: string | null }];
+  resync: [];
+  event: [string, any];
+  error: [unknown];
+  outbox: [OutboxEntry[]];
+};
+
+/** Refresh the SSE stream's token this long before it expires (SSE has no `auth.expiring`). */
+const SSE_REFRESH_LEAD_MS = 60_000;
+const FATAL = new Set(['session_revoked', 'banned', 'account_deleted']);
+
+export class CourierClient {
+  readonly store: Store;
+  readonly rest: Rest;
+  userId: string | null = null;
+  me: User | null = null;
+  #state: ConnectionState = 'disconnected';
+  #wanted = false;
+  #offset: string | null = null;
+  #tokens: TokenManager;
+  #transport: Transport;
+  #backoff: Backoff;
+  #emitter = new Emitter<ClientEvents>((err) => this.#emitter.emit('error', err));
+  #outbox: Outbox;
+  #retryTimer: ReturnType<typeof setTimeout> | null = null;
+  #sessionTimer: ReturnType<typeof setTimeout> | null = null;
+  #expiryTimer: ReturnType<typeof setTimeout> | null = null;
+  #waiters: { resolve: () => void; reject: (e: unknown) => void }[] = [];
+  #attempt = 0;
+  #authFailures = 0;
+  #offline = false;
+  #started: Promise<void> | null = null;
+  #window: EventTarget | null;
+  #onOnline = () => this.#online();
+  #onOffline = () => this.#goOffline();
+
+  constructor(private readonly options: CourierClientOptions) {
+    if (!options.baseUrl) throw new Error('baseUrl is required');
+    if (typeof options.getToken !== 'function') throw new Error('getToken is required');
+    this.#tokens = new TokenManager(options.getToken);
+    this.#backoff = new Backoff(options.backoff, options.random);
+    const fetchFn = options.fetch ?? globalThis.fetch.bind(globalThis);
+    this.rest = new Rest(options.baseUrl, this.#tokens, fetchFn);
+    this.store = new Store({
+      me: () => this.userId,
+      fetchAfter: (chatId, after) => this.rest.json('GET', `/chats/${chatId}/messages?after=${after}&limit=100`),
+      fetchUser: (userId) => this.rest.json('GET', `/users/${userId}`),
+      onOwnMessage: (m) => this.#outbox?.onOwnMessage(m),
+      onError: (err) => this.#emitter.emit('error', err),
+    });
+    this.#outbox = new Outbox({
+      store: this.store,
+      storage: options.storage ?? new MemoryStorage(),
+      me: () => this.userId,
+      post: async (chatId, body) => { await this.rest.json('POST', `/chats/${chatId}/messages`, body); },
+      reconcile: async (chatId) => { await this.loadHistory(chatId); },
+      onChange: (entries) => this.#emitter.emit('outbox', entries),
+      onError: (err) => this.#emitter.emit('error', err),
+      backoff: options.backoff,
+      random: options.random,
+    });
+    const handlers: TransportHandlers = {
+      onOpen: () => this.#opened(),
+      onEvent: (name, payload) => this.#event(name, payload),
+      onFail: (reason) => this.#failed(reason),
+      onClose: (reason) => this.#closed(reason),
+    };
+    const gateway = options.gatewayUrl ?? options.baseUrl;
+    this.#transport = options.transport === 'sse'
+      ? new SseTransport(gateway, handlers, options.eventSource ?? (globalThis as any).EventSource)
+      : new SocketIoTransport(gateway, handlers, { transports: options.socketTransports, WebSocket: options.WebSocket });
+    const win = options.window === undefined
+      ? (typeof (globalThis as any).addEventListener === 'function' ? (globalThis as unknown as EventTarget) : null)
+      : options.window;
+    this.#window = win;
+  }
+
+  // ---- static helpers (no token) -------------------------------------------------------
+
+  static register(baseUrl: string, body: { username: string; password: string; displayName?: string },
+    opts: { fetch?: FetchLike } = {}): Promise<AuthResponse> {
+    return Rest.anonymous(baseUrl, 'POST', '/auth/register', body, opts.fetch);
+  }
+
+  static login(baseUrl: string, body: { username: string; password: string }, opts: { fetch?: FetchLike } = {}): Promise<AuthResponse> {
+    return Rest.anonymous(baseUrl, 'POST', '/auth/login', body, opts.fetch);
+  }
+
+  static refresh(baseUrl: string, refreshToken: string, opts: { fetch?: FetchLike } = {}): Promise<AuthResponse> {
+    return Rest.anonymous(baseUrl, 'POST', '/auth/refresh', { refreshToken }, opts.fetch);
+  }
+
+  // ---- connection ----------------------------------------------------------------------
+
+  get state(): ConnectionState { return this.#state; }
+  /** The last offset seen (what a reconnect resumes from). */
+  get offset(): string | null { return this.#offset; }
+  /** The transport in use. */
+  get transport(): 'socketio' | 'sse' { return this.#transport.kind; }
+
+  on<K extends keyof ClientEvents>(name: K, fn: (...args: ClientEvents[K]) => void): () => void {
+    return this.#emitter.on(name, fn);
+  }
+
+  /** Connects (and keeps reconnecting); resolves once connected and (re)synced. */
+  connect(): Promise<void> {
+    const done = new Promise<void>((resolve, reject) => {
+      if (this.#state === 'connected') resolve();
+      else this.#waiters.push({ resolve, reject });
+    });
+    if (!this.#wanted) {
+      this.#wanted = true;
+      if (this.#window) {
+        this.#window.addEventListener('online', this.#onOnline);
+        this.#window.addEventListener('offline', this.#onOffline);
+      }
+      this.#started ??= this.#start();
+      this.#started.then(() => this.#attemptNow(), (err) => this.#fatal('start failed', err));
+    }
+    return done;
+  }
+
+  /** Closes the connection and stops reconnecting; the store stays. */
+  disconnect(): void {
+    this.#wanted = false;
+    this.#clearTimers();
+    this.#transport.close();
+    this.#outbox.kick();
+    if (this.#window) {
+      this.#window.removeEventListener('online', this.#onOnline);
+      this.#window.removeEventListener('offline', this.#onOffline);
+    }
+    this.store.dispose();
+    this.#setState('disconnected', 'client');
+    this.#rejectWaiters(new Error('disconnected by the client'));
+  }
+
+  // ---- REST ----------------------------------------------------------------------------
+
+  /** JSON request with the bearer token; one refresh-and-retry on 401; throws CourierError. */
+  request(method: string, path: string, body?: unknown): Promise<any> {
+    return this.rest.json(method, path, body);
+  }
+
+  createDirectChat(userId: string) {
+    return this.#chat(this.request('POST', '/chats', { type: 'direct', participantIds: [userId] }));
+  }
+
+  createGroup(title: string, userIds: string[]) {
+    return this.#chat(this.request('POST', '/chats', { type: 'group', title, participantIds: userIds }));
+  }
+
+  searchUsers(q: string, opts: { limit?: number; cursor?: string } = {}) {
+    return this.request('GET', `/users/search${query({ q, ...opts })}`);
+  }
+
+  searchMessages(q: string, opts: { chatId?: string; limit?: number; cursor?: string } = {}) {
+    return this.request('GET', `/search/messages${query({ q, ...opts })}`);
+  }
+
+  async notifications(opts: { unread?: boolean; limit?: number; before?: string } = {}) {
+    const page = await this.request('GET', `/notifications${query(opts)}`);
+    this.store.setNotifications(page.notifications);
+    return page;
+  }
+
+  markNotificationsRead(ids: string[] | 'all'): Promise<void> {
+    return this.request('POST', '/notifications/read', ids === 'all' ? { all: true } : { ids });
+  }
+
+  /** `GET /chats` into the store. */
+  async loadChats(): Promise<import('./types.js').Chat[]> {
+    const body = await this.request('GET', '/chats');
+    this.store.setChats(body.chats);
+    return this.store.chats();
+  }
+
+  /** A page of history into the store: the newest, or the one before `before`. */
+  async loadHistory(chatId: string, opts: { before?: number; limit?: number } = {}): Promise<{ messages: Message[]; hasMore: boolean }> {
+    const page = await this.request('GET', `/chats/${chatId}/messages${query({ limit: opts.limit ?? 50, before: opts.before })}`);
+    this.store.addHistory(chatId, page.messages, page.hasMore, opts.before === undefined ? 'latest' : 'before');
+    return page;
+  }
+
+  /** `GET /chats/:chatId/pins` into `store.pins()`. */
+  async loadPins(chatId: string): Promise<Message[]> {
+    const body = await this.request('GET', `/chats/${chatId}/pins`);
+    this.store.setPins(chatId, body.messages.map((m: Message) => m.id));
+    return body.messages;
+  }
+
+  async markRead(chatId: string, sequence: number): Promise<void> {
+    await this.request('POST', `/chats/${chatId}/read`, { sequence });
+    this.store.markRead(chatId, sequence);
+  }
+
+  /** `chat.typing` over the socket (a no-op on SSE or while not connected). */
+  async setTyping(chatId: string, isTyping: boolean): Promise<void> {
+    if (this.#transport.kind !== 'socketio' || this.#state !== 'connected') return;
+    await this.#ack('chat.typing', { chatId, isTyping });
+  }
+
+  edit(chatId: string, messageId: string, content: string): Promise<unknown> {
+    return this.request('PATCH', `/chats/${chatId}/messages/${messageId}`, { content });
+  }
+
+  deleteMessage(chatId: string, messageId: string): Promise<unknown> {
+    return this.request('DELETE', `/chats/${chatId}/messages/${messageId}`);
+  }
+
+  react(chatId: string, messageId: string, emoji: string, on = true): Promise<void> {
+    return this.request(on ? 'PUT' : 'DELETE', `/chats/${chatId}/messages/${messageId}/reactions/${encodeURIComponent(emoji)}`);
+  }
+
+  pin(chatId: string, messageId: string, on = true): Promise<void> {
+    return this.request(on ? 'PUT' : 'DELETE', `/chats/${chatId}/pins/${messageId}`);
+  }
+
+  /** `POST /users/presence` into the store. */
+  async presence(userIds: string[]) {
+    const body = await this.request('POST', '/users/presence', { userIds });
+    for (const p of body.presence) this.store.setPresence(p.userId, { status: p.status, lastSeenAt: p.lastSeenAt ?? null });
+    return body.presence;
+  }
+
+  /** Announces a file (`POST /uploads`), PUTs its bytes; resolves the id to send as `attachments`. */
+  async upload(file: Blob | { name: string; type: string; data: Uint8Array }, _opts: { chatId?: string } = {}): Promise<string> {
+    const isBlob = typeof Blob !== 'undefined' && file instanceof Blob;
+    const name = isBlob ? ((file as File).name || 'file') : (file as { name: string }).name;
+    const type = (isBlob ? (file as Blob).type : (file as { type: string }).type) || 'application/octet-stream';
+    const size = isBlob ? (file as Blob).size : (file as { data: Uint8Array }).data.byteLength;
+    const ticket = await this.request('POST', '/uploads', { fileName: name, contentType: type, size });
+    const body = isBlob ? file as Blob : (file as { data: Uint8Array }).data;
+    await this.rest.put(ticket.uploadUrl, ticket.method ?? 'PUT', ticket.headers ?? {}, body as BodyInit);
+    return ticket.id;
+  }
+
+  // ---- sending -------------------------------------------------------------------------
+
+  send(chatId: string, input: SendInput): OutboxEntry {
+    return this.#outbox.send(chatId, input);
+  }
+
+  outbox(): OutboxEntry[] { return this.#outbox.list(); }
+
+  /** Resolves when the outbox's storage writes so far are done. */
+  outboxFlushed(): Promise<void> { return this.#outbox.flushed(); }
+
+  // ---- internals -----------------------------------------------------------------------
+
+  async #start(): Promise<void> {
+    for (;;) {
+      try {
+        this.me = await this.rest.json('GET', '/users/me');
+        this.userId = this.me!.id;
+        this.store.setUser(this.me!);
+        break;
+      } catch (err) {
+        if (err instanceof CourierError && !err.retryable) throw err;
+        this.#emitter.emit('error', err);
+        this.#setState('disconnected', 'network');
+        await new Promise((r) => setTimeout(r, this.#backoff.next()));
+        if (!this.#wanted) throw new Error('disconnected by the client');
+      }
+    }
+    await this.#outbox.restore();
+  }
+
+  #setState(state: ConnectionState, reason?: string): void {
+    if (this.#state === state) return;
+    this.#state = state;
+    this.#emitter.emit('state', state, reason ? { reason } : {});
+  }
+
+  async #attemptNow(): Promise<void> {
+    if (!this.#wanted || this.#offline) return;
+    this.#clearRetry();
+    const attempt = ++this.#attempt;
+    this.#setState('connecting');
+    let token: string;
+    try {
+      token = await this.#tokens.current();
+      const exp = jwtExpiry(token);
+      if (exp !== null && exp * 1000 - Date.now() < 5000) token = await this.#tokens.refresh(token);
+    } catch (err) {
+      this.#emitter.emit('error', err);
+      this.#scheduleRetry('token');
+      return;
+    }
+    if (attempt !== this.#attempt || !this.#wanted) return;
+    this.#transport.open(token, this.#offset);
+  }
+
+  #scheduleRetry(reason: string, ms = this.#backoff.next()): void {
+    if (!this.#wanted || this.#offline) return;
+    this.#setState('disconnected', reason);
+    this.#clearRetry();
+    this.#retryTimer = setTimeout(() => { this.#retryTimer = null; void this.#attemptNow(); }, ms);
+  }
+
+  #opened(): void {
+    this.#clearSessionTimer();
+    // The server sends session.recovered first thing; if it never comes, re-sync anyway.
+    this.#sessionTimer = setTimeout(() => {
+      this.#sessionTimer = null;
+      void this.#session({ recovered: false, offset: this.#offset });
+    }, this.options.sessionTimeoutMs ?? 10_000);
+  }
+
+  #failed(reason: string): void {
+    if (!this.#wanted) return;
+    if (FATAL.has(reason)) { this.#fatal(reason, new CourierError(401, reason, reason)); return; }
+    if (reason === 'unauthorized') {
+      this.#authFailures += 1;
+      const stale = this.#tokens.peek();
+      this.#tokens.refresh(stale).then(
+        () => this.#scheduleRetry(reason, this.#authFailures <= 1 ? 0 : this.#backoff.next()),
+        (err) => { this.#emitter.emit('error', err); this.#scheduleRetry(reason); },
+      );
+      this.#setState('disconnected', reason);
+      return;
+    }
+    this.#scheduleRetry(reason);
+  }
+
+  #closed(reason: string): void {
+    this.#clearSessionTimer();
+    this.#clearExpiryTimer();
+    if (!this.#wanted) return;
+    this.#scheduleRetry(reason);
+  }
+
+  #fatal(reason: string, err: unknown): void {
+    this.#wanted = false;
+    this.#clearTimers();
+    this.#transport.close();
+    this.#setState('disconnected', reason);
+    this.#emitter.emit('error', err);
+    this.#rejectWaiters(err);
+  }
+
+  #event(name: string, payload: any): void {
+    if (payload && typeof payload.offset === 'string' && name !== 'session.recovered') this.#offset = payload.offset;
+    switch (name) {
+      case 'session.recovered': void this.#session(payload); return;
+      case 'auth.expiring': void this.#refreshSocketToken(); break;
+      case 'auth.revoked': this.#fatal(payload?.reason ?? 'session_revoked', new CourierError(401, 'session_revoked', `auth.revoked: ${payload?.reason}`)); break;
+      default:
+        try { this.store.apply(name as keyof ServerEvents, payload); } catch (err) { this.#emitter.emit('error', err); }
+    }
+    this.#emitter.emit('event', name, payload);
+  }
+
+  async #session(p: { recovered: boolean; offset: string | null }): Promise<void> {
+    if (!this.#sessionTimer && this.#state === 'connected') return; // a late duplicate
+    this.#clearSessionTimer();
+    if (p.offset) this.#offset = p.offset;
+    this.#emitter.emit('event', 'session.recovered', p);
+    const attempt = this.#attempt;
+    if (!p.recovered) {
+      try {
+        await this.#resync();
+      } catch (err) {
+        if (attempt !== this.#attempt || !this.#wanted) return;
+        this.#emitter.emit('error', err);
+        this.#transport.close();
+        this.#scheduleRetry('resync failed');
+        return;
+      }
+      // The connection went away (or another attempt started) while re-syncing.
+      if (attempt !== this.#attempt || !this.#wanted || this.#retryTimer) return;
+    }
+    this.#authFailures = 0;
+    this.#backoff.reset();
+    this.#setState('connected');
+    this.#emitter.emit('recovered', { recovered: !!p.recovered, offset: this.#offset });
+    if (!p.recovered) this.#emitter.emit('resync');
+    this.#scheduleSseRefresh();
+    this.#outbox.kick();
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const w of waiters) w.resolve();
+  }
+
+  /** After `recovered: false`: the chat list, then everything after the store's sequences. */
+  async #resync(): Promise<void> {
+    await this.loadChats();
+    let points = this.store.syncPoints();
+    if (this.#transport.kind === 'socketio') {
+      for (let round = 0; Object.keys(points).length && round < 1000; round++) {
+        const ack = await this.#ack('chat.sync', { chats: points });
+        this.store.addMessages(ack.messages);
+        if (!ack.hasMore) break;
+        const next = this.store.syncPoints();
+        if (JSON.stringify(next) === JSON.stringify(points)) break;
+        points = next;
+      }
+    } else {
+      for (const [chatId, after] of Object.entries(points)) {
+        let from = after;
+        for (;;) {
+          const page = await this.request('GET', `/chats/${chatId}/messages${query({ after: from, limit: 100 })}`);
+          this.store.addMessages(page.messages);
+          if (!page.hasMore || !page.messages.length) break;
+          from = page.messages[page.messages.length - 1].sequence;
+        }
+      }
+    }
+  }
+
+  async #ack(name: string, payload: unknown): Promise<any> {
+    const emit = this.#transport.emitWithAck;
+    if (!emit) throw new Error(`${name}: not available on ${this.#transport.kind}`);
+    const ack = await emit.call(this.#transport, name, payload);
+    if (ack?.status !== 'ok') throw new CourierError(0, ack?.code ?? 'error', ack?.message ?? `${name} failed`);
+    return ack;
+  }
+
+  /** `auth.expiring`: a new token (single flight), handed to the socket with `auth.refresh`. */
+  async #refreshSocketToken(): Promise<void> {
+    try {
+      const token = await this.#tokens.refresh(this.#tokens.peek());
+      await this.#ack('auth.refresh', { token });
+    } catch (err) {
+      this.#emitter.emit('error', err);
+      // The socket will be closed at expiry; the reconnect then uses a fresh token.
+    }
+  }
+
+  /** SSE streams end when their token expires: reopen with a fresh one a minute before. */
+  #scheduleSseRefresh(): void {
+    if (this.#transport.kind !== 'sse') return;
+    this.#clearExpiryTimer();
+    const token = this.#tokens.peek();
+    const exp = token ? jwtExpiry(token) : null;
+    if (exp === null) return;
+    const ms = Math.max(1000, exp * 1000 - Date.now() - SSE_REFRESH_LEAD_MS);
+    this.#expiryTimer = setTimeout(async () => {
+      this.#expiryTimer = null;
+      try {
+        await this.#tokens.refresh(token);
+      } catch (err) { this.#emitter.emit('error', err); }
+      if (!this.#wanted) return;
+      this.#transport.close();
+      this.#clearSessionTimer();
+      void this.#attemptNow();
+    }, ms);
+  }
+
+  #online(): void {
+    this.#offline = false;
+    if (this.#wanted && this.#state !== 'connected') void this.#attemptNow();
+    this.#outbox.kick();
+  }
+
+  #goOffline(): void {
+    this.#offline = true;
+    this.#clearTimers();
+    this.#transport.close();
+    this.#setState('disconnected', 'offline');
+  }
+
+  #rejectWaiters(err: unknown): void {
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const w of waiters) w.reject(err);
+  }
+
+  #chat(p: Promise<any>): Promise<any> {
+    return p.then((chat) => { this.store.upsertChat(chat); return this.store.chat(chat.id) ?? chat; });
+  }
+
+  #clearRetry(): void { if (this.#retryTimer) { clearTimeout(this.#retryTimer); this.#retryTimer = null; } }
+  #clearSessionTimer(): void { if (this.#sessionTimer) { clearTimeout(this.#sessionTimer); this.#sessionTimer = null; } }
+  #clearExpiryTimer(): void { if (this.#expiryTimer) { clearTimeout(this.#expiryTimer); this.#expiryTimer = null; } }
+  #clearTimers(): void { this.#clearRetry(); this.#clearSessionTimer(); this.#clearExpiryTimer(); }
+}
+
+/** `?a=1&b=2` of the defined values. */
+function query(params: Record<string, unknown>): string {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null) q.set(k, String(v));
+  const s = q.toString();
+  return s ? `?${s}` : '';
+}
