@@ -34,6 +34,8 @@ export interface CourierClientOptions {
   random?: () => number;
   /** Wait for `session.recovered` after a connect this long before re-syncing anyway (ms). */
   sessionTimeoutMs?: number;
+  /** Replaces the built-in transports (tests, custom transports). */
+  transportFactory?: (handlers: TransportHandlers) => Transport;
 }
 
 export type ClientEvents = {
@@ -70,6 +72,7 @@ export class CourierClient {
   #authFailures = 0;
   #offline = false;
   #started: Promise<void> | null = null;
+  #socketRefresh: Promise<void> | null = null;
   #window: EventTarget | null;
   #onOnline = () => this.#online();
   #onOffline = () => this.#goOffline();
@@ -106,7 +109,8 @@ export class CourierClient {
       onClose: (reason) => this.#closed(reason),
     };
     const gateway = options.gatewayUrl ?? options.baseUrl;
-    this.#transport = options.transport === 'sse'
+    this.#transport = options.transportFactory ? options.transportFactory(handlers)
+      : options.transport === 'sse'
       ? new SseTransport(gateway, handlers, options.eventSource ?? (globalThis as any).EventSource)
       : new SocketIoTransport(gateway, handlers, { transports: options.socketTransports, WebSocket: options.WebSocket });
     const win = options.window === undefined
@@ -457,14 +461,19 @@ export class CourierClient {
   }
 
   /** `auth.expiring`: a new token (single flight), handed to the socket with `auth.refresh`. */
-  async #refreshSocketToken(): Promise<void> {
-    try {
-      const token = await this.#tokens.refresh(this.#tokens.peek());
-      await this.#ack('auth.refresh', { token });
-    } catch (err) {
-      this.#emitter.emit('error', err);
-      // The socket will be closed at expiry; the reconnect then uses a fresh token.
-    }
+  #refreshSocketToken(): Promise<void> {
+    this.#socketRefresh ??= (async () => {
+      try {
+        const token = await this.#tokens.refresh(this.#tokens.peek());
+        await this.#ack('auth.refresh', { token });
+      } catch (err) {
+        this.#emitter.emit('error', err);
+        // The socket will be closed at expiry; the reconnect then uses a fresh token.
+      } finally {
+        this.#socketRefresh = null;
+      }
+    })();
+    return this.#socketRefresh;
   }
 
   /** SSE streams end when their token expires: reopen with a fresh one a minute before. */

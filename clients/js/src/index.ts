@@ -8,6 +8,7 @@ export type { OutboxStorage, StoredEntry } from './storage.js';
 export type { OutboxEntry, SendInput } from './outbox.js';
 export { Store, TYPING_TTL_MS } from './store.js';
 export type { StoreChange, StoreHooks } from './store.js';
+export type { Transport, TransportHandlers } from './transport.js';
 export { Backoff } from './backoff.js';
 export type { BackoffOptions } from './backoff.js';
 export { TokenManager } from './tokens.js';

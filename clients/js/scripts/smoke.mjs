@@ -1,0 +1,72 @@
+// Smoke test of the built SDK against a real stack: two users connect, send, receive, edit and
+// react, and each store ends equal to the server's history. With `--api URL` it uses a running
+// api/courier; otherwise it starts an isolated all-in-one deployment with tests/e2e's harness
+// (COURIER_BIN_DIR names the binaries). Run: `npm run build && node scripts/smoke.mjs`.
+
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+
+import { CourierClient } from '../dist/index.js';
+
+const at = process.argv.indexOf('--api');
+let api = at > 0 ? process.argv[at + 1] : null;
+let deployment = null;
+if (!api) {
+  const { Deployment } = await import('../../../tests/e2e/harness.mjs');
+  deployment = new Deployment({ mode: 'all-in-one' });
+  await deployment.start();
+  api = deployment.apiUrl;
+}
+
+/** Polls `fn` until it returns truthy (the SDK's store converging), or fails after `ms`. */
+async function until(what, fn, ms = 10_000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+try {
+  const suffix = randomBytes(4).toString('hex');
+  const [a, b] = await Promise.all(['alice', 'bob'].map((n) => CourierClient.register(api,
+    { username: `${n}_${suffix}`, password: 'correct-horse-1', displayName: n })));
+  const alice = new CourierClient({ baseUrl: api, getToken: async () => a.accessToken, window: null });
+  const bob = new CourierClient({ baseUrl: api, getToken: async () => b.accessToken, window: null });
+  const states = [];
+  alice.on('state', (s) => states.push(s));
+  await Promise.all([alice.connect(), bob.connect()]);
+  assert.deepEqual(states, ['connecting', 'connected']);
+
+  const chat = await alice.createDirectChat(b.user.id);
+  await until('bob learns of the chat', () => bob.store.chat(chat.id));
+  const entries = ['one', 'two', 'three'].map((t) => alice.send(chat.id, { content: t }));
+  assert.equal(alice.store.messages(chat.id).filter((m) => m.pending).length, 3, 'optimistic echo');
+  await until('alice: all sent', () => entries.every((e) => e.state !== 'sending'));
+  await until('bob receives 3', () => bob.store.messages(chat.id).length === 3);
+  assert.deepEqual(bob.store.messages(chat.id).map((m) => m.content), ['one', 'two', 'three']);
+  assert.equal(bob.store.chat(chat.id).unreadCount, 3);
+
+  const second = bob.store.messages(chat.id)[1];
+  await alice.edit(chat.id, second.id, 'two (edited)');
+  await until('bob sees the edit', () => bob.store.message(chat.id, second.id)?.editedAt);
+  await bob.react(chat.id, second.id, 'thumbsup');
+  await until('alice sees the reaction', () => alice.store.message(chat.id, second.id)?.reactions.length);
+  assert.deepEqual(alice.store.message(chat.id, second.id).reactions, [{ emoji: 'thumbsup', count: 1, me: false }]);
+  await until('bob: reaction me', () => bob.store.message(chat.id, second.id)?.reactions[0]?.me === true);
+  await bob.markRead(chat.id, 3);
+  await until('alice: read receipts', () => entries.every((e) => e.state === 'read'));
+
+  const history = await fetch(`${api}/chats/${chat.id}/messages`, { headers: { authorization: `Bearer ${a.accessToken}` } })
+    .then((r) => r.json());
+  const strip = (ms) => ms.map((m) => ({ seq: m.sequence, id: m.id, content: m.content }));
+  assert.deepEqual(strip(alice.store.messages(chat.id)), strip(history.messages));
+  assert.deepEqual(strip(bob.store.messages(chat.id)), strip(history.messages));
+  alice.disconnect();
+  bob.disconnect();
+  console.log('smoke: ok', { states, outbox: entries.map((e) => e.state) });
+} finally {
+  if (deployment) await deployment.stop();
+}

@@ -1,0 +1,141 @@
+// The connection state machine: disconnected → connecting → connected, reconnect with the
+// last offset after a drop, re-sync (GET /chats + chat.sync) after recovered:false, the
+// window's offline/online, fatal revocation.
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import { CourierClient } from '../dist/index.js';
+import { CHAT, baseRoutes, chat, makeClient, msg, until } from './fakes.mjs';
+
+test('connect: connecting, then connected after session.recovered; connect() resolves then', async () => {
+  const { client, transport } = await makeClient(CourierClient);
+  const states = [];
+  client.on('state', (s) => states.push(s));
+  let resolved = false;
+  const p = client.connect().then(() => { resolved = true; });
+  await until('opened', () => transport().opens.length === 1);
+  assert.equal(client.state, 'connecting');
+  assert.deepEqual(transport().opens[0], { token: 'tok-1', offset: null });
+  transport().h.onOpen();
+  await new Promise((r) => setTimeout(r, 5));
+  assert.equal(resolved, false, 'not before session.recovered');
+  transport().event('session.recovered', { recovered: false, offset: '5-0' });
+  await p;
+  assert.deepEqual(states, ['connecting', 'connected']);
+  assert.equal(client.userId, '00000000-0000-4000-8000-000000000001');
+  assert.equal(client.offset, '5-0');
+  client.disconnect();
+  assert.deepEqual(states, ['connecting', 'connected', 'disconnected']);
+});
+
+test('a drop reconnects after a backoff with the last offset seen; recovered:true needs no re-sync', async () => {
+  const { client, transport, fetch } = await makeClient(CourierClient);
+  const recovered = [];
+  client.on('recovered', (r) => recovered.push(r));
+  const p = client.connect();
+  await until('opened', () => transport().opens.length === 1);
+  transport().accept(false, '1-0');
+  await p;
+  transport().event('chat.message.new', { offset: '7-3', chatId: CHAT, message: msg(1) });
+  const states = [];
+  client.on('state', (s, info) => states.push([s, info.reason]));
+  transport().h.onClose('transport close');
+  assert.deepEqual(states[0], ['disconnected', 'transport close']);
+  await until('reconnecting', () => transport().opens.length === 2);
+  assert.equal(transport().opens[1].offset, '7-3');
+  const chatsBefore = fetch.calls.filter((c) => c.path === '/chats').length;
+  transport().accept(true, '7-3');
+  await until('connected', () => client.state === 'connected');
+  assert.deepEqual(states.map((s) => s[0]), ['disconnected', 'connecting', 'connected']);
+  assert.equal(fetch.calls.filter((c) => c.path === '/chats').length, chatsBefore, 'no GET /chats after recovery');
+  assert.deepEqual(recovered.map((r) => r.recovered), [false, true]);
+  client.disconnect();
+});
+
+test('recovered:false re-syncs: GET /chats, then chat.sync from the store\'s sequences while hasMore', async () => {
+  const routes = baseRoutes({}, { chats: [chat({ lastSequence: 2 })] });
+  const { client, transport } = await makeClient(CourierClient, { routes });
+  const p = client.connect();
+  await until('opened', () => transport().opens.length === 1);
+  transport().accept(false);
+  await p;
+  client.store.addHistory(CHAT, [msg(1), msg(2)], false, 'latest');
+  const syncs = [];
+  transport().acks['chat.sync'] = (payload) => {
+    syncs.push(structuredClone(payload));
+    return syncs.length === 1
+      ? { status: 'ok', messages: [msg(3), msg(4)], hasMore: true }
+      : { status: 'ok', messages: [msg(5)], hasMore: false };
+  };
+  let resynced = 0;
+  client.on('resync', () => { resynced += 1; });
+  transport().h.onClose('transport close');
+  await until('reopened', () => transport().opens.length === 2);
+  transport().accept(false, '9-0');
+  await until('connected', () => client.state === 'connected');
+  assert.deepEqual(syncs, [{ chats: { [CHAT]: 2 } }, { chats: { [CHAT]: 4 } }]);
+  assert.deepEqual(client.store.messages(CHAT).map((m) => m.sequence), [1, 2, 3, 4, 5]);
+  assert.equal(resynced, 1);
+  client.disconnect();
+});
+
+test('offline closes and waits (no retry timer); online reconnects at once', async () => {
+  const win = new EventTarget();
+  const { client, transport } = await makeClient(CourierClient, { window: win, backoff: { minMs: 60_000, maxMs: 60_000 } });
+  const p = client.connect();
+  await until('opened', () => transport().opens.length === 1);
+  transport().accept(true);
+  await p;
+  win.dispatchEvent(new Event('offline'));
+  assert.equal(client.state, 'disconnected');
+  assert.equal(transport().closes, 1);
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(transport().opens.length, 1, 'no attempt while offline');
+  win.dispatchEvent(new Event('online'));
+  assert.equal(client.state, 'connecting', 'no backoff wait after online');
+  await until('reopened', () => transport().opens.length === 2);
+  transport().accept(true);
+  await until('connected', () => client.state === 'connected');
+  client.disconnect();
+});
+
+test('failed attempts keep retrying with backoff until one succeeds', async () => {
+  const { client, transport } = await makeClient(CourierClient);
+  const p = client.connect();
+  for (let i = 1; i <= 3; i++) {
+    await until(`attempt ${i}`, () => transport().opens.length === i);
+    transport().h.onFail('xhr poll error');
+    assert.equal(client.state, 'disconnected');
+  }
+  await until('attempt 4', () => transport().opens.length === 4);
+  transport().accept(true);
+  await p;
+  assert.equal(client.state, 'connected');
+  client.disconnect();
+});
+
+test('auth.revoked stops the client: disconnected, no reconnect, an error', async () => {
+  const { client, transport } = await makeClient(CourierClient);
+  const p = client.connect();
+  await until('opened', () => transport().opens.length === 1);
+  transport().accept(true);
+  await p;
+  const errors = [];
+  client.on('error', (e) => errors.push(e));
+  transport().event('auth.revoked', { reason: 'logout' });
+  transport().h.onClose('io server disconnect');
+  assert.equal(client.state, 'disconnected');
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(transport().opens.length, 1);
+  assert.equal(errors.length, 1);
+  assert.equal(errors[0].code, 'session_revoked');
+});
+
+test('disconnect() rejects a pending connect()', async () => {
+  const { client, transport } = await makeClient(CourierClient);
+  const p = client.connect();
+  await until('opened', () => transport().opens.length === 1);
+  client.disconnect();
+  await assert.rejects(p, /disconnected by the client/);
+});
