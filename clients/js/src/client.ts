@@ -34,6 +34,8 @@ export interface CourierClientOptions {
   random?: () => number;
   /** Wait for `session.recovered` after a connect this long before re-syncing anyway (ms). */
   sessionTimeoutMs?: number;
+  /** After a 202 without `chat.message.saved` for this long, the outbox checks the history (ms, default 8000). */
+  confirmAfterMs?: number;
   /** Replaces the built-in transports (tests, custom transports). */
   transportFactory?: (handlers: TransportHandlers) => Transport;
 }
@@ -101,6 +103,7 @@ export class CourierClient {
       onError: (err) => this.#emitter.emit('error', err),
       backoff: options.backoff,
       random: options.random,
+      confirmAfterMs: options.confirmAfterMs,
     });
     const handlers: TransportHandlers = {
       onOpen: () => this.#opened(),
@@ -158,6 +161,7 @@ export class CourierClient {
         this.#window.addEventListener('online', this.#onOnline);
         this.#window.addEventListener('offline', this.#onOffline);
       }
+      if (this.#started) this.#outbox.resume();
       this.#started ??= this.#start();
       this.#started.then(() => this.#attemptNow(), (err) => this.#fatal('start failed', err));
     }
@@ -169,7 +173,7 @@ export class CourierClient {
     this.#wanted = false;
     this.#clearTimers();
     this.#transport.close();
-    this.#outbox.kick();
+    this.#outbox.stop();
     if (this.#window) {
       this.#window.removeEventListener('online', this.#onOnline);
       this.#window.removeEventListener('offline', this.#onOffline);

@@ -127,9 +127,16 @@ export class Outbox {
     for (const ctl of this.#running.values()) ctl.abort(new Error('kick'));
   }
 
+  /** Pauses sending (the client disconnected on purpose); entries stay queued. */
   stop(): void {
     this.#stopped = true;
     this.kick();
+  }
+
+  /** Resumes sending after stop(). */
+  resume(): void {
+    this.#stopped = false;
+    for (const chatId of new Set([...this.#entries.values()].map((e) => e.chatId))) this.#run(chatId);
   }
 
   /** A message of ours was stored or changed: advance the matching entry. */

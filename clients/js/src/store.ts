@@ -290,7 +290,8 @@ export class Store {
   }
 
   #normalChat(chat: Partial<Chat> & { id: string }, old?: Chat): Chat {
-    const merged = { unreadCount: 0, lastMessage: null, settings: DEFAULT_SETTINGS, ...old, ...chat } as Chat;
+    const defined = Object.fromEntries(Object.entries(chat).filter(([, v]) => v !== undefined));
+    const merged = { unreadCount: 0, lastMessage: null, settings: DEFAULT_SETTINGS, ...old, ...defined } as Chat;
     // A list entry older than what events already told us keeps the newer last message.
     if (old && old.lastSequence > merged.lastSequence) {
       merged.lastSequence = old.lastSequence;

@@ -1,0 +1,19 @@
+// The SDK's OpenAPI snapshot (clients/js/openapi.json, from which clients/js/src/generated/
+// openapi.ts is generated and checked by the SDK's unit tests) equals the live document at
+// GET /openapi.json, so a server change that renames a field fails here until the snapshot
+// and the SDK's types are regenerated (`cd clients/js && npm run generate -- --openapi-from URL`).
+
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+
+import { useDeployment } from './harness.mjs';
+
+const d = useDeployment({ mode: 'all-in-one' });
+
+d.test('clients/js/openapi.json equals the served GET /openapi.json', async () => {
+  const res = await d.api('GET', '/openapi.json');
+  assert.equal(res.status, 200);
+  const snapshot = JSON.parse(await readFile(new URL('../../clients/js/openapi.json', import.meta.url), 'utf8'));
+  assert.deepEqual(snapshot, res.body,
+    'the OpenAPI document changed: run `npm run generate -- --openapi-from <api url>` in clients/js and commit');
+});
