@@ -75,6 +75,10 @@ export class CourierClient {
   #offline = false;
   #started: Promise<void> | null = null;
   #socketRefresh: Promise<void> | null = null;
+  #refreshTimer: ReturnType<typeof setTimeout> | null = null;
+  #refreshDue = 0;
+  /** Expiry (ms) of the token the open socket runs under. */
+  #socketTokenExp: number | null = null;
   #window: EventTarget | null;
   #onOnline = () => this.#online();
   #onOffline = () => this.#goOffline();
@@ -329,13 +333,15 @@ export class CourierClient {
     try {
       token = await this.#tokens.current();
       const exp = jwtExpiry(token);
-      if (exp !== null && exp * 1000 - Date.now() < 5000) token = await this.#tokens.refresh(token);
+      if (exp !== null && exp * 1000 - Date.now() < 1000) token = await this.#tokens.refresh(token);
     } catch (err) {
       this.#emitter.emit('error', err);
       this.#scheduleRetry('token');
       return;
     }
     if (attempt !== this.#attempt || !this.#wanted) return;
+    const exp = jwtExpiry(token);
+    this.#socketTokenExp = exp === null ? null : exp * 1000;
     this.#transport.open(token, this.#offset);
   }
 
@@ -374,6 +380,7 @@ export class CourierClient {
   #closed(reason: string): void {
     this.#clearSessionTimer();
     this.#clearExpiryTimer();
+    this.#clearRefreshTimer();
     if (!this.#wanted) return;
     this.#scheduleRetry(reason);
   }
@@ -391,7 +398,11 @@ export class CourierClient {
     if (payload && typeof payload.offset === 'string' && name !== 'session.recovered') this.#offset = payload.offset;
     switch (name) {
       case 'session.recovered': void this.#session(payload); return;
-      case 'auth.expiring': void this.#refreshSocketToken(); break;
+      case 'auth.expiring':
+        // A warning that comes while a refresh is in flight is about the token being replaced
+        // (or the new one, whose own timer is armed when the refresh is acknowledged).
+        if (!this.#socketRefresh) this.#armSocketRefresh(Date.parse(payload?.expiresAt), false);
+        break;
       case 'auth.revoked': this.#fatal(payload?.reason ?? 'session_revoked', new CourierError(401, 'session_revoked', `auth.revoked: ${payload?.reason}`)); break;
       default:
         try { this.store.apply(name as keyof ServerEvents, payload); } catch (err) { this.#emitter.emit('error', err); }
@@ -424,6 +435,7 @@ export class CourierClient {
     this.#emitter.emit('recovered', { recovered: !!p.recovered, offset: this.#offset });
     if (!p.recovered) this.#emitter.emit('resync');
     this.#scheduleSseRefresh();
+    this.#armSocketRefresh(this.#socketTokenExp, true);
     this.#outbox.kick();
     const waiters = this.#waiters;
     this.#waiters = [];
@@ -464,18 +476,45 @@ export class CourierClient {
     return ack;
   }
 
-  /** `auth.expiring`: a new token (single flight), handed to the socket with `auth.refresh`. */
+  /**
+   * Schedules the socket's next `auth.refresh` from its token's expiry: a minute ahead for long
+   * tokens, at half the remaining life for short ones (at least 1 s away), so the refresh
+   * neither waits for a second `auth.expiring` nor runs back to back. `force` replaces a
+   * sooner timer (after a refresh); otherwise the sooner of the two stays.
+   */
+  #armSocketRefresh(expMs: number | null, force: boolean): void {
+    if (this.#transport.kind !== 'socketio' || expMs === null || !Number.isFinite(expMs)) return;
+    const remaining = expMs - Date.now();
+    const wait = Math.min(86_400_000, remaining > 120_000 ? remaining - 60_000 : Math.max(1000, remaining / 2));
+    const due = Date.now() + wait;
+    if (this.#refreshTimer && !force && this.#refreshDue <= due) return;
+    this.#clearRefreshTimer();
+    this.#refreshDue = due;
+    this.#refreshTimer = setTimeout(() => {
+      this.#refreshTimer = null;
+      void this.#refreshSocketToken();
+    }, wait);
+  }
+
+  /** A new token (single flight), handed to the open socket with `auth.refresh`. */
   #refreshSocketToken(): Promise<void> {
     this.#socketRefresh ??= (async () => {
+      let exp: number | null = null;
       try {
         const token = await this.#tokens.refresh(this.#tokens.peek());
-        await this.#ack('auth.refresh', { token });
+        const jwtExp = jwtExpiry(token);
+        exp = jwtExp === null ? null : jwtExp * 1000;
+        const ack = await this.#ack('auth.refresh', { token });
+        const acked = Date.parse(ack?.expiresAt);
+        if (Number.isFinite(acked)) exp = acked;
+        this.#socketTokenExp = exp;
       } catch (err) {
         this.#emitter.emit('error', err);
-        // The socket will be closed at expiry; the reconnect then uses a fresh token.
+        exp = this.#socketTokenExp; // try again at half the time left; at expiry the reconnect takes over
       } finally {
         this.#socketRefresh = null;
       }
+      if (this.#state === 'connected') this.#armSocketRefresh(exp, true);
     })();
     return this.#socketRefresh;
   }
@@ -526,7 +565,8 @@ export class CourierClient {
   #clearRetry(): void { if (this.#retryTimer) { clearTimeout(this.#retryTimer); this.#retryTimer = null; } }
   #clearSessionTimer(): void { if (this.#sessionTimer) { clearTimeout(this.#sessionTimer); this.#sessionTimer = null; } }
   #clearExpiryTimer(): void { if (this.#expiryTimer) { clearTimeout(this.#expiryTimer); this.#expiryTimer = null; } }
-  #clearTimers(): void { this.#clearRetry(); this.#clearSessionTimer(); this.#clearExpiryTimer(); }
+  #clearRefreshTimer(): void { if (this.#refreshTimer) { clearTimeout(this.#refreshTimer); this.#refreshTimer = null; } }
+  #clearTimers(): void { this.#clearRetry(); this.#clearSessionTimer(); this.#clearExpiryTimer(); this.#clearRefreshTimer(); }
 }
 
 /** `?a=1&b=2` of the defined values. */

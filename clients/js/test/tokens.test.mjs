@@ -37,19 +37,56 @@ test('a failed refresh rejects every waiter and the next one tries again', async
   assert.equal(n, 2);
 });
 
-test('auth.expiring: one getToken() and auth.refresh with the new token on the socket', async () => {
+/** A JWT-shaped token expiring in `secs` (only `exp` matters to the SDK). */
+function jwt(secs, n) {
+  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  return `${b64({ alg: 'HS256' })}.${b64({ exp: Date.now() / 1000 + secs, n })}.sig`;
+}
+
+test('auth.expiring: one refresh at half the life left, handed over with auth.refresh; no storm', async () => {
   let n = 0;
-  const { client, transport } = await makeClient(CourierClient, { getToken: async () => `tok-${++n}` });
+  const issued = [];
+  const { client, transport } = await makeClient(CourierClient, {
+    getToken: async () => { n += 1; const t = jwt(2, n); issued.push(t); return t; },
+  });
+  const connected = client.connect();
+  await until('opened', () => transport().opens.length);
+  transport().acks['auth.refresh'] = () => {
+    // The server re-arms and may warn about the new short token before its ack arrives.
+    transport().event('auth.expiring', { expiresAt: new Date(Date.now() + 2000).toISOString() });
+    return { status: 'ok', expiresAt: new Date(Date.now() + 2000).toISOString() };
+  };
+  transport().accept(true);
+  await connected;
+  const t0 = Date.now();
+  transport().event('auth.expiring', { expiresAt: new Date(Date.now() + 2000).toISOString() });
+  transport().event('auth.expiring', { expiresAt: new Date(Date.now() + 2000).toISOString() });
+  assert.equal(n, 1, 'no refresh at once for a 2 s token: it waits for half its life');
+  await until('first auth.refresh', () => transport().emits.some((e) => e.name === 'auth.refresh'), 3000);
+  assert.ok(Date.now() - t0 >= 900, `refreshed after ${Date.now() - t0} ms`);
+  assert.deepEqual(transport().emits.filter((e) => e.name === 'auth.refresh').map((e) => e.payload), [{ token: issued[1] }]);
+  await until('second auth.refresh (the timer re-armed from the ack)', () =>
+    transport().emits.filter((e) => e.name === 'auth.refresh').length === 2, 3000);
+  assert.ok(n <= 4, `getToken() called ${n} times`);
+  assert.equal(client.state, 'connected');
+  client.disconnect();
+});
+
+test('auth.expiring for a long-lived token refreshes well before the expiry, once for doubled warnings', async () => {
+  let n = 0;
+  const { client, transport } = await makeClient(CourierClient, { getToken: async () => jwt(3600, ++n) });
   const connected = client.connect();
   await until('opened', () => transport().opens.length);
   transport().accept(true);
   await connected;
-  transport().event('auth.expiring', { expiresAt: new Date(Date.now() + 60_000).toISOString() });
-  transport().event('auth.expiring', { expiresAt: new Date(Date.now() + 60_000).toISOString() });
-  await until('auth.refresh sent', () => transport().emits.some((e) => e.name === 'auth.refresh'));
-  const refreshes = transport().emits.filter((e) => e.name === 'auth.refresh');
-  assert.equal(n, 2, 'getToken: once at connect, once for the (doubled) expiring');
-  assert.deepEqual(refreshes.map((e) => e.payload), [{ token: 'tok-2' }]);
+  // The server warns 60 s ahead: refresh at half of that at the latest, i.e. within 30 s;
+  // shorter here: a token that has 2.5 s left.
+  transport().event('auth.expiring', { expiresAt: new Date(Date.now() + 2500).toISOString() });
+  transport().event('auth.expiring', { expiresAt: new Date(Date.now() + 2500).toISOString() });
+  await until('auth.refresh', () => transport().emits.some((e) => e.name === 'auth.refresh'), 3000);
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(transport().emits.filter((e) => e.name === 'auth.refresh').length, 1);
+  assert.equal(n, 2);
   client.disconnect();
 });
 
