@@ -35,9 +35,13 @@ try {
     { username: `${n}_${suffix}`, password: 'correct-horse-1', displayName: n })));
   const alice = new CourierClient({ baseUrl: api, getToken: async () => a.accessToken, window: null });
   const bob = new CourierClient({ baseUrl: api, getToken: async () => b.accessToken, window: null });
+  // Bob's second device on the SSE transport (EventSource from tests/e2e's `eventsource`).
+  const { EventSource } = await import('../../../tests/e2e/node_modules/eventsource/dist/index.js');
+  const bobSse = new CourierClient({ baseUrl: api, getToken: async () => b.accessToken, window: null,
+    transport: 'sse', eventSource: EventSource });
   const states = [];
   alice.on('state', (s) => states.push(s));
-  await Promise.all([alice.connect(), bob.connect()]);
+  await Promise.all([alice.connect(), bob.connect(), bobSse.connect()]);
   assert.deepEqual(states, ['connecting', 'connected']);
 
   const chat = await alice.createDirectChat(b.user.id);
@@ -64,6 +68,12 @@ try {
   const strip = (ms) => ms.map((m) => ({ seq: m.sequence, id: m.id, content: m.content }));
   assert.deepEqual(strip(alice.store.messages(chat.id)), strip(history.messages));
   assert.deepEqual(strip(bob.store.messages(chat.id)), strip(history.messages));
+  await until('SSE device converges', () => JSON.stringify(strip(bobSse.store.messages(chat.id))) === JSON.stringify(strip(history.messages)));
+  assert.equal(bobSse.store.message(chat.id, second.id).reactions[0]?.me, true);
+  const sseEntry = bobSse.send(chat.id, { content: 'from SSE' });
+  await until('SSE send saved', () => sseEntry.state !== 'sending');
+  await until('alice gets the SSE send', () => alice.store.messages(chat.id).at(-1)?.content === 'from SSE');
+  bobSse.disconnect();
   alice.disconnect();
   bob.disconnect();
   console.log('smoke: ok', { states, outbox: entries.map((e) => e.state) });
