@@ -477,15 +477,16 @@ export class CourierClient {
   }
 
   /**
-   * Schedules the socket's next `auth.refresh` from its token's expiry: a minute ahead for long
-   * tokens, at half the remaining life for short ones (at least 1 s away), so the refresh
+   * Schedules the socket's next `auth.refresh` from its token's expiry: a minute ahead (when the
+   * server warns) while that is at least 1 s away, else at half the remaining life (at least
+   * 1 s away) for tokens that live about a minute or less, so the refresh
    * neither waits for a second `auth.expiring` nor runs back to back. `force` replaces a
    * sooner timer (after a refresh); otherwise the sooner of the two stays.
    */
   #armSocketRefresh(expMs: number | null, force: boolean): void {
     if (this.#transport.kind !== 'socketio' || expMs === null || !Number.isFinite(expMs)) return;
     const remaining = expMs - Date.now();
-    const wait = Math.min(86_400_000, remaining > 120_000 ? remaining - 60_000 : Math.max(1000, remaining / 2));
+    const wait = Math.min(86_400_000, remaining - 60_000 >= 1000 ? remaining - 60_000 : Math.max(1000, remaining / 2));
     const due = Date.now() + wait;
     if (this.#refreshTimer && !force && this.#refreshDue <= due) return;
     this.#clearRefreshTimer();
