@@ -41,7 +41,7 @@ export function fakeFetch(routes) {
   const f = async (url, init = {}) => {
     const u = new URL(url);
     const req = { method: init.method ?? 'GET', path: u.pathname, query: Object.fromEntries(u.searchParams),
-      headers: init.headers ?? {}, body: init.body ? JSON.parse(init.body) : undefined };
+      headers: init.headers ?? {}, body: typeof init.body === 'string' ? JSON.parse(init.body) : init.body };
     calls.push(req);
     let handler = routes[`${req.method} ${req.path}`];
     if (!handler) {
