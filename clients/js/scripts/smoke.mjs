@@ -11,11 +11,18 @@ import { CourierClient } from '../dist/index.js';
 const at = process.argv.indexOf('--api');
 let api = at > 0 ? process.argv[at + 1] : null;
 let deployment = null;
+/** S3 stand-in and bucket for the upload step (only with a deployment of our own). */
+const s3 = process.env.S3_TEST_ENDPOINT ?? 'http://127.0.0.1:9090';
+let bucket = null;
 if (!api) {
-  const { Deployment } = await import('../../../tests/e2e/harness.mjs');
-  deployment = new Deployment({ mode: 'all-in-one' });
+  const { Deployment, uniqueResourceName } = await import('../../../tests/e2e/harness.mjs');
+  bucket = uniqueResourceName().replaceAll('_', '-');
+  deployment = new Deployment({ mode: 'all-in-one', env: { S3_ENDPOINT: s3, S3_BUCKET: bucket,
+    S3_REGION: 'us-east-1', S3_ACCESS_KEY_ID: 'e2e', S3_SECRET_ACCESS_KEY: 'e2e-secret' } });
   await deployment.start();
   api = deployment.apiUrl;
+  const made = await fetch(`${s3}/${bucket}`, { method: 'PUT' });
+  assert.ok(made.ok, `creating bucket ${bucket}: ${made.status}`);
 }
 
 /** Polls `fn` until it returns truthy (the SDK's store converging), or fails after `ms`. */
@@ -73,6 +80,13 @@ try {
   const sseEntry = bobSse.send(chat.id, { content: 'from SSE' });
   await until('SSE send saved', () => sseEntry.state !== 'sending');
   await until('alice gets the SSE send', () => alice.store.messages(chat.id).at(-1)?.content === 'from SSE');
+  if (bucket) {
+    const uploadId = await alice.upload({ name: 'hello.txt', type: 'text/plain', data: new TextEncoder().encode('hello, bob') });
+    alice.send(chat.id, { content: 'a file', attachments: [uploadId] });
+    const got = await until('bob gets the attachment', () => bob.store.messages(chat.id).find((m) => m.attachments.length));
+    assert.equal(got.attachments[0].id, uploadId);
+    assert.equal(await fetch(got.attachments[0].url).then((r) => r.text()), 'hello, bob');
+  }
   bobSse.disconnect();
   alice.disconnect();
   bob.disconnect();
