@@ -17,7 +17,7 @@ export class Emitter<Events extends Record<string, unknown[]>> {
 
   emit<K extends keyof Events>(name: K, ...args: Events[K]): void {
     for (const fn of [...(this.#listeners.get(name) ?? [])]) {
-      try { fn(...args); } catch (err) { this.onListenerError(err); }
+      try { fn(...args); } catch (err) { if (name !== 'error') this.onListenerError(err); }
     }
   }
 }

@@ -231,9 +231,14 @@ export class Store {
     switch (name) {
       case 'chat.message.new':
       case 'chat.message.saved':
-      case 'chat.message.updated':
+      case 'chat.message.updated': {
+        // An edit of a message below the loaded run (history not paged that far) is left out:
+        // storing it would show it across a hole. History pages bring it when asked.
+        const c = this.#msgs.get(p.chatId);
+        if (c && c.high > 0 && p.message.sequence < c.low - 1) break;
         this.addMessages([p.message]);
         break;
+      }
       case 'chat.message.deleted': this.#deleted(p); break;
       case 'chat.message.status': this.#status(p); break;
       case 'chat.reaction.updated': this.#reaction(p); break;

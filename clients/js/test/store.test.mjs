@@ -114,3 +114,14 @@ test('subscribers hear changes until they unsubscribe', () => {
   store.addMessages([msg(2)]);
   assert.deepEqual(seen, ['messages']);
 });
+
+test('an edit of a message below the loaded run is left out (no hole shown)', () => {
+  const { store, calls } = makeStore();
+  store.addHistory(CHAT, [msg(50), msg(51)], true, 'latest');
+  store.apply('chat.message.updated', { chatId: CHAT, message: msg(10, { content: 'old edit', editedAt: '2026-01-03T00:00:00.000Z' }) });
+  assert.deepEqual(seqs(store), [50, 51]);
+  assert.equal(store.firstSequence(CHAT), 50);
+  store.apply('chat.message.updated', { chatId: CHAT, message: msg(50, { content: 'edit', editedAt: '2026-01-03T00:00:00.000Z' }) });
+  assert.equal(store.messages(CHAT)[0].content, 'edit');
+  assert.equal(calls.length, 0);
+});
