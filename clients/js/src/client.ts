@@ -445,13 +445,16 @@ export class CourierClient {
   /** After `recovered: false`: the chat list, then everything after the store's sequences. */
   async #resync(): Promise<void> {
     await this.loadChats();
-    let points = this.store.syncPoints();
+    // Only chats the user still has (a chat left while away is dropped by loadChats).
+    const known = (pts: Record<string, number>) =>
+      Object.fromEntries(Object.entries(pts).filter(([chatId]) => this.store.chat(chatId)));
+    let points = known(this.store.syncPoints());
     if (this.#transport.kind === 'socketio') {
       for (let round = 0; Object.keys(points).length && round < 1000; round++) {
         const ack = await this.#ack('chat.sync', { chats: points });
         this.store.addMessages(ack.messages);
         if (!ack.hasMore) break;
-        const next = this.store.syncPoints();
+        const next = known(this.store.syncPoints());
         if (JSON.stringify(next) === JSON.stringify(points)) break;
         points = next;
       }
@@ -459,7 +462,16 @@ export class CourierClient {
       for (const [chatId, after] of Object.entries(points)) {
         let from = after;
         for (;;) {
-          const page = await this.request('GET', `/chats/${chatId}/messages${query({ after: from, limit: 100 })}`);
+          let page;
+          try {
+            page = await this.request('GET', `/chats/${chatId}/messages${query({ after: from, limit: 100 })}`);
+          } catch (err) {
+            if (err instanceof CourierError && (err.status === 403 || err.status === 404)) {
+              this.store.apply('chat.removed', { chatId });
+              break;
+            }
+            throw err;
+          }
           this.store.addMessages(page.messages);
           if (!page.hasMore || !page.messages.length) break;
           from = page.messages[page.messages.length - 1].sequence;

@@ -132,9 +132,18 @@ export class Store {
 
   // ---- writing: REST results -----------------------------------------------------------
 
-  /** `GET /chats`: the list replaces the known chats (messages stay). */
+  /**
+   * `GET /chats`: the list replaces the known chats (messages stay). Archived chats, which the
+   * list leaves out, are kept; any other chat missing from it is gone (left or removed).
+   */
   setChats(chats: Chat[]): void {
-    this.#chats = new Map(chats.map((c) => [c.id, this.#normalChat(c, this.#chats.get(c.id))]));
+    const next = new Map(chats.map((c) => [c.id, this.#normalChat(c, this.#chats.get(c.id))]));
+    for (const [id, c] of this.#chats) {
+      if (next.has(id)) continue;
+      if (c.settings?.archived) next.set(id, c);
+      else { this.#msgs.delete(id); this.#clearTyping(id); }
+    }
+    this.#chats = next;
     this.#emit({ type: 'chats' });
   }
 

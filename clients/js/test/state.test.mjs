@@ -139,3 +139,29 @@ test('disconnect() rejects a pending connect()', async () => {
   client.disconnect();
   await assert.rejects(p, /disconnected by the client/);
 });
+
+test('a re-sync leaves out chats the user left while away, keeps archived ones', async () => {
+  const gone = '00000000-0000-4000-8000-0000000000c9';
+  const archived = '00000000-0000-4000-8000-0000000000ca';
+  let list = [chat(), chat({ id: gone }), chat({ id: archived, settings: { mutedUntil: null, archived: true, muteMentions: false } })];
+  const routes = baseRoutes({ 'GET /chats': () => ({ body: { chats: list, nextCursor: null } }) });
+  const { client, transport } = await makeClient(CourierClient, { routes });
+  const p = client.connect();
+  await until('opened', () => transport().opens.length === 1);
+  transport().accept(false);
+  await p;
+  client.store.addHistory(gone, [msg(1, { chatId: gone })], false, 'latest');
+  client.store.addHistory(CHAT, [msg(1)], false, 'latest');
+  list = [chat()]; // `gone` was left; `archived` is not listed without ?archived=true
+  const syncs = [];
+  transport().acks['chat.sync'] = (payload) => { syncs.push(payload); return { status: 'ok', messages: [], hasMore: false }; };
+  transport().h.onClose('transport close');
+  await until('reopened', () => transport().opens.length === 2);
+  transport().accept(false);
+  await until('connected', () => client.state === 'connected');
+  assert.deepEqual(syncs, [{ chats: { [CHAT]: 1 } }]);
+  assert.equal(client.store.chat(gone), undefined);
+  assert.deepEqual(client.store.messages(gone), []);
+  assert.ok(client.store.chat(archived));
+  client.disconnect();
+});
