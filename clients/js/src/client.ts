@@ -6,13 +6,13 @@
 import { Backoff, type BackoffOptions } from './backoff.js';
 import { Emitter } from './emitter.js';
 import { CourierError } from './errors.js';
+import { CourierApi, query } from './api.js';
 import { Outbox, type OutboxEntry, type SendInput } from './outbox.js';
-import { Rest, type FetchLike } from './rest.js';
+import type { FetchLike } from './rest.js';
 import { MemoryStorage, type OutboxStorage } from './storage.js';
-import { Store } from './store.js';
-import { TokenManager, jwtExpiry } from './tokens.js';
+import { jwtExpiry } from './tokens.js';
 import { SocketIoTransport, SseTransport, type Transport, type TransportHandlers } from './transport.js';
-import type { AuthResponse, ConnectionState, Message, ServerEvents, User } from './types.js';
+import type { ConnectionState, Message, ServerEvents } from './types.js';
 
 export interface CourierClientOptions {
   /** REST origin (`api` or `courier`). */
@@ -53,15 +53,10 @@ export type ClientEvents = {
 const SSE_REFRESH_LEAD_MS = 60_000;
 const FATAL = new Set(['session_revoked', 'banned', 'account_deleted']);
 
-export class CourierClient {
-  readonly store: Store;
-  readonly rest: Rest;
-  userId: string | null = null;
-  me: User | null = null;
+export class CourierClient extends CourierApi {
   #state: ConnectionState = 'disconnected';
   #wanted = false;
   #offset: string | null = null;
-  #tokens: TokenManager;
   #transport: Transport;
   #backoff: Backoff;
   #emitter = new Emitter<ClientEvents>((err) => this.#emitter.emit('error', err));
@@ -84,19 +79,8 @@ export class CourierClient {
   #onOffline = () => this.#goOffline();
 
   constructor(private readonly options: CourierClientOptions) {
-    if (!options.baseUrl) throw new Error('baseUrl is required');
-    if (typeof options.getToken !== 'function') throw new Error('getToken is required');
-    this.#tokens = new TokenManager(options.getToken);
+    super(required(options).baseUrl, options.getToken, options.fetch ?? globalThis.fetch.bind(globalThis));
     this.#backoff = new Backoff(options.backoff, options.random);
-    const fetchFn = options.fetch ?? globalThis.fetch.bind(globalThis);
-    this.rest = new Rest(options.baseUrl, this.#tokens, fetchFn);
-    this.store = new Store({
-      me: () => this.userId,
-      fetchAfter: (chatId, after) => this.rest.json('GET', `/chats/${chatId}/messages?after=${after}&limit=100`),
-      fetchUser: (userId) => this.rest.json('GET', `/users/${userId}`),
-      onOwnMessage: (m) => this.#outbox?.onOwnMessage(m),
-      onError: (err) => this.#emitter.emit('error', err),
-    });
     this.#outbox = new Outbox({
       store: this.store,
       storage: options.storage ?? new MemoryStorage(),
@@ -126,20 +110,8 @@ export class CourierClient {
     this.#window = win;
   }
 
-  // ---- static helpers (no token) -------------------------------------------------------
-
-  static register(baseUrl: string, body: { username: string; password: string; displayName?: string },
-    opts: { fetch?: FetchLike } = {}): Promise<AuthResponse> {
-    return Rest.anonymous(baseUrl, 'POST', '/auth/register', body, opts.fetch);
-  }
-
-  static login(baseUrl: string, body: { username: string; password: string }, opts: { fetch?: FetchLike } = {}): Promise<AuthResponse> {
-    return Rest.anonymous(baseUrl, 'POST', '/auth/login', body, opts.fetch);
-  }
-
-  static refresh(baseUrl: string, refreshToken: string, opts: { fetch?: FetchLike } = {}): Promise<AuthResponse> {
-    return Rest.anonymous(baseUrl, 'POST', '/auth/refresh', { refreshToken }, opts.fetch);
-  }
+  protected override ownMessage(m: Message): void { this.#outbox?.onOwnMessage(m); }
+  protected override reportError(err: unknown): void { this.#emitter.emit('error', err); }
 
   // ---- connection ----------------------------------------------------------------------
 
@@ -187,105 +159,12 @@ export class CourierClient {
     this.#rejectWaiters(new Error('disconnected by the client'));
   }
 
-  // ---- REST ----------------------------------------------------------------------------
-
-  /** JSON request with the bearer token; one refresh-and-retry on 401; throws CourierError. */
-  request(method: string, path: string, body?: unknown): Promise<any> {
-    return this.rest.json(method, path, body);
-  }
-
-  createDirectChat(userId: string) {
-    return this.#chat(this.request('POST', '/chats', { type: 'direct', participantIds: [userId] }));
-  }
-
-  createGroup(title: string, userIds: string[]) {
-    return this.#chat(this.request('POST', '/chats', { type: 'group', title, participantIds: userIds }));
-  }
-
-  searchUsers(q: string, opts: { limit?: number; cursor?: string } = {}) {
-    return this.request('GET', `/users/search${query({ q, ...opts })}`);
-  }
-
-  searchMessages(q: string, opts: { chatId?: string; limit?: number; cursor?: string } = {}) {
-    return this.request('GET', `/search/messages${query({ q, ...opts })}`);
-  }
-
-  async notifications(opts: { unread?: boolean; limit?: number; before?: string } = {}) {
-    const page = await this.request('GET', `/notifications${query(opts)}`);
-    this.store.setNotifications(page.notifications);
-    return page;
-  }
-
-  markNotificationsRead(ids: string[] | 'all'): Promise<void> {
-    return this.request('POST', '/notifications/read', ids === 'all' ? { all: true } : { ids });
-  }
-
-  /** `GET /chats` into the store. */
-  async loadChats(): Promise<import('./types.js').Chat[]> {
-    const body = await this.request('GET', '/chats');
-    this.store.setChats(body.chats);
-    return this.store.chats();
-  }
-
-  /** A page of history into the store: the newest, or the one before `before`. */
-  async loadHistory(chatId: string, opts: { before?: number; limit?: number } = {}): Promise<{ messages: Message[]; hasMore: boolean }> {
-    const page = await this.request('GET', `/chats/${chatId}/messages${query({ limit: opts.limit ?? 50, before: opts.before })}`);
-    this.store.addHistory(chatId, page.messages, page.hasMore, opts.before === undefined ? 'latest' : 'before');
-    return page;
-  }
-
-  /** `GET /chats/:chatId/pins` into `store.pins()`. */
-  async loadPins(chatId: string): Promise<Message[]> {
-    const body = await this.request('GET', `/chats/${chatId}/pins`);
-    this.store.setPins(chatId, body.messages.map((m: Message) => m.id));
-    return body.messages;
-  }
-
-  async markRead(chatId: string, sequence: number): Promise<void> {
-    await this.request('POST', `/chats/${chatId}/read`, { sequence });
-    this.store.markRead(chatId, sequence);
-  }
-
   /** `chat.typing` over the socket (a no-op on SSE or while not connected). */
   async setTyping(chatId: string, isTyping: boolean): Promise<void> {
     if (this.#transport.kind !== 'socketio' || this.#state !== 'connected') return;
     await this.#ack('chat.typing', { chatId, isTyping });
   }
 
-  edit(chatId: string, messageId: string, content: string): Promise<unknown> {
-    return this.request('PATCH', `/chats/${chatId}/messages/${messageId}`, { content });
-  }
-
-  deleteMessage(chatId: string, messageId: string): Promise<unknown> {
-    return this.request('DELETE', `/chats/${chatId}/messages/${messageId}`);
-  }
-
-  react(chatId: string, messageId: string, emoji: string, on = true): Promise<void> {
-    return this.request(on ? 'PUT' : 'DELETE', `/chats/${chatId}/messages/${messageId}/reactions/${encodeURIComponent(emoji)}`);
-  }
-
-  pin(chatId: string, messageId: string, on = true): Promise<void> {
-    return this.request(on ? 'PUT' : 'DELETE', `/chats/${chatId}/pins/${messageId}`);
-  }
-
-  /** `POST /users/presence` into the store. */
-  async presence(userIds: string[]) {
-    const body = await this.request('POST', '/users/presence', { userIds });
-    for (const p of body.presence) this.store.setPresence(p.userId, { status: p.status, lastSeenAt: p.lastSeenAt ?? null });
-    return body.presence;
-  }
-
-  /** Announces a file (`POST /uploads`), PUTs its bytes; resolves the id to send as `attachments`. */
-  async upload(file: Blob | { name: string; type: string; data: Uint8Array }, _opts: { chatId?: string } = {}): Promise<string> {
-    const isBlob = typeof Blob !== 'undefined' && file instanceof Blob;
-    const name = isBlob ? ((file as File).name || 'file') : (file as { name: string }).name;
-    const type = (isBlob ? (file as Blob).type : (file as { type: string }).type) || 'application/octet-stream';
-    const size = isBlob ? (file as Blob).size : (file as { data: Uint8Array }).data.byteLength;
-    const ticket = await this.request('POST', '/uploads', { fileName: name, contentType: type, size });
-    const body = isBlob ? file as Blob : (file as { data: Uint8Array }).data;
-    await this.rest.put(ticket.uploadUrl, ticket.method ?? 'PUT', ticket.headers ?? {}, body as BodyInit);
-    return ticket.id;
-  }
 
   // ---- sending -------------------------------------------------------------------------
 
@@ -331,9 +210,9 @@ export class CourierClient {
     this.#setState('connecting');
     let token: string;
     try {
-      token = await this.#tokens.current();
+      token = await this.tokens.current();
       const exp = jwtExpiry(token);
-      if (exp !== null && exp * 1000 - Date.now() < 1000) token = await this.#tokens.refresh(token);
+      if (exp !== null && exp * 1000 - Date.now() < 1000) token = await this.tokens.refresh(token);
     } catch (err) {
       this.#emitter.emit('error', err);
       this.#scheduleRetry('token');
@@ -366,8 +245,8 @@ export class CourierClient {
     if (FATAL.has(reason)) { this.#fatal(reason, new CourierError(401, reason, reason)); return; }
     if (reason === 'unauthorized') {
       this.#authFailures += 1;
-      const stale = this.#tokens.peek();
-      this.#tokens.refresh(stale).then(
+      const stale = this.tokens.peek();
+      this.tokens.refresh(stale).then(
         () => this.#scheduleRetry(reason, this.#authFailures <= 1 ? 0 : this.#backoff.next()),
         (err) => { this.#emitter.emit('error', err); this.#scheduleRetry(reason); },
       );
@@ -514,7 +393,7 @@ export class CourierClient {
     this.#socketRefresh ??= (async () => {
       let exp: number | null = null;
       try {
-        const token = await this.#tokens.refresh(this.#tokens.peek());
+        const token = await this.tokens.refresh(this.tokens.peek());
         const jwtExp = jwtExpiry(token);
         exp = jwtExp === null ? null : jwtExp * 1000;
         const ack = await this.#ack('auth.refresh', { token });
@@ -536,14 +415,14 @@ export class CourierClient {
   #scheduleSseRefresh(): void {
     if (this.#transport.kind !== 'sse') return;
     this.#clearExpiryTimer();
-    const token = this.#tokens.peek();
+    const token = this.tokens.peek();
     const exp = token ? jwtExpiry(token) : null;
     if (exp === null) return;
     const ms = Math.max(1000, exp * 1000 - Date.now() - SSE_REFRESH_LEAD_MS);
     this.#expiryTimer = setTimeout(async () => {
       this.#expiryTimer = null;
       try {
-        await this.#tokens.refresh(token);
+        await this.tokens.refresh(token);
       } catch (err) { this.#emitter.emit('error', err); }
       if (!this.#wanted) return;
       this.#transport.close();
@@ -571,10 +450,6 @@ export class CourierClient {
     for (const w of waiters) w.reject(err);
   }
 
-  #chat(p: Promise<any>): Promise<any> {
-    return p.then((chat) => { this.store.upsertChat(chat); return this.store.chat(chat.id) ?? chat; });
-  }
-
   #clearRetry(): void { if (this.#retryTimer) { clearTimeout(this.#retryTimer); this.#retryTimer = null; } }
   #clearSessionTimer(): void { if (this.#sessionTimer) { clearTimeout(this.#sessionTimer); this.#sessionTimer = null; } }
   #clearExpiryTimer(): void { if (this.#expiryTimer) { clearTimeout(this.#expiryTimer); this.#expiryTimer = null; } }
@@ -582,10 +457,8 @@ export class CourierClient {
   #clearTimers(): void { this.#clearRetry(); this.#clearSessionTimer(); this.#clearExpiryTimer(); this.#clearRefreshTimer(); }
 }
 
-/** `?a=1&b=2` of the defined values. */
-function query(params: Record<string, unknown>): string {
-  const q = new URLSearchParams();
-  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null) q.set(k, String(v));
-  const s = q.toString();
-  return s ? `?${s}` : '';
+function required(options: CourierClientOptions): CourierClientOptions {
+  if (!options?.baseUrl) throw new Error('baseUrl is required');
+  if (typeof options.getToken !== 'function') throw new Error('getToken is required');
+  return options;
 }

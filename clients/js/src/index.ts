@@ -1,6 +1,7 @@
 // @courier-chat/client: the public entry point.
 
 export { CourierClient } from './client.js';
+export { CourierApi } from './api.js';
 export type { CourierClientOptions, ClientEvents } from './client.js';
 export { CourierError } from './errors.js';
 export { MemoryStorage, IndexedDbStorage } from './storage.js';
