@@ -321,12 +321,21 @@ export class CourierClient extends CourierApi {
     for (const w of waiters) w.resolve();
   }
 
-  /** After `recovered: false`: the chat list, then everything after the store's sequences. */
+  /**
+   * After `recovered: false`: the chat list; then, per chat with loaded messages, the held
+   * range again from history (edits, deletes, reactions and receipts made while away: the
+   * snapshots replace the stored ones) and its pins if loaded; then what came after, with
+   * `chat.sync` (Socket.IO, following `hasMore`) or history (SSE).
+   */
   async #resync(): Promise<void> {
     await this.loadChats();
     // Only chats the user still has (a chat left while away is dropped by loadChats).
     const known = (pts: Record<string, number>) =>
       Object.fromEntries(Object.entries(pts).filter(([chatId]) => this.store.chat(chatId)));
+    for (const [chatId, high] of Object.entries(known(this.store.syncPoints()))) {
+      const kept = await this.#historyAfter(chatId, this.store.firstSequence(chatId) - 1, high);
+      if (kept && this.store.pinsLoaded(chatId)) await this.loadPins(chatId);
+    }
     let points = known(this.store.syncPoints());
     if (this.#transport.kind === 'socketio') {
       for (let round = 0; Object.keys(points).length && round < 1000; round++) {
@@ -338,25 +347,32 @@ export class CourierClient extends CourierApi {
         points = next;
       }
     } else {
-      for (const [chatId, after] of Object.entries(points)) {
-        let from = after;
-        for (;;) {
-          let page;
-          try {
-            page = await this.request('GET', `/chats/${chatId}/messages${query({ after: from, limit: 100 })}`);
-          } catch (err) {
-            if (err instanceof CourierError && (err.status === 403 || err.status === 404)) {
-              this.store.apply('chat.removed', { chatId });
-              break;
-            }
-            throw err;
-          }
-          this.store.addMessages(page.messages);
-          if (!page.hasMore || !page.messages.length) break;
-          from = page.messages[page.messages.length - 1].sequence;
-        }
-      }
+      for (const [chatId, after] of Object.entries(points)) await this.#historyAfter(chatId, after, Infinity);
     }
+  }
+
+  /**
+   * History of `chatId` after sequence `after` up to `until` (or its end) into the store;
+   * false when the chat is gone (403/404: dropped from the store).
+   */
+  async #historyAfter(chatId: string, after: number, until: number): Promise<boolean> {
+    let from = after;
+    while (from < until) {
+      let page;
+      try {
+        page = await this.request('GET', `/chats/${chatId}/messages${query({ after: from, limit: 100 })}`);
+      } catch (err) {
+        if (err instanceof CourierError && (err.status === 403 || err.status === 404)) {
+          this.store.apply('chat.removed', { chatId });
+          return false;
+        }
+        throw err;
+      }
+      this.store.addMessages(page.messages);
+      if (!page.hasMore || !page.messages.length) break;
+      from = page.messages[page.messages.length - 1].sequence;
+    }
+    return true;
   }
 
   async #ack(name: string, payload: unknown): Promise<any> {

@@ -41,6 +41,7 @@ interface ChatMessages {
   hasMoreBefore: boolean;
   pending: PendingMessage[];
   pins: Set<string>;
+  pinsLoaded: boolean;
   marks: Map<string, { delivered: number; read: number }>;
   filling: boolean;
   gapRetries: number;
@@ -108,6 +109,9 @@ export class Store {
 
   pins(chatId: string): Set<string> { return new Set(this.#msgs.get(chatId)?.pins ?? []); }
 
+  /** Whether the chat's pins were loaded (`setPins`), so a re-sync reloads them. */
+  pinsLoaded(chatId: string): boolean { return this.#msgs.get(chatId)?.pinsLoaded ?? false; }
+
   typing(chatId: string): string[] { return [...(this.#typing.get(chatId)?.keys() ?? [])]; }
 
   presence(userId: string): Presence | undefined { return this.#presence.get(userId); }
@@ -168,7 +172,9 @@ export class Store {
   }
 
   setPins(chatId: string, messageIds: string[]): void {
-    this.#chatMessages(chatId).pins = new Set(messageIds);
+    const c = this.#chatMessages(chatId);
+    c.pins = new Set(messageIds);
+    c.pinsLoaded = true;
     this.#emit({ type: 'pins', chatId });
   }
 
@@ -318,7 +324,7 @@ export class Store {
     let c = this.#msgs.get(chatId);
     if (!c) {
       c = { bySeq: new Map(), idToSeq: new Map(), low: 0, high: 0, hasMoreBefore: true, pending: [],
-        pins: new Set(), marks: new Map(), filling: false, gapRetries: 0 };
+        pins: new Set(), pinsLoaded: false, marks: new Map(), filling: false, gapRetries: 0 };
       this.#msgs.set(chatId, c);
     }
     return c;

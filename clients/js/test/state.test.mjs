@@ -165,3 +165,50 @@ test('a re-sync leaves out chats the user left while away, keeps archived ones',
   assert.ok(client.store.chat(archived));
   client.disconnect();
 });
+
+test('recovered:false re-reads the held range: edits, deletes and reactions made while away apply', async () => {
+  let history = [msg(1), msg(2), msg(3)];
+  const afters = [];
+  const routes = baseRoutes({}, {
+    chats: [chat({ lastSequence: 3 })],
+    history: (req) => {
+      if (req.query.after === undefined) return { messages: history, hasMore: false };
+      afters.push(Number(req.query.after));
+      return { messages: history.filter((m) => m.sequence > Number(req.query.after)).slice(0, 2), hasMore: history.at(-1).sequence > Number(req.query.after) + 2 };
+    },
+  });
+  const pinned = [];
+  routes['GET /chats/:id/pins'] = () => ({ body: { messages: pinned } });
+  const { client, transport } = await makeClient(CourierClient, { routes });
+  const p = client.connect();
+  await until('opened', () => transport().opens.length === 1);
+  transport().accept(false);
+  await p;
+  await client.loadHistory(CHAT);
+  await client.loadPins(CHAT);
+  assert.deepEqual(afters, []);
+  // While away: 1 edited, 2 deleted, 3 got a reaction and was pinned, 4 and 5 are new.
+  history = [
+    msg(1, { content: 'edited', editedAt: '2026-01-02T00:00:00.000Z' }),
+    msg(2, { content: '', deletedAt: '2026-01-02T00:00:00.000Z' }),
+    msg(3, { reactions: [{ emoji: 'fire', count: 1, me: false }] }),
+    msg(4), msg(5),
+  ];
+  pinned.push(history[2]);
+  const syncs = [];
+  transport().acks['chat.sync'] = (payload) => {
+    syncs.push(structuredClone(payload));
+    return { status: 'ok', messages: history.filter((m) => m.sequence > payload.chats[CHAT]), hasMore: false };
+  };
+  transport().h.onClose('transport close');
+  await until('reopened', () => transport().opens.length === 2);
+  transport().accept(false, '9-0');
+  await until('connected', () => client.state === 'connected');
+  assert.deepEqual(afters, [0, 2], 'the held range 1..3 re-read in pages');
+  assert.deepEqual(syncs, [{ chats: { [CHAT]: 4 } }], 'chat.sync from what the re-read reached');
+  const list = client.store.messages(CHAT);
+  assert.deepEqual(list.map((m) => [m.sequence, m.content, !!m.deletedAt, m.reactions.length]),
+    [[1, 'edited', false, 0], [2, '', true, 0], [3, 'message 3', false, 1], [4, 'message 4', false, 0], [5, 'message 5', false, 0]]);
+  assert.deepEqual([...client.store.pins(CHAT)], [history[2].id]);
+  client.disconnect();
+});
