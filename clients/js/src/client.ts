@@ -86,7 +86,7 @@ export class CourierClient extends CourierApi {
       storage: options.storage ?? new MemoryStorage(),
       me: () => this.userId,
       post: async (chatId, body) => { await this.rest.json('POST', `/chats/${chatId}/messages`, body); },
-      reconcile: async (chatId) => { await this.loadHistory(chatId); },
+      reconcile: (chatId, after, clientMessageId) => this.#findSent(chatId, after, clientMessageId),
       onChange: (entries) => this.#emitter.emit('outbox', entries),
       onError: (err) => this.#emitter.emit('error', err),
       backoff: options.backoff,
@@ -348,6 +348,17 @@ export class CourierClient extends CourierApi {
       }
     } else {
       for (const [chatId, after] of Object.entries(points)) await this.#historyAfter(chatId, after, Infinity);
+    }
+  }
+
+  /** History after `after` into the store, page by page, until the message shows up (≤ 10 pages). */
+  async #findSent(chatId: string, after: number, clientMessageId: string): Promise<void> {
+    let from = after;
+    for (let page = 0; page < 10; page++) {
+      const body = await this.request('GET', `/chats/${chatId}/messages${query({ after: from, limit: 100 })}`);
+      this.store.addMessages(body.messages);
+      if (body.messages.some((m: Message) => m.clientMessageId === clientMessageId) || !body.hasMore) return;
+      from = body.messages[body.messages.length - 1].sequence;
     }
   }
 

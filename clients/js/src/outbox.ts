@@ -32,8 +32,11 @@ export interface OutboxDeps {
   me(): string | null;
   /** POST /chats/:chatId/messages; throws CourierError. */
   post(chatId: string, body: Record<string, unknown>): Promise<void>;
-  /** Loads the chat's newest history into the store (reconciles a saved event we missed). */
-  reconcile(chatId: string): Promise<void>;
+  /**
+   * Loads the chat's history after `afterSequence` into the store until `clientMessageId`
+   * shows up (reconciles a saved event we missed, e.g. for a re-send deduplicated after a reload).
+   */
+  reconcile(chatId: string, afterSequence: number, clientMessageId: string): Promise<void>;
   onChange(entries: OutboxEntry[]): void;
   onError(err: unknown): void;
   backoff?: BackoffOptions;
@@ -54,7 +57,7 @@ class Entry implements OutboxEntry {
 
   constructor(readonly outbox: Outbox, readonly clientMessageId: string, readonly chatId: string,
     readonly content: string, readonly replyToId: string | null, readonly attachments: string[],
-    readonly createdAt: string) {}
+    readonly createdAt: string, readonly afterSequence: number) {}
 
   retry(): void { this.outbox.retry(this); }
   cancel(): void { this.outbox.cancel(this); }
@@ -64,6 +67,7 @@ class Entry implements OutboxEntry {
       clientMessageId: this.clientMessageId, chatId: this.chatId, content: this.content,
       replyToId: this.replyToId, attachments: this.attachments,
       state: this.state === 'failed' ? 'failed' : 'sending', createdAt: this.createdAt,
+      afterSequence: this.afterSequence,
       error: this.error ? { status: this.error.status, code: this.error.code, message: this.error.message } : null,
     };
   }
@@ -85,7 +89,7 @@ export class Outbox {
     for (const s of stored) {
       if (this.#entries.has(s.clientMessageId)) continue;
       const e = new Entry(this, s.clientMessageId, s.chatId, s.content, s.replyToId ?? null,
-        s.attachments ?? [], s.createdAt);
+        s.attachments ?? [], s.createdAt, s.afterSequence ?? 0);
       e.state = s.state;
       if (s.error) e.error = new CourierError(s.error.status, s.error.code, s.error.message);
       this.#entries.set(e.clientMessageId, e);
@@ -96,8 +100,10 @@ export class Outbox {
   }
 
   send(chatId: string, input: SendInput): OutboxEntry {
+    const store = this.deps.store;
+    const after = Math.max(store.chat(chatId)?.lastSequence ?? 0, store.lastSequence(chatId));
     const e = new Entry(this, crypto.randomUUID(), chatId, input.content, input.replyToId ?? null,
-      input.attachments ?? [], new Date().toISOString());
+      input.attachments ?? [], new Date().toISOString(), after);
     this.#entries.set(e.clientMessageId, e);
     this.deps.store.addPending(this.#pending(e));
     this.#changed(true);
@@ -215,7 +221,7 @@ export class Outbox {
     const timer = setTimeout(() => {
       if (this.#stopped || rank[e.state] >= rank.sent || !this.#entries.has(e.clientMessageId)) return;
       e.confirmTries += 1;
-      this.deps.reconcile(e.chatId).catch((err) => this.deps.onError(err)).finally(() => {
+      this.deps.reconcile(e.chatId, e.afterSequence, e.clientMessageId).catch((err) => this.deps.onError(err)).finally(() => {
         if (e.confirmTries < 4 && rank[e.state] < rank.sent) this.#confirmLater(e);
       });
     }, wait);

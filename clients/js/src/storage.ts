@@ -11,6 +11,8 @@ export interface StoredEntry {
   attachments?: string[];
   state: 'sending' | 'failed';
   createdAt: string;
+  /** The chat's last sequence when the send was made: the saved message comes after it. */
+  afterSequence?: number;
   error?: { status: number; code: string; message: string } | null;
 }
 

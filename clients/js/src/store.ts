@@ -250,7 +250,13 @@ export class Store {
         // An edit of a message below the loaded run (history not paged that far) is left out:
         // storing it would show it across a hole. History pages bring it when asked.
         const c = this.#msgs.get(p.chatId);
-        if (c && c.high > 0 && p.message.sequence < c.low - 1) break;
+        if (c && c.high > 0 && p.message.sequence < c.low - 1) {
+          if (p.message.senderId === this.hooks.me()) {
+            this.removePending(p.chatId, p.message.clientMessageId);
+            this.hooks.onOwnMessage?.(p.message);
+          }
+          break;
+        }
         this.addMessages([p.message]);
         break;
       }

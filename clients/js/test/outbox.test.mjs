@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { CourierClient, MemoryStorage } from '../dist/index.js';
-import { BOB, CHAT, ME, baseRoutes, makeClient, msg, until } from './fakes.mjs';
+import { BOB, CHAT, ME, baseRoutes, chat, makeClient, msg, until } from './fakes.mjs';
 
 const unavailable = { status: 503, body: { statusCode: 503, code: 'unavailable', message: 'broker' }, headers: { 'retry-after': '0' } };
 const limited = { status: 429, body: { statusCode: 429, code: 'rate_limited', message: 'slow down' }, headers: { 'retry-after': '0' } };
@@ -133,14 +133,38 @@ test('a failed entry stays failed across a reload, with retry()', async () => {
   second.client.disconnect();
 });
 
-test('a 202 whose saved event never comes is reconciled from history', async () => {
+test('a 202 whose saved event never comes is reconciled from history after the send-time sequence', async () => {
   let saved = null;
+  const queries = [];
   const routes = baseRoutes({
     'POST /chats/:id/messages': (req) => { saved = msg(4, { senderId: ME, clientMessageId: req.body.clientMessageId, content: req.body.content }); return { status: 202, body: {} }; },
-  }, { history: () => ({ messages: saved ? [msg(3), saved] : [], hasMore: true }) });
+  }, {
+    chats: [chat({ lastSequence: 2 })],
+    history: (req) => {
+      queries.push(req.query);
+      if (req.query.after === '2') return { messages: [msg(3)], hasMore: true };
+      if (req.query.after === '3') return { messages: saved ? [saved] : [], hasMore: false };
+      return { messages: [msg(1), msg(2)], hasMore: false };
+    },
+  });
   const { client } = await connected({ routes, confirmAfterMs: 10 });
+  await client.loadChats();
+  await client.loadHistory(CHAT);
   const entry = client.send(CHAT, { content: 'lost event' });
   await until('sent', () => entry.state === 'sent');
-  assert.deepEqual(client.store.messages(CHAT).map((m) => [m.sequence, m.pending]), [[3, undefined], [4, undefined]]);
+  assert.deepEqual(queries.slice(1).map((q) => q.after), ['2', '3'], 'pages after the sequence seen at send time');
+  assert.deepEqual(client.store.messages(CHAT).map((m) => [m.sequence, m.pending]), [[1, undefined], [2, undefined], [3, undefined], [4, undefined]]);
+  client.disconnect();
+});
+
+test('a saved event below the loaded run (a re-send deduplicated late) still completes the entry', async () => {
+  const routes = baseRoutes({ 'POST /chats/:id/messages': () => ({ status: 202, body: {} }) });
+  const { client, transport } = await connected({ routes, confirmAfterMs: 60_000 });
+  client.store.addHistory(CHAT, [msg(50), msg(51)], true, 'latest');
+  const entry = client.send(CHAT, { content: 'old one' });
+  await until('posted', () => entry.error === undefined && client.outbox().length === 1);
+  transport().event('chat.message.saved', { offset: '5-0', chatId: CHAT, message: msg(10, { senderId: ME, clientMessageId: entry.clientMessageId }) });
+  assert.equal(entry.state, 'sent');
+  assert.deepEqual(client.store.messages(CHAT).map((m) => m.sequence), [50, 51], 'no hole shown, pending gone');
   client.disconnect();
 });
