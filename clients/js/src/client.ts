@@ -139,7 +139,10 @@ export class CourierClient extends CourierApi {
       }
       if (this.#started) this.#outbox.resume();
       this.#started ??= this.#start();
-      this.#started.then(() => this.#attemptNow(), (err) => this.#fatal('start failed', err));
+      this.#started.then(() => this.#attemptNow(), (err) => {
+        this.#started = null; // a later connect() starts over
+        this.#fatal('start failed', err);
+      });
     }
     return done;
   }

@@ -212,3 +212,22 @@ test('recovered:false re-reads the held range: edits, deletes and reactions made
   assert.deepEqual([...client.store.pins(CHAT)], [history[2].id]);
   client.disconnect();
 });
+
+test('a refused GET /users/me fails connect(); a later connect() starts over', async () => {
+  let refuse = true;
+  const routes = baseRoutes({
+    'GET /users/me': () => (refuse
+      ? { status: 403, body: { statusCode: 403, code: 'banned', message: 'banned' } }
+      : { body: { id: '00000000-0000-4000-8000-000000000001', username: 'me' } }),
+  });
+  const { client, transport } = await makeClient(CourierClient, { routes });
+  await assert.rejects(client.connect(), (err) => err.code === 'banned');
+  assert.equal(client.state, 'disconnected');
+  refuse = false;
+  const p = client.connect();
+  await until('opened', () => transport().opens.length === 1);
+  transport().accept(true);
+  await p;
+  assert.equal(client.state, 'connected');
+  client.disconnect();
+});
