@@ -70,6 +70,8 @@ export class CourierClient extends CourierApi {
   #offline = false;
   #started: Promise<void> | null = null;
   #socketRefresh: Promise<void> | null = null;
+  #midResync: Promise<void> | null = null;
+  #resyncAgain = false;
   #refreshTimer: ReturnType<typeof setTimeout> | null = null;
   #refreshDue = 0;
   /** Expiry (ms) of the token the open socket runs under. */
@@ -293,7 +295,7 @@ export class CourierClient extends CourierApi {
   }
 
   async #session(p: { recovered: boolean; offset: string | null }): Promise<void> {
-    if (!this.#sessionTimer && this.#state === 'connected') return; // a late duplicate
+    if (!this.#sessionTimer && this.#state === 'connected') { await this.#midSession(p); return; }
     this.#clearSessionTimer();
     if (p.offset) this.#offset = p.offset;
     this.#emitter.emit('event', 'session.recovered', p);
@@ -322,6 +324,38 @@ export class CourierClient extends CourierApi {
     const waiters = this.#waiters;
     this.#waiters = [];
     for (const w of waiters) w.resolve();
+  }
+
+  /**
+   * `session.recovered` on an open connection (the server's event stream started over, e.g.
+   * after a Redis failover): a new offset, and after `recovered: false` the same re-sync as on
+   * a reconnect while the connection stays up; one at a time (a second one re-syncs again).
+   */
+  async #midSession(p: { recovered: boolean; offset: string | null }): Promise<void> {
+    if (p.offset) this.#offset = p.offset;
+    this.#emitter.emit('event', 'session.recovered', p);
+    if (p.recovered) { this.#emitter.emit('recovered', { recovered: true, offset: this.#offset }); return; }
+    if (this.#midResync) { this.#resyncAgain = true; return; }
+    const attempt = this.#attempt;
+    this.#midResync = (async () => {
+      do {
+        this.#resyncAgain = false;
+        await this.#resync();
+      } while (this.#resyncAgain && attempt === this.#attempt);
+    })();
+    try {
+      await this.#midResync;
+      if (attempt !== this.#attempt || !this.#wanted) return;
+      this.#emitter.emit('recovered', { recovered: false, offset: this.#offset });
+      this.#emitter.emit('resync');
+    } catch (err) {
+      if (attempt !== this.#attempt || !this.#wanted) return;
+      this.#emitter.emit('error', err);
+      this.#transport.close();
+      this.#scheduleRetry('resync failed');
+    } finally {
+      this.#midResync = null;
+    }
   }
 
   /**

@@ -231,3 +231,33 @@ test('a refused GET /users/me fails connect(); a later connect() starts over', a
   assert.equal(client.state, 'connected');
   client.disconnect();
 });
+
+test('session.recovered {recovered:false} on an open connection (new epoch) re-syncs in place; offsets stay opaque', async () => {
+  const routes = baseRoutes({}, { chats: [chat({ lastSequence: 1 })], history: (req) => ({ messages: req.query.after === undefined ? [msg(1)] : [msg(1), msg(2)], hasMore: false }) });
+  const { client, transport, fetch } = await makeClient(CourierClient, { routes });
+  const p = client.connect();
+  await until('opened', () => transport().opens.length === 1);
+  transport().accept(false, '1764496800123-0');
+  await p;
+  await client.loadHistory(CHAT);
+  const syncs = [];
+  transport().acks['chat.sync'] = (payload) => { syncs.push(structuredClone(payload)); return { status: 'ok', messages: [msg(3)], hasMore: false }; };
+  const seen = [];
+  client.on('state', (s) => seen.push(s));
+  let resynced = 0;
+  client.on('resync', () => { resynced += 1; });
+  const chatsBefore = fetch.calls.filter((c) => c.path === '/chats').length;
+  transport().event('session.recovered', { recovered: false, offset: '2:1764496800999-0' });
+  await until('re-synced', () => resynced === 1);
+  assert.deepEqual(seen, [], 'the connection stays connected');
+  assert.equal(client.state, 'connected');
+  assert.equal(fetch.calls.filter((c) => c.path === '/chats').length, chatsBefore + 1);
+  assert.deepEqual(syncs, [{ chats: { [CHAT]: 2 } }]);
+  assert.deepEqual(client.store.messages(CHAT).map((m) => m.sequence), [1, 2, 3]);
+  assert.equal(client.offset, '2:1764496800999-0');
+  transport().event('chat.message.new', { offset: '2:1764496801000-0', chatId: CHAT, message: msg(4) });
+  transport().h.onClose('transport close');
+  await until('reopened', () => transport().opens.length === 2);
+  assert.equal(transport().opens[1].offset, '2:1764496801000-0', 'the last offset, as received');
+  client.disconnect();
+});
