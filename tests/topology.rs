@@ -13,9 +13,8 @@ async fn topology_is_declared_idempotently_with_the_contract_properties() {
     let topo = app.topology();
     // Declaring again (as every api and worker start does) is a no-op, not an error.
     let conn = app.amqp().await;
-    let ch = conn.create_channel().await.unwrap();
-    topo.declare(&ch).await.unwrap();
-    topo.declare(&ch).await.unwrap();
+    topo.declare(&conn).await.unwrap();
+    topo.declare(&conn).await.unwrap();
     conn.close(200, "bye".into()).await.unwrap();
 
     let out = Command::new("rabbitmqctl")

@@ -1,7 +1,9 @@
 //! The one way Courier opens a RabbitMQ connection (the link's first connection and
 //! every reconnect, and `courier dlq`): plain `amqp://` or `amqps://` with the CA and
 //! client certificate of the configuration (EXTERNAL auth with a client certificate),
-//! bounded by a timeout; TLS failures are named by cause and variable.
+//! bounded by a timeout; TLS failures are named by cause and variable. With several
+//! nodes (`RABBITMQ_URIS`) a connection goes to one of them: [`open_node`] to a given
+//! one (the link walks them round-robin), [`open`] to the first that answers.
 
 use std::{error::Error as StdError, time::Duration};
 
@@ -37,10 +39,33 @@ impl ConnectError {
     }
 }
 
-/// Opens a connection named `name` as the configuration says.
+/// Opens a connection named `name` to the first node that answers, in the order of
+/// the configuration; a permanent (TLS) failure stops at once.
 pub async fn open(config: &RabbitConfig, name: &str) -> Result<Connection, ConnectError> {
-    let uri: AMQPUri = config
-        .uri
+    let mut last = ConnectError::Timeout;
+    for node in 0..config.uris.len() {
+        match open_node(config, node, name).await {
+            Ok(conn) => return Ok(conn),
+            Err(e) if e.is_permanent() => return Err(e),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// Opens a connection named `name` to node `node` (an index into `config.uris`,
+/// taken modulo their number).
+pub async fn open_node(
+    config: &RabbitConfig,
+    node: usize,
+    name: &str,
+) -> Result<Connection, ConnectError> {
+    let Some(uri) = config.uris.get(node % config.uris.len().max(1)) else {
+        return Err(ConnectError::Permanent(
+            "RABBITMQ_URIS: no node given".into(),
+        ));
+    };
+    let uri: AMQPUri = uri
         .expose_secret()
         .parse()
         .map_err(|_| ConnectError::Permanent("RABBITMQ_URI: not a valid AMQP URI".into()))?;
@@ -63,7 +88,11 @@ pub async fn open(config: &RabbitConfig, name: &str) -> Result<Connection, Conne
 /// A start-up check: fails only for a permanent (TLS) cause; a broker that is down or
 /// refusing is left to the link, which keeps retrying as before.
 pub async fn preflight(config: &RabbitConfig, name: &str) -> anyhow::Result<()> {
-    if !config.uri.expose_secret().starts_with("amqps://") {
+    if !config
+        .uris
+        .iter()
+        .any(|u| u.expose_secret().starts_with("amqps://"))
+    {
         return Ok(());
     }
     match open(config, name).await {

@@ -20,6 +20,12 @@ pub struct Commands {
 impl Commands {
     /// Publishes `payload` (with broker message id `id`) to `chat`'s partition and
     /// waits for RabbitMQ's confirm; `Unavailable("rabbitmq")` when it did not confirm.
+    ///
+    /// When the connection is lost before the confirm (its node died: with
+    /// `RABBITMQ_URIS` the link moves to another), the command is published again on
+    /// the next connection, within the same confirm timeout. The worker keeps a
+    /// repeated command to one effect (the message id, `clientMessageId`), as it does
+    /// for a client's retry after a 503.
     pub async fn publish(
         &self,
         chat: Uuid,
@@ -31,23 +37,43 @@ impl Commands {
             .link
             .current()
             .ok_or(ServiceError::Unavailable("rabbitmq"))?;
+        let deadline = tokio::time::Instant::now() + self.confirm_timeout;
         let mut headers = FieldTable::default();
         headers.insert(mq::HEADER_REQUEST_ID.into(), mq::long_string(request_id));
         let props = publish::json_properties(&id.to_string(), headers);
         let route = self.topology.route(chat);
-        publish::publish_confirmed(
-            &session.publish,
-            &self.topology.exchange,
-            &route,
-            payload,
-            props,
-            self.confirm_timeout,
-        )
-        .await
-        .map_err(|e| {
+        let mut session = session;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let outcome = publish::publish_confirmed(
+                &session.publish,
+                &self.topology.exchange,
+                &route,
+                payload,
+                props.clone(),
+                left,
+            )
+            .await;
+            let e = match outcome {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            // Only a lost connection is worth another try; a refusal or a confirm that
+            // did not come in time is the client's to retry (503).
+            let lost = matches!(e, publish::PublishError::Broker(_)) && !session.is_up();
+            if lost {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                let mut link = self.link.clone();
+                if let Ok(Some(next)) = tokio::time::timeout(left, link.next_session()).await {
+                    tracing::info!(%chat, "connection lost before the confirm; publishing again");
+                    metrics::counter!("courier_publish_republished_total").increment(1);
+                    session = next;
+                    continue;
+                }
+            }
             tracing::warn!(error = %e, %chat, "command not confirmed");
-            ServiceError::Unavailable("rabbitmq")
-        })
+            return Err(ServiceError::Unavailable("rabbitmq"));
+        }
     }
 
     /// Serializes and publishes a command.
