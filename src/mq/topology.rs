@@ -13,7 +13,9 @@
 //! is set (see [`crate::config::RabbitConfig::quorum_replicas`]). The broker refuses a
 //! redeclaration whose replica count differs (PRECONDITION_FAILED): a queue made
 //! before is kept as it is, with a warning (its members change with `rabbitmq-queues
-//! grow` / `shrink`), while any other difference still fails.
+//! grow` / `shrink`), while any other difference still fails. The retry queues are
+//! classic queues, on the node that first declared them: while that node is down their
+//! declaration is skipped (with a warning), so the partitions stay served.
 
 use std::time::Duration;
 
@@ -202,7 +204,18 @@ impl Topology {
                 AMQPValue::LongLongInt(delay.as_millis() as i64),
             );
             args.insert("x-dead-letter-exchange".into(), long_string(&self.exchange));
-            ch.queue_declare(q.as_str().into(), qopts, args).await?;
+            match ch.queue_declare(q.as_str().into(), qopts, args).await {
+                Ok(_) => {}
+                Err(e) if is_soft(&e, AMQPSoftError::NOTFOUND) => {
+                    // A classic queue whose node is down (a cluster node lost): the
+                    // partitions do not need it; retries routed to it are returned
+                    // (mandatory) and so redelivered later.
+                    tracing::warn!(queue = %q, error = %e, "retry queue unavailable (its node is down); going on without it");
+                    ch = conn.create_channel().await?;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
             let mut bind = FieldTable::default();
             bind.insert("x-match".into(), long_string("all"));
             bind.insert(
@@ -247,8 +260,13 @@ impl Topology {
 
 /// Whether the broker refused a declaration as not equivalent (406).
 fn is_precondition_failed(e: &lapin::Error) -> bool {
-    matches!(e.kind(), lapin::ErrorKind::ProtocolError(p)
-        if matches!(p.kind(), AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED)))
+    is_soft(e, AMQPSoftError::PRECONDITIONFAILED)
+}
+
+/// Whether `e` is the channel error `soft` (e.g. 404 NOT_FOUND: a classic queue whose
+/// node is down).
+fn is_soft(e: &lapin::Error, soft: AMQPSoftError) -> bool {
+    matches!(e.kind(), lapin::ErrorKind::ProtocolError(p) if *p.kind() == AMQPErrorKind::Soft(soft))
 }
 
 #[cfg(test)]

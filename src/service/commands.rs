@@ -8,6 +8,10 @@ use uuid::Uuid;
 use super::{ServiceError, ServiceResult};
 use crate::mq::{self, Link, Topology, publish};
 
+/// How long a command waits for the link when it is down (a reconnect to another node
+/// takes a few hundred ms) before it is refused (503).
+const LINK_PATIENCE: Duration = Duration::from_secs(1);
+
 /// Publishes commands to the partition queue of their chat.
 #[derive(Clone)]
 pub struct Commands {
@@ -33,10 +37,19 @@ impl Commands {
         payload: &[u8],
         request_id: &str,
     ) -> ServiceResult<()> {
-        let session = self
-            .link
-            .current()
-            .ok_or(ServiceError::Unavailable("rabbitmq"))?;
+        let session = match self.link.current() {
+            Some(s) => s,
+            // Moving to another node takes a moment: wait for it rather than refuse.
+            None => {
+                let mut link = self.link.clone();
+                let patience = self.confirm_timeout.min(LINK_PATIENCE);
+                tokio::time::timeout(patience, link.next_session())
+                    .await
+                    .ok()
+                    .flatten()
+                    .ok_or(ServiceError::Unavailable("rabbitmq"))?
+            }
+        };
         let deadline = tokio::time::Instant::now() + self.confirm_timeout;
         let mut headers = FieldTable::default();
         headers.insert(mq::HEADER_REQUEST_ID.into(), mq::long_string(request_id));
