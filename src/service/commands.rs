@@ -12,6 +12,9 @@ use crate::mq::{self, Link, Topology, publish};
 /// takes a few hundred ms) before it is refused (503).
 const LINK_PATIENCE: Duration = Duration::from_secs(1);
 
+/// The pause before a nacked command is published again.
+const NACK_PAUSE: Duration = Duration::from_millis(200);
+
 /// Publishes commands to the partition queue of their chat.
 #[derive(Clone)]
 pub struct Commands {
@@ -27,7 +30,8 @@ impl Commands {
     ///
     /// When the connection is lost before the confirm (its node died: with
     /// `RABBITMQ_URIS` the link moves to another), the command is published again on
-    /// the next connection, within the same confirm timeout. The worker keeps a
+    /// the next connection, within the same confirm timeout; so is a nacked one (its
+    /// quorum queue had no leader for a moment). The worker keeps a
     /// repeated command to one effect (the message id, `clientMessageId`), as it does
     /// for a client's retry after a 503.
     pub async fn publish(
@@ -71,14 +75,23 @@ impl Commands {
                 Ok(()) => return Ok(()),
                 Err(e) => e,
             };
-            // Only a lost connection is worth another try; a refusal or a confirm that
-            // did not come in time is the client's to retry (503).
+            // A lost connection, or a nack (the queue was electing a new leader after
+            // a node loss), is worth another try within the deadline; a confirm that did
+            // not come in time is the client's to retry (503).
             let lost = matches!(e, publish::PublishError::Broker(_)) && !session.is_up();
-            if lost {
+            let nacked = matches!(e, publish::PublishError::Nacked);
+            if lost || nacked {
+                if nacked {
+                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    tokio::time::sleep(left.min(NACK_PAUSE)).await;
+                }
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
                 let mut link = self.link.clone();
-                if let Ok(Some(next)) = tokio::time::timeout(left, link.next_session()).await {
-                    tracing::info!(%chat, "connection lost before the confirm; publishing again");
+                if let Ok(Some(next)) = tokio::time::timeout(left, link.next_session()).await
+                    && !left.is_zero()
+                {
+                    let why = if lost { "connection lost" } else { "nacked" };
+                    tracing::info!(%chat, why, "not confirmed; publishing again");
                     metrics::counter!("courier_publish_republished_total").increment(1);
                     session = next;
                     continue;

@@ -5,10 +5,11 @@
 // the figures of a node loss (refused window, dark window) from a scenario's ledger and
 // clients.
 
+import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { DEFAULT_QUEUE_PREFIX, PARTITIONS } from './fault-common.mjs';
+import { DEFAULT_QUEUE_PREFIX, PARTITIONS, partitionOf } from './fault-common.mjs';
 import { run, sleep } from './harness.mjs';
 
 const SCRIPT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../scripts/rabbitmq-cluster.sh');
@@ -119,9 +120,10 @@ export async function awaitHealed(cluster, vhost, size = 3, timeoutMs = 90_000) 
  * refused window (first and last start of a POST answered 503, relative to the kill), and
  * the dark window (from the kill to the first live arrival of a message first sent after
  * it); `lateMaxMs`: over messages accepted after the kill, the longest wait from
- * max(accepted, `electedAt`) to its first live arrival on any socket.
+ * max(accepted, the election of its chat's partition: `electedOf(chatId)`) to its first
+ * live arrival on any socket.
  */
-export async function lossFigures(s, killAt, electedAt) {
+export async function lossFigures(s, killAt, electedOf) {
   const refused = s.ledger.all.flatMap((r) => r.refusedAt ?? []).sort((a, b) => a - b);
   const rows = await s.rows();
   const recOf = new Map(s.ledger.all.map((r) => [r.cmid, r]));
@@ -138,7 +140,7 @@ export async function lossFigures(s, killAt, electedAt) {
     if (!rec || at === undefined) continue;
     if (rec.firstAt >= killAt && (darkEnd === null || at < darkEnd)) darkEnd = at;
     if (rec.acceptedAt !== null && rec.acceptedAt >= killAt) {
-      const late = at - Math.max(rec.acceptedAt, electedAt);
+      const late = at - Math.max(rec.acceptedAt, electedOf(row.chatId));
       if (late > lateMaxMs) { lateMaxMs = late; lateWhat = `${rec.sender} "${rec.content}"`; }
     }
   }
@@ -146,7 +148,6 @@ export async function lossFigures(s, killAt, electedAt) {
     refused: refused.length,
     refusedFromMs: refused.length ? refused[0] - killAt : null,
     refusedToMs: refused.length ? refused.at(-1) - killAt : null,
-    electedAfterMs: electedAt - killAt,
     darkMs: darkEnd === null ? null : darkEnd - killAt,
     lateMaxMs,
     lateWhat,
@@ -173,20 +174,66 @@ export function linkEvents(d, t0) {
 }
 
 /**
- * When each 503 of `d`'s api processes was answered, per dependency (from their
- * `dependency unavailable` log lines): {rabbitmq: [ms since epoch], postgres: [...]}.
+ * The requests of `d`'s api processes answered 503, per dependency (from their
+ * `dependency unavailable` and `response failed` log lines): when each came in (the
+ * answer's time less its latency) and was answered, in ms since epoch:
+ * {rabbitmq: [{start, end}], postgres: [...]}.
  */
 export function refusalsByDependency(d) {
   const out = {};
   for (const p of d.processes.filter((x) => x.binaryName === 'api' || x.binaryName === 'courier')) {
+    const deps = new Map();
+    const starts = new Map();
     for (const line of p.stderr.toString().split('\n')) {
-      if (!line.includes('unavailable')) continue;
+      if (!line.includes('unavailable') && !line.includes('response failed')) continue;
       try {
         const j = JSON.parse(line);
         const f = { ...j, ...j.fields };
-        const dep = f.dependency ?? (f.message === 'database unavailable' ? 'postgres' : null);
-        if (dep && /unavailable/.test(f.message)) (out[dep] ??= []).push(Date.parse(f.timestamp));
+        const id = f.span?.request_id;
+        if (!id) continue;
+        const at = Date.parse(f.timestamp);
+        if (f.message === 'response failed' && /503/.test(f.classification ?? '')) {
+          starts.set(id, { start: at - (Number.parseFloat(f.latency) || 0), end: at });
+        } else if (f.message === 'dependency unavailable' && f.dependency) {
+          deps.set(id, f.dependency);
+        } else if (f.message === 'database unavailable' && !deps.has(id)) {
+          deps.set(id, 'postgres');
+        }
       } catch { /* not JSON */ }
+    }
+    for (const [id, dep] of deps) {
+      if (starts.has(id)) (out[dep] ??= []).push(starts.get(id));
+    }
+  }
+  return out;
+}
+
+/** The election time of `chatId`'s partition in `elected` (see `elections`), else `otherwise`. */
+export const electedOfChat = (elected, otherwise) => (chatId) =>
+  elected.get(`${DEFAULT_QUEUE_PREFIX}.${partitionOf(chatId)}`) ?? otherwise;
+
+/** The cluster's state directory (scripts/rabbitmq-cluster.sh's default or its variable). */
+const STATE_DIR = process.env.COURIER_RMQ_CLUSTER_DIR ?? '/tmp/courier-rmq-cluster';
+
+/**
+ * When each quorum queue of `vhost` last got a new leader in [since, until) (ms since
+ * epoch), from the `-> leader in term` lines of the nodes' logs (other than `dead`):
+ * Map(queue -> ms). The nodes log it at the moment of the election, to the microsecond.
+ */
+export function elections(vhost, since, until, dead) {
+  const out = new Map();
+  const re = /^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d\.\d+)([+-]\d\d:\d\d) .*queue '([^']+)' in vhost '([^']+)': \w+ -> leader in term/;
+  for (const n of NODES.filter((x) => x !== dead)) {
+    const dir = path.join(STATE_DIR, String(n), 'log');
+    let files = [];
+    try { files = readdirSync(dir).filter((f) => f.endsWith('.log') && !f.includes('upgrade')); } catch { continue; }
+    for (const f of files) {
+      for (const line of readFileSync(path.join(dir, f), 'utf8').split('\n')) {
+        const m = re.exec(line);
+        if (!m || m[5] !== vhost) continue;
+        const at = Date.parse(`${m[1]}T${m[2].slice(0, 12)}${m[3]}`);
+        if (at >= since && at < until && at > (out.get(m[4]) ?? 0)) out.set(m[4], at);
+      }
     }
   }
   return out;
