@@ -3,7 +3,7 @@
 #
 #   scripts/bench.sh SCENARIO [bench options...]
 #
-# SCENARIO: throughput | latency | groups | idle | search | soak | chaos | flood | push. Examples:
+# SCENARIO: throughput | latency | groups | idle | search | soak | chaos | cluster-chaos | flood | push. Examples:
 #   scripts/bench.sh throughput                      # 1,000 recipients, max rate, 60 s, split mode
 #   scripts/bench.sh throughput --rate 5000          # fixed offered rate
 #   scripts/bench.sh latency                         # 1,000 msg/s offered, 30 s
@@ -15,6 +15,7 @@
 #   scripts/bench.sh search                          # 1,000,000 messages, search latency + plans
 #   scripts/bench.sh soak --duration 3600            # 600 msg/s for an hour, sampled every minute
 #   scripts/bench.sh chaos                           # 500 msg/s for 30 min, a fault every 1-3 min
+#   scripts/bench.sh cluster-chaos --rounds 5 --secs 120  # kill -9 the leading RabbitMQ node of a 3-node cluster, 5 times
 #   scripts/bench.sh flood                           # a bystander's latency under an event flood
 #   scripts/bench.sh push --users 2000 --rate 200    # Web Push notifications/s, pusher CPU per push
 #   scripts/bench.sh latency --tls                   # plaintext, then all three services over TLS
@@ -33,9 +34,40 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-[ $# -ge 1 ] || { sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+[ $# -ge 1 ] || { sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 
 bash scripts/services.sh
+
+# cluster-chaos: tests/e2e/fault-rabbitmq-cluster.chaos.mjs with release binaries, longer
+# and repeated (--rounds N, --secs S, --rate R msg/s); each round prints a `cluster-fault`
+# line (refused and dark windows) and must pass.
+if [ "$1" = cluster-chaos ]; then
+  shift
+  rounds=3 secs=120 rate=400
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --rounds) rounds=$2; shift 2 ;;
+      --secs) secs=$2; shift 2 ;;
+      --rate) rate=$2; shift 2 ;;
+      *) echo "cluster-chaos: unknown option $1" >&2; exit 2 ;;
+    esac
+  done
+  [ "${BENCH_SKIP_BUILD:-0}" = 1 ] || [ -n "${COURIER_BIN_DIR:-}" ] || cargo build --release --bins --quiet
+  [ -d tests/e2e/node_modules ] || (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
+  export COURIER_BIN_DIR; COURIER_BIN_DIR=$(realpath "${COURIER_BIN_DIR:-target/release}")
+  bash scripts/rabbitmq-cluster.sh start >/dev/null
+  mkdir -p bench-results
+  out=bench-results/cluster-chaos-$(date -u +%Y%m%dT%H%M%SZ).txt
+  for i in $(seq 1 "$rounds"); do
+    echo "[bench.sh] cluster-chaos round $i/$rounds" >&2
+    (cd tests/e2e && COURIER_CLUSTER_SECS=$secs COURIER_CLUSTER_RATE=$rate \
+      COURIER_FAULT_STREAM_DEADLINE_MS=$(((secs + 60) * 1000)) node --test fault-rabbitmq-cluster.chaos.mjs) |
+      tee -a "$out" | grep -E '^# (cluster-fault|fault-summary)|^(not )?ok' || true
+    grep -q '^not ok' "$out" && { echo "[bench.sh] round $i failed, see $out" >&2; exit 1; }
+  done
+  echo "[bench.sh] figures in $out" >&2
+  exit 0
+fi
 
 # soak, chaos, flood and push: release binaries on PostgreSQL, Redis and RabbitMQ instances of the
 # run's own (restarted by chaos), driven by the end-to-end harness's real clients.

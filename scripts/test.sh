@@ -44,8 +44,9 @@ cargo clippy --all-targets --quiet -- -D warnings
 echo "== cargo build"
 cargo build --bins --quiet
 
-echo "== demo web app: SDK + app build, Chromium for its browser test"
+echo "== clients: SDK (clients/js) and demo web app build, SDK unit tests, Chromium for the browser test"
 bash scripts/build-web.sh
+(cd clients/js && npm test --silent)
 bash scripts/browser.sh
 
 echo "== end-to-end tests (socket.io-client)"

@@ -24,7 +24,7 @@ use env::Env;
 use jwt::jwt_keys;
 pub use jwt::{JwtKeyConfig, MIN_SECRET_BYTES};
 pub use push::{FcmConfig, PushConfig, ServiceAccount, VapidConfig};
-use services::{DEFAULT_DATABASE_URL, database_url, rabbit_uri};
+use services::{DEFAULT_DATABASE_URL, database_url, quorum_replicas, rabbit_uris};
 pub use services::{RabbitConfig, RedisConfig, SentinelConfig, TlsFiles};
 pub use uploads::{S3Config, Uploads};
 
@@ -155,10 +155,18 @@ impl Config {
         let env = Env(&lookup);
         let redis = services::redis(&env)?;
         let partition_count: u16 = env.at_least("RABBITMQ_CHAT_PARTITION_COUNT", 8, 1)?;
-        let uri = rabbit_uri(&env)?;
-        let tls = amqp_tls::rabbit_tls(&env, uri.expose_secret().starts_with("amqps://"))?;
+        let uris = rabbit_uris(&env)?;
+        let Some(uri) = uris.first().cloned() else {
+            return Err(env.bad("RABBITMQ_URIS", "names no URI"));
+        };
+        let any_tls = uris
+            .iter()
+            .any(|u| u.expose_secret().starts_with("amqps://"));
+        let tls = amqp_tls::rabbit_tls(&env, any_tls)?;
         let rabbitmq = RabbitConfig {
+            quorum_replicas: quorum_replicas(&env, uris.len())?,
             uri,
+            uris,
             tls,
             exchange: env.name("RABBITMQ_CHAT_EXCHANGE", "chat.events")?,
             dlx_exchange: env.name("RABBITMQ_CHAT_DLX_EXCHANGE", "chat.dlx")?,

@@ -13,9 +13,8 @@ async fn topology_is_declared_idempotently_with_the_contract_properties() {
     let topo = app.topology();
     // Declaring again (as every api and worker start does) is a no-op, not an error.
     let conn = app.amqp().await;
-    let ch = conn.create_channel().await.unwrap();
-    topo.declare(&ch).await.unwrap();
-    topo.declare(&ch).await.unwrap();
+    topo.declare(&conn).await.unwrap();
+    topo.declare(&conn).await.unwrap();
     conn.close(200, "bye".into()).await.unwrap();
 
     let out = Command::new("rabbitmqctl")
@@ -53,6 +52,91 @@ async fn topology_is_declared_idempotently_with_the_contract_properties() {
         let q = find(&topo.retry_queue(delay));
         assert!(q["arguments"].to_string().contains("x-message-ttl"));
     }
+}
+
+/// The quorum queues' arguments as the broker lists them, by name.
+fn queue_arguments() -> serde_json::Map<String, serde_json::Value> {
+    let out = Command::new("rabbitmqctl")
+        .args([
+            "list_queues",
+            "-q",
+            "--formatter",
+            "json",
+            "name",
+            "arguments",
+        ])
+        .output()
+        .expect("rabbitmqctl");
+    assert!(out.status.success());
+    let queues: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    queues
+        .into_iter()
+        .map(|q| {
+            (
+                q["name"].as_str().unwrap().to_string(),
+                q["arguments"].clone(),
+            )
+        })
+        .collect()
+}
+
+/// `RABBITMQ_QUORUM_REPLICAS` goes to new quorum queues as `x-quorum-initial-group-size`;
+/// a queue made before with another count (or none) is kept, any other difference fails.
+#[tokio::test]
+async fn the_replica_count_is_declared_and_existing_queues_are_kept() {
+    let app = spawn_with(Mode::ApiOnly, test_config(&[])).await;
+    let conn = app.amqp().await;
+    let mut topo = app.topology();
+    assert_eq!(topo.quorum_replicas, None, "one URI: the broker's default");
+    for n in [1, 2] {
+        topo.quorum_replicas = Some(n);
+        topo.declare(&conn)
+            .await
+            .expect("an existing queue is kept");
+    }
+    let args = queue_arguments();
+    let kept = args[&topo.partition_queue(0)].to_string();
+    assert!(!kept.contains("x-quorum-initial-group-size"), "{kept}");
+
+    let mut other = app.topology();
+    other.dlx = format!("{}.other", other.dlx);
+    other.quorum_replicas = Some(1);
+    assert!(
+        other.declare(&conn).await.is_err(),
+        "another DLX is refused"
+    );
+
+    let mut fresh = app.topology();
+    fresh.queue_prefix = format!("{}.fresh", fresh.queue_prefix);
+    fresh.dlq = format!("{}.fresh", fresh.dlq);
+    fresh.quorum_replicas = Some(1);
+    fresh.declare(&conn).await.unwrap();
+    let args = queue_arguments();
+    for q in [fresh.partition_queue(0), fresh.dlq.clone()] {
+        let a = args[&q].to_string();
+        assert!(a.contains("x-quorum-initial-group-size"), "{q}: {a}");
+    }
+
+    let ch = conn.create_channel().await.unwrap();
+    let mut queues: Vec<String> = (0..fresh.partitions)
+        .map(|n| fresh.partition_queue(n))
+        .collect();
+    queues.extend(
+        fresh
+            .retry_levels()
+            .into_iter()
+            .map(|d| fresh.retry_queue(d)),
+    );
+    queues.push(fresh.dlq.clone());
+    for q in queues {
+        ch.queue_delete(q.as_str().into(), Default::default())
+            .await
+            .unwrap();
+    }
+    ch.exchange_delete(other.dlx.as_str().into(), Default::default())
+        .await
+        .unwrap();
+    conn.close(200, "bye".into()).await.unwrap();
 }
 
 #[tokio::test]

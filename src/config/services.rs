@@ -63,8 +63,16 @@ impl TlsFiles {
 
 #[derive(Debug, Clone)]
 pub struct RabbitConfig {
-    /// Full AMQP URI (from `RABBITMQ_URI` or built from the parts).
+    /// Full AMQP URI of the first node (from `RABBITMQ_URIS`, `RABBITMQ_URI` or built
+    /// from the parts).
     pub uri: SecretString,
+    /// Every node of the cluster (`RABBITMQ_URIS`; else the one `uri`): a process
+    /// connects to one and moves to the next when it is lost.
+    pub uris: Vec<SecretString>,
+    /// `x-quorum-initial-group-size` of the quorum queues: `RABBITMQ_QUORUM_REPLICAS`,
+    /// else min(3, nodes) when several nodes are given; `None` (the broker's default)
+    /// for one URI, which may be a load balancer in front of a cluster.
+    pub quorum_replicas: Option<u16>,
     /// `RABBITMQ_CA_CERT`, `RABBITMQ_CLIENT_CERT`, `RABBITMQ_CLIENT_KEY` (amqps only).
     pub tls: super::RabbitTls,
     pub exchange: String,
@@ -232,18 +240,53 @@ fn sentinel<F: Fn(&str) -> Option<String>>(
     }))
 }
 
+/// Checks one AMQP URI of `var` (the parser's message may quote the URI: it is not
+/// repeated, so the password stays out of the log).
+fn checked_amqp<F: Fn(&str) -> Option<String>>(
+    env: &Env<'_, F>,
+    var: &'static str,
+    uri: &str,
+) -> Result<SecretString, ConfigError> {
+    if !(uri.starts_with("amqp://") || uri.starts_with("amqps://")) {
+        return Err(env.bad(var, "must start with amqp:// or amqps://"));
+    }
+    if uri.parse::<lapin::uri::AMQPUri>().is_err() {
+        return Err(env.bad(var, "not a valid AMQP URI"));
+    }
+    Ok(uri.to_string().into())
+}
+
+/// `RABBITMQ_URIS` (comma-separated, one cluster's nodes), else the one URI of
+/// [`rabbit_uri`].
+pub(super) fn rabbit_uris<F: Fn(&str) -> Option<String>>(
+    env: &Env<'_, F>,
+) -> Result<Vec<SecretString>, ConfigError> {
+    let Some(list) = env.raw("RABBITMQ_URIS") else {
+        return Ok(vec![rabbit_uri(env)?]);
+    };
+    list.split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(|u| checked_amqp(env, "RABBITMQ_URIS", u))
+        .collect()
+}
+
+/// `RABBITMQ_QUORUM_REPLICAS` (at least 1), else min(3, nodes) for several nodes.
+pub(super) fn quorum_replicas<F: Fn(&str) -> Option<String>>(
+    env: &Env<'_, F>,
+    nodes: usize,
+) -> Result<Option<u16>, ConfigError> {
+    if env.raw("RABBITMQ_QUORUM_REPLICAS").is_some() {
+        return env.at_least("RABBITMQ_QUORUM_REPLICAS", 1, 1).map(Some);
+    }
+    Ok((nodes > 1).then(|| nodes.min(3) as u16))
+}
+
 pub(super) fn rabbit_uri<F: Fn(&str) -> Option<String>>(
     env: &Env<'_, F>,
 ) -> Result<SecretString, ConfigError> {
     if let Some(uri) = env.raw("RABBITMQ_URI") {
-        if !(uri.starts_with("amqp://") || uri.starts_with("amqps://")) {
-            return Err(env.bad("RABBITMQ_URI", "must start with amqp:// or amqps://"));
-        }
-        // The parser's message may quote the URI: keep the password out of the log.
-        if uri.parse::<lapin::uri::AMQPUri>().is_err() {
-            return Err(env.bad("RABBITMQ_URI", "not a valid AMQP URI"));
-        }
-        return Ok(uri.into());
+        return checked_amqp(env, "RABBITMQ_URI", &uri);
     }
     let host = env.string("RABBITMQ_HOST", "127.0.0.1");
     let port: u16 = env.parse("RABBITMQ_PORT", 5672)?;

@@ -108,6 +108,47 @@ fn rabbit_uri_wins_and_parts_are_encoded() {
 }
 
 #[test]
+fn rabbit_uris_list_the_nodes_and_set_the_replicas() {
+    let c = with_secret(&[
+        (
+            "RABBITMQ_URIS",
+            " amqp://u:p@a:1/v, amqps://u:p@b:2/v ,amqp://u:p@c:3/v,",
+        ),
+        ("RABBITMQ_URI", "amqp://ignored:1/v"),
+    ])
+    .unwrap();
+    let uris: Vec<_> = c.rabbitmq.uris.iter().map(|u| u.expose_secret()).collect();
+    assert_eq!(
+        uris,
+        ["amqp://u:p@a:1/v", "amqps://u:p@b:2/v", "amqp://u:p@c:3/v"]
+    );
+    assert_eq!(c.rabbitmq.uri.expose_secret(), "amqp://u:p@a:1/v");
+    assert_eq!(c.rabbitmq.quorum_replicas, Some(3));
+    let two = [("RABBITMQ_URIS", "amqp://a:1/v,amqp://b:2/v")];
+    assert_eq!(with_secret(&two).unwrap().rabbitmq.quorum_replicas, Some(2));
+    let five = "amqp://a/v,amqp://b/v,amqp://c/v,amqp://d/v,amqp://e/v";
+    let c = with_secret(&[("RABBITMQ_URIS", five)]).unwrap();
+    assert_eq!(c.rabbitmq.quorum_replicas, Some(3));
+    let c = with_secret(&[("RABBITMQ_URIS", five), ("RABBITMQ_QUORUM_REPLICAS", "5")]).unwrap();
+    assert_eq!(c.rabbitmq.quorum_replicas, Some(5));
+    // One URI: the broker's default, unless given.
+    let c = with_secret(&[]).unwrap();
+    assert_eq!(
+        (c.rabbitmq.uris.len(), c.rabbitmq.quorum_replicas),
+        (1, None)
+    );
+    let c = with_secret(&[("RABBITMQ_QUORUM_REPLICAS", "1")]).unwrap();
+    assert_eq!(c.rabbitmq.quorum_replicas, Some(1));
+    let e = with_secret(&[("RABBITMQ_QUORUM_REPLICAS", "0")]).unwrap_err();
+    assert_eq!(e.var, "RABBITMQ_QUORUM_REPLICAS");
+    let e = with_secret(&[("RABBITMQ_URIS", "amqp://a/v,http://u:hunter2@b/v")]).unwrap_err();
+    assert_eq!(e.var, "RABBITMQ_URIS");
+    assert!(!e.to_string().contains("hunter2"));
+    let e = with_secret(&[("RABBITMQ_URIS", " , ")]).unwrap_err();
+    assert_eq!(e.var, "RABBITMQ_URIS");
+}
+
+#[test]
 fn secrets_are_not_printed() {
     let c = cfg(&[("JWT_SECRET", "super-secret-value-123-0123456789")]).unwrap();
     assert!(!format!("{c:?}").contains("super-secret-value-123"));

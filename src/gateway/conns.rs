@@ -42,7 +42,7 @@ pub trait Sink: Send + Sync {
 pub(super) struct OffsetArg(pub Offset);
 
 /// Writes `v`'s digits into `buf` before `at`; returns where they start.
-fn digits(mut v: u64, buf: &mut [u8; 41], mut at: usize) -> usize {
+fn digits(mut v: u64, buf: &mut [u8; 62], mut at: usize) -> usize {
     loop {
         at -= 1;
         buf[at] = b'0' + (v % 10) as u8;
@@ -55,11 +55,17 @@ fn digits(mut v: u64, buf: &mut [u8; 41], mut at: usize) -> usize {
 
 impl serde::Serialize for OffsetArg {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        // Two u64 of at most 20 digits each, and the dash.
-        let mut buf = [0u8; 41];
-        let at = digits(self.0.seq, &mut buf, 41) - 1;
+        // `[<epoch>:]<ms>-<n>`, as the offset's Display writes it: three u64 of at most
+        // 20 digits each, the colon and the dash.
+        let mut buf = [0u8; 62];
+        let at = digits(self.0.seq, &mut buf, 62) - 1;
         buf[at] = b'-';
-        let at = digits(self.0.ms, &mut buf, at);
+        let mut at = digits(self.0.ms, &mut buf, at);
+        if self.0.epoch > 0 {
+            at -= 1;
+            buf[at] = b':';
+            at = digits(self.0.epoch, &mut buf, at);
+        }
         match std::str::from_utf8(&buf[at..]) {
             Ok(text) => s.serialize_str(text),
             Err(e) => Err(serde::ser::Error::custom(e)),
@@ -322,13 +328,15 @@ mod tests {
 
     #[test]
     fn the_offset_argument_is_the_offset_as_a_json_string() {
-        for (ms, seq) in [
-            (0, 0),
-            (1_765_137_600_123, 0),
-            (9, 10),
-            (u64::MAX, u64::MAX),
+        for (ms, seq, epoch) in [
+            (0, 0, 0),
+            (1_765_137_600_123, 0, 0),
+            (9, 10, 0),
+            (u64::MAX, u64::MAX, 0),
+            (1_765_137_600_123, 4, 1),
+            (u64::MAX, u64::MAX, u64::MAX),
         ] {
-            let o = Offset { ms, seq };
+            let o = Offset::new(ms, seq).in_epoch(epoch);
             let json = serde_json::to_string(&OffsetArg(o)).unwrap();
             assert_eq!(json, format!("\"{o}\""));
         }

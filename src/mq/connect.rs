@@ -1,7 +1,9 @@
 //! The one way Courier opens a RabbitMQ connection (the link's first connection and
 //! every reconnect, and `courier dlq`): plain `amqp://` or `amqps://` with the CA and
 //! client certificate of the configuration (EXTERNAL auth with a client certificate),
-//! bounded by a timeout; TLS failures are named by cause and variable.
+//! bounded by a timeout; TLS failures are named by cause and variable. With several
+//! nodes (`RABBITMQ_URIS`) a connection goes to one of them: [`open_node`] to a given
+//! one (the link walks them round-robin), [`open`] to the first that answers.
 
 use std::{error::Error as StdError, time::Duration};
 
@@ -16,6 +18,11 @@ use crate::config::RabbitConfig;
 
 /// How long a connection attempt (TCP, TLS and the AMQP handshake) may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The heartbeat asked for when several nodes are given and the URI names none: a node
+/// cut off by the network (no reset reaches us) is noticed after two missed heartbeats,
+/// ~10 s, instead of the broker's default 60 s.
+pub const CLUSTER_HEARTBEAT_SECS: u16 = 5;
 
 /// Why a connection attempt failed.
 #[derive(Debug, thiserror::Error)]
@@ -37,18 +44,41 @@ impl ConnectError {
     }
 }
 
-/// Opens a connection named `name` as the configuration says.
+/// Opens a connection named `name` to the first node that answers, in the order of
+/// the configuration; a permanent (TLS) failure stops at once.
 pub async fn open(config: &RabbitConfig, name: &str) -> Result<Connection, ConnectError> {
-    let uri: AMQPUri = config
-        .uri
+    let mut last = ConnectError::Timeout;
+    for node in 0..config.uris.len() {
+        match open_node(config, node, name).await {
+            Ok(conn) => return Ok(conn),
+            Err(e) if e.is_permanent() => return Err(e),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// Opens a connection named `name` to node `node` (an index into `config.uris`,
+/// taken modulo their number).
+pub async fn open_node(
+    config: &RabbitConfig,
+    node: usize,
+    name: &str,
+) -> Result<Connection, ConnectError> {
+    let Some(uri) = config.uris.get(node % config.uris.len().max(1)) else {
+        return Err(ConnectError::Permanent(
+            "RABBITMQ_URIS: no node given".into(),
+        ));
+    };
+    let uri: AMQPUri = uri
         .expose_secret()
         .parse()
         .map_err(|_| ConnectError::Permanent("RABBITMQ_URI: not a valid AMQP URI".into()))?;
     let props = ConnectionProperties::default().with_connection_name(name.into());
     let attempt = async {
         let runtime = lapin::runtime::default_runtime()?;
-        Connection::connect_uri_with_config(with_auth(uri, config), props, tls(config), runtime)
-            .await
+        let uri = with_heartbeat(with_auth(uri, config), config.uris.len());
+        Connection::connect_uri_with_config(uri, props, tls(config), runtime).await
     };
     match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
         Err(_) => Err(ConnectError::Timeout),
@@ -63,7 +93,11 @@ pub async fn open(config: &RabbitConfig, name: &str) -> Result<Connection, Conne
 /// A start-up check: fails only for a permanent (TLS) cause; a broker that is down or
 /// refusing is left to the link, which keeps retrying as before.
 pub async fn preflight(config: &RabbitConfig, name: &str) -> anyhow::Result<()> {
-    if !config.uri.expose_secret().starts_with("amqps://") {
+    if !config
+        .uris
+        .iter()
+        .any(|u| u.expose_secret().starts_with("amqps://"))
+    {
         return Ok(());
     }
     match open(config, name).await {
@@ -85,6 +119,14 @@ pub async fn preflight(config: &RabbitConfig, name: &str) -> anyhow::Result<()> 
 fn with_auth(mut uri: AMQPUri, config: &RabbitConfig) -> AMQPUri {
     if config.tls.client.is_some() && uri.query.auth_mechanism.is_none() {
         uri.query.auth_mechanism = Some(SASLMechanism::External);
+    }
+    uri
+}
+
+/// [`CLUSTER_HEARTBEAT_SECS`] for a cluster (`nodes` > 1) unless the URI sets `heartbeat`.
+fn with_heartbeat(mut uri: AMQPUri, nodes: usize) -> AMQPUri {
+    if nodes > 1 && uri.query.heartbeat.is_none() {
+        uri.query.heartbeat = Some(CLUSTER_HEARTBEAT_SECS);
     }
     uri
 }
@@ -163,6 +205,18 @@ mod tests {
             uri(&rabbit).query.auth_mechanism,
             Some(SASLMechanism::Plain)
         );
+    }
+
+    #[test]
+    fn a_cluster_gets_a_short_heartbeat_unless_the_uri_names_one() {
+        let uri = |s: &str| s.parse::<AMQPUri>().unwrap();
+        assert_eq!(with_heartbeat(uri("amqp://h/v"), 1).query.heartbeat, None);
+        let short = with_heartbeat(uri("amqp://h/v"), 3).query.heartbeat;
+        assert_eq!(short, Some(CLUSTER_HEARTBEAT_SECS));
+        let named = with_heartbeat(uri("amqp://h/v?heartbeat=30"), 3)
+            .query
+            .heartbeat;
+        assert_eq!(named, Some(30));
     }
 
     #[test]

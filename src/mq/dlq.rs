@@ -53,10 +53,10 @@ impl DeadLetter {
 
 async fn open(config: &Config) -> anyhow::Result<(Connection, Channel, Topology)> {
     let conn = super::connect::open(&config.rabbitmq, "courier-dlq").await?;
+    let topology = Topology::new(&config.rabbitmq);
+    topology.declare(&conn).await?;
     let ch = conn.create_channel().await?;
     ch.confirm_select(ConfirmSelectOptions::default()).await?;
-    let topology = Topology::new(&config.rabbitmq);
-    topology.declare(&ch).await?;
     Ok((conn, ch, topology))
 }
 

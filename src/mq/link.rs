@@ -1,6 +1,8 @@
 //! A supervised RabbitMQ connection: connects, declares the topology, and when the
 //! connection drops, tells its watchers and reconnects with backoff (full jitter)
 //! until shutdown. The last cause of a drop or failed reconnect is kept for `/readyz`.
+//! With several nodes (`RABBITMQ_URIS`) each process starts at a random node and,
+//! when its node is lost or refuses, moves to the next one (round-robin).
 
 use std::{sync::Arc, time::Duration};
 
@@ -14,6 +16,10 @@ use crate::{backoff::Backoff, config::RabbitConfig};
 
 /// Reconnect waits: up to 200 ms at first, doubling to up to 5 s.
 const RECONNECT: Backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+
+/// How long connecting, declaring the topology and opening the publishing channel may
+/// take (a node that lost its quorum may leave a declaration unanswered).
+const SETUP: Duration = Duration::from_secs(20);
 
 /// One live connection with a confirm-mode channel for publishing.
 pub struct Session {
@@ -99,12 +105,11 @@ impl Link {
 async fn connect(
     config: &RabbitConfig,
     topology: &Topology,
+    node: usize,
     name: &str,
 ) -> anyhow::Result<Session> {
-    let conn = super::connect::open(config, name).await?;
-    let setup = conn.create_channel().await?;
-    topology.declare(&setup).await?;
-    setup.close(200, "topology declared".into()).await?;
+    let conn = super::connect::open_node(config, node, name).await?;
+    topology.declare(&conn).await?;
     let publish = conn.create_channel().await?;
     publish
         .confirm_select(ConfirmSelectOptions::default())
@@ -126,10 +131,19 @@ async fn supervise(
     shutdown: CancellationToken,
 ) {
     let mut backoff = RECONNECT;
+    let nodes = config.uris.len().max(1);
+    let mut node = rand::random_range(0..nodes);
     while !shutdown.is_cancelled() {
-        match connect(&config, &topology, &name).await {
+        let attempt = tokio::time::timeout(SETUP, connect(&config, &topology, node, &name));
+        let attempt = attempt.await.unwrap_or_else(|_| {
+            Err(anyhow::anyhow!(
+                "no answer within {}s while declaring the topology",
+                SETUP.as_secs()
+            ))
+        });
+        match attempt {
             Ok(session) => {
-                tracing::info!(%name, "rabbitmq connected, topology declared");
+                tracing::info!(%name, node, nodes, "rabbitmq connected, topology declared");
                 backoff.reset();
                 cause.send_replace(None);
                 let session = Arc::new(session);
@@ -158,7 +172,7 @@ async fn supervise(
                     .borrow()
                     .clone()
                     .unwrap_or_else(|| "the connection was closed".into());
-                tracing::warn!(%name, dependency = "rabbitmq", cause = %why, "rabbitmq connection lost, reconnecting");
+                tracing::warn!(%name, node, dependency = "rabbitmq", cause = %why, "rabbitmq connection lost, reconnecting");
                 cause.send_replace(Some(why));
                 tx.send_replace(None);
             }
@@ -168,10 +182,12 @@ async fn supervise(
                     Some(c) => c.to_string(),
                     None => format!("{e:#}"),
                 };
-                tracing::warn!(%name, dependency = "rabbitmq", cause = %why, "rabbitmq connect failed");
+                tracing::warn!(%name, node, dependency = "rabbitmq", cause = %why, "rabbitmq connect failed");
                 cause.send_replace(Some(why));
             }
         }
+        // The node was lost or refused: the next attempt goes to the next one.
+        node = (node + 1) % nodes;
         if !backoff.wait(&shutdown).await {
             return;
         }

@@ -8,15 +8,24 @@
 //! * `RABBITMQ_CHAT_DLX_EXCHANGE` (fanout) → quorum queue `RABBITMQ_CHAT_DLQ_NAME`.
 //! * `RABBITMQ_INTEGRATION_EXCHANGE` (topic): integration events for other systems,
 //!   which bind their own queues to it.
+//!
+//! Quorum queues get `x-quorum-initial-group-size` = `RABBITMQ_QUORUM_REPLICAS` when it
+//! is set (see [`crate::config::RabbitConfig::quorum_replicas`]). The broker refuses a
+//! redeclaration whose replica count differs (PRECONDITION_FAILED): a queue made
+//! before is kept as it is, with a warning (its members change with `rabbitmq-queues
+//! grow` / `shrink`), while any other difference still fails. The retry queues are
+//! classic queues, on the node that first declared them: while that node is down their
+//! declaration is skipped (with a warning), so the partitions stay served.
 
 use std::time::Duration;
 
 use lapin::{
-    Channel, ExchangeKind,
+    Channel, Connection, ExchangeKind,
     options::{
         ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
         QueueDeleteOptions,
     },
+    protocol::{AMQPErrorKind, AMQPSoftError},
     types::{AMQPValue, FieldTable},
 };
 use uuid::Uuid;
@@ -44,7 +53,12 @@ pub struct Topology {
     pub queue_prefix: String,
     pub partitions: u16,
     pub max_retries: u32,
+    /// `x-quorum-initial-group-size` of new quorum queues (`None`: the broker's default).
+    pub quorum_replicas: Option<u16>,
 }
+
+/// The argument naming a quorum queue's replica count.
+const GROUP_SIZE: &str = "x-quorum-initial-group-size";
 
 impl Topology {
     pub fn new(c: &RabbitConfig) -> Self {
@@ -57,6 +71,7 @@ impl Topology {
             queue_prefix: c.queue_prefix.clone(),
             partitions: c.partition_count,
             max_retries: c.max_retries,
+            quorum_replicas: c.quorum_replicas,
         }
     }
 
@@ -85,7 +100,56 @@ impl Topology {
         format!("{}.retry.{}", self.queue_prefix, delay.as_millis())
     }
 
-    pub async fn declare(&self, ch: &Channel) -> lapin::Result<()> {
+    /// Declares everything on channels of `conn` (idempotent).
+    pub async fn declare(&self, conn: &Connection) -> lapin::Result<()> {
+        let ch = conn.create_channel().await?;
+        let ch = self.declare_on(conn, ch).await?;
+        ch.close(200, "topology declared".into()).await
+    }
+
+    /// The arguments of a quorum queue: `x-queue-type` and the replica count.
+    fn quorum_args(&self) -> FieldTable {
+        let mut args = FieldTable::default();
+        args.insert("x-queue-type".into(), long_string("quorum"));
+        if let Some(n) = self.quorum_replicas {
+            args.insert(GROUP_SIZE.into(), AMQPValue::LongInt(i32::from(n)));
+        }
+        args
+    }
+
+    /// Declares quorum queue `q`; when it exists with another replica count, keeps it
+    /// (the refusal closed `ch`: the declaration goes on on a new channel, returned).
+    async fn declare_quorum(
+        &self,
+        conn: &Connection,
+        ch: Channel,
+        q: &str,
+        args: FieldTable,
+    ) -> lapin::Result<Channel> {
+        let opts = QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        match ch.queue_declare(q.into(), opts, args.clone()).await {
+            Ok(_) => Ok(ch),
+            Err(e) if self.quorum_replicas.is_some() && is_precondition_failed(&e) => {
+                let ch = conn.create_channel().await?;
+                let mut without = args.inner().clone();
+                without.remove(GROUP_SIZE);
+                let without = FieldTable::from(without);
+                ch.queue_declare(q.into(), opts, without).await?;
+                tracing::warn!(
+                    queue = q,
+                    replicas = self.quorum_replicas,
+                    "quorum queue exists with another replica count; kept as it is (change its members with rabbitmq-queues grow/shrink)"
+                );
+                Ok(ch)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn declare_on(&self, conn: &Connection, mut ch: Channel) -> lapin::Result<Channel> {
         let durable = ExchangeDeclareOptions {
             durable: true,
             ..Default::default()
@@ -104,9 +168,8 @@ impl Topology {
             ..Default::default()
         };
 
-        let mut dlq_args = FieldTable::default();
-        dlq_args.insert("x-queue-type".into(), long_string("quorum"));
-        ch.queue_declare(self.dlq.as_str().into(), qopts, dlq_args)
+        ch = self
+            .declare_quorum(conn, ch, &self.dlq, self.quorum_args())
             .await?;
         ch.queue_bind(
             self.dlq.as_str().into(),
@@ -119,11 +182,10 @@ impl Topology {
 
         for n in 0..self.partitions {
             let q = self.partition_queue(n);
-            let mut args = FieldTable::default();
-            args.insert("x-queue-type".into(), long_string("quorum"));
+            let mut args = self.quorum_args();
             args.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
             args.insert("x-dead-letter-exchange".into(), long_string(&self.dlx));
-            ch.queue_declare(q.as_str().into(), qopts, args).await?;
+            ch = self.declare_quorum(conn, ch, &q, args).await?;
             ch.queue_bind(
                 q.as_str().into(),
                 self.exchange.as_str().into(),
@@ -142,7 +204,18 @@ impl Topology {
                 AMQPValue::LongLongInt(delay.as_millis() as i64),
             );
             args.insert("x-dead-letter-exchange".into(), long_string(&self.exchange));
-            ch.queue_declare(q.as_str().into(), qopts, args).await?;
+            match ch.queue_declare(q.as_str().into(), qopts, args).await {
+                Ok(_) => {}
+                Err(e) if is_soft(&e, AMQPSoftError::NOTFOUND) => {
+                    // A classic queue whose node is down (a cluster node lost): the
+                    // partitions do not need it; retries routed to it are returned
+                    // (mandatory) and so redelivered later.
+                    tracing::warn!(queue = %q, error = %e, "retry queue unavailable (its node is down); going on without it");
+                    ch = conn.create_channel().await?;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
             let mut bind = FieldTable::default();
             bind.insert("x-match".into(), long_string("all"));
             bind.insert(
@@ -158,7 +231,7 @@ impl Topology {
             )
             .await?;
         }
-        Ok(())
+        Ok(ch)
     }
 
     /// Deletes everything `declare` made (test teardown).
@@ -183,6 +256,17 @@ impl Topology {
         }
         Ok(())
     }
+}
+
+/// Whether the broker refused a declaration as not equivalent (406).
+fn is_precondition_failed(e: &lapin::Error) -> bool {
+    is_soft(e, AMQPSoftError::PRECONDITIONFAILED)
+}
+
+/// Whether `e` is the channel error `soft` (e.g. 404 NOT_FOUND: a classic queue whose
+/// node is down).
+fn is_soft(e: &lapin::Error, soft: AMQPSoftError) -> bool {
+    matches!(e.kind(), lapin::ErrorKind::ProtocolError(p) if *p.kind() == AMQPErrorKind::Soft(soft))
 }
 
 #[cfg(test)]

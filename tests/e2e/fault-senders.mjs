@@ -21,7 +21,7 @@ export class Ledger {
       rec = {
         cmid, chatId, senderId, content, sender, index: this.issued++,
         posts: 0, attempts: 0, accepted: false, acceptedBy: new Set(), firstAt: Date.now(), acceptedAt: null,
-        n503: 0, n429: 0, netErrors: 0, unexpected: [], badAccepts: [], gaveUp: false, brokerIds: [], requestMs: [],
+        n503: 0, refusedAt: [], n429: 0, netErrors: 0, unexpected: [], badAccepts: [], gaveUp: false, brokerIds: [], requestMs: [],
       };
       this.records.set(cmid, rec);
     }
@@ -95,6 +95,7 @@ export class Sender {
           if (Number.isFinite(ra)) retryAfterMs = ra * 1000;
         } else if (res.status === 503) {
           rec.n503++;
+          rec.refusedAt.push(started); // when the refused attempt was made
           if (res.body?.code !== 'unavailable' || !res.headers['retry-after']) {
             rec.unexpected.push(`503 without code unavailable / Retry-After: ${JSON.stringify(res.body)}`);
           }

@@ -107,6 +107,14 @@ fn case(name: &str) -> Case {
             "amqps://u:hunter2-uri@mq.example:5671/v",
             |c| c.rabbitmq.uri.expose_secret().to_string(),
         ),
+        "RABBITMQ_URIS" => with(
+            vec![(jwt.0, JWT_SECRET)],
+            "amqp://u:hunter2-a@a:5672/v,amqp://u:hunter2-b@b:5672/v",
+            |c| {
+                let uris: Vec<_> = c.rabbitmq.uris.iter().map(|u| u.expose_secret()).collect();
+                uris.join(",")
+            },
+        ),
         "S3_ACCESS_KEY_ID" => with(
             vec![
                 (jwt.0, JWT_SECRET),
