@@ -330,7 +330,7 @@ pub async fn connect(
                         return;
                     }
                     let parsed = serde_json::from_str::<NewEvent>(body).ok().and_then(|e| {
-                        let NewEvent(_, p) = e;
+                        let NewEvent(_, p, _) = e;
                         Some((parse_content(&p.message.content)?, p.message.sequence))
                     });
                     let Some(((_, n, sent_us), seq)) = parsed else {

@@ -36,10 +36,15 @@ pub(crate) fn parse_content(s: &str) -> Option<(u32, u32, u64)> {
     Some((chat, n, t))
 }
 
+/// `[name, payload]`, or `[name, payload, offset]`: events that carry an offset repeat
+/// it as a trailing argument (Socket.IO connection state recovery).
 #[derive(Deserialize)]
 pub(crate) struct NewEvent<'a>(
     pub(crate) IgnoredAny,
     #[serde(borrow)] pub(crate) Payload<'a>,
+    #[expect(dead_code, reason = "read only to accept the argument")]
+    #[serde(default)]
+    pub(crate) Option<IgnoredAny>,
 );
 
 #[derive(Deserialize)]
@@ -109,7 +114,7 @@ fn flow_handler(tracker: Arc<Tracker>, slots: HashMap<u32, u8>) -> impl FnMut(&s
             }
             return;
         }
-        let Ok(NewEvent(_, p)) = serde_json::from_str::<NewEvent>(body) else {
+        let Ok(NewEvent(_, p, _)) = serde_json::from_str::<NewEvent>(body) else {
             tracker.unknown();
             return;
         };
@@ -289,10 +294,14 @@ mod tests {
     #[test]
     fn parses_new_events() {
         let body = r#"["chat.message.new",{"chatId":"c","message":{"id":"x","content":"bench 1 2 3","sequence":5,"sentAt":"t"}}]"#;
-        let NewEvent(_, p) = serde_json::from_str(body).unwrap();
+        let NewEvent(_, p, _) = serde_json::from_str(body).unwrap();
         assert_eq!(
             (p.message.content.as_ref(), p.message.sequence),
             ("bench 1 2 3", 5)
         );
+        // With the offset repeated as a trailing argument, as the gateway sends it.
+        let body = r#"["chat.message.new",{"offset":"1-0","chatId":"c","message":{"id":"x","content":"bench 1 2 4","sequence":6,"sentAt":"t"}},"1-0"]"#;
+        let NewEvent(_, p, _) = serde_json::from_str(body).unwrap();
+        assert_eq!(p.message.sequence, 6);
     }
 }
