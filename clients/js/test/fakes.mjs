@@ -106,6 +106,16 @@ export async function until(what, fn, ms = 2000) {
   }
 }
 
+/**
+ * Lets everything already queued run: promise continuations and the callbacks of timers
+ * that are due (under `mock.timers`, those `tick` made due), a few event-loop turns
+ * deep. No clock time passes, so a check after it that something did NOT happen is
+ * decided by what was scheduled, not by how fast the machine is.
+ */
+export async function settle(turns = 10) {
+  for (let i = 0; i < turns; i++) await new Promise((r) => { setImmediate(r); });
+}
+
 /** A CourierClient wired to fakes. */
 export async function makeClient(CourierClient, { routes = baseRoutes(), token = 'tok-1', getToken, ...rest } = {}) {
   const fetch = fakeFetch(routes);

@@ -3,10 +3,10 @@
 // window's offline/online, fatal revocation.
 
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { mock, test } from 'node:test';
 
 import { CourierClient } from '../dist/index.js';
-import { CHAT, baseRoutes, chat, makeClient, msg, until } from './fakes.mjs';
+import { CHAT, baseRoutes, chat, makeClient, msg, settle, until } from './fakes.mjs';
 
 test('connect: connecting, then connected after session.recovered; connect() resolves then', async () => {
   const { client, transport } = await makeClient(CourierClient);
@@ -18,8 +18,9 @@ test('connect: connecting, then connected after session.recovered; connect() res
   assert.equal(client.state, 'connecting');
   assert.deepEqual(transport().opens[0], { token: 'tok-1', offset: null });
   transport().h.onOpen();
-  await new Promise((r) => setTimeout(r, 5));
+  await settle();
   assert.equal(resolved, false, 'not before session.recovered');
+  assert.equal(client.state, 'connecting');
   transport().event('session.recovered', { recovered: false, offset: '5-0' });
   await p;
   assert.deepEqual(states, ['connecting', 'connected']);
@@ -82,16 +83,24 @@ test('recovered:false re-syncs: GET /chats, then chat.sync from the store\'s seq
 
 test('offline closes and waits (no retry timer); online reconnects at once', async () => {
   const win = new EventTarget();
-  const { client, transport } = await makeClient(CourierClient, { window: win, backoff: { minMs: 60_000, maxMs: 60_000 } });
+  const { client, transport } = await makeClient(CourierClient, { window: win, backoff: { minMs: 500, maxMs: 1000 } });
   const p = client.connect();
   await until('opened', () => transport().opens.length === 1);
   transport().accept(true);
   await p;
-  win.dispatchEvent(new Event('offline'));
-  assert.equal(client.state, 'disconnected');
-  assert.equal(transport().closes, 1);
-  await new Promise((r) => setTimeout(r, 20));
-  assert.equal(transport().opens.length, 1, 'no attempt while offline');
+  // The clock is the test's from here: any retry timer set while offline comes due.
+  mock.timers.enable({ apis: ['setTimeout'] });
+  try {
+    win.dispatchEvent(new Event('offline'));
+    assert.equal(client.state, 'disconnected');
+    assert.equal(transport().closes, 1);
+    transport().h.onClose('transport close');
+    mock.timers.tick(60_000);
+    await settle();
+    assert.equal(transport().opens.length, 1, 'no attempt while offline');
+  } finally {
+    mock.timers.reset();
+  }
   win.dispatchEvent(new Event('online'));
   assert.equal(client.state, 'connecting', 'no backoff wait after online');
   await until('reopened', () => transport().opens.length === 2);
@@ -123,10 +132,17 @@ test('auth.revoked stops the client: disconnected, no reconnect, an error', asyn
   await p;
   const errors = [];
   client.on('error', (e) => errors.push(e));
-  transport().event('auth.revoked', { reason: 'logout' });
-  transport().h.onClose('io server disconnect');
-  assert.equal(client.state, 'disconnected');
-  await new Promise((r) => setTimeout(r, 20));
+  mock.timers.enable({ apis: ['setTimeout'] });
+  try {
+    transport().event('auth.revoked', { reason: 'logout' });
+    transport().h.onClose('io server disconnect');
+    assert.equal(client.state, 'disconnected');
+    // Past the longest backoff (20 s): a reconnect timer, had one been set, has run.
+    mock.timers.tick(60_000);
+    await settle();
+  } finally {
+    mock.timers.reset();
+  }
   assert.equal(transport().opens.length, 1);
   assert.equal(errors.length, 1);
   assert.equal(errors[0].code, 'session_revoked');

@@ -2,10 +2,10 @@
 // refresh for a token that was already replaced, refresh before auth.expiring and on 401.
 
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { mock, test } from 'node:test';
 
 import { CourierClient, TokenManager } from '../dist/index.js';
-import { baseRoutes, makeClient, until } from './fakes.mjs';
+import { baseRoutes, makeClient, settle, until } from './fakes.mjs';
 
 test('concurrent refreshes share one getToken() call', async () => {
   let n = 0;
@@ -73,21 +73,29 @@ test('auth.expiring: one refresh at half the life left, handed over with auth.re
 });
 
 test('auth.expiring for a long-lived token refreshes well before the expiry, once for doubled warnings', async () => {
-  let n = 0;
-  const { client, transport } = await makeClient(CourierClient, { getToken: async () => jwt(3600, ++n) });
-  const connected = client.connect();
-  await until('opened', () => transport().opens.length);
-  transport().accept(true);
-  await connected;
-  // The server warns 60 s ahead: refresh at half of that at the latest, i.e. within 30 s;
-  // shorter here: a token that has 2.5 s left.
-  transport().event('auth.expiring', { expiresAt: new Date(Date.now() + 2500).toISOString() });
-  transport().event('auth.expiring', { expiresAt: new Date(Date.now() + 2500).toISOString() });
-  await until('auth.refresh', () => transport().emits.some((e) => e.name === 'auth.refresh'), 3000);
-  await new Promise((r) => setTimeout(r, 50));
-  assert.equal(transport().emits.filter((e) => e.name === 'auth.refresh').length, 1);
-  assert.equal(n, 2);
-  client.disconnect();
+  // The test owns the clock (every timer of the client is a mock one, so none outlives
+  // the test): both warnings' timers come due together, deterministically.
+  mock.timers.enable({ apis: ['setTimeout', 'Date'], now: Date.now() });
+  try {
+    let n = 0;
+    const { client, transport } = await makeClient(CourierClient, { getToken: async () => jwt(3600, ++n) });
+    const connected = client.connect();
+    await settle();
+    assert.equal(transport().opens.length, 1);
+    transport().accept(true);
+    await connected;
+    // The server warns 60 s ahead: refresh at half of that at the latest, i.e. within 30 s;
+    // shorter here: a token that has 2.5 s left.
+    transport().event('auth.expiring', { expiresAt: new Date(Date.now() + 2500).toISOString() });
+    transport().event('auth.expiring', { expiresAt: new Date(Date.now() + 2500).toISOString() });
+    mock.timers.tick(2500);
+    await settle();
+    assert.equal(transport().emits.filter((e) => e.name === 'auth.refresh').length, 1);
+    assert.equal(n, 2);
+    client.disconnect();
+  } finally {
+    mock.timers.reset();
+  }
 });
 
 test('parallel REST calls answered 401 refresh the token once and retry', async () => {
