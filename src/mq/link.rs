@@ -90,13 +90,17 @@ impl Link {
         }
     }
 
-    /// Waits up to `timeout` for a connected session.
-    pub async fn wait_up(&mut self, timeout: Duration) -> bool {
+    /// The connected session, waiting up to `timeout` for one (`None`: none came).
+    pub async fn session_within(&mut self, timeout: Duration) -> Option<Arc<Session>> {
         tokio::time::timeout(timeout, self.next_session())
             .await
             .ok()
             .flatten()
-            .is_some()
+    }
+
+    /// Waits up to `timeout` for a connected session.
+    pub async fn wait_up(&mut self, timeout: Duration) -> bool {
+        self.session_within(timeout).await.is_some()
     }
 }
 

@@ -41,25 +41,21 @@ impl Commands {
         payload: &[u8],
         request_id: &str,
     ) -> ServiceResult<()> {
-        let session = match self.link.current() {
+        let mut session = match self.link.current() {
             Some(s) => s,
             // Moving to another node takes a moment: wait for it rather than refuse.
-            None => {
-                let mut link = self.link.clone();
-                let patience = self.confirm_timeout.min(LINK_PATIENCE);
-                tokio::time::timeout(patience, link.next_session())
-                    .await
-                    .ok()
-                    .flatten()
-                    .ok_or(ServiceError::Unavailable("rabbitmq"))?
-            }
+            None => self
+                .link
+                .clone()
+                .session_within(self.confirm_timeout.min(LINK_PATIENCE))
+                .await
+                .ok_or(ServiceError::Unavailable("rabbitmq"))?,
         };
         let deadline = tokio::time::Instant::now() + self.confirm_timeout;
         let mut headers = FieldTable::default();
         headers.insert(mq::HEADER_REQUEST_ID.into(), mq::long_string(request_id));
         let props = publish::json_properties(&id.to_string(), headers);
         let route = self.topology.route(chat);
-        let mut session = session;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let outcome = publish::publish_confirmed(
@@ -86,8 +82,7 @@ impl Commands {
                     tokio::time::sleep(left.min(NACK_PAUSE)).await;
                 }
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                let mut link = self.link.clone();
-                if let Ok(Some(next)) = tokio::time::timeout(left, link.next_session()).await
+                if let Some(next) = self.link.clone().session_within(left).await
                     && !left.is_zero()
                 {
                     let why = if lost { "connection lost" } else { "nacked" };
