@@ -21,6 +21,7 @@ mod uploads;
 
 pub use amqp_tls::{ClientIdentity, RabbitTls};
 use env::Env;
+pub(crate) use env::urlencode;
 use jwt::jwt_keys;
 pub use jwt::{JwtKeyConfig, MIN_SECRET_BYTES};
 pub use push::{FcmConfig, PushConfig, ServiceAccount, VapidConfig};

@@ -51,7 +51,7 @@ async fn another_writer_of_the_clock_starts_a_new_epoch() {
         .await
         .unwrap();
     redis::cmd("HSET")
-        .arg(cache.keys.clock())
+        .arg(cache.keys.clock(user))
         .arg("node")
         .arg("0123456789abcdef0123456789abcdef01234567")
         .query_async::<()>(&mut c)

@@ -267,7 +267,7 @@ async fn an_offset_is_recoverable_unless_a_stream_lost_what_follows_it_or_redis_
         .await
         .unwrap();
     redis::cmd("DEL")
-        .arg(cache.keys.clock())
+        .arg(cache.keys.clock(Uuid::nil()))
         .query_async::<()>(&mut c)
         .await
         .unwrap();

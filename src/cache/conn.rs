@@ -1,7 +1,7 @@
 //! The connection every Redis command goes through: one self-reconnecting connection
 //! manager to `REDIS_URL` (or the parts), or, under Redis Sentinel, the one to the
 //! current master, with commands that fail because the master went away asking the
-//! sentinels again.
+//! sentinels again, or, in Redis Cluster mode, the cluster connection.
 
 use std::sync::Arc;
 
@@ -11,7 +11,7 @@ use redis::{
 };
 use tokio::sync::watch;
 
-use super::sentinel::Router;
+use super::{cluster::Cluster, sentinel::Router};
 
 /// A shared connection (cheap to clone), used as `redis::aio::ConnectionLike`.
 #[derive(Clone)]
@@ -24,6 +24,7 @@ pub struct RedisConn {
 enum Inner {
     Direct(Arc<(ConnectionManager, Client)>),
     Sentinel(Arc<Router>),
+    Cluster(Arc<Cluster>),
 }
 
 impl RedisConn {
@@ -41,26 +42,45 @@ impl RedisConn {
         }
     }
 
-    /// A client of the server (the current master under Sentinel).
+    pub fn cluster(cluster: Arc<Cluster>) -> Self {
+        Self {
+            inner: Inner::Cluster(cluster),
+            db: 0,
+        }
+    }
+
+    /// The cluster, in Redis Cluster mode.
+    pub fn as_cluster(&self) -> Option<&Cluster> {
+        match &self.inner {
+            Inner::Cluster(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// A client of the server (the current master under Sentinel, a seed node of a
+    /// cluster).
     pub fn client(&self) -> Client {
         match &self.inner {
             Inner::Direct(d) => d.1.clone(),
             Inner::Sentinel(r) => r.client(),
+            Inner::Cluster(c) => c.client(),
         }
     }
 
-    /// Tells the sentinels' follower the master may be gone (a pub/sub connection
-    /// failed); nothing without Sentinel.
+    /// Tells the sentinels' follower the master may be gone, or the cluster to use its
+    /// next seed node (a pub/sub connection failed); nothing on one server.
     pub fn lost(&self) {
-        if let Inner::Sentinel(r) = &self.inner {
-            r.lost();
+        match &self.inner {
+            Inner::Direct(_) => {}
+            Inner::Sentinel(r) => r.lost(),
+            Inner::Cluster(c) => c.lost(),
         }
     }
 
     /// Changes whenever the master changed (`None` without Sentinel: never).
     pub fn changes(&self) -> Option<watch::Receiver<u64>> {
         match &self.inner {
-            Inner::Direct(_) => None,
+            Inner::Direct(_) | Inner::Cluster(_) => None,
             Inner::Sentinel(r) => Some(r.changes()),
         }
     }
@@ -81,6 +101,10 @@ impl ConnectionLike for RedisConn {
                     r.check(&result);
                     result
                 })
+            }
+            Inner::Cluster(c) => {
+                let c = c.clone();
+                Box::pin(async move { c.command(cmd).await })
             }
         }
     }
@@ -104,6 +128,10 @@ impl ConnectionLike for RedisConn {
                     r.check(&result);
                     result
                 })
+            }
+            Inner::Cluster(c) => {
+                let c = c.clone();
+                Box::pin(async move { c.pipeline(pipeline, offset, count).await })
             }
         }
     }

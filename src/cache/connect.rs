@@ -29,19 +29,21 @@ pub fn client_from(url: &str, files: &TlsFiles, var: &str) -> anyhow::Result<Cli
     let built = if files.is_empty() {
         Client::open(url)
     } else {
-        Client::build_with_tls(
-            url,
-            TlsCertificates {
-                client_tls: files.client.as_ref().map(|(cert, key)| ClientTlsConfig {
-                    client_cert: cert.clone(),
-                    client_key: key.clone(),
-                }),
-                root_cert: files.ca.clone(),
-            },
-        )
+        Client::build_with_tls(url, certificates(files))
     };
     // The error may quote the URL: name the variable and the kind only.
     built.map_err(|e| anyhow::anyhow!("{var}: cannot build the Redis client: {:?}", e.kind()))
+}
+
+/// The CA and client certificate of `files` as the Redis client takes them.
+pub fn certificates(files: &TlsFiles) -> TlsCertificates {
+    TlsCertificates {
+        client_tls: files.client.as_ref().map(|(cert, key)| ClientTlsConfig {
+            client_cert: cert.clone(),
+            client_key: key.clone(),
+        }),
+        root_cert: files.ca.clone(),
+    }
 }
 
 /// Why a TLS connect failed, in words an operator can act on; `None` when the error

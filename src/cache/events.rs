@@ -26,13 +26,15 @@ static PUBLISH: LazyLock<Script> = LazyLock::new(|| {
     ))
 });
 
-/// Deletes a stream whose newest event is older than the cutoff, else trims the
-/// entries older than it (whole nodes, `MINID ~`). Returns 1 if deleted.
+/// Deletes a stream whose newest event is older than the cutoff (with its user's
+/// clock, KEYS[2], in cluster mode), else trims the entries older than it (whole
+/// nodes, `MINID ~`). Returns 1 if deleted.
 static SWEEP: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
         local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
         if last == nil or tonumber(string.match(last[1], '^(%d+)')) < tonumber(ARGV[1]) then
+          if KEYS[2] then redis.call('DEL', KEYS[2]) end
           return redis.call('DEL', KEYS[1])
         end
         redis.call('XTRIM', KEYS[1], 'MINID', '~', ARGV[1])
@@ -40,6 +42,16 @@ static SWEEP: LazyLock<Script> = LazyLock::new(|| {
         ",
     )
 });
+
+/// One payload of a publish script call: an event, the users it goes to through their
+/// own streams, and its group target.
+pub(super) struct Part<'a> {
+    pub event: &'a Outgoing,
+    pub targets: &'a [(Uuid, &'static str)],
+    pub group: Option<&'a GroupTarget>,
+    /// The targets are group members (cluster mode): no membership change for them.
+    pub expanded: bool,
+}
 
 /// How often the worker sweeps the event streams.
 pub const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
@@ -57,7 +69,7 @@ impl Cache {
     }
 
     /// `e`'s group target (none without a chat).
-    fn group_of(e: &Outgoing) -> Option<&GroupTarget> {
+    pub(super) fn group_of(e: &Outgoing) -> Option<&GroupTarget> {
         e.group.as_ref().filter(|_| e.chat.is_some())
     }
 
@@ -68,31 +80,66 @@ impl Cache {
         {
             return Ok(());
         }
+        if self.is_cluster() {
+            return self.publish_split(events, keep).await;
+        }
+        let batch: Vec<Part<'_>> = events
+            .iter()
+            .map(|e| Part {
+                event: e,
+                targets: &e.targets,
+                group: Self::group_of(e),
+                expanded: false,
+            })
+            .collect();
+        let mut conn = self.conn.clone();
+        self.invocation(&batch, keep)
+            .invoke_async::<()>(&mut conn)
+            .await
+    }
+
+    /// The publish script's call for `parts` (in cluster mode, all in one slot: the
+    /// targets' stream keys are its keys, so the cluster routes it there).
+    pub(super) fn invocation<'a>(
+        &self,
+        parts: &[Part<'_>],
+        keep: bool,
+    ) -> redis::ScriptInvocation<'a> {
         let mut inv = PUBLISH.prepare_invoke();
+        let (open, close) = self.keys.user_pattern();
         inv.arg(self.keys.prefix())
             .arg(self.keys.gateway_channel(""))
             .arg(self.retention.max_events)
             .arg(self.retention.window.as_secs().max(1))
             .arg(if keep { "s" } else { "e" })
-            .arg(events.len());
-        for e in events {
-            let group = Self::group_of(e);
-            let except: Vec<String> = group
+            .arg(parts.len())
+            .arg(open)
+            .arg(close);
+        for part in parts {
+            let e = part.event;
+            let except: Vec<String> = part
+                .group
                 .map(|g| g.except.iter().map(Uuid::to_string).collect())
                 .unwrap_or_default();
             inv.arg(&e.data)
                 .arg(e.chat.map(|c| c.to_string()).unwrap_or_default())
                 .arg(e.sequence)
-                .arg(Membership::code(e.membership))
-                .arg(group.map(|g| g.name).unwrap_or_default())
+                .arg(if part.expanded {
+                    Membership::code(None)
+                } else {
+                    Membership::code(e.membership)
+                })
+                .arg(part.group.map(|g| g.name).unwrap_or_default())
                 .arg(except.join(","))
-                .arg(e.targets.len());
-            for (user, name) in &e.targets {
+                .arg(part.targets.len());
+            for (user, name) in part.targets {
                 inv.arg(user.to_string()).arg(*name);
+                if self.is_cluster() {
+                    inv.key(self.keys.user_events(*user));
+                }
             }
         }
-        let mut conn = self.conn.clone();
-        inv.invoke_async::<()>(&mut conn).await
+        inv
     }
 
     /// Removes the streams of users without an event in the retention window, and
@@ -105,7 +152,17 @@ impl Cache {
         for kind in ["user", "chat"] {
             let pattern = format!("{}{kind}:*:events", self.keys.prefix());
             for key in self.keys_matching(&pattern).await? {
-                let gone: i64 = SWEEP.key(key).arg(cutoff).invoke_async(&mut conn).await?;
+                let mut inv = SWEEP.prepare_invoke();
+                inv.key(&key);
+                // A user's own clock (cluster mode) goes with their stream: an offset
+                // of theirs from before is then older than the new clock's start.
+                if self.is_cluster()
+                    && kind == "user"
+                    && let Some(user) = key.strip_suffix(":events")
+                {
+                    inv.key(format!("{user}:clock"));
+                }
+                let gone: i64 = inv.arg(cutoff).invoke_async(&mut conn).await?;
                 removed += gone as usize;
             }
         }

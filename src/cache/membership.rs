@@ -71,15 +71,12 @@ impl Cache {
         if misses.is_empty() {
             return Ok(out);
         }
-        let gens: Vec<Option<String>> = redis::cmd("MGET")
-            .arg(
-                misses
-                    .iter()
-                    .map(|c| self.keys.members_gen(*c))
-                    .collect::<Vec<_>>(),
-            )
-            .query_async(&mut conn)
-            .await?;
+        // One GET per chat (not MGET): in a cluster the chats' keys are in many slots.
+        let mut pipe = redis::pipe();
+        for c in &misses {
+            pipe.get(self.keys.members_gen(*c));
+        }
+        let gens: Vec<Option<String>> = pipe.query_async(&mut conn).await?;
         let loaded = db::chats::member_ids_settled(pool, &misses).await?;
         for (chat, gen_seen) in misses.iter().zip(&gens) {
             let users = loaded.get(chat).cloned().unwrap_or_default();

@@ -3,9 +3,12 @@
 //! Every key and channel starts with `REDIS_KEY_PREFIX`.
 
 pub mod blocks;
+pub mod cluster;
 pub mod conn;
 pub mod connect;
 pub mod events;
+mod fanout;
+pub mod keys;
 pub mod kinds;
 pub mod membership;
 pub mod near;
@@ -13,6 +16,7 @@ pub mod push;
 pub mod ratelimit;
 pub mod routing;
 pub mod sentinel;
+mod split;
 pub mod timeline;
 
 use std::time::Duration;
@@ -23,101 +27,9 @@ use redis::{
 };
 
 use self::conn::RedisConn;
-use uuid::Uuid;
+pub use self::keys::Keys;
 
 use crate::config::Config;
-
-/// Key and channel names under the deployment's prefix.
-#[derive(Debug, Clone)]
-pub struct Keys {
-    prefix: String,
-    notify: String,
-}
-
-impl Keys {
-    pub fn new(prefix: &str, notification_channel: &str) -> Self {
-        Self {
-            prefix: prefix.to_string(),
-            notify: notification_channel.to_string(),
-        }
-    }
-    pub fn prefix(&self) -> &str {
-        &self.prefix
-    }
-    /// SET of user ids of a chat (cache of `chat_participants`).
-    pub fn members(&self, chat: Uuid) -> String {
-        format!("{}chat:{chat}:members", self.prefix)
-    }
-    /// STRING counter bumped whenever a chat's membership changes: a cache fill that
-    /// started before the change does not store what it read.
-    pub fn members_gen(&self, chat: Uuid) -> String {
-        format!("{}chat:{chat}:members:gen", self.prefix)
-    }
-    /// SET of the users `user` blocked, plus the `-` marker (cache of `user_blocks`).
-    pub fn user_blocking(&self, user: Uuid) -> String {
-        format!("{}user:{user}:blocking", self.prefix)
-    }
-    /// SET of the users who blocked `user`, plus the `-` marker.
-    pub fn user_blockers(&self, user: Uuid) -> String {
-        format!("{}user:{user}:blockers", self.prefix)
-    }
-    /// STRING counter bumped whenever a block involving `user` changes.
-    pub fn user_blocks_gen(&self, user: Uuid) -> String {
-        format!("{}user:{user}:blocks:gen", self.prefix)
-    }
-    /// Pub/sub channel of revocations and block changes for every process's near cache.
-    pub fn near_channel(&self) -> String {
-        format!("{}near", self.prefix)
-    }
-    /// HASH connection id → gateway id of a user's live sockets and SSE streams.
-    pub fn user_sockets(&self, user: Uuid) -> String {
-        format!("{}user:{user}:sockets", self.prefix)
-    }
-    /// STREAM of a user's recoverable events (its ids are the events' offsets).
-    pub fn user_events(&self, user: Uuid) -> String {
-        format!("{}user:{user}:events", self.prefix)
-    }
-    /// HASH {ms, n, since}: the global clock every recoverable event's id comes from.
-    pub fn clock(&self) -> String {
-        format!("{}clock", self.prefix)
-    }
-    /// STREAM of a group chat's events (one entry per event, the same ids as users').
-    pub fn chat_events(&self, chat: Uuid) -> String {
-        format!("{}chat:{chat}:events", self.prefix)
-    }
-    /// SET of the gateways following a group chat's timeline.
-    pub fn chat_gateways(&self, chat: Uuid) -> String {
-        format!("{}chat:{chat}:gws", self.prefix)
-    }
-    /// SET of the chats a gateway follows (the reverse of `chat_gateways`, for cleanup).
-    pub fn gateway_chats(&self, gateway: &str) -> String {
-        format!("{}gateway:{gateway}:chats", self.prefix)
-    }
-    /// HASH chat id → id of the `chat.removed` of the groups `user` left lately.
-    pub fn user_left(&self, user: Uuid) -> String {
-        format!("{}user:{user}:left", self.prefix)
-    }
-    /// SET of users who are online (grace period included).
-    pub fn presence_online(&self) -> String {
-        format!("{}presence:online", self.prefix)
-    }
-    /// ZSET user → when they go offline unless they connect again (ms since epoch).
-    pub fn presence_pending(&self) -> String {
-        format!("{}presence:pending", self.prefix)
-    }
-    /// SET of "userId|socketId" registered by one gateway (for crash cleanup).
-    pub fn gateway_sockets(&self, gateway: &str) -> String {
-        format!("{}gateway:{gateway}:sockets", self.prefix)
-    }
-    /// ZSET gateway id → last heartbeat (ms since epoch).
-    pub fn gateways(&self) -> String {
-        format!("{}gateways", self.prefix)
-    }
-    /// Pub/sub channel of one gateway instance.
-    pub fn gateway_channel(&self, gateway: &str) -> String {
-        format!("{}{}.{gateway}", self.prefix, self.notify)
-    }
-}
 
 /// How long and how many events stay recoverable per user.
 #[derive(Debug, Clone, Copy)]
@@ -134,6 +46,8 @@ pub struct Cache {
     pub retention: Retention,
     /// This process's in-memory state (`near`), shared by every clone.
     pub near: std::sync::Arc<near::Near>,
+    /// The database, for the members of group chats in cluster mode ([`Cache::with_pool`]).
+    pool: Option<sqlx::PgPool>,
 }
 
 impl Cache {
@@ -145,22 +59,35 @@ impl Cache {
             .set_response_timeout(Some(Duration::from_secs(5)))
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_secs(1));
-        let conn = match &config.redis.sentinel {
-            Some(s) => RedisConn::sentinel(
+        let conn = match (&config.redis.sentinel, &config.redis.cluster) {
+            (Some(s), _) => RedisConn::sentinel(
                 sentinel::Router::connect(config, s, cm_config, patience).await?,
                 config.redis.db,
             ),
-            None => Self::connect_direct(config, cm_config, patience).await?,
+            (None, Some(nodes)) => {
+                RedisConn::cluster(cluster::Cluster::connect(config, nodes, patience).await?)
+            }
+            (None, None) => Self::connect_direct(config, cm_config, patience).await?,
         };
+        let mut keys = Keys::new(&config.redis.key_prefix, &config.notification_channel);
+        keys.cluster = config.redis.cluster.is_some();
         Ok(Self {
             conn,
-            keys: Keys::new(&config.redis.key_prefix, &config.notification_channel),
+            keys,
             retention: Retention {
                 window: config.realtime.recovery_window,
                 max_events: config.realtime.recovery_max_events,
             },
             near: Default::default(),
+            pool: None,
         })
+    }
+
+    /// Gives the cache the database it reads group chats' members from when it
+    /// expands group events in cluster mode.
+    pub fn with_pool(mut self, pool: sqlx::PgPool) -> Self {
+        self.pool = Some(pool);
+        self
     }
 
     /// The connection to `REDIS_URL` (or the parts), retried for up to `patience`.
@@ -196,6 +123,12 @@ impl Cache {
             }
         };
         Ok(RedisConn::direct(conn, client, config.redis.db))
+    }
+
+    /// Redis Cluster mode: group events are written to each member's stream, and
+    /// each user's events get their ids from the user's own clock.
+    pub fn is_cluster(&self) -> bool {
+        self.keys.cluster
     }
 
     /// A client of the server (under Sentinel: of the current master).
@@ -237,8 +170,12 @@ impl Cache {
             .is_ok()
     }
 
-    /// Every key matching `pattern` (SCAN, so Redis is never blocked by it).
-    pub(crate) async fn keys_matching(&self, pattern: &str) -> redis::RedisResult<Vec<String>> {
+    /// Every key matching `pattern` (SCAN, so Redis is never blocked by it; every
+    /// master of a cluster).
+    pub async fn keys_matching(&self, pattern: &str) -> redis::RedisResult<Vec<String>> {
+        if let Some(cluster) = self.conn.as_cluster() {
+            return cluster.scan(pattern).await;
+        }
         let mut c = self.conn.clone();
         let (mut cursor, mut all) = (0u64, Vec::new());
         loop {
@@ -262,9 +199,11 @@ impl Cache {
     pub async fn purge_prefix(&self) -> redis::RedisResult<()> {
         let mut c = self.conn.clone();
         let keys = self
-            .keys_matching(&format!("{}*", self.keys.prefix))
+            .keys_matching(&format!("{}*", self.keys.prefix()))
             .await?;
-        for chunk in keys.chunks(500) {
+        // One key per DEL in a cluster: the keys are in many slots.
+        let per = if self.is_cluster() { 1 } else { 500 };
+        for chunk in keys.chunks(per) {
             redis::cmd("DEL")
                 .arg(chunk)
                 .query_async::<()>(&mut c)

@@ -4,14 +4,20 @@
 -- used in every stream it goes to, so ids grow across all streams and pushes go out in
 -- id order: a gateway subscribed all along sees every event of its users in order.
 -- Pushed ids carry the dataset's epoch (epoch.lua, prepended).
+-- In Redis Cluster mode (a user key closing "}" given) each user's ids come from
+-- their own clock (`<user key>:clock`, in their slot) instead, and the script is run
+-- per slot with the targets of that slot (no group targets: the caller expanded them).
 -- ARGV: prefix, channel prefix, cap, retention window (s), mode ("s" keep | "e"
--- ephemeral), number of payloads, then per payload: data, chat, sequence, membership
+-- ephemeral), number of payloads, user key opening and closing (a user's keys are
+-- opening .. id .. closing .. ':events' etc.), then per payload: data, chat, sequence, membership
 -- code (0 none, 1 joined, 2 left), group event name ("" none), group except
 -- (comma-separated), number of per-user targets, then per target (user, event name).
 -- Streams do not expire here: the worker's sweep removes idle ones and trims entries
 -- older than the window.
 local prefix, chan, cap, window, mode = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local nd = tonumber(ARGV[6])
+local uopen, uclose = ARGV[7], ARGV[8]
+local own = uclose ~= ''
 local call = redis.call
 local routes, per, order = {}, {}, {}
 local clock = prefix .. 'clock'
@@ -19,7 +25,7 @@ local ms, n, since
 local given = false
 
 local epoch = '0'
-if mode == 's' then
+if mode == 's' and not own then
   epoch = clock_epoch(clock)
   local c = call('HMGET', clock, 'ms', 'n', 'since')
   local t = call('TIME')
@@ -38,6 +44,30 @@ local function next_id()
     call('HSETNX', clock, 'since', id)
   end
   return id
+end
+
+-- Cluster mode: the clocks of the users this run gave ids, by user key.
+local clocks, touched = {}, {}
+local function user_id(ukey)
+  local c = clocks[ukey]
+  if c == nil then
+    local key = ukey .. ':clock'
+    local e = clock_epoch(key)
+    local h = call('HMGET', key, 'ms', 'n', 'since')
+    local t = call('TIME')
+    local m = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    if h[1] and tonumber(h[1]) > m then m = tonumber(h[1]) end
+    c = { key = key, epoch = e, ms = m, n = tonumber(h[2] or '0'), since = h[3] }
+    clocks[ukey] = c
+    touched[#touched + 1] = c
+  end
+  c.n = c.n + 1
+  local id = string.format('%.0f-%.0f', c.ms, c.n)
+  if not c.since then
+    c.since = id
+    call('HSETNX', c.key, 'since', id)
+  end
+  return id, c.epoch
 end
 
 -- Appends one entry (with one optional extra field k = v) to a stream under `id`.
@@ -75,24 +105,26 @@ local function slot(p, di, data, chat, seq, mcode)
   return li
 end
 
-local i = 7
+local i = 9
 for di = 0, nd - 1 do
   local data, chat, seq, mcode = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local gname, gexcept, nt = ARGV[i + 4], ARGV[i + 5], tonumber(ARGV[i + 6])
   i = i + 7
   local id = ''
-  if mode == 's' and (nt > 0 or gname ~= '') then id = next_id() end
+  if mode == 's' and not own and (nt > 0 or gname ~= '') then id = next_id() end
   for _ = 1, nt do
     local user, name = ARGV[i], ARGV[i + 1]
     i = i + 2
-    local ukey = prefix .. 'user:' .. user
+    local ukey = uopen .. user .. uclose
+    local tid, tepoch = id, epoch
+    if mode == 's' and own then tid, tepoch = user_id(ukey) end
     if mode == 's' then
       if mcode == '0' then
-        append(ukey .. ':events', id, name, data, chat, seq)
+        append(ukey .. ':events', tid, name, data, chat, seq)
       else
-        append(ukey .. ':events', id, name, data, chat, seq, 'm', mcode == '1' and 'j' or 'l')
+        append(ukey .. ':events', tid, name, data, chat, seq, 'm', mcode == '1' and 'j' or 'l')
         if mcode == '2' then
-          call('HSET', ukey .. ':left', chat, id)
+          call('HSET', ukey .. ':left', chat, tid)
           call('EXPIRE', ukey .. ':left', window)
         else
           call('HDEL', ukey .. ':left', chat)
@@ -115,7 +147,7 @@ for di = 0, nd - 1 do
       local p = push_of(g)
       local li = slot(p, di, data, chat, seq, mcode)
       p.nt = p.nt + 1
-      p.t[p.nt] = '[' .. li .. ',"' .. user .. '","' .. in_epoch(epoch, id) .. '","' .. name .. '"]'
+      p.t[p.nt] = '[' .. li .. ',"' .. user .. '","' .. in_epoch(tepoch, tid) .. '","' .. name .. '"]'
     end
   end
   if gname ~= '' then
@@ -140,6 +172,9 @@ end
 
 if given then
   call('HSET', clock, 'ms', string.format('%.0f', ms), 'n', string.format('%.0f', n), 'node', RUN_ID)
+end
+for _, c in ipairs(touched) do
+  call('HSET', c.key, 'ms', string.format('%.0f', c.ms), 'n', string.format('%.0f', c.n), 'node', RUN_ID)
 end
 
 for _, g in ipairs(order) do

@@ -67,6 +67,9 @@ impl Cache {
         user: Uuid,
         conn: &str,
     ) -> redis::RedisResult<bool> {
+        if self.is_cluster() {
+            return self.register_split(gateway, user, conn).await;
+        }
         let mut c = self.conn.clone();
         let added: i64 = REGISTER
             .key(self.keys.user_sockets(user))
@@ -88,8 +91,11 @@ impl Cache {
         user: Uuid,
         conn: &str,
     ) -> redis::RedisResult<()> {
-        let mut c = self.conn.clone();
         let due = chrono::Utc::now().timestamp_millis();
+        if self.is_cluster() {
+            return self.unregister_split(gateway, user, conn, due).await;
+        }
+        let mut c = self.conn.clone();
         UNREGISTER
             .key(self.keys.user_sockets(user))
             .key(self.keys.gateway_sockets(gateway))
@@ -107,11 +113,15 @@ impl Cache {
         &self,
         grace: std::time::Duration,
     ) -> redis::RedisResult<Vec<(Uuid, i64)>> {
+        let cutoff = chrono::Utc::now().timestamp_millis() - grace.as_millis() as i64;
+        if self.is_cluster() {
+            return self.sweep_split(cutoff).await;
+        }
         let mut c = self.conn.clone();
         let gone: Vec<String> = SWEEP
             .key(self.keys.presence_pending())
             .key(self.keys.presence_online())
-            .arg(chrono::Utc::now().timestamp_millis() - grace.as_millis() as i64)
+            .arg(cutoff)
             .arg(self.keys.prefix())
             .invoke_async(&mut c)
             .await?;

@@ -138,8 +138,11 @@ impl Cache {
         start: bool,
     ) -> redis::RedisResult<TimelineRead> {
         let limit = self.retention.max_events as usize * 2 + 128;
+        // In cluster mode a user's stream holds their group events too.
+        let groups = if self.is_cluster() { &[] } else { groups };
         let mut inv = READ.prepare_invoke();
-        inv.key(self.keys.clock()).key(self.keys.user_events(user));
+        inv.key(self.keys.clock(user))
+            .key(self.keys.user_events(user));
         for (chat, _) in groups {
             inv.key(self.keys.chat_events(*chat));
         }
@@ -227,7 +230,8 @@ impl Cache {
     /// Makes `gateway` follow the timelines of `chats`: their group events are pushed
     /// to it from now on.
     pub async fn follow_chats(&self, gateway: &str, chats: &[Uuid]) -> redis::RedisResult<()> {
-        if chats.is_empty() {
+        // In cluster mode group events go to each member's stream: nothing to follow.
+        if chats.is_empty() || self.is_cluster() {
             return Ok(());
         }
         let mut pipe = redis::pipe();

@@ -23,6 +23,9 @@ pub struct RedisConfig {
     /// `REDIS_SENTINELS`, `REDIS_SENTINEL_MASTER`, `REDIS_SENTINEL_PASSWORD`: the master
     /// is asked of these sentinels (instead of `REDIS_HOST`/`REDIS_PORT`).
     pub sentinel: Option<SentinelConfig>,
+    /// `REDIS_CLUSTER_NODES` (`host:port,...`): Redis Cluster mode, these nodes the
+    /// seeds the cluster's layout is learned from (with the password and TLS above).
+    pub cluster: Option<Vec<(String, u16)>>,
 }
 
 /// Redis Sentinel: where the sentinels are and which master they watch.
@@ -108,7 +111,9 @@ impl Config {
 
     /// The variable the Redis connection comes from, for error lines.
     pub fn redis_var(&self) -> &'static str {
-        if self.redis.sentinel.is_some() {
+        if self.redis.cluster.is_some() {
+            "REDIS_CLUSTER_NODES"
+        } else if self.redis.sentinel.is_some() {
             "REDIS_SENTINELS"
         } else if self.redis.url.is_some() {
             "REDIS_URL"
@@ -126,14 +131,12 @@ pub(super) fn redis<F: Fn(&str) -> Option<String>>(
 ) -> Result<RedisConfig, ConfigError> {
     let url = env.raw("REDIS_URL");
     let sentinel = sentinel(env)?;
-    if env.raw("REDIS_CLUSTER_NODES").is_some() {
-        if url.is_some() || sentinel.is_some() {
-            return Err(env.bad(
-                "REDIS_CLUSTER_NODES",
-                "set at most one of REDIS_URL, REDIS_SENTINELS and REDIS_CLUSTER_NODES",
-            ));
-        }
-        return Err(env.bad("REDIS_CLUSTER_NODES", "Redis Cluster is not supported yet"));
+    let cluster = host_ports(env, "REDIS_CLUSTER_NODES")?;
+    if cluster.is_some() && (url.is_some() || sentinel.is_some()) {
+        return Err(env.bad(
+            "REDIS_CLUSTER_NODES",
+            "set at most one of REDIS_URL, REDIS_SENTINELS and REDIS_CLUSTER_NODES",
+        ));
     }
     if url.is_some() && sentinel.is_some() {
         return Err(env.bad(
@@ -194,16 +197,21 @@ pub(super) fn redis<F: Fn(&str) -> Option<String>>(
         };
         return Err(env.bad(var, "needs TLS: a rediss:// REDIS_URL or REDIS_TLS=true"));
     }
+    let db = env.parse("REDIS_DB", 0)?;
+    if cluster.is_some() && db != 0 {
+        return Err(env.bad("REDIS_DB", "a Redis Cluster has only database 0"));
+    }
     Ok(RedisConfig {
         host: env.string("REDIS_HOST", "127.0.0.1"),
         port: env.parse("REDIS_PORT", 6379)?,
         password: env.secret_opt("REDIS_PASSWORD"),
-        db: env.parse("REDIS_DB", 0)?,
+        db,
         key_prefix: env.string("REDIS_KEY_PREFIX", "courier:"),
         url: url.map(Into::into),
         tls,
         tls_files,
         sentinel,
+        cluster,
     })
 }
 
@@ -211,7 +219,22 @@ pub(super) fn redis<F: Fn(&str) -> Option<String>>(
 fn sentinel<F: Fn(&str) -> Option<String>>(
     env: &Env<'_, F>,
 ) -> Result<Option<SentinelConfig>, ConfigError> {
-    let Some(list) = env.raw("REDIS_SENTINELS") else {
+    let Some(nodes) = host_ports(env, "REDIS_SENTINELS")? else {
+        return Ok(None);
+    };
+    Ok(Some(SentinelConfig {
+        nodes,
+        master: env.name("REDIS_SENTINEL_MASTER", "mymaster")?,
+        password: env.secret_opt("REDIS_SENTINEL_PASSWORD"),
+    }))
+}
+
+/// The `host:port,...` list of `var` (`None` when unset).
+fn host_ports<F: Fn(&str) -> Option<String>>(
+    env: &Env<'_, F>,
+    var: &'static str,
+) -> Result<Option<Vec<(String, u16)>>, ConfigError> {
+    let Some(list) = env.raw(var) else {
         return Ok(None);
     };
     let mut nodes = Vec::new();
@@ -224,20 +247,16 @@ fn sentinel<F: Fn(&str) -> Option<String>>(
             Some((h, p)) => nodes.push((h.to_string(), p)),
             None => {
                 return Err(env.bad(
-                    "REDIS_SENTINELS",
+                    var,
                     &format!("expected host:port,host:port,..., got {item:?}"),
                 ));
             }
         }
     }
     if nodes.is_empty() {
-        return Err(env.bad("REDIS_SENTINELS", "expected host:port,host:port,..."));
+        return Err(env.bad(var, "expected host:port,host:port,..."));
     }
-    Ok(Some(SentinelConfig {
-        nodes,
-        master: env.name("REDIS_SENTINEL_MASTER", "mymaster")?,
-        password: env.secret_opt("REDIS_SENTINEL_PASSWORD"),
-    }))
+    Ok(Some(nodes))
 }
 
 /// Checks one AMQP URI of `var` (the parser's message may quote the URI: it is not

@@ -352,11 +352,28 @@ fn redis_sentinels_are_parsed_and_exclusive_with_url_and_cluster() {
     assert_eq!(refused(&[("REDIS_SENTINELS", "h:0")]), "REDIS_SENTINELS");
     let both = [("REDIS_SENTINELS", "h:26379"), ("REDIS_URL", "redis://h")];
     assert_eq!(refused(&both), "REDIS_SENTINELS");
-    let e = with_secret(&[("REDIS_CLUSTER_NODES", "h:7000")]).unwrap_err();
-    assert!(e.reason.contains("not supported yet"), "{e}");
     let e = with_secret(&[
         ("REDIS_CLUSTER_NODES", "h:7000"),
         ("REDIS_SENTINELS", "h:1"),
     ]);
     assert!(e.unwrap_err().reason.contains("at most one"));
+}
+
+#[test]
+fn redis_cluster_nodes_are_parsed_and_need_database_0() {
+    let c = with_secret(&[("REDIS_CLUSTER_NODES", "10.0.0.1:7000, r2.example:7001")]).unwrap();
+    let nodes = c.redis.cluster.as_ref().unwrap();
+    assert_eq!(nodes[1], ("r2.example".to_string(), 7001));
+    assert_eq!(c.redis_var(), "REDIS_CLUSTER_NODES");
+    assert_eq!(
+        refused(&[("REDIS_CLUSTER_NODES", "h")]),
+        "REDIS_CLUSTER_NODES"
+    );
+    let db = [("REDIS_CLUSTER_NODES", "h:7000"), ("REDIS_DB", "2")];
+    assert_eq!(refused(&db), "REDIS_DB");
+    let both = [
+        ("REDIS_CLUSTER_NODES", "h:7000"),
+        ("REDIS_URL", "redis://h"),
+    ];
+    assert_eq!(refused(&both), "REDIS_CLUSTER_NODES");
 }

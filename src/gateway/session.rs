@@ -87,6 +87,10 @@ pub async fn open(
 /// The user's groups (loaded unless another connection of theirs did), followed by
 /// this gateway.
 async fn groups(state: &GwState, user: Uuid) -> anyhow::Result<Vec<(Uuid, Option<Offset>)>> {
+    // In Redis Cluster mode group events are in each member's own stream.
+    if state.cache.is_cluster() {
+        return Ok(Vec::new());
+    }
     let hub = &state.hub;
     if !hub.groups.is_loaded(user) {
         let current = db::chats::group_ids_of(&state.pool, user).await?;

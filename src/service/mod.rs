@@ -58,9 +58,12 @@ pub struct Deps {
 impl Deps {
     pub async fn connect(config: &Config) -> anyhow::Result<Self> {
         let jwt = JwtKeys::new(&config.jwt, config.jwt_expiration)?;
+        let pool = crate::db::pool(config)?;
         Ok(Self {
-            pool: crate::db::pool(config)?,
-            cache: Cache::connect(config, Duration::from_secs(30)).await?,
+            cache: Cache::connect(config, Duration::from_secs(30))
+                .await?
+                .with_pool(pool.clone()),
+            pool,
             jwt: Arc::new(jwt),
             receipts: receipts::Receipts::default(),
             storage: crate::storage::Storage::new(&config.uploads)?,
