@@ -2,8 +2,16 @@
 //! (a chat's timeline would live in another slot than its members' streams and
 //! clocks), so group targets are expanded to the members first; then the targets are
 //! split by slot and the publish script runs once per slot, on the node serving it.
+//!
+//! The slots' calls are not one transaction: when some fail (their master is lost)
+//! and others went through, returning the error would have the worker publish the
+//! batch again and the others' users get its events twice. So a failed slot is tried
+//! again here, alone, until its replica is promoted ([`SLOT_PATIENCE`]).
 
-use std::collections::{HashMap, HashSet};
+use std::{
+    collections::{HashMap, HashSet},
+    time::Duration,
+};
 
 use futures::{StreamExt, TryStreamExt};
 use uuid::Uuid;
@@ -13,6 +21,9 @@ use crate::domain::events::Outgoing;
 
 /// How many slots' publish calls are in flight at once.
 const IN_FLIGHT: usize = 32;
+/// How long one slot's publish is retried before the batch fails (a failover takes
+/// the cluster's node timeout plus an election: seconds).
+const SLOT_PATIENCE: Duration = Duration::from_secs(60);
 
 /// The targets of one event in one slot (`expanded`: group members).
 struct Share {
@@ -68,10 +79,28 @@ impl Cache {
                         expanded: s.expanded,
                     })
                     .collect();
-                let mut conn = self.conn.clone();
-                self.invocation(&parts, keep)
-                    .invoke_async::<()>(&mut conn)
-                    .await
+                let deadline = tokio::time::Instant::now() + SLOT_PATIENCE;
+                let mut backoff = crate::backoff::Backoff::new(
+                    Duration::from_millis(100),
+                    Duration::from_secs(1),
+                );
+                loop {
+                    let mut conn = self.conn.clone();
+                    match self
+                        .invocation(&parts, keep)
+                        .invoke_async::<()>(&mut conn)
+                        .await
+                    {
+                        Err(e)
+                            if !matches!(e.retry_method(), redis::RetryMethod::NoRetry)
+                                && tokio::time::Instant::now() < deadline =>
+                        {
+                            tracing::warn!(error = %e, "publish to a cluster slot failed; retrying");
+                            tokio::time::sleep(backoff.next_delay()).await;
+                        }
+                        done => return done,
+                    }
+                }
             })
             .buffer_unordered(IN_FLIGHT)
             .try_collect::<()>()
