@@ -1,6 +1,7 @@
 // Infrastructure helpers: running commands, where the services are (`serviceEndpoints`),
 // psql / rabbitmqctl / redis-cli helpers for databases, vhosts and Redis keys
-// (`makeInfra`, `infra`), and free TCP ports.
+// (`makeInfra`, `infra`; on one Redis or on a Redis Cluster, whose keys are scanned and
+// deleted on every master), and free TCP ports.
 
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
