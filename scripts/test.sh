@@ -52,5 +52,11 @@ bash scripts/browser.sh
 echo "== end-to-end tests (socket.io-client)"
 (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error && COURIER_BIN_DIR="$PWD/../../target/debug" npm test --silent)
 
+# The realtime subset again with every deployment on a local Redis Cluster (3 masters,
+# 3 replicas: scripts/redis-cluster.sh, started and stopped by the pass); the files and
+# why those: CLUSTER_FILES in tests/e2e/cluster-pass.mjs (about 4 min here).
+echo "== end-to-end tests on a Redis Cluster (COURIER_E2E_REDIS=cluster, tests/e2e/cluster-pass.mjs)"
+(cd tests/e2e && COURIER_BIN_DIR="$PWD/../../target/debug" npm run --silent test:cluster)
+
 echo "== unit and integration tests"
 cargo test --all-targets --quiet -- --test-threads "${TEST_THREADS:-4}"

@@ -13,6 +13,7 @@ import { after, before, test as nodeTest } from 'node:test';
 
 import { connect } from './client.mjs';
 import { freePorts, infra, makeInfra, run, serviceEndpoints } from './infra.mjs';
+import { sharedRedisCluster } from './instances-redis-cluster.mjs';
 import { CourierProcess, cleanEnv } from './processes.mjs';
 import { RestClient } from './rest.mjs';
 import { settings } from './settings.mjs';
@@ -86,11 +87,13 @@ export class Deployment extends RestClient {
   /** The environment every process of this deployment gets (contract names). */
   env(overrides = {}) {
     const ep = this.infra.endpoints;
+    const redis = ep.redisClusterNodes
+      ? { REDIS_CLUSTER_NODES: ep.redisClusterNodes }
+      : { REDIS_HOST: ep.redisHost, REDIS_PORT: String(ep.redisPort) };
     return {
       ...cleanEnv(),
       DATABASE_URL: this.databaseUrl,
-      REDIS_HOST: ep.redisHost,
-      REDIS_PORT: String(ep.redisPort),
+      ...redis,
       REDIS_KEY_PREFIX: this.redisPrefix,
       RABBITMQ_HOST: ep.rabbitHost,
       RABBITMQ_PORT: String(ep.rabbitPort),
@@ -126,8 +129,11 @@ export class Deployment extends RestClient {
   async start() {
     live.add(this);
     try {
-      const services = typeof this.servicesOption === 'function'
+      let services = typeof this.servicesOption === 'function'
         ? await this.servicesOption() : this.servicesOption;
+      if (this.onSharedRedisCluster(services)) {
+        services = { ...services, ...(await sharedRedisCluster()).services };
+      }
       if (services && Object.keys(services).length) this.infra = makeInfra(serviceEndpoints(services));
       const needed = this.mode === 'split' ? ['api', 'worker', 'gateway', 'courier'] : ['courier'];
       for (const name of needed) {
@@ -182,6 +188,17 @@ export class Deployment extends RestClient {
       await this.stop().catch((e) => process.stderr.write(`[e2e] teardown after failed start: ${e.message}\n`));
       throw err;
     }
+  }
+
+  /**
+   * Whether this deployment runs on the shared Redis Cluster: COURIER_E2E_REDIS=cluster,
+   * and neither its services nor its environment bring a Redis of their own.
+   */
+  onSharedRedisCluster(services) {
+    if (settings.redisMode !== 'cluster') return false;
+    const own = ['redisHost', 'redisPort', 'redisClusterNodes'].some((k) => services?.[k] !== undefined && services?.[k] !== null);
+    const ownEnv = ['REDIS_URL', 'REDIS_SENTINELS', 'REDIS_CLUSTER_NODES', 'REDIS_HOST', 'REDIS_PORT'].some((k) => k in this.extraEnv);
+    return !own && !ownEnv;
   }
 
   spawn(name, binary, healthUrl, env = {}) {

@@ -1,9 +1,10 @@
 // Infrastructure helpers: running commands, where the services are (`serviceEndpoints`),
 // psql / rabbitmqctl / redis-cli helpers for databases, vhosts and Redis keys
-// (`makeInfra`, `infra`), and free TCP ports.
+// (`makeInfra`, `infra`; on one Redis or on a Redis Cluster, whose keys are scanned and
+// deleted on every master), and free TCP ports.
 
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import net from 'node:net';
 
 import { settings } from './settings.mjs';
@@ -47,6 +48,12 @@ export function serviceEndpoints(overrides = {}) {
     rabbitmqctlArgs: [],
     /** Options put before every redis-cli command, e.g. ['--tls', '--cacert', ca, '--user', u, '--pass', p]. */
     redisCliArgs: [],
+    /**
+     * A Redis Cluster instead of redisHost/redisPort: its seed list "host:port,..." (given
+     * to Courier as REDIS_CLUSTER_NODES; redis-cli then follows redirects, and key scans and
+     * deletes go to every master).
+     */
+    redisClusterNodes: null,
     ...defined,
   });
 }
@@ -114,14 +121,13 @@ export function makeInfra(endpoints = serviceEndpoints()) {
 
     redisCli(args) {
       // A password, if any, reaches redis-cli through REDISCLI_AUTH in the environment.
+      if (ep.redisClusterNodes) return clusterCli(ep, ['-c', ...args]);
       return run('redis-cli', ['-h', ep.redisHost, '-p', String(ep.redisPort), ...ep.redisCliArgs, ...args]);
     },
 
-    /** Every key starting with `prefix` (SCAN, never KEYS). */
+    /** Every key starting with `prefix` (SCAN, never KEYS; on every master of a cluster). */
     async redisKeys(prefix) {
-      const pattern = `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`;
-      const { stdout } = await infra.redisCli(['--scan', '--pattern', pattern]);
-      return stdout.split('\n').filter(Boolean);
+      return (await keysByNode(prefix)).flatMap((n) => n.keys);
     },
 
     /** Deletes every key starting with `prefix`; returns how many were deleted. */
@@ -129,19 +135,90 @@ export function makeInfra(endpoints = serviceEndpoints()) {
       assert.match(prefix, /^courier_e2e_/, `refusing to delete Redis keys under ${prefix}`);
       let deleted = 0;
       for (let round = 0; round < 3; round++) {
-        const keys = await infra.redisKeys(prefix);
-        if (keys.length === 0) return deleted;
-        for (let i = 0; i < keys.length; i += 500) {
-          await infra.redisCli(['DEL', ...keys.slice(i, i + 500)]);
+        const nodes = await keysByNode(prefix);
+        const count = nodes.reduce((n, x) => n + x.keys.length, 0);
+        if (count === 0) return deleted;
+        for (const { node, keys } of nodes) {
+          if (node) {
+            // A cluster refuses a DEL of keys in several slots: one DEL a key, piped.
+            await redisPipe(node, ep, keys.map((k) => ['DEL', k]));
+            continue;
+          }
+          for (let i = 0; i < keys.length; i += 500) {
+            await infra.redisCli(['DEL', ...keys.slice(i, i + 500)]);
+          }
         }
-        deleted += keys.length;
+        deleted += count;
       }
       const left = await infra.redisKeys(prefix);
       assert.equal(left.length, 0, `Redis keys under ${prefix} keep reappearing: ${left.slice(0, 5)}`);
       return deleted;
     },
   };
+  /** [{node: 'host:port' (a cluster's master) or null, keys}] of the keys starting with `prefix`. */
+  async function keysByNode(prefix) {
+    const pattern = `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`;
+    const lines = (out) => out.split('\n').filter(Boolean);
+    if (!ep.redisClusterNodes) {
+      const { stdout } = await infra.redisCli(['--scan', '--pattern', pattern]);
+      return [{ node: null, keys: lines(stdout) }];
+    }
+    const masters = await clusterMasters(ep);
+    return Promise.all(masters.map(async (node) => {
+      const [host, port] = node.split(':');
+      const { stdout } = await run('redis-cli', ['-h', host, '-p', port, ...ep.redisCliArgs, '--scan', '--pattern', pattern]);
+      return { node, keys: lines(stdout) };
+    }));
+  }
+
   return infra;
+}
+
+/** The seed list of a cluster as [host, port] pairs. */
+const clusterSeeds = (ep) => ep.redisClusterNodes.split(',').map((s) => s.trim()).filter(Boolean)
+  .map((s) => [s.slice(0, s.lastIndexOf(':')), s.slice(s.lastIndexOf(':') + 1)]);
+
+/** redis-cli on the first node of the cluster's seed list that can be reached. */
+async function clusterCli(ep, args) {
+  let last = null;
+  for (const [host, port] of clusterSeeds(ep)) {
+    try {
+      return await run('redis-cli', ['-h', host, '-p', port, ...ep.redisCliArgs, ...args]);
+    } catch (err) {
+      last = err;
+      if (!/Could not connect|Connection refused/i.test(err.message)) throw err;
+    }
+  }
+  throw last ?? new Error('redisClusterNodes is empty');
+}
+
+/**
+ * The cluster's live masters that serve slots ("host:port"), from CLUSTER NODES of a
+ * reachable node (lines: id addr@bus flags master-id ping pong epoch link slot...).
+ */
+export async function clusterMasters(ep) {
+  const { stdout } = await clusterCli(ep, ['CLUSTER', 'NODES']);
+  return stdout.split('\n').map((l) => l.trim().split(/\s+/))
+    .filter((f) => f.length > 8 && /master/.test(f[2]) && !/fail/.test(f[2]))
+    .map((f) => f[1].split('@')[0]);
+}
+
+/** Runs `commands` (arrays of arguments) through one redis-cli on `node` ("host:port"), fed on stdin. */
+function redisPipe(node, ep, commands) {
+  const [host, port] = [node.slice(0, node.lastIndexOf(':')), node.slice(node.lastIndexOf(':') + 1)];
+  // redis-cli's own quoting: every argument in double quotes, \ and " escaped.
+  const quote = (a) => `"${String(a).replace(/[\\"]/g, '\\$&')}"`;
+  const input = commands.map((c) => c.map(quote).join(' ')).join('\n');
+  return new Promise((resolve, reject) => {
+    const child = spawn('redis-cli', ['-h', host, '-p', port, ...ep.redisCliArgs], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (c) => { out += c; });
+    child.stderr.on('data', (c) => { out += c; });
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 && !/^\(error\)|^ERR|MOVED|CROSSSLOT/m.test(out) ? resolve(out)
+      : reject(new Error(`redis-cli on ${node} (piped ${commands.length} commands): exit ${code}\n${out.slice(0, 500)}`))));
+    child.stdin.end(`${input}\n`);
+  });
 }
 
 /** Infrastructure helpers for the shared services (see `settings`). */

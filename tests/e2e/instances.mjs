@@ -24,6 +24,7 @@ import os from 'node:os';
 import path from 'node:path';
 
 import { readPid } from './instance.mjs';
+import { killClusterDir } from './instances-redis-cluster.mjs';
 
 export { startRedis } from './instances-redis.mjs';
 export { startPostgres } from './instances-postgres.mjs';
@@ -37,8 +38,9 @@ export { startPgBouncer } from './instances-pgbouncer.mjs';
  */
 export async function sweepInstances() {
   const tmp = os.tmpdir();
-  const dirs = readdirSync(tmp).filter((d) => /^courier-fault-(redis|pg|rabbit|pgbouncer)-/.test(d)).map((d) => path.join(tmp, d));
+  const dirs = readdirSync(tmp).filter((d) => /^courier-fault-(redis|pg|rabbit|pgbouncer|rcluster)-/.test(d)).map((d) => path.join(tmp, d));
   for (const dir of dirs) {
+    if (/courier-fault-rcluster-/.test(dir)) { killClusterDir(dir); continue; } // a node per subdir
     const pids = ['redis.pid', 'data/postmaster.pid', 'rabbit.pid', 'pgbouncer.pid'].map((f) => readPid(path.join(dir, f))).filter(Boolean);
     for (const pid of pids) {
       try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }

@@ -10,6 +10,12 @@ const envInt = (name, fallback) => {
   return Number.isFinite(v) ? v : fallback;
 };
 
+function redisMode(value) {
+  const mode = (value ?? '').trim().toLowerCase() || 'single';
+  if (!['single', 'cluster'].includes(mode)) throw new Error(`COURIER_E2E_REDIS must be single or cluster, got ${JSON.stringify(value)}`);
+  return mode;
+}
+
 export const settings = Object.freeze({
   /** Where `api`, `worker`, `gateway` and `courier` are (a relative COURIER_BIN_DIR is relative to the cwd). */
   binDir: process.env.COURIER_BIN_DIR
@@ -18,6 +24,12 @@ export const settings = Object.freeze({
   /** Admin connection used to create and drop the per-deployment databases. */
   pgAdminUrl: process.env.COURIER_E2E_PG_ADMIN_URL
     ?? 'postgres://postgres:postgres@127.0.0.1:5432/postgres',
+  /**
+   * 'single' (REDIS_HOST/REDIS_PORT below) or 'cluster': every deployment that does not
+   * bring a Redis of its own runs on the shared Redis Cluster of scripts/redis-cluster.sh
+   * (REDIS_CLUSTER_NODES), started on demand (instances-redis-cluster.mjs).
+   */
+  redisMode: redisMode(process.env.COURIER_E2E_REDIS),
   redisHost: process.env.COURIER_E2E_REDIS_HOST ?? '127.0.0.1',
   redisPort: envInt('COURIER_E2E_REDIS_PORT', 6379),
   rabbitHost: process.env.COURIER_E2E_RABBITMQ_HOST ?? '127.0.0.1',
