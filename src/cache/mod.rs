@@ -162,8 +162,17 @@ impl Cache {
         result
     }
 
+    /// Whether Redis answers; a cluster must also serve every slot (`cluster_state:ok`:
+    /// while a lost master's replica is not promoted yet, its users' events wait).
     pub async fn ping(&self) -> bool {
         let mut c = self.conn.clone();
+        if self.is_cluster() {
+            return redis::cmd("CLUSTER")
+                .arg("INFO")
+                .query_async::<String>(&mut c)
+                .await
+                .is_ok_and(|info| info.contains("cluster_state:ok"));
+        }
         redis::cmd("PING")
             .query_async::<String>(&mut c)
             .await

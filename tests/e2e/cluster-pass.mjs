@@ -13,15 +13,16 @@ import { CLUSTER_SCRIPT } from './instances-redis-cluster.mjs';
 
 /**
  * The cluster subset: what cluster mode changes is where keys live (hash tags per user,
- * chat and gateway), the worker's fan-out split per slot, the gateways' push channels
- * (sharded pub/sub) and the per-user event streams the offsets point into. These files
+ * chat and gateway), the worker's fan-out split per slot, group events written to each
+ * member's own stream (no chat timelines), each user's own clock (the offsets), presence
+ * and routing in per-slot steps, and the gateways' subscriptions on any node. These files
  * exercise exactly that, by behaviour only (none reads Redis keys), in ~2 min of release
  * binaries (about 4 min of debug binaries on a 2-core CI runner):
  */
 export const CLUSTER_FILES = [
   'direct.test.mjs', // direct chats over WebSocket and long-polling: the per-user push path
-  'groups.test.mjs', // a 300-member group over two gateways: fan-out split per slot, group
-  //                    timelines, recovery on the other gateway, typing, add/remove live
+  'groups.test.mjs', // a 300-member group over two gateways: fan-out split per slot, members'
+  //                    streams, recovery on the other gateway, typing, add/remove live
   'fanout.test.mjs', // two gateways: each socket gets each event exactly once (push channels)
   'recovery.test.mjs', // auth.offset recovery across gateways: the per-user streams and their
   //                      retention (RECOVERY_MAX_EVENTS / RECOVERY_WINDOW_SECS)
