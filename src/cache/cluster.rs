@@ -7,7 +7,6 @@
 //! runs on one node; a plain pipeline over several slots runs command by command.
 
 use std::{
-    collections::HashMap,
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
@@ -147,60 +146,69 @@ impl Cluster {
         c.req_packed_command(cmd).await
     }
 
-    /// Runs a pipeline: as is when its keys share a slot; else a transaction as one
-    /// transaction per slot (results merged back in order), a plain pipeline command by
-    /// command.
+    /// Runs a pipeline: as is when its keys share a slot; else as one pipeline per slot
+    /// (in parallel; a transaction as one transaction per slot), the answers merged
+    /// back in order. Commands without a key go with the first slot's.
     pub async fn pipeline(
         &self,
         pipeline: &Pipeline,
         offset: usize,
         count: usize,
     ) -> RedisResult<Vec<Value>> {
-        let mut c = self.conn.clone();
         let slots: Vec<Option<u16>> = pipeline.cmd_iter().map(cmd_slot).collect();
         let mut distinct = slots.iter().flatten();
         let first = distinct.next();
         if distinct.all(|s| Some(s) == first) {
+            let mut c = self.conn.clone();
             return c.req_packed_commands(pipeline, offset, count).await;
         }
-        if !pipeline.is_transaction() {
-            let mut all = Vec::with_capacity(slots.len());
-            for cmd in pipeline.cmd_iter() {
-                all.push(c.req_packed_command(cmd).await?);
-            }
-            return Ok(all.into_iter().skip(offset).take(count).collect());
-        }
-        let mut groups: Vec<(Option<u16>, Vec<usize>)> = Vec::new();
+        let mut groups: Vec<(u16, Vec<usize>)> = Vec::new();
         for (i, s) in slots.iter().enumerate() {
-            match groups.iter_mut().find(|(g, _)| g == s || s.is_none()) {
+            let slot = s.or(first.copied()).unwrap_or_default();
+            match groups.iter_mut().find(|(g, _)| *g == slot) {
                 Some((_, members)) => members.push(i),
-                None => groups.push((*s, vec![i])),
+                None => groups.push((slot, vec![i])),
             }
         }
         let cmds: Vec<&Cmd> = pipeline.cmd_iter().collect();
-        let mut results: HashMap<usize, Value> = HashMap::new();
-        for (_, members) in groups {
+        let atomic = pipeline.is_transaction();
+        let answers = futures::future::try_join_all(groups.iter().map(|(_, members)| {
             let mut sub = redis::pipe();
-            sub.atomic();
-            for i in &members {
+            if atomic {
+                sub.atomic();
+            }
+            for i in members {
                 sub.add_command(cmds[*i].clone());
             }
-            let got = c
-                .req_packed_commands(&sub, members.len() + 1, 1)
-                .await?
-                .pop();
-            let Some(Value::Array(values)) = got else {
-                return Err(redis::RedisError::from((
-                    redis::ErrorKind::UnexpectedReturnType,
-                    "transaction without results",
-                )));
-            };
-            results.extend(members.into_iter().zip(values));
+            let mut c = self.conn.clone();
+            async move {
+                let (offset, count) = if atomic {
+                    (sub.len() + 1, 1)
+                } else {
+                    (0, sub.len())
+                };
+                let mut got = c.req_packed_commands(&sub, offset, count).await?;
+                match (atomic, got.pop()) {
+                    (false, last) => Ok(got.into_iter().chain(last).collect::<Vec<_>>()),
+                    (true, Some(Value::Array(values))) => Ok(values),
+                    (true, _) => Err(redis::RedisError::from((
+                        redis::ErrorKind::UnexpectedReturnType,
+                        "transaction without results",
+                    ))),
+                }
+            }
+        }))
+        .await?;
+        let mut merged: Vec<Value> = vec![Value::Nil; cmds.len()];
+        for ((_, members), values) in groups.into_iter().zip(answers) {
+            for (i, v) in members.into_iter().zip(values) {
+                merged[i] = v;
+            }
         }
-        let merged = (0..cmds.len())
-            .map(|i| results.remove(&i).unwrap_or(Value::Nil))
-            .collect();
-        Ok(vec![Value::Array(merged)])
+        if atomic {
+            return Ok(vec![Value::Array(merged)]);
+        }
+        Ok(merged.into_iter().skip(offset).take(count).collect())
     }
 
     /// Every key matching `pattern`, from every master.
