@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A local 3-node RabbitMQ cluster on one machine, for the cluster fault tests
-# (tests/e2e/fault-rabbitmq-cluster.chaos.mjs) and `scripts/bench.sh chaos`.
+# (tests/e2e/fault-rabbitmq-cluster.test.mjs, on a cluster of its own, and
+# fault-rabbitmq-cluster.chaos.mjs, `scripts/bench.sh cluster-chaos`).
 #
 # Nodes <name>1@localhost .. <name>3@localhost (default courier-c1..3), each with its
 # own AMQP port (default 5681..5683), Erlang distribution port (25681..25683), data and
@@ -184,7 +185,7 @@ case "$cmd" in
     rm -rf "$dir"
     ;;
   *)
-    sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
     ;;
 esac
