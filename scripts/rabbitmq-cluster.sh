@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # A local 3-node RabbitMQ cluster on one machine, for the cluster fault tests
-# (tests/e2e/fault-rabbitmq-cluster.chaos.mjs) and `scripts/bench.sh chaos`.
+# (tests/e2e/fault-rabbitmq-cluster.test.mjs, on a cluster of its own, and
+# fault-rabbitmq-cluster.chaos.mjs, `scripts/bench.sh cluster-chaos`).
 #
 # Nodes <name>1@localhost .. <name>3@localhost (default courier-c1..3), each with its
 # own AMQP port (default 5681..5683), Erlang distribution port (25681..25683), data and
 # log directories under the state directory, no plugins (management off), and the one
 # Erlang cookie of the rabbitmq user (the Debian package's, as scripts/services.sh
-# installs it). Nodes 2 and 3 join node 1. Tests isolate themselves with a vhost each.
+# installs it). Nodes 2 and 3 join node 1 as they first boot (classic peer
+# discovery), else by `join_cluster`. Tests isolate themselves with
+# a vhost each, or with a cluster of their own (other name, ports and directory).
 #
 #   scripts/rabbitmq-cluster.sh start         start what is not running, join, print the URIs (idempotent)
 #   scripts/rabbitmq-cluster.sh uris [VHOST]  the comma-separated AMQP URIs (guest, VHOST default /)
@@ -20,6 +23,8 @@
 # Environment: COURIER_RMQ_CLUSTER_DIR (default /tmp/courier-rmq-cluster),
 # COURIER_RMQ_CLUSTER_NAME (node name prefix, default courier-c),
 # COURIER_RMQ_CLUSTER_PORT (first AMQP port, default 5681; distribution ports are 20000 higher),
+# or COURIER_RMQ_CLUSTER_PORTS and COURIER_RMQ_CLUSTER_DIST_PORTS (the three AMQP and the
+# three distribution ports, space-separated),
 # COURIER_RMQ_CLUSTER_IPS (space-separated listen address per node, default 127.0.0.1 each).
 set -euo pipefail
 
@@ -28,11 +33,14 @@ dir="${COURIER_RMQ_CLUSTER_DIR:-/tmp/courier-rmq-cluster}"
 name="${COURIER_RMQ_CLUSTER_NAME:-courier-c}"
 base="${COURIER_RMQ_CLUSTER_PORT:-5681}"
 read -r -a ips <<<"${COURIER_RMQ_CLUSTER_IPS:-127.0.0.1 127.0.0.1 127.0.0.1}"
+read -r -a ports <<<"${COURIER_RMQ_CLUSTER_PORTS:-$base $((base + 1)) $((base + 2))}"
+read -r -a dist_ports <<<"${COURIER_RMQ_CLUSTER_DIST_PORTS:-$((ports[0] + 20000)) $((ports[1] + 20000)) $((ports[2] + 20000))}"
 nodes=(1 2 3)
 
 log() { printf '[rabbitmq-cluster] %s\n' "$*" >&2; }
 node() { printf '%s%s@localhost' "$name" "$1"; }
-port() { printf '%s' $((base + $1 - 1)); }
+port() { printf '%s' "${ports[$(($1 - 1))]}"; }
+dist_port() { printf '%s' "${dist_ports[$(($1 - 1))]}"; }
 ip() { printf '%s' "${ips[$(($1 - 1))]:-127.0.0.1}"; }
 ctl() { local n="$1"; shift; rabbitmqctl -q -n "$(node "$n")" "$@"; }
 ndir() { printf '%s/%s' "$dir" "$1"; }
@@ -73,7 +81,7 @@ boot() {
     env RABBITMQ_NODENAME="$(node "$n")" \
       RABBITMQ_NODE_IP_ADDRESS="$(ip "$n")" \
       RABBITMQ_NODE_PORT="$(port "$n")" \
-      RABBITMQ_DIST_PORT="$(($(port "$n") + 20000))" \
+      RABBITMQ_DIST_PORT="$(dist_port "$n")" \
       RABBITMQ_MNESIA_BASE="$d/mnesia" \
       RABBITMQ_LOG_BASE="$d/log" \
       RABBITMQ_ENABLED_PLUGINS_FILE="$d/enabled_plugins" \
@@ -138,12 +146,20 @@ case "$cmd" in
     install_rabbitmq
     mkdir -p "$dir"
     # The config file (loopback-only distribution is left to the defaults; guest may
-    # log in from 127.0.0.1 only, which is where the tests run).
+    # log in from 127.0.0.1 only, which is where the tests run). A node booting for the
+    # first time joins node 1 by itself (classic peer discovery), without the
+    # stop_app/reset/start_app of a late join.
     for n in "${nodes[@]}"; do
       mkdir -p "$(ndir "$n")"
-      printf 'loopback_users = none\n' >"$(ndir "$n")/rabbitmq.conf"
-      running "$n" || boot "$n"
+      {
+        printf 'loopback_users = none\n'
+        if [[ "$n" != 1 ]]; then
+          printf 'cluster_formation.peer_discovery_backend = classic_config\n'
+          printf 'cluster_formation.classic_config.nodes.1 = %s\n' "$(node 1)"
+        fi
+      } >"$(ndir "$n")/rabbitmq.conf"
     done
+    for n in "${nodes[@]}"; do running "$n" || boot "$n"; done
     for n in 2 3; do join "$n"; done
     uris
     ;;
@@ -169,7 +185,7 @@ case "$cmd" in
     rm -rf "$dir"
     ;;
   *)
-    sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
     ;;
 esac

@@ -48,10 +48,73 @@ async fn topology_is_declared_idempotently_with_the_contract_properties() {
         assert!(args.contains(&topo.dlx), "{args}");
     }
     assert_eq!(find(&topo.dlq)["type"], "quorum");
+    // A retry waits in a quorum queue (a node's loss loses none) and goes back to its
+    // partition at least once.
     for delay in topo.retry_levels() {
         let q = find(&topo.retry_queue(delay));
-        assert!(q["arguments"].to_string().contains("x-message-ttl"));
+        assert_eq!(q["type"], "quorum");
+        let args = q["arguments"].to_string();
+        for want in ["x-message-ttl", "at-least-once", "reject-publish"] {
+            assert!(args.contains(want), "{want}: {args}");
+        }
     }
+}
+
+/// A classic retry queue made by an earlier version is kept: the topology still
+/// declares (a quorum queue of that name is refused), and the queue keeps its messages.
+#[tokio::test]
+async fn a_classic_retry_queue_of_an_earlier_version_is_kept() {
+    let app = spawn_with(Mode::ApiOnly, test_config(&[])).await;
+    let conn = app.amqp().await;
+    let mut topo = app.topology();
+    topo.queue_prefix = format!("{}.old", topo.queue_prefix);
+    topo.dlq = format!("{}.old", topo.dlq);
+    let ch = conn.create_channel().await.unwrap();
+    let old = topo.retry_queue(topo.retry_levels()[0]);
+    let mut args = lapin::types::FieldTable::default();
+    args.insert(
+        "x-message-ttl".into(),
+        lapin::types::AMQPValue::LongLongInt(1000),
+    );
+    args.insert(
+        "x-dead-letter-exchange".into(),
+        courier::mq::long_string(&topo.exchange),
+    );
+    let durable = lapin::options::QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    ch.queue_declare(old.as_str().into(), durable, args)
+        .await
+        .unwrap();
+    topo.declare(&conn)
+        .await
+        .expect("the classic retry queue is kept");
+    let list = Command::new("rabbitmqctl")
+        .args(["list_queues", "-q", "--formatter", "json", "name", "type"])
+        .output()
+        .expect("rabbitmqctl");
+    let queues: Vec<serde_json::Value> = serde_json::from_slice(&list.stdout).unwrap();
+    let kind = |name: &str| {
+        queues
+            .iter()
+            .find(|q| q["name"] == name)
+            .map(|q| q["type"].clone())
+    };
+    assert_eq!(kind(&old), Some("classic".into()));
+    let newer = topo.retry_queue(topo.retry_levels()[1]);
+    assert_eq!(kind(&newer), Some("quorum".into()));
+    let mut queues: Vec<String> = (0..topo.partitions)
+        .map(|n| topo.partition_queue(n))
+        .collect();
+    queues.extend(topo.retry_levels().into_iter().map(|d| topo.retry_queue(d)));
+    queues.push(topo.dlq.clone());
+    for q in queues {
+        ch.queue_delete(q.as_str().into(), Default::default())
+            .await
+            .unwrap();
+    }
+    conn.close(200, "bye".into()).await.unwrap();
 }
 
 /// The quorum queues' arguments as the broker lists them, by name.
@@ -193,4 +256,30 @@ async fn dead_gateways_are_reaped_from_routing_state() {
 
     cache.unregister_conn("gw-alive", u1, "s2").await.unwrap();
     assert!(cache.gateways_of(&[u1]).await.unwrap().is_empty());
+}
+
+/// The pusher's quorum queues get `RABBITMQ_QUORUM_REPLICAS` as the chat topology's do;
+/// declared again with another count, they are kept.
+#[tokio::test]
+async fn the_pusher_queues_get_the_replica_count() {
+    let app = spawn_with(Mode::ApiOnly, test_config(&[])).await;
+    let conn = app.amqp().await;
+    let queue = format!("{}.push", app.topology().queue_prefix);
+    let integrations = app.topology().integrations;
+    let push = |replicas| {
+        courier::pusher::PushTopology::new(&queue, &integrations, Duration::from_secs(5), replicas)
+    };
+    push(Some(1)).declare(&conn).await.unwrap();
+    push(Some(2))
+        .declare(&conn)
+        .await
+        .expect("an existing queue is kept");
+    let args = queue_arguments();
+    for q in [queue.clone(), push(None).dlq()] {
+        let a = args[&q].to_string();
+        assert!(a.contains("x-quorum-initial-group-size"), "{q}: {a}");
+    }
+    let ch = conn.create_channel().await.unwrap();
+    push(None).delete(&ch).await.unwrap();
+    conn.close(200, "bye".into()).await.unwrap();
 }

@@ -2,8 +2,17 @@
 //!
 //! Many requests publish on one channel at once; each awaits only its own confirm,
 //! so confirms are pipelined across requests.
+//!
+//! Confirms are matched to publishes by number: the broker numbers a channel's
+//! publishes in the order their frames arrive, lapin numbers them when
+//! `basic_publish` is first polled, just before it queues their frames, in two steps
+//! under two locks. Two tasks on two threads could take numbers 7 and 8 and queue their
+//! frames 8 first: every confirm is then the other one's, so a nack (a quorum queue
+//! electing a leader) reads as an ack and the message refused gets its 202. That first
+//! poll therefore runs under [`ORDER`], so numbers follow the frames' order
+//! (`tests/publish_order.rs`).
 
-use std::time::Duration;
+use std::{future::Future, pin::pin, sync::Mutex, task::Poll, time::Duration};
 
 use lapin::{
     BasicProperties, Channel, Confirmation, options::BasicPublishOptions, types::FieldTable,
@@ -56,6 +65,25 @@ pub async fn publish_broadcast(
     publish(ch, (exchange, routing_key), body, props, timeout, false).await
 }
 
+/// Held while a publish takes its confirm number and queues its frames (microseconds).
+static ORDER: Mutex<()> = Mutex::new(());
+
+/// Awaits `publish` after polling it once under [`ORDER`]: that first poll numbers the
+/// publish and queues its frames (lapin's `basic_publish` awaits nothing before), so no
+/// other publish comes between the two.
+async fn in_order<T>(publish: impl Future<Output = T>) -> T {
+    let mut publish = pin!(publish);
+    let first = std::future::poll_fn(|cx| {
+        let _order = ORDER.lock().unwrap_or_else(|e| e.into_inner());
+        Poll::Ready(publish.as_mut().poll(cx))
+    })
+    .await;
+    match first {
+        Poll::Ready(out) => out,
+        Poll::Pending => publish.await,
+    }
+}
+
 async fn publish(
     ch: &Channel,
     (exchange, routing_key): (&str, &str),
@@ -69,9 +97,8 @@ async fn publish(
         ..Default::default()
     };
     let confirm = async {
-        let pending = ch
-            .basic_publish(exchange.into(), routing_key.into(), opts, body, props)
-            .await?;
+        let publish = ch.basic_publish(exchange.into(), routing_key.into(), opts, body, props);
+        let pending = in_order(publish).await?;
         pending.await
     };
     let start = std::time::Instant::now();

@@ -2,9 +2,11 @@
 //!
 //! * `RABBITMQ_CHAT_EXCHANGE` (direct): routing key `<prefix>.<n>` → quorum queue
 //!   `<prefix>.<n>` (single active consumer, dead-letters to the DLX).
-//! * `<exchange>.retry` (headers): header `x-courier-retry-delay = <ms>` → classic
+//! * `<exchange>.retry` (headers): header `x-courier-retry-delay = <ms>` → quorum
 //!   queue `<prefix>.retry.<ms>` whose TTL expires messages back into the main
-//!   exchange under their original routing key, i.e. their partition.
+//!   exchange under their original routing key, i.e. their partition, dead-lettered
+//!   at least once (`x-dead-letter-strategy`, with `x-overflow` `reject-publish`): a
+//!   message leaves the retry queue only once its partition queue has confirmed it.
 //! * `RABBITMQ_CHAT_DLX_EXCHANGE` (fanout) → quorum queue `RABBITMQ_CHAT_DLQ_NAME`.
 //! * `RABBITMQ_INTEGRATION_EXCHANGE` (topic): integration events for other systems,
 //!   which bind their own queues to it.
@@ -109,16 +111,9 @@ impl Topology {
 
     /// The arguments of a quorum queue: `x-queue-type` and the replica count.
     fn quorum_args(&self) -> FieldTable {
-        let mut args = FieldTable::default();
-        args.insert("x-queue-type".into(), long_string("quorum"));
-        if let Some(n) = self.quorum_replicas {
-            args.insert(GROUP_SIZE.into(), AMQPValue::LongInt(i32::from(n)));
-        }
-        args
+        quorum_args(self.quorum_replicas)
     }
 
-    /// Declares quorum queue `q`; when it exists with another replica count, keeps it
-    /// (the refusal closed `ch`: the declaration goes on on a new channel, returned).
     async fn declare_quorum(
         &self,
         conn: &Connection,
@@ -126,27 +121,7 @@ impl Topology {
         q: &str,
         args: FieldTable,
     ) -> lapin::Result<Channel> {
-        let opts = QueueDeclareOptions {
-            durable: true,
-            ..Default::default()
-        };
-        match ch.queue_declare(q.into(), opts, args.clone()).await {
-            Ok(_) => Ok(ch),
-            Err(e) if self.quorum_replicas.is_some() && is_precondition_failed(&e) => {
-                let ch = conn.create_channel().await?;
-                let mut without = args.inner().clone();
-                without.remove(GROUP_SIZE);
-                let without = FieldTable::from(without);
-                ch.queue_declare(q.into(), opts, without).await?;
-                tracing::warn!(
-                    queue = q,
-                    replicas = self.quorum_replicas,
-                    "quorum queue exists with another replica count; kept as it is (change its members with rabbitmq-queues grow/shrink)"
-                );
-                Ok(ch)
-            }
-            Err(e) => Err(e),
-        }
+        declare_quorum(conn, ch, q, args, self.quorum_replicas).await
     }
 
     async fn declare_on(&self, conn: &Connection, mut ch: Channel) -> lapin::Result<Channel> {
@@ -198,24 +173,51 @@ impl Topology {
 
         for delay in self.retry_levels() {
             let q = self.retry_queue(delay);
-            let mut args = FieldTable::default();
-            args.insert(
+            let mut expiring = FieldTable::default();
+            expiring.insert(
                 "x-message-ttl".into(),
                 AMQPValue::LongLongInt(delay.as_millis() as i64),
             );
-            args.insert("x-dead-letter-exchange".into(), long_string(&self.exchange));
-            match ch.queue_declare(q.as_str().into(), qopts, args).await {
-                Ok(_) => {}
-                Err(e) if is_soft(&e, AMQPSoftError::NOTFOUND) => {
-                    // A classic queue whose node is down (a cluster node lost): the
-                    // partitions do not need it; retries routed to it are returned
-                    // (mandatory) and so redelivered later.
-                    tracing::warn!(queue = %q, error = %e, "retry queue unavailable (its node is down); going on without it");
-                    ch = conn.create_channel().await?;
-                    continue;
+            expiring.insert("x-dead-letter-exchange".into(), long_string(&self.exchange));
+            let mut args = self.quorum_args();
+            for (k, v) in expiring.inner() {
+                args.insert(k.clone(), v.clone());
+            }
+            args.insert(
+                "x-dead-letter-strategy".into(),
+                long_string("at-least-once"),
+            );
+            args.insert("x-overflow".into(), long_string("reject-publish"));
+            let declared = match self.declare_quorum(conn, ch, &q, args).await {
+                Ok(ch) => Some(ch),
+                Err(e) if is_precondition_failed(&e) => {
+                    // A classic retry queue of an earlier version: kept as it is.
+                    let fresh = conn.create_channel().await?;
+                    match fresh
+                        .queue_declare(q.as_str().into(), qopts, expiring)
+                        .await
+                    {
+                        Ok(_) => {
+                            tracing::warn!(queue = %q, "classic retry queue of an earlier version kept (at-most-once dead-lettering, lost with its node); delete it once empty to have it declared as a quorum queue");
+                            Some(fresh)
+                        }
+                        // Its node is down (a cluster node lost): the partitions do not
+                        // need it; retries routed to it are returned (mandatory) and so
+                        // redelivered later.
+                        Err(e) if is_soft(&e, AMQPSoftError::NOTFOUND) => {
+                            tracing::warn!(queue = %q, error = %e, "retry queue unavailable (its node is down); going on without it");
+                            None
+                        }
+                        Err(e) => return Err(e),
+                    }
                 }
                 Err(e) => return Err(e),
-            }
+            };
+            let Some(declared) = declared else {
+                ch = conn.create_channel().await?;
+                continue;
+            };
+            ch = declared;
             let mut bind = FieldTable::default();
             bind.insert("x-match".into(), long_string("all"));
             bind.insert(
@@ -258,6 +260,75 @@ impl Topology {
     }
 }
 
+/// The arguments of a quorum queue: `x-queue-type`, and `x-quorum-initial-group-size` =
+/// `replicas` when given (`RABBITMQ_QUORUM_REPLICAS`).
+pub fn quorum_args(replicas: Option<u16>) -> FieldTable {
+    let mut args = FieldTable::default();
+    args.insert("x-queue-type".into(), long_string("quorum"));
+    if let Some(n) = replicas {
+        args.insert(GROUP_SIZE.into(), AMQPValue::LongInt(i32::from(n)));
+    }
+    args
+}
+
+/// Declares durable quorum queue `q` with `args` (from [`quorum_args`]); when it exists
+/// with another replica count, keeps it with a warning (the refusal closed `ch`: the
+/// declaration goes on on a new channel, returned). Any other difference fails.
+pub async fn declare_quorum(
+    conn: &Connection,
+    ch: Channel,
+    q: &str,
+    args: FieldTable,
+    replicas: Option<u16>,
+) -> lapin::Result<Channel> {
+    let opts = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    match ch.queue_declare(q.into(), opts, args.clone()).await {
+        Ok(_) => Ok(ch),
+        Err(e) if replicas.is_some() && is_precondition_failed(&e) => {
+            // Declared again with the count it has, so any other difference still fails.
+            let Some(current) = current_group_size(&e.to_string()) else {
+                return Err(e);
+            };
+            let ch = conn.create_channel().await?;
+            let mut same = args.inner().clone();
+            match current {
+                Some(n) => same.insert(GROUP_SIZE.into(), AMQPValue::LongInt(n)),
+                None => same.remove(GROUP_SIZE),
+            };
+            ch.queue_declare(q.into(), opts, FieldTable::from(same))
+                .await?;
+            tracing::warn!(
+                queue = q,
+                replicas,
+                current,
+                "quorum queue exists with another replica count; kept as it is (change its members with rabbitmq-queues grow/shrink)"
+            );
+            Ok(ch)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The replica count a queue has, from the broker's refusal of another one:
+/// `inequivalent arg 'x-quorum-initial-group-size' ... current is the value '3' of type
+/// 'signedint'` (or `current is '3'`) → `Some(Some(3))`, `... current is none` →
+/// `Some(None)`; `None` when the refusal is about something else.
+fn current_group_size(refusal: &str) -> Option<Option<i32>> {
+    let rest = refusal
+        .split(&format!("inequivalent arg '{GROUP_SIZE}'"))
+        .nth(1)?;
+    let current = rest.split("current is ").nth(1)?;
+    if current.starts_with("none") {
+        return Some(None);
+    }
+    let current = current.strip_prefix("the value ").unwrap_or(current);
+    let value = current.strip_prefix('\'')?.split('\'').next()?;
+    value.parse().ok().map(Some)
+}
+
 /// Whether the broker refused a declaration as not equivalent (406).
 fn is_precondition_failed(e: &lapin::Error) -> bool {
     is_soft(e, AMQPSoftError::PRECONDITIONFAILED)
@@ -272,6 +343,23 @@ fn is_soft(e: &lapin::Error, soft: AMQPSoftError) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_current_replica_count_is_read_from_the_refusal() {
+        let refusal = |tail: &str| {
+            format!(
+                "PRECONDITION_FAILED - inequivalent arg '{GROUP_SIZE}' for queue 'q' in vhost '/': {tail}"
+            )
+        };
+        let has = refusal("received none but current is the value '1' of type 'signedint'");
+        assert_eq!(current_group_size(&has), Some(Some(1)));
+        let none = refusal("received the value '3' of type 'signedint' but current is none");
+        assert_eq!(current_group_size(&none), Some(None));
+        let both = refusal("received '2' but current is '1'");
+        assert_eq!(current_group_size(&both), Some(Some(1)));
+        let other = "PRECONDITION_FAILED - inequivalent arg 'x-dead-letter-exchange' for queue 'q'";
+        assert_eq!(current_group_size(other), None);
+    }
 
     #[test]
     fn retry_delays_grow_and_cap() {

@@ -84,6 +84,7 @@ pub fn spawn(service: &mut Service, config: &Config, deps: &Deps) -> anyhow::Res
             &push.queue,
             &config.rabbitmq.integration_exchange,
             push.coalesce,
+            config.rabbitmq.quorum_replicas,
         ),
         delay: push.delay,
         coalesce: push.coalesce,
@@ -158,8 +159,8 @@ async fn consume_loop(mut link: Link, ctx: Arc<Ctx>) {
 /// Consumes until stopped or the session dies; each delivery is handled in its own
 /// task (most wait for their message's delay), bounded by `PUSH_PREFETCH`.
 async fn consume(session: Arc<Session>, ctx: &Arc<Ctx>) -> anyhow::Result<()> {
+    ctx.topology.declare(&session.conn).await?;
     let ch = session.conn.create_channel().await?;
-    ctx.topology.declare(&ch).await?;
     ch.basic_qos(ctx.prefetch, BasicQosOptions::default())
         .await?;
     let tag = format!("courier-pusher-{}", uuid::Uuid::new_v4().simple());

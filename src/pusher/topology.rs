@@ -1,16 +1,21 @@
 //! The pusher's queues: `PUSH_QUEUE` (quorum) bound to the integration exchange for
 //! `message.created`, delay queues that expire jobs back into it (retries at fixed
-//! levels, coalesced flushes after `PUSH_COALESCE_SECS`), and `{PUSH_QUEUE}.dlq`.
+//! levels, coalesced flushes after `PUSH_COALESCE_SECS`), and `{PUSH_QUEUE}.dlq`
+//! (quorum). The quorum queues get `RABBITMQ_QUORUM_REPLICAS` replicas as the chat
+//! topology's do (an existing queue with another count is kept, with a warning).
 
 use std::time::Duration;
 
 use lapin::{
-    Channel,
+    Channel, Connection,
     options::{QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions},
     types::{AMQPValue, FieldTable},
 };
 
-use crate::mq::long_string;
+use crate::mq::{
+    long_string,
+    topology::{declare_quorum, quorum_args},
+};
 
 /// Delays of the retry queues; a retry waits in the first that is at least its backoff
 /// (or its `Retry-After`), or the last.
@@ -30,14 +35,22 @@ pub struct PushTopology {
     pub queue: String,
     pub integrations: String,
     pub coalesce: Duration,
+    /// `x-quorum-initial-group-size` of new quorum queues (`None`: the broker's default).
+    pub quorum_replicas: Option<u16>,
 }
 
 impl PushTopology {
-    pub fn new(queue: &str, integrations: &str, coalesce: Duration) -> Self {
+    pub fn new(
+        queue: &str,
+        integrations: &str,
+        coalesce: Duration,
+        quorum_replicas: Option<u16>,
+    ) -> Self {
         Self {
             queue: queue.to_string(),
             integrations: integrations.to_string(),
             coalesce,
+            quorum_replicas,
         }
     }
 
@@ -76,16 +89,16 @@ impl PushTopology {
         out
     }
 
-    /// Declares every queue and binding (idempotent).
-    pub async fn declare(&self, ch: &Channel) -> lapin::Result<()> {
+    /// Declares every queue and binding on channels of `conn` (idempotent).
+    pub async fn declare(&self, conn: &Connection) -> lapin::Result<()> {
         let durable = QueueDeclareOptions {
             durable: true,
             ..Default::default()
         };
-        let mut quorum = FieldTable::default();
-        quorum.insert("x-queue-type".into(), long_string("quorum"));
-        ch.queue_declare(self.queue.as_str().into(), durable, quorum.clone())
-            .await?;
+        let quorum = quorum_args(self.quorum_replicas);
+        let replicas = self.quorum_replicas;
+        let ch = conn.create_channel().await?;
+        let ch = declare_quorum(conn, ch, &self.queue, quorum.clone(), replicas).await?;
         ch.queue_bind(
             self.queue.as_str().into(),
             self.integrations.as_str().into(),
@@ -94,8 +107,7 @@ impl PushTopology {
             FieldTable::default(),
         )
         .await?;
-        ch.queue_declare(self.dlq().as_str().into(), durable, quorum)
-            .await?;
+        let ch = declare_quorum(conn, ch, &self.dlq(), quorum, replicas).await?;
         for (name, delay) in self.delay_queues() {
             let mut args = FieldTable::default();
             args.insert(
@@ -108,7 +120,7 @@ impl PushTopology {
             ch.queue_declare(name.as_str().into(), durable, args)
                 .await?;
         }
-        Ok(())
+        ch.close(200, "push topology declared".into()).await
     }
 
     /// Deletes every queue `declare` made (test teardown).

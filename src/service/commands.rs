@@ -67,6 +67,7 @@ impl Commands {
                 left,
             )
             .await;
+            tracing::debug!(message_id = %id, %chat, channel = session.publish.id(), outcome = ?outcome, "command publish outcome");
             let e = match outcome {
                 Ok(()) => return Ok(()),
                 Err(e) => e,

@@ -69,6 +69,12 @@ pub async fn settle(
         }
     }
     if let Some(last) = deliveries.last() {
+        tracing::debug!(
+            tag = last.delivery_tag,
+            count = deliveries.len(),
+            queue = last.routing_key.as_str(),
+            "acking batch (multiple)"
+        );
         last.acker.ack(BasicAckOptions { multiple: true }).await?;
     }
     Ok(())

@@ -244,6 +244,18 @@ async fn consume_on(
             b = batches.next() => b.ok_or(ConsumeError::Ended)?,
         };
         let deliveries = items.into_iter().collect::<Result<Vec<_>, _>>()?;
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            for d in &deliveries {
+                tracing::debug!(
+                    %queue,
+                    channel = ch.id(),
+                    tag = d.delivery_tag,
+                    redelivered = d.redelivered,
+                    message_id = d.properties.message_id().as_ref().map(|s| s.as_str()).unwrap_or(""),
+                    "delivery received"
+                );
+            }
+        }
         if holds.is_none() {
             holds = Some(load_holds(ctx, partition).await?);
         }

@@ -73,6 +73,8 @@ pub async fn run(
                         request_id = request_id.as_deref().unwrap_or(""),
                         chat = %message.chat_id,
                         sequence = message.sequence,
+                        message_id = %cmd.broker_message_id,
+                        client_message_id = %cmd.client_message_id,
                         notify,
                         "message persisted"
                     );

@@ -1,43 +1,65 @@
 // Fault-injection toolkit, the local 3-node RabbitMQ cluster of scripts/rabbitmq-cluster.sh:
-// starting it (idempotent), the deployment's `RABBITMQ_URIS`, which node leads which
-// partition queue of a vhost, killing (kill -9 of its Erlang VM) and restarting a node,
-// waiting for new leaders and for every quorum queue to have all its members online; and
-// the figures of a node loss (refused window, dark window) from a scenario's ledger and
-// clients.
+// starting it (idempotent; the shared one of the bench, or one of the test's own with its
+// own node names, ports and directory), the deployment's `RABBITMQ_URIS`, which node leads
+// which partition queue of a vhost, killing (kill -9 of its Erlang VM) and restarting a
+// node, waiting for new leaders and for every quorum queue to have all its members
+// online; and the figures of a node loss (refused window, dark window) from a scenario's
+// ledger and clients. The scenario itself is in fault-cluster-scenario.mjs.
 
-import { readFileSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { DEFAULT_QUEUE_PREFIX, PARTITIONS, partitionOf } from './fault-common.mjs';
-import { run, sleep } from './harness.mjs';
+import { freePorts, run, sleep } from './harness.mjs';
 
 const SCRIPT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../scripts/rabbitmq-cluster.sh');
 const NODES = [1, 2, 3];
 
-/** Runs scripts/rabbitmq-cluster.sh with `args`; resolves its trimmed stdout. */
-export async function clusterScript(args, timeoutMs = 240_000) {
-  const { stdout } = await run(SCRIPT, args, { timeoutMs });
+/** Runs scripts/rabbitmq-cluster.sh with `args` (and `env`); resolves its trimmed stdout. */
+export async function clusterScript(args, { env = process.env, timeoutMs = 240_000 } = {}) {
+  const { stdout } = await run(SCRIPT, args, { timeoutMs, env });
   return stdout.trim();
 }
 
 /**
- * The cluster (started if it is not running). `services` points the deployment's
- * rabbitmqctl (vhost, permissions) at node 1; `stop()` only makes sure every node runs
- * again: the cluster outlives the test, which isolates itself with its own vhost.
+ * The cluster (started if it is not running). `own`: a cluster of the test's own
+ * (node names courier-t<hex>1..3, free AMQP and distribution ports, a fresh state
+ * directory), which `stop()` stops and removes; otherwise the shared one of the script's
+ * defaults, which outlives the test (it isolates itself with its own vhost) and which
+ * `stop()` only makes sure runs again. `services` points the deployment's rabbitmqctl
+ * (vhost, permissions) at node 1.
  */
-export async function startCluster() {
-  await clusterScript(['start']);
-  const nodes = {};
-  for (const n of NODES) {
-    nodes[n] = { name: await clusterScript(['node', String(n)]), port: Number(await clusterScript(['port', String(n)])) };
+export async function startCluster({ own = false } = {}) {
+  const env = { ...process.env };
+  if (own) {
+    const ports = await freePorts(6);
+    Object.assign(env, {
+      COURIER_RMQ_CLUSTER_DIR: mkdtempSync(path.join(os.tmpdir(), 'courier-rmq-cluster-')),
+      COURIER_RMQ_CLUSTER_NAME: `courier-t${Math.random().toString(16).slice(2, 8)}-`,
+      COURIER_RMQ_CLUSTER_PORTS: ports.slice(0, 3).join(' '),
+      COURIER_RMQ_CLUSTER_DIST_PORTS: ports.slice(3).join(' '),
+    });
   }
+  const script = (args, timeoutMs) => clusterScript(args, { env, timeoutMs });
+  try {
+    await script(['start']);
+  } catch (err) {
+    if (own) await script(['stop']).catch(() => {});
+    throw err;
+  }
+  const nodes = {};
+  for (const n of NODES) nodes[n] = { name: await script(['node', String(n)]), port: Number(await script(['port', String(n)])) };
   return {
     kind: 'rabbitmq-cluster',
     nodes,
+    script,
+    /** The state directory (the nodes' logs are under <dir>/<n>/log). */
+    dir: env.COURIER_RMQ_CLUSTER_DIR ?? '/tmp/courier-rmq-cluster',
     services: { rabbitHost: '127.0.0.1', rabbitPort: nodes[1].port, rabbitmqctlArgs: ['-n', nodes[1].name] },
-    uris: (vhost) => clusterScript(['uris', vhost]),
-    async stop() { await clusterScript(['start']); },
+    uris: (vhost) => script(['uris', vhost]),
+    async stop() { await script([own ? 'stop' : 'start']); },
   };
 }
 
@@ -64,8 +86,8 @@ export async function busiestLeader(cluster, vhost) {
 }
 
 /** kill -9 of node `n`'s Erlang VM; resolves the time of the kill (ms since epoch). */
-export async function killNode(n) {
-  const pid = Number(await clusterScript(['pid', String(n)]));
+export async function killNode(cluster, n) {
+  const pid = Number(await cluster.script(['pid', String(n)]));
   if (!Number.isInteger(pid) || pid <= 0) throw new Error(`node ${n} has no running VM`);
   process.kill(pid, 'SIGKILL');
   return Date.now();
@@ -91,8 +113,8 @@ export async function awaitNewLeaders(cluster, via, dead, vhost, timeoutMs = 60_
 }
 
 /** Starts node `n` again (the script waits until it runs in the cluster). */
-export async function restartNode(n) {
-  await clusterScript(['start-node', String(n)]);
+export async function restartNode(cluster, n) {
+  await cluster.script(['start-node', String(n)]);
   return Date.now();
 }
 
@@ -212,19 +234,16 @@ export function refusalsByDependency(d) {
 export const electedOfChat = (elected, otherwise) => (chatId) =>
   elected.get(`${DEFAULT_QUEUE_PREFIX}.${partitionOf(chatId)}`) ?? otherwise;
 
-/** The cluster's state directory (scripts/rabbitmq-cluster.sh's default or its variable). */
-const STATE_DIR = process.env.COURIER_RMQ_CLUSTER_DIR ?? '/tmp/courier-rmq-cluster';
-
 /**
  * When each quorum queue of `vhost` last got a new leader in [since, until) (ms since
- * epoch), from the `-> leader in term` lines of the nodes' logs (other than `dead`):
+ * epoch), from the `-> leader in term` lines of `cluster`'s nodes' logs (other than `dead`):
  * Map(queue -> ms). The nodes log it at the moment of the election, to the microsecond.
  */
-export function elections(vhost, since, until, dead) {
+export function elections(cluster, vhost, since, until, dead) {
   const out = new Map();
   const re = /^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d\.\d+)([+-]\d\d:\d\d) .*queue '([^']+)' in vhost '([^']+)': \w+ -> leader in term/;
   for (const n of NODES.filter((x) => x !== dead)) {
-    const dir = path.join(STATE_DIR, String(n), 'log');
+    const dir = path.join(cluster.dir, String(n), 'log');
     let files = [];
     try { files = readdirSync(dir).filter((f) => f.endsWith('.log') && !f.includes('upgrade')); } catch { continue; }
     for (const f of files) {

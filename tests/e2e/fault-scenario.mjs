@@ -165,15 +165,17 @@ export class Scenario {
 
   /**
    * Starts the stream in the background: every sender sends `perSender` messages round
-   * robin over its chats at `rate` per second. Resolves when all are done (or the deadline).
+   * robin over its chats at `rate` per second. Resolves when all are done (or after
+   * `deadlineMs`, when no sender starts another message; a test may move
+   * `streamDeadline`, ms since epoch, to end the stream earlier).
    */
-  stream({ perSender = faultSettings.perSender, rate = faultSettings.ratePerSender } = {}) {
-    const deadline = Date.now() + faultSettings.streamDeadlineMs;
+  stream({ perSender = faultSettings.perSender, rate = faultSettings.ratePerSender, deadlineMs = faultSettings.streamDeadlineMs } = {}) {
+    this.streamDeadline = Date.now() + deadlineMs;
     const interval = 1000 / rate;
     this.mark('stream starts');
     this.streaming = Promise.all(this.senders.map(async (s, si) => {
       await sleep((si * interval) / this.senders.length);
-      for (let i = 0; i < perSender && Date.now() < deadline; i++) {
+      for (let i = 0; i < perSender && Date.now() < this.streamDeadline; i++) {
         const started = Date.now();
         const chat = s.chats[i % s.chats.length];
         await s.send(chat.id, `${s.label} #${i + 1} to ${chat.title}`);
