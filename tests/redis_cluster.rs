@@ -23,14 +23,7 @@ struct Local {
 
 impl Local {
     fn start() -> Self {
-        let listeners: Vec<_> = (0..12)
-            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-            .collect();
-        let ports = listeners
-            .iter()
-            .map(|l| l.local_addr().unwrap().port())
-            .collect();
-        drop(listeners);
+        let ports = common::ports::free(12);
         let dir = std::env::temp_dir().join(format!("courier-rcluster-{}", Uuid::new_v4()));
         let local = Self { dir, ports };
         local.sh("start");

@@ -18,14 +18,7 @@ struct Set {
 
 impl Set {
     fn start() -> Self {
-        let listeners: Vec<_> = (0..5)
-            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-            .collect();
-        let ports = listeners
-            .iter()
-            .map(|l| l.local_addr().unwrap().port())
-            .collect();
-        drop(listeners);
+        let ports = common::ports::free(5);
         let dir = std::env::temp_dir().join(format!("courier-sentinel-{}", uuid::Uuid::new_v4()));
         let set = Self { dir, ports };
         set.sh(&["start"]);

@@ -8,6 +8,7 @@ pub mod barrier;
 mod cleanup;
 #[allow(dead_code)] // not every test binary waits this way
 pub mod poll;
+pub mod ports;
 pub mod probe;
 #[allow(dead_code)] // not every test binary reads history
 pub mod reads;
