@@ -21,7 +21,7 @@
 #   scripts/rabbitmq-netns.sh stop         kill the nodes, delete namespaces, veths, bridge, DIR
 #
 # Environment: COURIER_RMQ_NETNS_ID (required, 1-6 of [a-z0-9]), COURIER_RMQ_NETNS_NET
-# (required, e.g. 10.213.47), COURIER_RMQ_NETNS_DIR (default /tmp/courier-rmq-netns-ID),
+# (required but by `stop`, e.g. 10.213.47), COURIER_RMQ_NETNS_DIR (default /tmp/courier-rmq-netns-ID),
 # COURIER_RMQ_NETNS_TICK (net_ticktime, s), COURIER_RMQ_NETNS_CTL_TIMEOUT (s, default 120),
 # COURIER_RMQ_NETNS_KEEP_LOGS (non-empty: `stop` keeps the node logs in DIR.logs). Needs root (ip netns) and iproute2; RabbitMQ is
 # installed by scripts/services.sh when missing. Safe to run in parallel with other ids.
@@ -31,7 +31,9 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 id="${COURIER_RMQ_NETNS_ID:-}"
 net="${COURIER_RMQ_NETNS_NET:-}"
 [[ "$id" =~ ^[a-z0-9]{1,6}$ ]] || { echo "[rabbitmq-netns] COURIER_RMQ_NETNS_ID: 1-6 of [a-z0-9] expected" >&2; exit 2; }
-[[ "$net" =~ ^10\.[0-9]{1,3}\.[0-9]{1,3}$ ]] || { echo "[rabbitmq-netns] COURIER_RMQ_NETNS_NET: 10.X.Y expected" >&2; exit 2; }
+# (`stop` needs the id only: a sweep knows no more.)
+[[ "${1:-}" == stop || "$net" =~ ^10\.[0-9]{1,3}\.[0-9]{1,3}$ ]] ||
+  { echo "[rabbitmq-netns] COURIER_RMQ_NETNS_NET: 10.X.Y expected" >&2; exit 2; }
 dir="${COURIER_RMQ_NETNS_DIR:-/tmp/courier-rmq-netns-$id}"
 tick="${COURIER_RMQ_NETNS_TICK:-4}"
 nodes=(1 2 3)
@@ -173,7 +175,9 @@ cmd="${1:-start}"
 case "$cmd" in
   start)
     if ! command -v rabbitmq-server >/dev/null 2>&1; then "$here/services.sh" >&2; fi
-    command -v ip >/dev/null 2>&1 || { apt-get install -y -qq iproute2 >/dev/null; }
+    if ! command -v ip >/dev/null 2>&1; then
+      apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 >/dev/null
+    fi
     mkdir -p "$dir"
     network
     running 1 || boot 1

@@ -58,9 +58,12 @@ export async function startNetnsCluster({ tick = 4 } = {}) {
     kind: 'rabbitmq-netns', id, net, dir, nodes, script, env,
     services: { rabbitHost: nodes[1].host, rabbitPort: 5672, rabbitmqctlArgs: ['-l', '-n', nodes[1].name] },
     uris: (vhost, query = '') => NODES.map((n) => `amqp://guest:guest@${nodes[n].host}:5672/${encodeURIComponent(vhost)}${query ? `?${query}` : ''}`).join(','),
+    /** Set by a failing test: `stop` then keeps the node logs in DIR.logs (and says so). */
+    keepLogs: false,
     async stop() {
       if (stopped) return;
-      await script(['stop']);
+      await run(SCRIPT, ['stop'], { timeoutMs: 60_000, env: { ...env, COURIER_RMQ_NETNS_KEEP_LOGS: this.keepLogs ? '1' : '' } });
+      if (this.keepLogs) process.stderr.write(`[fault-partition] node logs kept in ${dir}.logs\n`);
       stopped = true;
     },
   };
@@ -77,6 +80,17 @@ export function ctl(cluster, n, args, timeoutMs = 8_000) {
 /** Node `n`'s link down (cut) or up (heal); resolves the time it was done (ms since epoch). */
 export async function cutNode(cluster, n) { await cluster.script(['cut', String(n)]); return Date.now(); }
 export async function healNode(cluster, n) { await cluster.script(['heal', String(n)]); return Date.now(); }
+
+/**
+ * Until node `n` no longer listens for AMQP (pause_minority stopped its rabbit app), seen
+ * from inside its namespace: the cut node has paused itself.
+ */
+export function awaitPaused(cluster, n, timeoutMs = 60_000) {
+  return until(`node ${n} paused`, timeoutMs, 200, async () => {
+    const { stdout } = await run('ip', ['netns', 'exec', `courier-part-${cluster.id}-${n}`, 'ss', '-Hltn', 'sport = :5672']);
+    return stdout.trim() === '';
+  });
+}
 
 /**
  * The quorum queues of `vhost` as node `n` sees them: [{name, leader, members?, online?}]
@@ -165,6 +179,31 @@ export function elections(cluster, vhost, since, untilMs, cut) {
   return out;
 }
 
+/**
+ * When the nodes other than `cut` declared node `cut` down after `since` (their
+ * `node '<cut>' down` log lines, net_tick_timeout): the earliest, ms since epoch, or null.
+ * A quorum queue whose leader stayed returns the deliveries checked out to consumers on
+ * the cut node then: for its partition, this is what an election is to the others.
+ */
+export function nodedownAt(cluster, cut, since) {
+  const re = /^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d\.\d+)([+-]\d\d:\d\d) .*node '([^']+)' down/;
+  let first = null;
+  for (const n of NODES.filter((x) => x !== cut)) {
+    const dir = path.join(cluster.dir, String(n), 'log');
+    let files = [];
+    try { files = readdirSync(dir).filter((f) => f.endsWith('.log')); } catch { continue; }
+    for (const f of files) {
+      for (const line of readFileSync(path.join(dir, f), 'utf8').split('\n')) {
+        const m = re.exec(line);
+        if (!m || m[4] !== cluster.nodes[cut].name) continue;
+        const at = Date.parse(`${m[1]}T${m[2].slice(0, 12)}${m[3]}`);
+        if (at >= since && (first === null || at < first)) first = at;
+      }
+    }
+  }
+  return first;
+}
+
 /** The partition-handling lines node `n` logged (minority detected, pause, recovery), as `+ms text`. */
 export function partitionLog(cluster, n, t0) {
   const dir = path.join(cluster.dir, String(n), 'log');
@@ -206,4 +245,20 @@ export function links(d, at) {
     out[p.name] = { nodeAt, movedAt };
   }
   return out;
+}
+
+/**
+ * Removes every namespaced cluster left by a crashed or killed run (namespaces
+ * courier-part-<id>-N, their nodes, veths, bridge and /tmp/courier-rmq-netns-<id>).
+ * Only for when no e2e run is in progress (npm run sweep). Resolves how many.
+ */
+export async function sweepNetnsClusters() {
+  let names = '';
+  try { names = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }); } catch { return 0; }
+  const ids = new Set([...names.matchAll(/^courier-part-([a-z0-9]{1,6})-\d/gm)].map((m) => m[1]));
+  for (const dir of readdirSync('/tmp').filter((f) => /^courier-rmq-netns-[a-z0-9]{1,6}$/.test(f))) ids.add(dir.slice('courier-rmq-netns-'.length));
+  for (const id of ids) {
+    await run(SCRIPT, ['stop'], { env: { ...process.env, COURIER_RMQ_NETNS_ID: id, COURIER_RMQ_NETNS_DIR: `/tmp/courier-rmq-netns-${id}` } });
+  }
+  return ids.size;
 }
