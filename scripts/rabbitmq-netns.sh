@@ -23,8 +23,9 @@
 # Environment: COURIER_RMQ_NETNS_ID (required, 1-6 of [a-z0-9]), COURIER_RMQ_NETNS_NET
 # (required but by `stop`, e.g. 10.213.47), COURIER_RMQ_NETNS_DIR (default /tmp/courier-rmq-netns-ID),
 # COURIER_RMQ_NETNS_TICK (net_ticktime, s), COURIER_RMQ_NETNS_CTL_TIMEOUT (s, default 120),
-# COURIER_RMQ_NETNS_KEEP_LOGS (non-empty: `stop` keeps the node logs in DIR.logs). Needs root (ip netns) and iproute2; RabbitMQ is
-# installed by scripts/services.sh when missing. Safe to run in parallel with other ids.
+# COURIER_RMQ_NETNS_KEEP_LOGS (non-empty: `stop` keeps the node logs in DIR.logs). Needs
+# root (ip netns) and iproute2 (installed when missing, as RabbitMQ is by
+# scripts/services.sh). Safe to run in parallel with other ids.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
