@@ -23,29 +23,23 @@ impl Keys {
         }
     }
 
-    /// `{p}user:<id>` (`{p}user:{u:<id>}` in cluster mode).
+    /// `{p}<kind>:<id>`; in cluster mode the id is wrapped in the hash tag
+    /// `{<tag>:<id>}`, so every key of one owner lands in one slot.
+    fn owned(&self, kind: &str, tag: &str, id: impl std::fmt::Display) -> String {
+        if self.cluster {
+            format!("{}{kind}:{{{tag}:{id}}}", self.prefix)
+        } else {
+            format!("{}{kind}:{id}", self.prefix)
+        }
+    }
     fn user(&self, user: Uuid) -> String {
-        if self.cluster {
-            format!("{}user:{{u:{user}}}", self.prefix)
-        } else {
-            format!("{}user:{user}", self.prefix)
-        }
+        self.owned("user", "u", user)
     }
-    /// `{p}chat:<id>` (`{p}chat:{c:<id>}` in cluster mode).
     fn chat(&self, chat: Uuid) -> String {
-        if self.cluster {
-            format!("{}chat:{{c:{chat}}}", self.prefix)
-        } else {
-            format!("{}chat:{chat}", self.prefix)
-        }
+        self.owned("chat", "c", chat)
     }
-    /// `{p}gateway:<id>` (`{p}gateway:{g:<id>}` in cluster mode).
     fn gateway(&self, gateway: &str) -> String {
-        if self.cluster {
-            format!("{}gateway:{{g:{gateway}}}", self.prefix)
-        } else {
-            format!("{}gateway:{gateway}", self.prefix)
-        }
+        self.owned("gateway", "g", gateway)
     }
     /// `{p}presence:<what>` (`{p}presence:{presence}:<what>` in cluster mode).
     fn presence(&self, what: &str) -> String {
@@ -173,6 +167,9 @@ mod tests {
             user.iter()
                 .all(|key| slot(key.clone()) == slot(k.user_events(u)))
         );
+        assert_eq!(k.user_events(u), format!("p:user:{{u:{u}}}:events"));
+        assert_eq!(k.members(c), format!("p:chat:{{c:{c}}}:members"));
+        assert_eq!(k.gateway_sockets("g1"), "p:gateway:{g:g1}:sockets");
         let (open, close) = k.user_pattern();
         assert_eq!(format!("{open}{u}{close}:events"), k.user_events(u));
         assert_eq!(slot(k.members(c)), slot(k.members_gen(c)));
