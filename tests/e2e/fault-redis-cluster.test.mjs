@@ -16,7 +16,7 @@ import assert from 'node:assert/strict';
 import { EVENTS } from './contract.mjs';
 import { offsetAfter } from './fault-client.mjs';
 import {
-  allReady, assertReadyzNamed, eventually, setupScenario, useFaultDeployment, watchReadyz,
+  assertReadyzNamed, eventually, setupScenario, useFaultDeployment, watchReadyz,
 } from './fault.mjs';
 import { waitFor } from './harness.mjs';
 import { RedisCluster, clusterSlot, startRedisCluster } from './instances-redis-cluster.mjs';
@@ -124,17 +124,7 @@ d.test('Redis Cluster: kill -9 of the master owning most receivers under load; n
     const role = await cluster.role(victimPort);
     assert.deepEqual({ role: role.role, master: role.master }, { role: 'slave', master: promoted }, `${victim} rejoined as a replica of ${promoted}`);
     s.mark(`${victim} rejoined as a replica of ${promoted}`);
-    try {
-      await allReady(s.d);
-      s.mark('every process ready again');
-    } finally {
-      s.readyz = await watcher.stop();
-    }
-    await s.settle();
-
-    const firstLive = s.liveResumedAfter(promotedAt);
-    const worst = Math.max(...Object.values(firstLive).map((v) => v ?? Infinity));
-    process.stdout.write(`cluster-dark-window: kill->promotion ${promotedAt - killAt} ms; promotion->first live event per socket ${JSON.stringify(firstLive)} (slowest ${worst} ms)\n`);
+    const { firstLive, worst } = await s.afterFailover(watcher, 'cluster', killAt, promotedAt);
     const report = await s.report();
 
     // The away device: recovered:true only with every event it missed, none twice.

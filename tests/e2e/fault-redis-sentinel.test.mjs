@@ -14,7 +14,7 @@
 import assert from 'node:assert/strict';
 
 import {
-  allReady, assertReadyzNamed, setupScenario, useFaultDeployment, watchReadyz,
+  assertReadyzNamed, setupScenario, useFaultDeployment, watchReadyz,
 } from './fault.mjs';
 import { waitFor } from './harness.mjs';
 import { startSentinelSet } from './instances-redis-sentinel.mjs';
@@ -52,16 +52,7 @@ d.test('Redis Sentinel: kill -9 of the master under load; nothing lost, doubled 
     s.upAt = promotedAt;
     s.mark(`sentinels promoted ${now}, ${promotedAt - killAt} ms after the kill`);
     await set.restart(Number(old.split(':')[1])); // it rejoins as a replica
-    try {
-      await allReady(s.d);
-      s.mark('every process ready again');
-    } finally {
-      s.readyz = await watcher.stop();
-    }
-    await s.settle();
-    const firstLive = s.liveResumedAfter(promotedAt);
-    const worst = Math.max(...Object.values(firstLive).map((v) => v ?? Infinity));
-    process.stdout.write(`sentinel-dark-window: kill->promotion ${promotedAt - killAt} ms; promotion->first live event per socket ${JSON.stringify(firstLive)} (slowest ${worst} ms)\n`);
+    const { firstLive, worst } = await s.afterFailover(watcher, 'sentinel', killAt, promotedAt);
     const report = await s.report();
     s.assertReport(report, { dlq: 0, liveWithinMs: LIVE_WITHIN_MS });
     assert.equal(report.status503, 0, 'sends are answered while no Redis master answers: PostgreSQL has the membership');

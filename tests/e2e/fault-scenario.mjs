@@ -11,7 +11,7 @@ import { FaultClient } from './fault-client.mjs';
 import {
   DEFAULT_DLQ, DEFAULT_QUEUE_PREFIX, PARTITIONS, eventually, faultSettings, httpRequest,
 } from './fault-common.mjs';
-import { withAmqp } from './fault-probes.mjs';
+import { allReady, withAmqp } from './fault-probes.mjs';
 import { computeReport, printSummary } from './fault-report.mjs';
 import { Ledger, Sender } from './fault-senders.mjs';
 import {
@@ -195,6 +195,26 @@ export class Scenario {
       const first = c.liveTimes.find((t) => t >= since);
       return [c.label, first === undefined ? null : first - since];
     }));
+  }
+
+  /**
+   * The end of a Redis failover promoted at `promotedAt`: every process ready again, the
+   * `/readyz` watch stopped (kept as `readyz`), the stream settled; prints
+   * `<label>-dark-window: ...` and returns the first live event per socket after the
+   * promotion and the slowest of them.
+   */
+  async afterFailover(watcher, label, killAt, promotedAt) {
+    try {
+      await allReady(this.d);
+      this.mark('every process ready again');
+    } finally {
+      this.readyz = await watcher.stop();
+    }
+    await this.settle();
+    const firstLive = this.liveResumedAfter(promotedAt);
+    const worst = Math.max(...Object.values(firstLive).map((v) => v ?? Infinity));
+    process.stdout.write(`${label}-dark-window: kill->promotion ${promotedAt - killAt} ms; promotion->first live event per socket ${JSON.stringify(firstLive)} (slowest ${worst} ms)\n`);
+    return { firstLive, worst };
   }
 
   /** Resolves once `n` messages were accepted (or the stream ended). */
